@@ -1,0 +1,210 @@
+//! The admin HTTP API on `[admin] listen` (loopback by default): health, Prometheus metrics and
+//! JSON views of stations and transactions. sled allows one process per database, so operator
+//! tools read the state through here, never by opening the directory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use state::Store;
+
+use crate::config::Settings;
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Configuration.
+    pub settings: Arc<Settings>,
+    /// The store.
+    pub store: Store,
+    /// Connected stations.
+    pub registry: ocpp::Registry,
+    /// True once the store is open and every listener is bound; false again on shutdown.
+    pub ready: Arc<AtomicBool>,
+    /// Renders Prometheus text.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").finish_non_exhaustive()
+    }
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    let admin = Router::new()
+        .route("/admin/stations", get(stations))
+        .route("/admin/stations/{id}", get(station))
+        .route("/admin/transactions", get(transactions))
+        .route("/admin/transactions/{id}", get(transaction))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(admin)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &state.settings.admin.token {
+        let expected = format!("Bearer {}", token.expose_secret());
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return (StatusCode::UNAUTHORIZED, Json(json!({"error": "admin token required"})))
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+struct ApiError(state::Error);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "admin API storage error");
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": self.0.to_string()})))
+            .into_response()
+    }
+}
+
+impl From<state::Error> for ApiError {
+    fn from(e: state::Error) -> Self {
+        ApiError(e)
+    }
+}
+
+async fn healthz(State(state): State<AdminState>) -> Response {
+    let ready = state.ready.load(Ordering::SeqCst);
+    let (v16, v201) = state.registry.count_by_version();
+    let body = json!({
+        "status": if ready { "ok" } else { "starting" },
+        "stations_connected": {"1.6": v16, "2.0.1": v201},
+        "state_recovered_from_corruption": state.store.recovered_from().map(|p| p.display().to_string()),
+    });
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
+    }
+}
+
+fn station_json(state: &AdminState, s: &state::Station) -> Result<Value, state::Error> {
+    let connectors: Vec<Value> = state
+        .store
+        .connectors(&s.id)?
+        .into_iter()
+        .map(|c| {
+            json!({
+                "evse_id": c.evse_id,
+                "connector_id": c.connector_id,
+                "status": c.status,
+                "error_code": c.error_code,
+                "info": c.info,
+                "timestamp": c.timestamp,
+            })
+        })
+        .collect();
+    let id = ocpp::StationId(s.id.clone());
+    let configured = state.settings.station(&s.id);
+    Ok(json!({
+        "id": s.id,
+        "online": s.online && state.registry.get(&id).is_some(),
+        "ocpp_version": s.ocpp_version,
+        "location": configured.map(|c| c.location.clone()),
+        "vendor": s.vendor,
+        "model": s.model,
+        "serial_number": s.serial_number,
+        "firmware_version": s.firmware_version,
+        "firmware_status": s.firmware_status,
+        "meter_serial_number": s.meter_serial_number,
+        "last_boot": s.last_boot,
+        "last_seen": s.last_seen,
+        "connected_at": s.connected_at,
+        "disconnected_at": s.disconnected_at,
+        "connectors": connectors,
+    }))
+}
+
+async fn stations(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for s in state.store.stations()? {
+        out.push(station_json(&state, &s)?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn station(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(match state.store.station(&id)? {
+        Some(s) => Json(station_json(&state, &s)?).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": "unknown station"}))).into_response(),
+    })
+}
+
+fn transaction_json(t: &state::Transaction) -> Value {
+    json!({
+        "id": t.id,
+        "station_id": t.station_id,
+        "evse_id": t.evse_id,
+        "connector_id": t.connector_id,
+        "ocpp_transaction_id": t.ocpp_transaction_id,
+        "ocpp_version": t.ocpp_version,
+        "id_token": t.id_token,
+        "id_token_type": t.id_token_type,
+        "status": t.status,
+        "started_at": t.started_at,
+        "stopped_at": t.stopped_at,
+        "meter_start_wh": t.meter_start_wh.map(decimal_json),
+        "meter_stop_wh": t.meter_stop_wh.map(decimal_json),
+        "meter_last_wh": t.meter_last_wh.map(decimal_json),
+        "stop_reason": t.stop_reason,
+        "offline": t.offline,
+        "remote_start_id": t.remote_start_id,
+        "reservation_id": t.reservation_id,
+        "charging_state": t.charging_state,
+        "time_spent_charging": t.time_spent_charging,
+        "last_seq_no": t.last_seq_no,
+        "samples": t.samples,
+        "updated_at": t.updated_at,
+    })
+}
+
+/// A decimal as a JSON number (the admin API is read by scripts; numbers, not strings).
+fn decimal_json(d: rust_decimal::Decimal) -> Value {
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+async fn transactions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(Value::Array(state.store.transactions()?.iter().map(transaction_json).collect())))
+}
+
+async fn transaction(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(match state.store.transaction(&id)? {
+        Some(t) => {
+            let mut v = transaction_json(&t);
+            let samples = state.store.samples(&t.id)?;
+            v["meter_values"] = serde_json::to_value(&samples).unwrap_or(Value::Null);
+            Json(v).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": "unknown transaction"}))).into_response(),
+    })
+}

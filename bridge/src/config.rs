@@ -1,0 +1,536 @@
+//! The daemon's configuration: typed settings, layered loading and validation.
+//!
+//! Layers: serde defaults < the TOML file (`--config`, or the embedded `config/default.toml`
+//! when none is given) < environment variables `BRIDGE__SECTION__KEY`. Unknown keys are an
+//! error that names the key; semantic checks (a station's location exists, country codes have
+//! the right length, tariffs are complete) name the key too. Secrets are [`SecretString`]s and
+//! never appear in `Debug` output or logs.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The embedded configuration used when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+
+/// Everything the daemon is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[state]`
+    #[serde(default)]
+    pub state: StateSettings,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSettings,
+    /// `[ocpp]`
+    #[serde(default)]
+    pub ocpp: OcppSettings,
+    /// `[ocpi]`
+    #[serde(default)]
+    pub ocpi: OcpiSettings,
+    /// `[admin]`
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// `[[locations]]`
+    #[serde(default)]
+    pub locations: Vec<LocationSettings>,
+    /// `[[stations]]`
+    #[serde(default)]
+    pub stations: Vec<StationSettings>,
+    /// `[[tariffs]]`: complete OCPI 2.2.1 Tariff objects.
+    #[serde(default)]
+    pub tariffs: Vec<serde_json::Value>,
+    /// `tariffs_file`: a JSON array of OCPI 2.2.1 Tariff objects (relative to the config file).
+    #[serde(default)]
+    pub tariffs_file: Option<PathBuf>,
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// sled directory.
+    pub path: PathBuf,
+    /// sled page cache in MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings { path: PathBuf::from("./data"), cache_mb: 64 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter directive (`info`, `bridge=debug,ocpp=info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// `[ocpp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcppSettings {
+    /// Websocket listener; stations connect to `ws://HOST:PORT/ocpp/{station_id}`.
+    pub listen: SocketAddr,
+    /// Accept station ids that are not in `[[stations]]` (without a password).
+    pub allow_unknown_stations: bool,
+    /// Heartbeat interval in seconds, sent in BootNotification responses.
+    pub heartbeat_interval: u32,
+    /// Seconds to wait for a station's answer to a CALL.
+    pub call_timeout: u64,
+    /// Seconds between websocket pings to each station (0 = off).
+    pub ping_interval: u64,
+    /// Largest accepted websocket message, in bytes.
+    pub max_frame_bytes: usize,
+    /// Most concurrent station connections.
+    pub max_connections: usize,
+}
+
+impl Default for OcppSettings {
+    fn default() -> Self {
+        OcppSettings {
+            listen: "0.0.0.0:9000".parse().expect("static address"),
+            allow_unknown_stations: false,
+            heartbeat_interval: 300,
+            call_timeout: 30,
+            ping_interval: 60,
+            max_frame_bytes: 64 * 1024,
+            max_connections: 20_000,
+        }
+    }
+}
+
+
+impl OcppSettings {
+    /// The OCPP server's settings.
+    pub fn server_settings(&self) -> ocpp::ServerSettings {
+        ocpp::ServerSettings {
+            max_frame_bytes: self.max_frame_bytes,
+            call_timeout: Duration::from_secs(self.call_timeout),
+            ping_interval: Duration::from_secs(self.ping_interval),
+            max_connections: self.max_connections,
+            ..ocpp::ServerSettings::default()
+        }
+    }
+}
+
+
+/// `[ocpi]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcpiSettings {
+    /// HTTP listener for OCPI.
+    pub listen: SocketAddr,
+    /// Public base URL; the versions endpoint is `{public_url}/ocpi/versions`.
+    pub public_url: String,
+    /// Our ISO 3166-1 alpha-2 country code.
+    pub country_code: String,
+    /// Our party id (3 characters).
+    pub party_id: String,
+    /// Our business name.
+    pub business_name: String,
+    /// Token A a peer may register with.
+    pub token_a: Option<SecretString>,
+    /// Seconds a station may be offline before its EVSEs are shown as UNKNOWN.
+    pub offline_grace: u64,
+    /// `[[ocpi.peers]]`: platforms the bridge registers with.
+    pub peers: Vec<PeerSettings>,
+}
+
+impl Default for OcpiSettings {
+    fn default() -> Self {
+        OcpiSettings {
+            listen: "0.0.0.0:9100".parse().expect("static address"),
+            public_url: "http://127.0.0.1:9100".into(),
+            country_code: "NL".into(),
+            party_id: "BRG".into(),
+            business_name: "Example CPO".into(),
+            token_a: None,
+            offline_grace: 300,
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// `[[ocpi.peers]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's versions endpoint.
+    pub versions_url: String,
+    /// The token A the peer gave us.
+    pub token_a: SecretString,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Admin HTTP listener (keep it on loopback).
+    pub listen: SocketAddr,
+    /// Optional bearer token required on `/admin/*`.
+    pub token: Option<SecretString>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings { listen: "127.0.0.1:9200".parse().expect("static address"), token: None }
+    }
+}
+
+/// `[[locations]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSettings {
+    /// OCPI Location id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Street and number.
+    pub address: String,
+    /// City.
+    pub city: String,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// State or province.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// ISO 3166-1 alpha-3 country.
+    pub country: String,
+    /// Latitude in decimal degrees, as text (OCPI keeps it a string).
+    pub latitude: String,
+    /// Longitude in decimal degrees, as text.
+    pub longitude: String,
+    /// IANA time zone.
+    pub time_zone: String,
+    /// Tariff applied to this location's connectors.
+    #[serde(default)]
+    pub tariff_id: Option<String>,
+    /// Whether the location is published to drivers.
+    #[serde(default = "yes")]
+    pub publish: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[stations]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationSettings {
+    /// Station identity (last path segment of its URL).
+    pub id: String,
+    /// The `[[locations]]` id it stands at.
+    pub location: String,
+    /// HTTP Basic password the station must present (username = station id).
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// OCPI ConnectorType of its connectors.
+    #[serde(default = "default_standard")]
+    pub connector_standard: String,
+    /// OCPI ConnectorFormat: `SOCKET` or `CABLE`.
+    #[serde(default = "default_format")]
+    pub connector_format: String,
+    /// OCPI PowerType: `AC_1_PHASE`, `AC_2_PHASE`, `AC_2_PHASE_SPLIT`, `AC_3_PHASE`, `DC`.
+    #[serde(default = "default_power_type")]
+    pub power_type: String,
+    /// Max voltage (V).
+    #[serde(default = "default_voltage")]
+    pub max_voltage: u32,
+    /// Max amperage (A).
+    #[serde(default = "default_amperage")]
+    pub max_amperage: u32,
+    /// Max electric power (W); derived from voltage, amperage and phases when absent.
+    #[serde(default)]
+    pub max_electric_power: Option<u32>,
+    /// OCPI tariff ids for this station's connectors (defaults to the location's tariff).
+    #[serde(default)]
+    pub tariff_ids: Vec<String>,
+}
+
+fn default_standard() -> String {
+    "IEC_62196_T2".into()
+}
+fn default_format() -> String {
+    "SOCKET".into()
+}
+fn default_power_type() -> String {
+    "AC_3_PHASE".into()
+}
+fn default_voltage() -> u32 {
+    230
+}
+fn default_amperage() -> u32 {
+    32
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// The offending key path (`ocpp.listen`, `stations[1].location`, …).
+    pub key: String,
+    /// Why it is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), reason: reason.into() }
+    }
+}
+
+/// Loads settings: the file (or the embedded default), then `BRIDGE__*` environment variables,
+/// then validates. Relative paths in the file are resolved against the file's directory.
+pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    load_with_env(file, std::env::vars())
+}
+
+/// [`load`] with an explicit environment (for tests).
+pub fn load_with_env(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?,
+        None => DEFAULT_CONFIG.to_owned(),
+    };
+    let env: config::Map<String, String> =
+        env.into_iter().filter(|(k, _)| k.starts_with("BRIDGE__")).collect();
+    let cfg = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("BRIDGE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        )
+        .build()
+        .map_err(|e| ConfigError::new(error_key(&e.to_string()), e.to_string()))?;
+    let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let key = match unknown_field(&inner) {
+            Some(field) if path == "." || path.is_empty() => field,
+            Some(field) if path == field || path.ends_with(&format!(".{field}")) => path,
+            Some(field) => format!("{path}.{field}"),
+            None => path,
+        };
+        ConfigError::new(key, inner)
+    })?;
+    if let Some(dir) = file.and_then(Path::parent) {
+        settings.resolve_relative(dir);
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// The field name in serde's "unknown field `x`" message.
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+fn error_key(msg: &str) -> String {
+    msg.split("key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("config").to_owned()
+}
+
+fn is_alpha(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+fn valid_coordinate(s: &str, int_digits: usize) -> bool {
+    // OCPI: -?[0-9]{1,2|3}\.[0-9]{5,7}
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let Some((int, frac)) = s.split_once('.') else { return false };
+    (1..=int_digits).contains(&int.len())
+        && (5..=7).contains(&frac.len())
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
+impl Settings {
+    fn resolve_relative(&mut self, dir: &Path) {
+        if self.state.path.is_relative() && dir != Path::new("") {
+            // `./data` in a file means next to the file only when the file says so explicitly;
+            // keep relative state paths relative to the working directory (systemd sets it).
+        }
+        if let Some(p) = &self.tariffs_file {
+            if p.is_relative() {
+                self.tariffs_file = Some(dir.join(p));
+            }
+        }
+    }
+
+    /// Semantic checks; each error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ocpp.heartbeat_interval == 0 {
+            return Err(ConfigError::new("ocpp.heartbeat_interval", "must be at least 1 second"));
+        }
+        if self.ocpp.call_timeout == 0 {
+            return Err(ConfigError::new("ocpp.call_timeout", "must be at least 1 second"));
+        }
+        if self.ocpp.max_frame_bytes < 1024 {
+            return Err(ConfigError::new("ocpp.max_frame_bytes", "must be at least 1024"));
+        }
+        if self.ocpp.max_connections == 0 {
+            return Err(ConfigError::new("ocpp.max_connections", "must be at least 1"));
+        }
+        if self.state.cache_mb == 0 {
+            return Err(ConfigError::new("state.cache_mb", "must be at least 1"));
+        }
+        let o = &self.ocpi;
+        if !is_alpha(&o.country_code, 2) {
+            return Err(ConfigError::new("ocpi.country_code", "must be 2 letters (ISO 3166-1)"));
+        }
+        if o.party_id.len() != 3 || !o.party_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::new("ocpi.party_id", "must be 3 letters or digits"));
+        }
+        if !(o.public_url.starts_with("http://") || o.public_url.starts_with("https://")) {
+            return Err(ConfigError::new("ocpi.public_url", "must start with http:// or https://"));
+        }
+        if o.business_name.trim().is_empty() {
+            return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
+        }
+        for (i, p) in o.peers.iter().enumerate() {
+            if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    format!("ocpi.peers[{i}].versions_url"),
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        let mut location_ids = HashSet::new();
+        for (i, l) in self.locations.iter().enumerate() {
+            let key = |k: &str| format!("locations[{i}].{k}");
+            if l.id.is_empty() || l.id.len() > 36 {
+                return Err(ConfigError::new(key("id"), "must be 1 to 36 characters"));
+            }
+            if !location_ids.insert(l.id.to_ascii_lowercase()) {
+                return Err(ConfigError::new(key("id"), format!("duplicate location `{}`", l.id)));
+            }
+            if !is_alpha(&l.country, 3) {
+                return Err(ConfigError::new(key("country"), "must be 3 letters (ISO 3166-1 alpha-3)"));
+            }
+            if !valid_coordinate(&l.latitude, 2) {
+                return Err(ConfigError::new(key("latitude"), "must look like 52.090737 (5 to 7 decimals)"));
+            }
+            if !valid_coordinate(&l.longitude, 3) {
+                return Err(ConfigError::new(key("longitude"), "must look like 5.121420 (5 to 7 decimals)"));
+            }
+            if l.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                return Err(ConfigError::new(key("time_zone"), format!("unknown IANA time zone `{}`", l.time_zone)));
+            }
+        }
+        let mut station_ids = HashSet::new();
+        for (i, s) in self.stations.iter().enumerate() {
+            let key = |k: &str| format!("stations[{i}].{k}");
+            if s.id.is_empty() || s.id.len() > 48 || s.id.contains(':') {
+                return Err(ConfigError::new(key("id"), "must be 1 to 48 characters without `:`"));
+            }
+            if !station_ids.insert(s.id.clone()) {
+                return Err(ConfigError::new(key("id"), format!("duplicate station `{}`", s.id)));
+            }
+            if !location_ids.contains(&s.location.to_ascii_lowercase()) {
+                return Err(ConfigError::new(key("location"), format!("unknown location `{}`", s.location)));
+            }
+            if !["SOCKET", "CABLE"].contains(&s.connector_format.as_str()) {
+                return Err(ConfigError::new(key("connector_format"), "must be SOCKET or CABLE"));
+            }
+            if !["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"]
+                .contains(&s.power_type.as_str())
+            {
+                return Err(ConfigError::new(
+                    key("power_type"),
+                    "must be AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC",
+                ));
+            }
+        }
+        if !self.tariffs.is_empty() && self.tariffs_file.is_some() {
+            return Err(ConfigError::new("tariffs_file", "use either [[tariffs]] or tariffs_file, not both"));
+        }
+        self.tariff_list()?;
+        Ok(())
+    }
+
+    /// The configured tariffs (inline or from `tariffs_file`), each checked for the fields an
+    /// OCPI 2.2.1 Tariff requires.
+    pub fn tariff_list(&self) -> Result<Vec<serde_json::Value>, ConfigError> {
+        let (list, origin) = match &self.tariffs_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new("tariffs_file", format!("{}: {e}", path.display())))?;
+                let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
+                    ConfigError::new("tariffs_file", format!("{}: not a JSON array of tariffs: {e}", path.display()))
+                })?;
+                (list, "tariffs_file")
+            }
+            None => (self.tariffs.clone(), "tariffs"),
+        };
+        let mut ids = HashSet::new();
+        for (i, t) in list.iter().enumerate() {
+            let key = |k: &str| format!("{origin}[{i}].{k}");
+            let Some(obj) = t.as_object() else {
+                return Err(ConfigError::new(format!("{origin}[{i}]"), "must be a table / object"));
+            };
+            for field in ["country_code", "party_id", "id", "currency", "elements", "last_updated"] {
+                if !obj.contains_key(field) {
+                    return Err(ConfigError::new(key(field), "missing (an OCPI 2.2.1 Tariff requires it)"));
+                }
+            }
+            let id = obj["id"].as_str().unwrap_or_default();
+            if id.is_empty() || id.len() > 36 {
+                return Err(ConfigError::new(key("id"), "must be a string of 1 to 36 characters"));
+            }
+            if !ids.insert(id.to_ascii_lowercase()) {
+                return Err(ConfigError::new(key("id"), format!("duplicate tariff `{id}`")));
+            }
+            if !obj["currency"].as_str().is_some_and(|c| is_alpha(c, 3)) {
+                return Err(ConfigError::new(key("currency"), "must be an ISO 4217 code like EUR"));
+            }
+            if !obj["elements"].as_array().is_some_and(|e| !e.is_empty()) {
+                return Err(ConfigError::new(key("elements"), "must be a non-empty list"));
+            }
+        }
+        Ok(list)
+    }
+
+    /// The configuration of one station, if configured.
+    pub fn station(&self, id: &str) -> Option<&StationSettings> {
+        self.stations.iter().find(|s| s.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+
+fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, text).unwrap();
+    load_with_env(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+const MINIMAL: &str = r#"
+[[locations]]
+id = "LOC1"
+address = "Main street 1"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[stations]]
+id = "CS001"
+location = "LOC1"
+password = "secret"
+"#;
+
+#[test]
+fn every_shipped_config_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load_with_env(Some(&path), []).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the example and the default config");
+}
+
+#[test]
+fn the_embedded_default_gives_the_documented_addresses() {
+    let s = load_with_env(None, []).unwrap();
+    assert_eq!(s.state.path, PathBuf::from("./data"));
+    assert_eq!(s.ocpp.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(s.ocpi.listen.to_string(), "0.0.0.0:9100");
+    assert_eq!(s.admin.listen.to_string(), "127.0.0.1:9200");
+    assert!(!s.ocpp.allow_unknown_stations);
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = load_str("[ocpp]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n", &[]).unwrap_err();
+    assert_eq!(err.key, "ocpp.lisen", "{err}");
+    let err = load_str("bogus = 1\n", &[]).unwrap_err();
+    assert_eq!(err.key, "bogus", "{err}");
+    let err = load_str(&format!("{MINIMAL}colour = \"red\"\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("colour"), "{err}");
+}
+
+#[test]
+fn a_bad_value_is_named() {
+    let err = load_str("[ocpp]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+    assert_eq!(err.key, "ocpp.listen", "{err}");
+    let err = load_str("[ocpi]\ncountry_code = \"NLD\"\n", &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.country_code");
+}
+
+#[test]
+fn a_station_must_stand_at_a_configured_location() {
+    let text = MINIMAL.replace("location = \"LOC1\"", "location = \"NOPE\"");
+    let err = load_str(&text, &[]).unwrap_err();
+    assert_eq!(err.key, "stations[0].location");
+    assert!(err.reason.contains("NOPE"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let s = load_str(
+        MINIMAL,
+        &[
+            ("BRIDGE__OCPI__PARTY_ID", "XYZ"),
+            ("BRIDGE__OCPP__HEARTBEAT_INTERVAL", "60"),
+            ("BRIDGE__OCPP__ALLOW_UNKNOWN_STATIONS", "true"),
+            ("OTHER__OCPI__PARTY_ID", "ABC"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.ocpi.party_id, "XYZ");
+    assert_eq!(s.ocpp.heartbeat_interval, 60);
+    assert!(s.ocpp.allow_unknown_stations);
+}
+
+#[test]
+fn an_unknown_environment_key_is_an_error() {
+    let err = load_str(MINIMAL, &[("BRIDGE__OCPP__LISEN", "x")]).unwrap_err();
+    assert!(err.to_string().contains("lisen"), "{err}");
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let text = format!("{MINIMAL}\n[ocpi]\ntoken_a = \"hub-secret-token\"\n[admin]\ntoken = \"admin-secret\"\n");
+    let s = load_str(&text, &[]).unwrap();
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("secret\""), "{debug}");
+    assert!(!debug.contains("hub-secret-token"));
+    assert!(!debug.contains("admin-secret"));
+}
+
+#[test]
+fn tariffs_must_be_complete_ocpi_objects() {
+    let text = format!("{MINIMAL}\n[[tariffs]]\nid = \"T1\"\ncurrency = \"EUR\"\n");
+    let err = load_str(&text, &[]).unwrap_err();
+    assert_eq!(err.key, "tariffs[0].country_code");
+}
+
+#[test]
+fn a_tariffs_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.json"),
+        r#"[{"country_code":"NL","party_id":"BRG","id":"T9","currency":"EUR","last_updated":"2026-01-01T00:00:00Z","elements":[{"price_components":[{"type":"TIME","price":2,"step_size":60}]}]}]"#,
+    )
+    .unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, format!("tariffs_file = \"t.json\"\n{MINIMAL}")).unwrap();
+    let s = load_with_env(Some(&path), []).unwrap();
+    assert_eq!(s.tariff_list().unwrap()[0]["id"], "T9");
+}

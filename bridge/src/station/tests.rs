@@ -1,0 +1,234 @@
+use super::*;
+use chrono::TimeZone;
+use ocpp::Csms;
+
+const CONFIG: &str = r#"
+[[locations]]
+id = "LOC1"
+address = "Main street 1"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[stations]]
+id = "CS1"
+location = "LOC1"
+password = "pw"
+[[stations]]
+id = "OPEN"
+location = "LOC1"
+"#;
+
+fn service(dir: &std::path::Path) -> StationService {
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let settings = crate::config::load_with_env(Some(&path), []).unwrap();
+    let store = Store::open(&state::Settings { path: dir.join("db"), cache_bytes: 8 << 20 }).unwrap();
+    StationService::new(Arc::new(settings), store)
+}
+
+fn ctx(version: OcppVersion) -> RequestContext {
+    RequestContext {
+        station: StationId::from("CS1"),
+        version,
+        connection_id: 1,
+        message_id: "m1".into(),
+        action: "X".into(),
+    }
+}
+
+fn ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_763_000_000 + secs, 0).unwrap()
+}
+
+fn creds(user: Option<&str>, pass: Option<&str>) -> Credentials {
+    Credentials { username: user.map(str::to_owned), password: pass.map(|p| p.as_bytes().to_vec()) }
+}
+
+#[test]
+fn admission_checks_identity_and_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let cs1 = StationId::from("CS1");
+    assert_eq!(s.admit(&cs1, &creds(Some("CS1"), Some("pw"))), Admission::Accept);
+    assert_eq!(s.admit(&cs1, &creds(Some("CS1"), Some("nope"))), Admission::Unauthorized);
+    assert_eq!(s.admit(&cs1, &creds(Some("OTHER"), Some("pw"))), Admission::Unauthorized);
+    assert_eq!(s.admit(&cs1, &creds(None, None)), Admission::Unauthorized);
+    assert_eq!(s.admit(&StationId::from("OPEN"), &creds(None, None)), Admission::Accept);
+    assert_eq!(s.admit(&StationId::from("GHOST"), &creds(None, None)), Admission::UnknownStation);
+}
+
+fn start(connector: u32, tag: &str, meter: i64, at: DateTime<Utc>) -> StationRequest {
+    StationRequest::StartTransaction(ocpp::StartTransaction {
+        connector_id: connector,
+        id_tag: tag.into(),
+        meter_start_wh: meter,
+        reservation_id: None,
+        timestamp: at,
+    })
+}
+
+fn tx_id(r: StationResponse) -> i32 {
+    match r {
+        StationResponse::StartTransaction { transaction_id, .. } => transaction_id,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_retried_start_transaction_gets_the_same_id_and_a_new_one_a_new_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let a = tx_id(s.request(&c, start(1, "TAG", 100, ts(0))).await.unwrap());
+    let again = tx_id(s.request(&c, start(1, "TAG", 100, ts(0))).await.unwrap());
+    let b = tx_id(s.request(&c, start(2, "TAG", 100, ts(0))).await.unwrap());
+    assert_eq!(a, again);
+    assert!(b > a);
+    assert_eq!(s.store.transactions().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_1_6_transaction_records_energy_and_a_retried_stop_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let id = tx_id(s.request(&c, start(1, "TAG", 1000, ts(0))).await.unwrap());
+    let sample = |wh: &str, at| ocpp::MeterValue {
+        timestamp: at,
+        sampled: vec![ocpp::SampledValue {
+            value: Some(wh.parse().unwrap()),
+            raw: wh.into(),
+            measurand: meter::ENERGY_REGISTER.into(),
+            unit: "Wh".into(),
+            multiplier: 0,
+            phase: None,
+            context: None,
+            location: None,
+            format: None,
+            signed: None,
+        }],
+    };
+    let mv = StationRequest::MeterValues(ocpp::MeterValuesReport {
+        at: ocpp::EvseRef::from_v16_connector(1),
+        transaction_id: Some(id),
+        meter_values: vec![sample("1500", ts(60))],
+    });
+    s.request(&c, mv.clone()).await.unwrap();
+    s.request(&c, mv).await.unwrap();
+    let stop = StationRequest::StopTransaction(ocpp::StopTransaction {
+        transaction_id: id,
+        id_tag: None,
+        meter_stop_wh: 2500,
+        timestamp: ts(120),
+        reason: None,
+        transaction_data: vec![sample("2500", ts(120))],
+    });
+    s.request(&c, stop.clone()).await.unwrap();
+    s.request(&c, stop).await.unwrap();
+    let t = s.store.transaction_by_ocpp("CS1", &id.to_string()).unwrap().unwrap();
+    assert_eq!(t.status, TransactionStatus::Completed);
+    assert_eq!(t.samples, 2);
+    assert_eq!(t.meter_start_wh, Some(Decimal::from(1000)));
+    assert_eq!(t.meter_stop_wh, Some(Decimal::from(2500)));
+    assert_eq!(t.stop_reason.as_deref(), Some("Local"));
+    assert_eq!((t.evse_id, t.connector_id), (1, 1));
+}
+
+fn event(kind: ocpp::TransactionEventType, seq: u32, at: DateTime<Utc>) -> ocpp::TransactionEvent {
+    ocpp::TransactionEvent {
+        event_type: kind,
+        timestamp: at,
+        trigger_reason: "Authorized".into(),
+        seq_no: seq,
+        offline: false,
+        transaction_id: "tx-201".into(),
+        charging_state: None,
+        time_spent_charging: None,
+        stopped_reason: None,
+        remote_start_id: None,
+        number_of_phases_used: None,
+        reservation_id: None,
+        id_token: None,
+        evse: Some(ocpp::EvseRef { evse_id: 2, connector_id: 1 }),
+        meter_values: vec![],
+    }
+}
+
+#[tokio::test]
+async fn transaction_events_apply_once_and_in_any_order() {
+    use ocpp::TransactionEventType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V201);
+    // Offline replay out of order: Ended arrives before Updated and Started.
+    let mut ended = event(Ended, 2, ts(300));
+    ended.offline = true;
+    ended.stopped_reason = Some("EVDisconnected".into());
+    let mut started = event(Started, 0, ts(0));
+    started.id_token = Some(IdToken { id: "AABB".into(), kind: ocpp::IdTokenKind::Iso14443 });
+    for ev in [ended.clone(), event(Updated, 1, ts(100)), started.clone(), ended] {
+        s.request(&c, StationRequest::TransactionEvent(ev)).await.unwrap();
+    }
+    let t = s.store.transaction_by_ocpp("CS1", "tx-201").unwrap().unwrap();
+    assert_eq!(t.status, TransactionStatus::Completed);
+    assert_eq!(t.started_at, ts(0));
+    assert_eq!(t.stopped_at, Some(ts(300)));
+    assert_eq!(t.stop_reason.as_deref(), Some("EVDisconnected"));
+    assert_eq!(t.id_token.as_deref(), Some("AABB"));
+    assert_eq!(t.last_seq_no, Some(2));
+    assert!(t.offline);
+    assert_eq!((t.evse_id, t.connector_id), (2, 1));
+    assert_eq!(s.store.transactions().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_older_status_does_not_overwrite_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let status = |st: ocpp::ConnectorStatus, at| {
+        StationRequest::StatusNotification(ocpp::StatusReport {
+            at: ocpp::EvseRef::from_v16_connector(1),
+            status: st,
+            error_code: None,
+            info: None,
+            timestamp: Some(at),
+        })
+    };
+    s.request(&c, status(ocpp::ConnectorStatus::Charging, ts(10))).await.unwrap();
+    s.request(&c, status(ocpp::ConnectorStatus::Available, ts(5))).await.unwrap();
+    let conns = s.store.connectors("CS1").unwrap();
+    assert_eq!(conns[0].status, "Charging");
+}
+
+#[tokio::test]
+async fn a_replaced_connection_closing_leaves_the_station_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let id = StationId::from("CS1");
+    s.connections.lock().unwrap().insert(id.clone(), 2);
+    s.touch(&id, |st| st.online = true).unwrap();
+    s.disconnected(&id, 1).await;
+    assert!(s.store.station("CS1").unwrap().unwrap().online);
+    s.disconnected(&id, 2).await;
+    assert!(!s.store.station("CS1").unwrap().unwrap().online);
+}
+
+#[tokio::test]
+async fn boot_is_accepted_with_the_configured_interval_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let boot = ocpp::BootInfo { vendor: "V".into(), model: "M".into(), meter_serial_number: Some("MTR".into()), ..Default::default() };
+    match s.request(&ctx(OcppVersion::V16), StationRequest::BootNotification(boot)).await.unwrap() {
+        StationResponse::BootNotification { status, interval, .. } => {
+            assert_eq!(status, RegistrationStatus::Accepted);
+            assert_eq!(interval, 300);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let st = s.store.station("CS1").unwrap().unwrap();
+    assert_eq!(st.meter_serial_number.as_deref(), Some("MTR"));
+    assert_eq!(st.ocpp_version.as_deref(), Some("1.6"));
+}

@@ -1,0 +1,503 @@
+//! Outbound HTTP: [`Client`] for pushes and pulls toward a peer, with OCPI headers and a retry classification.
+//!
+//! Invariants: functional-module URLs come **only** from the peer's endpoint list (never built from a base URL);
+//! paths are joined with exactly one slash; every request carries a fresh `X-Request-ID` and an
+//! `X-Correlation-ID`; `Content-Type: application/json` only with a body; routing headers only on functional
+//! modules. Classification: OCPI 1xxx → [`Accepted`]; OCPI 2xxx and HTTP 4xx → [`PushError::Refused`] (don't
+//! retry); network errors, timeouts, HTTP 5xx/408/429, OCPI 3xxx/4xxx and unreadable answers →
+//! [`PushError::Retryable`].
+//!
+//! Building the client needs a rustls `CryptoProvider`: [`Client::new`] installs `ring` as the process default if
+//! none is installed yet.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::{Method, Url};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+
+use crate::peer::Peer;
+use crate::settings::Settings;
+use crate::types::{
+    AuthToken, CountryCode, DateTime, EvseStatus, EvseUid, InterfaceRole, Location, LocationId, ModuleId, PartyId,
+    Tariff,
+};
+
+/// Header names used on the wire.
+pub mod headers {
+    /// Unique per request/response pair.
+    pub const X_REQUEST_ID: &str = "x-request-id";
+    /// Constant along a chain of requests.
+    pub const X_CORRELATION_ID: &str = "x-correlation-id";
+    /// Total matches of a paginated GET.
+    pub const X_TOTAL_COUNT: &str = "x-total-count";
+    /// Server's page size cap.
+    pub const X_LIMIT: &str = "x-limit";
+    /// Routing: sender country code.
+    pub const FROM_COUNTRY_CODE: &str = "ocpi-from-country-code";
+    /// Routing: sender party id.
+    pub const FROM_PARTY_ID: &str = "ocpi-from-party-id";
+    /// Routing: receiver country code.
+    pub const TO_COUNTRY_CODE: &str = "ocpi-to-country-code";
+    /// Routing: receiver party id.
+    pub const TO_PARTY_ID: &str = "ocpi-to-party-id";
+}
+
+/// Characters escaped in a path segment (everything but unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Upper bound of pages [`Client::fetch_paginated`] follows.
+pub const MAX_PAGES: usize = 10_000;
+
+/// A successful (OCPI 1xxx) answer.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// HTTP status.
+    pub http_status: u16,
+    /// OCPI status code; `None` when a 2xx answer had an empty body (tolerated).
+    pub status_code: Option<u16>,
+    /// OCPI status message.
+    pub status_message: Option<String>,
+    /// HTTP `Location` header (the eMSP's CDR URL after a CDR POST).
+    pub location_header: Option<String>,
+    /// The raw response body.
+    pub body: Bytes,
+    headers: HeaderMap,
+}
+
+impl Accepted {
+    /// Parses the envelope's `data` as `T` (`None` when absent or null).
+    pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice::<Envelope<T>>(&self.body).map(|e| e.data)
+    }
+
+    /// A response header as string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why a retry may help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RetryReason {
+    /// Connection failed (refused, reset, DNS…).
+    #[error("network error: {0}")]
+    Network(String),
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// HTTP 5xx, 408 or 429.
+    #[error("HTTP {0}")]
+    Http(u16),
+    /// OCPI 3xxx (server error) or 4xxx (hub error).
+    #[error("OCPI {code}: {message}")]
+    Ocpi {
+        /// OCPI status code.
+        code: u16,
+        /// Status message.
+        message: String,
+    },
+    /// 2xx answer that is not an OCPI envelope.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+/// A failed push or pull.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The peer rejected the request (OCPI 2xxx or HTTP 4xx): retrying the same request won't help.
+    #[error("refused by peer (HTTP {http_status}, OCPI {status_code:?}): {message}")]
+    Refused {
+        /// HTTP status.
+        http_status: u16,
+        /// OCPI status code, if the body had one.
+        status_code: Option<u16>,
+        /// Status message or body excerpt.
+        message: String,
+    },
+    /// Temporary failure.
+    #[error("retryable failure: {0}")]
+    Retryable(RetryReason),
+    /// The peer did not advertise the needed endpoint.
+    #[error("peer {peer} has no {module} {role:?} endpoint")]
+    NoEndpoint {
+        /// Peer id.
+        peer: String,
+        /// Module.
+        module: String,
+        /// Interface role.
+        role: InterfaceRole,
+    },
+    /// A URL could not be parsed or was refused (e.g. a `Link` to another host).
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    /// The request body could not be serialised.
+    #[error("cannot serialise request body: {0}")]
+    Serialize(String),
+    /// The HTTP client could not be built.
+    #[error("HTTP client setup failed: {0}")]
+    Setup(String),
+}
+
+impl PushError {
+    /// True for [`PushError::Retryable`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
+    }
+
+    /// HTTP status if the peer answered.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Refused { http_status, .. } => Some(*http_status),
+            Self::Retryable(RetryReason::Http(s)) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// Lenient envelope for reading peers: `timestamp` and unknown fields are ignored, `data` may be anything.
+#[derive(Deserialize)]
+struct Envelope<T> {
+    #[serde(default = "Option::default")]
+    data: Option<T>,
+    status_code: u16,
+    #[serde(default)]
+    status_message: Option<String>,
+}
+
+/// Routing headers for one request (`to` absent = open routing).
+#[derive(Clone, Debug)]
+pub(crate) struct Routing {
+    from: (CountryCode, PartyId),
+    to: Option<(CountryCode, PartyId)>,
+}
+
+/// HTTP client toward peers.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    from: (CountryCode, PartyId),
+}
+
+impl Client {
+    /// Client with default timeouts (connect 5 s, whole request 30 s).
+    pub fn new(settings: &Settings) -> Result<Self, PushError> {
+        Self::with_timeouts(settings, Duration::from_secs(5), Duration::from_secs(30))
+    }
+
+    /// Client with explicit timeouts.
+    pub fn with_timeouts(settings: &Settings, connect: Duration, total: Duration) -> Result<Self, PushError> {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Err means another thread won the race to install one: fine either way.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(total)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("ocpp-ocpi-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PushError::Setup(e.to_string()))?;
+        Ok(Self { http, from: (settings.country_code.clone(), settings.party_id.clone()) })
+    }
+
+    /// Sends a request to `{endpoint of (module, role)}/{path_suffix}` using the peer's `token_out`.
+    pub async fn send<T: Serialize + ?Sized>(
+        &self,
+        peer: &Peer,
+        module: &ModuleId,
+        role: InterfaceRole,
+        method: Method,
+        path_suffix: &str,
+        body: Option<&T>,
+    ) -> Result<Accepted, PushError> {
+        let base = self.endpoint(peer, module, role)?;
+        let url = join_url(base, path_suffix);
+        let routing = self.routing_for(peer, module);
+        self.request(method, &url, &peer.token_out, peer.encode_token, body, routing.as_ref(), None).await
+    }
+
+    /// `PUT {locations}/{cc}/{pid}/{location_id}` with the full Location.
+    pub async fn put_location(&self, peer: &Peer, location: &Location) -> Result<Accepted, PushError> {
+        let path = path(&[location.country_code.as_str(), location.party_id.as_str(), location.id.as_str()]);
+        self.send(peer, &ModuleId::Locations, InterfaceRole::Receiver, Method::PUT, &path, Some(location)).await
+    }
+
+    /// `PATCH {locations}/{cc}/{pid}/{location_id}/{evse_uid}` with `{status, last_updated}` (our cc/pid).
+    pub async fn patch_evse_status(
+        &self,
+        peer: &Peer,
+        location_id: &LocationId,
+        evse_uid: &EvseUid,
+        status: EvseStatus,
+        last_updated: DateTime,
+    ) -> Result<Accepted, PushError> {
+        #[derive(Serialize)]
+        struct Patch {
+            status: EvseStatus,
+            last_updated: DateTime,
+        }
+        let path = path(&[self.from.0.as_str(), self.from.1.as_str(), location_id.as_str(), evse_uid.as_str()]);
+        let body = Patch { status, last_updated };
+        self.send(peer, &ModuleId::Locations, InterfaceRole::Receiver, Method::PATCH, &path, Some(&body)).await
+    }
+
+    /// `PUT {tariffs}/{cc}/{pid}/{tariff_id}` with the full Tariff.
+    pub async fn put_tariff(&self, peer: &Peer, tariff: &Tariff) -> Result<Accepted, PushError> {
+        let path = path(&[tariff.country_code.as_str(), tariff.party_id.as_str(), tariff.id.as_str()]);
+        self.send(peer, &ModuleId::Tariffs, InterfaceRole::Receiver, Method::PUT, &path, Some(tariff)).await
+    }
+
+    /// `DELETE {tariffs}/{cc}/{pid}/{tariff_id}` for one of our tariffs.
+    pub async fn delete_tariff(&self, peer: &Peer, tariff_id: &str) -> Result<Accepted, PushError> {
+        let path = path(&[self.from.0.as_str(), self.from.1.as_str(), tariff_id]);
+        self.send::<()>(peer, &ModuleId::Tariffs, InterfaceRole::Receiver, Method::DELETE, &path, None).await
+    }
+
+    /// GETs a peer's Sender list (`query` e.g. `[("date_from", "…")]`), following `Link: rel="next"` headers on the
+    /// same origin only. Stops at the last page, an empty page, once `X-Total-Count` items are collected, on a
+    /// repeated URL, or after [`MAX_PAGES`].
+    pub async fn fetch_paginated<T: DeserializeOwned>(
+        &self,
+        peer: &Peer,
+        module: &ModuleId,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, PushError> {
+        let base = self.endpoint(peer, module, InterfaceRole::Sender)?;
+        let mut url = Url::parse(base).map_err(|e| PushError::InvalidUrl(format!("{base}: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let origin = url.origin();
+        let routing = self.routing_for(peer, module);
+        let mut items = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            if !seen.insert(url.to_string()) {
+                tracing::warn!(peer = %peer.id, %url, "pagination loop detected, stopping");
+                break;
+            }
+            let answer = self
+                .request::<()>(Method::GET, url.as_str(), &peer.token_out, peer.encode_token, None, routing.as_ref(), None)
+                .await?;
+            let page: Vec<T> = answer
+                .data()
+                .map_err(|e| PushError::Retryable(RetryReason::InvalidResponse(format!("page data: {e}"))))?
+                .unwrap_or_default();
+            let page_len = page.len();
+            items.extend(page);
+            let total = answer.header(headers::X_TOTAL_COUNT).and_then(|v| v.trim().parse::<usize>().ok());
+            let next = answer.header("link").and_then(next_link);
+            if page_len == 0 || total.is_some_and(|t| items.len() >= t) {
+                break;
+            }
+            let Some(next) = next else { break };
+            let next_url = url.join(&next).map_err(|e| PushError::InvalidUrl(format!("Link {next}: {e}")))?;
+            if next_url.origin() != origin {
+                return Err(PushError::InvalidUrl(format!("Link points to another origin: {next_url}")));
+            }
+            url = next_url;
+        }
+        Ok(items)
+    }
+
+    fn endpoint<'p>(&self, peer: &'p Peer, module: &ModuleId, role: InterfaceRole) -> Result<&'p str, PushError> {
+        peer.endpoint(module, role).ok_or_else(|| PushError::NoEndpoint {
+            peer: peer.id.to_string(),
+            module: module.to_string(),
+            role,
+        })
+    }
+
+    fn routing_for(&self, peer: &Peer, module: &ModuleId) -> Option<Routing> {
+        is_functional(module).then(|| Routing {
+            from: self.from.clone(),
+            to: peer.party().map(|(cc, pid)| (cc.clone(), pid.clone())),
+        })
+    }
+
+    /// One request to an absolute URL; the building block for [`Client::send`] and registration.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn request<T: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &str,
+        token: &AuthToken,
+        encode_token: bool,
+        body: Option<&T>,
+        routing: Option<&Routing>,
+        correlation_id: Option<&str>,
+    ) -> Result<Accepted, PushError> {
+        let parsed = Url::parse(url).map_err(|e| PushError::InvalidUrl(format!("{url}: {e}")))?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let correlation_id = correlation_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let mut req = self
+            .http
+            .request(method.clone(), parsed)
+            .header(AUTHORIZATION, token.header_value(encode_token))
+            .header(headers::X_REQUEST_ID, &request_id)
+            .header(headers::X_CORRELATION_ID, &correlation_id);
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(|e| PushError::Serialize(e.to_string()))?;
+            req = req.header(CONTENT_TYPE, "application/json").body(bytes);
+        }
+        if let Some(r) = routing {
+            req = req.header(headers::FROM_COUNTRY_CODE, r.from.0.as_str()).header(headers::FROM_PARTY_ID, r.from.1.as_str());
+            if let Some((cc, pid)) = &r.to {
+                req = req.header(headers::TO_COUNTRY_CODE, cc.as_str()).header(headers::TO_PARTY_ID, pid.as_str());
+            }
+        }
+        tracing::debug!(%method, %url, %request_id, %correlation_id, "OCPI request");
+        let response = req.send().await.map_err(|e| PushError::Retryable(transport_reason(&e)))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| PushError::Retryable(transport_reason(&e)))?;
+        let answer = classify(status, headers, body);
+        if let Err(e) = &answer {
+            tracing::debug!(%method, %url, %request_id, error = %e, "OCPI request not accepted");
+        }
+        answer
+    }
+}
+
+fn transport_reason(e: &reqwest::Error) -> RetryReason {
+    if e.is_timeout() {
+        RetryReason::Timeout
+    } else {
+        // Include the source chain: reqwest's top-level message is often just "error sending request".
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        RetryReason::Network(msg)
+    }
+}
+
+/// Classifies an HTTP answer (see the module docs).
+pub(crate) fn classify(http_status: u16, headers: HeaderMap, body: Bytes) -> Result<Accepted, PushError> {
+    let envelope = serde_json::from_slice::<Envelope<IgnoredAny>>(&body).ok();
+    let excerpt = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    if http_status >= 500 || http_status == 408 || http_status == 429 {
+        return Err(PushError::Retryable(RetryReason::Http(http_status)));
+    }
+    if !(200..300).contains(&http_status) {
+        return Err(PushError::Refused {
+            http_status,
+            status_code: envelope.as_ref().map(|e| e.status_code),
+            message: envelope.and_then(|e| e.status_message).unwrap_or_else(excerpt),
+        });
+    }
+    let location_header = headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let Some(envelope) = envelope else {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Accepted { http_status, status_code: None, status_message: None, location_header, body, headers });
+        }
+        return Err(PushError::Retryable(RetryReason::InvalidResponse(format!("not an OCPI envelope: {}", excerpt()))));
+    };
+    let message = envelope.status_message.clone().unwrap_or_default();
+    match envelope.status_code {
+        1000..=1999 => Ok(Accepted {
+            http_status,
+            status_code: Some(envelope.status_code),
+            status_message: envelope.status_message,
+            location_header,
+            body,
+            headers,
+        }),
+        2000..=2999 | 4001 => {
+            Err(PushError::Refused { http_status, status_code: Some(envelope.status_code), message })
+        }
+        code => Err(PushError::Retryable(RetryReason::Ocpi { code, message })),
+    }
+}
+
+/// Modules that carry routing headers (all but versions, credentials and hubclientinfo).
+pub(crate) fn is_functional(module: &ModuleId) -> bool {
+    !matches!(module, ModuleId::Credentials | ModuleId::HubClientInfo)
+}
+
+/// Joins an endpoint URL and a suffix with exactly one slash (empty suffix = the endpoint itself).
+pub fn join_url(base: &str, suffix: &str) -> String {
+    let suffix = suffix.trim_start_matches('/');
+    if suffix.is_empty() {
+        return base.to_owned();
+    }
+    format!("{}/{}", base.trim_end_matches('/'), suffix)
+}
+
+/// Percent-encodes and joins path segments.
+pub fn path(segments: &[&str]) -> String {
+    segments.iter().map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect::<Vec<_>>().join("/")
+}
+
+/// Extracts the `rel="next"` target of a `Link` header.
+pub(crate) fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim();
+        (is_next && target.starts_with('<') && target.ends_with('>')).then(|| target[1..target.len() - 1].to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Result<Accepted, PushError> {
+        classify(status, HeaderMap::new(), Bytes::from(body.to_owned()))
+    }
+
+    #[test]
+    fn classification_of_answers() {
+        let ok = answer(200, r#"{"status_code":1000,"timestamp":"2020-01-01T00:00:00Z","data":{"a":1.50}}"#)
+            .expect("accepted");
+        assert_eq!(ok.status_code, Some(1000));
+        assert!(matches!(answer(201, r#"{"status_code":1000}"#), Ok(_)));
+        assert!(matches!(answer(204, ""), Ok(Accepted { status_code: None, .. })));
+        assert!(matches!(
+            answer(200, r#"{"status_code":2001,"status_message":"bad"}"#),
+            Err(PushError::Refused { status_code: Some(2001), .. })
+        ));
+        assert!(matches!(answer(200, r#"{"status_code":3000}"#), Err(PushError::Retryable(RetryReason::Ocpi { code: 3000, .. }))));
+        assert!(matches!(answer(200, r#"{"status_code":4003}"#), Err(PushError::Retryable(_))));
+        assert!(matches!(answer(200, r#"{"status_code":4001}"#), Err(PushError::Refused { .. })));
+        assert!(matches!(answer(500, "<html>oops</html>"), Err(PushError::Retryable(RetryReason::Http(500)))));
+        assert!(matches!(answer(503, r#"{"status_code":1000}"#), Err(PushError::Retryable(RetryReason::Http(503)))));
+        assert!(matches!(answer(429, ""), Err(PushError::Retryable(_))));
+        assert!(matches!(answer(404, r#"{"status_code":2003}"#), Err(PushError::Refused { http_status: 404, status_code: Some(2003), .. })));
+        assert!(matches!(answer(401, "no"), Err(PushError::Refused { http_status: 401, status_code: None, .. })));
+        assert!(matches!(answer(200, "<html/>"), Err(PushError::Retryable(RetryReason::InvalidResponse(_)))));
+    }
+
+    #[test]
+    fn urls_are_joined_with_one_slash_and_segments_are_escaped() {
+        assert_eq!(join_url("https://h/ocpi/locations/", "/NL/ABC/1"), "https://h/ocpi/locations/NL/ABC/1");
+        assert_eq!(join_url("https://h/ocpi/locations", "NL/ABC/1"), "https://h/ocpi/locations/NL/ABC/1");
+        assert_eq!(join_url("https://h/ocpi/locations/", ""), "https://h/ocpi/locations/");
+        assert_eq!(path(&["NL", "ABC", "a b/c"]), "NL/ABC/a%20b%2Fc");
+    }
+
+    #[test]
+    fn link_header_parsing() {
+        assert_eq!(
+            next_link(r#"<https://s/ocpi/cdrs/?offset=150&limit=50>; rel="next""#).as_deref(),
+            Some("https://s/ocpi/cdrs/?offset=150&limit=50")
+        );
+        assert_eq!(next_link(r#"<https://s/a>; rel="prev", <https://s/b>; rel=next"#).as_deref(), Some("https://s/b"));
+        assert_eq!(next_link(r#"<https://s/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}

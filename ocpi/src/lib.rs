@@ -1,0 +1,39 @@
+//! OCPI 2.2.1, CPO side: wire types, the axum server for our Sender modules and the credentials handshake, the
+//! outbound client for pushes/pulls, and outbound registration. Knows nothing about OCPP.
+//!
+//! # Layout
+//! - [`types`]: hand-written serde types (DateTime, CiString ids, Location, Tariff, Credentials, Version…).
+//! - [`envelope`]: the response envelope, [`OcpiError`] (HTTP + OCPI status mapping), the [`envelope::OcpiJson`]
+//!   extractor.
+//! - [`CpoBackend`]: what the daemon implements (data, peer persistence, hooks).
+//! - [`Platform`]: backend + peer cache + client; [`Platform::router`] serves `/ocpi/...`.
+//! - [`server`]: routes and middleware (auth, request ids, routing headers, pagination).
+//! - [`client`]: outbound requests with retry classification.
+//! - [`registration`]: handshake as initiator (`Platform::register`, `update_registration`, `unregister`).
+//!
+//! # serde and numbers
+//! serde_json's `arbitrary_precision` is enabled for the whole build (by other crates). Therefore no type here
+//! uses `#[serde(untagged)]`, `#[serde(flatten)]` or internally tagged enums, and decimals use
+//! `rust_decimal::serde::arbitrary_precision` so they are JSON numbers.
+//!
+//! # TLS
+//! The outbound client uses rustls without a built-in provider; [`client::Client::new`] installs `ring` as the
+//! process default when none is installed.
+
+mod backend;
+pub mod client;
+pub mod envelope;
+mod peer;
+mod platform;
+pub mod registration;
+pub mod server;
+mod settings;
+pub mod types;
+
+pub use backend::CpoBackend;
+pub use client::{Accepted, Client, PushError, RetryReason};
+pub use envelope::{OcpiError, Response};
+pub use peer::{Initiator, Peer, PeerId, PeerStatus, Peers};
+pub use platform::Platform;
+pub use registration::{DiscoverError, RegistrationError};
+pub use settings::{DEFAULT_PAGE_LIMIT, Settings};

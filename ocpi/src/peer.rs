@@ -1,0 +1,214 @@
+//! [`Peer`]: a registered (or registering) OCPI platform, as persisted by the daemon, and [`Peers`], the in-memory
+//! cache our server authenticates against.
+//!
+//! Invariants: `token_in` is what the peer sends us, `token_out` what we send them (never call them B/C — which is
+//! which depends on who initiated); at most one peer per `token_in` and per id; every mutation goes through the
+//! backend first (write-through), so the cache never holds something the store doesn't.
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::OcpiError;
+use crate::types::{AuthToken, CountryCode, CredentialsRole, DateTime, Endpoint, InterfaceRole, ModuleId, PartyId};
+
+/// Stable id of a peer: configured for peers we register with, `{CC}{PID}` of their first role for peers that
+/// register with us.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(pub String);
+
+impl PeerId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who started the credentials handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    /// We POSTed our credentials to them (they gave us token A).
+    Us,
+    /// They POSTed to us with our token A.
+    Them,
+}
+
+/// Registration state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    /// Our POST/PUT to them is in flight: `token_in` is already accepted so their callback GETs succeed.
+    Pending,
+    /// Handshake complete.
+    Registered,
+}
+
+/// A peer platform (hub or eMSP). Serialisable for the daemon's store; tokens are masked in `Debug`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Stable id.
+    pub id: PeerId,
+    /// Token the peer uses to call us.
+    pub token_in: AuthToken,
+    /// Token we use to call the peer.
+    pub token_out: AuthToken,
+    /// Their versions URL.
+    pub versions_url: String,
+    /// Negotiated version (`2.2.1`).
+    pub version: String,
+    /// Their endpoints for that version.
+    pub endpoints: Vec<Endpoint>,
+    /// Their roles (country code / party id).
+    pub roles: Vec<CredentialsRole>,
+    /// When the handshake completed (or started, while pending).
+    pub registered_at: DateTime,
+    /// Send `Authorization: Token base64(token_out)` (true) or the raw token (false).
+    #[serde(default = "default_true")]
+    pub encode_token: bool,
+    /// Who initiated the handshake.
+    pub initiated_by: Initiator,
+    /// Registration state.
+    #[serde(default = "default_registered")]
+    pub status: PeerStatus,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_registered() -> PeerStatus {
+    PeerStatus::Registered
+}
+
+impl Peer {
+    /// URL of their endpoint for `module` with `role` (for `credentials` the role is ignored, as the spec advises).
+    pub fn endpoint(&self, module: &ModuleId, role: InterfaceRole) -> Option<&str> {
+        self.endpoints
+            .iter()
+            .find(|e| &e.identifier == module && (e.role == role || *module == ModuleId::Credentials))
+            .map(|e| e.url.as_str())
+    }
+
+    /// Their primary party (first role), used for `OCPI-to-*` routing headers.
+    pub fn party(&self) -> Option<(&CountryCode, &PartyId)> {
+        self.roles.first().map(|r| (&r.country_code, &r.party_id))
+    }
+}
+
+/// Object-safe view of the peer persistence part of [`crate::CpoBackend`].
+pub(crate) trait PeerStore: Send + Sync + 'static {
+    fn load_peers(&self) -> Result<Vec<Peer>, OcpiError>;
+    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError>;
+    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError>;
+}
+
+impl<B: crate::CpoBackend> PeerStore for B {
+    fn load_peers(&self) -> Result<Vec<Peer>, OcpiError> {
+        crate::CpoBackend::peers(self)
+    }
+    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
+        crate::CpoBackend::save_peer(self, peer)
+    }
+    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
+        crate::CpoBackend::delete_peer(self, id)
+    }
+}
+
+/// In-memory cache of peers with write-through to the backend (`CpoBackend::save_peer` / `delete_peer`).
+#[derive(Clone)]
+pub struct Peers {
+    cache: Arc<RwLock<Vec<Peer>>>,
+    store: Arc<dyn PeerStore>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers").field("count", &self.all().len()).finish()
+    }
+}
+
+impl Peers {
+    /// Loads all peers from the store.
+    pub(crate) fn load(store: Arc<dyn PeerStore>) -> Result<Self, OcpiError> {
+        let peers = store.load_peers()?;
+        Ok(Self { cache: Arc::new(RwLock::new(peers)), store })
+    }
+
+    /// Snapshot of all peers.
+    pub fn all(&self) -> Vec<Peer> {
+        self.read().clone()
+    }
+
+    /// The peer with this id.
+    pub fn get(&self, id: &PeerId) -> Option<Peer> {
+        self.read().iter().find(|p| &p.id == id).cloned()
+    }
+
+    /// The peer whose `token_in` is `token`.
+    pub fn by_token(&self, token: &str) -> Option<Peer> {
+        self.read().iter().find(|p| p.token_in.expose() == token).cloned()
+    }
+
+    /// Inserts or replaces (by id) a peer; persisted first. Any other peer holding the same `token_in` is an error.
+    pub fn save(&self, peer: Peer) -> Result<(), OcpiError> {
+        if self.read().iter().any(|p| p.id != peer.id && p.token_in == peer.token_in) {
+            return Err(OcpiError::Server("token collision between peers".into()));
+        }
+        self.store.save_peer(&peer)?;
+        let mut cache = self.write();
+        cache.retain(|p| p.id != peer.id);
+        cache.push(peer);
+        Ok(())
+    }
+
+    /// Removes a peer; persisted first.
+    pub fn remove(&self, id: &PeerId) -> Result<(), OcpiError> {
+        self.store.delete_peer(id)?;
+        self.write().retain(|p| &p.id != id);
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Peer>> {
+        // A poisoned lock only means a panic elsewhere while holding it; the Vec is still consistent.
+        self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Peer>> {
+        self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_debug_masks_tokens_and_serde_round_trips() {
+        let peer = Peer {
+            id: PeerId("NLHUB".into()),
+            token_in: AuthToken::new("secret-in"),
+            token_out: AuthToken::new("secret-out"),
+            versions_url: "https://hub.example/ocpi/versions".into(),
+            version: "2.2.1".into(),
+            endpoints: vec![],
+            roles: vec![],
+            registered_at: DateTime::now(),
+            encode_token: true,
+            initiated_by: Initiator::Us,
+            status: PeerStatus::Registered,
+        };
+        let debug = format!("{peer:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        let json = serde_json::to_string(&peer).expect("json");
+        let back: Peer = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, peer);
+    }
+}

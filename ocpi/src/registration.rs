@@ -1,0 +1,277 @@
+//! The credentials handshake as the *initiating* side (we POST/PUT/DELETE on the peer's credentials endpoint),
+//! plus [`discover`], the versions → version details walk both directions share.
+//!
+//! Outbound registration ([`Platform::register`]): GET their versions with token A (base64 first, raw on 401),
+//! pick 2.2.1, GET the details, generate token B, **save the peer as pending with `token_in = B` before POSTing**
+//! (their callback GETs arrive while our POST is in flight), POST our credentials with token A, store their token
+//! C as `token_out`. On failure the previous state is restored. Retrying is the caller's business;
+//! [`Platform::register_with_retry`] wraps it in `backon`.
+
+use std::sync::Arc;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use reqwest::Method;
+
+use crate::backend::CpoBackend;
+use crate::client::{Accepted, Client, PushError};
+use crate::envelope::OcpiError;
+use crate::peer::{Initiator, Peer, PeerId, PeerStatus};
+use crate::platform::Platform;
+use crate::types::{AuthToken, Credentials, DateTime, Endpoint, ModuleId, OCPI_2_2_1, Version, VersionDetails};
+
+/// Result of walking a peer's versions and version details.
+#[derive(Clone, Debug)]
+pub struct Discovered {
+    /// Version chosen (`2.2.1`).
+    pub version: String,
+    /// Their endpoints for it.
+    pub endpoints: Vec<Endpoint>,
+    /// Whether they accepted the base64 form of the token.
+    pub encode_token: bool,
+}
+
+/// Why [`discover`] failed, with the OCPI status code to report when we are the server.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// Their versions/details could not be fetched (→ 3001).
+    #[error("cannot use the peer's API: {0}")]
+    Unreachable(#[from] PushError),
+    /// Valid answer but unusable content (→ 3001).
+    #[error("unusable answer from the peer: {0}")]
+    InvalidAnswer(String),
+    /// No mutual version (→ 3002).
+    #[error("no mutual OCPI version (they offer {0:?})")]
+    NoMutualVersion(Vec<String>),
+    /// Their details lack the credentials module (→ 3003).
+    #[error("the peer's version details lack a credentials endpoint")]
+    MissingCredentialsEndpoint,
+}
+
+impl From<DiscoverError> for OcpiError {
+    fn from(e: DiscoverError) -> Self {
+        match e {
+            DiscoverError::Unreachable(_) | DiscoverError::InvalidAnswer(_) => Self::ClientApiUnusable(e.to_string()),
+            DiscoverError::NoMutualVersion(_) => Self::UnsupportedVersion(e.to_string()),
+            DiscoverError::MissingCredentialsEndpoint => Self::NoMatchingEndpoints(e.to_string()),
+        }
+    }
+}
+
+impl DiscoverError {
+    /// Worth retrying later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unreachable(e) if e.is_retryable())
+    }
+}
+
+/// Fetches `versions_url` and the 2.2.1 details with `token` (base64 first; raw if the peer answers 401).
+pub async fn discover(client: &Client, versions_url: &str, token: &AuthToken) -> Result<Discovered, DiscoverError> {
+    let (answer, encode_token) = match get(client, versions_url, token, true).await {
+        Err(PushError::Refused { http_status: 401, .. }) => (get(client, versions_url, token, false).await?, false),
+        other => (other?, true),
+    };
+    let versions: Vec<Version> = answer
+        .data()
+        .map_err(|e| DiscoverError::InvalidAnswer(format!("versions: {e}")))?
+        .ok_or_else(|| DiscoverError::InvalidAnswer("versions: no data".into()))?;
+    let Some(chosen) = versions.iter().find(|v| v.version == OCPI_2_2_1) else {
+        return Err(DiscoverError::NoMutualVersion(versions.into_iter().map(|v| v.version).collect()));
+    };
+    let details: VersionDetails = get(client, &chosen.url, token, encode_token)
+        .await?
+        .data()
+        .map_err(|e| DiscoverError::InvalidAnswer(format!("version details: {e}")))?
+        .ok_or_else(|| DiscoverError::InvalidAnswer("version details: no data".into()))?;
+    if !details.endpoints.iter().any(|e| e.identifier == ModuleId::Credentials) {
+        return Err(DiscoverError::MissingCredentialsEndpoint);
+    }
+    Ok(Discovered { version: OCPI_2_2_1.into(), endpoints: details.endpoints, encode_token })
+}
+
+async fn get(client: &Client, url: &str, token: &AuthToken, encode: bool) -> Result<Accepted, PushError> {
+    client.request::<()>(Method::GET, url, token, encode, None, None, None).await
+}
+
+/// Why an outbound handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// Versions/details walk failed.
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    /// The credentials request failed.
+    #[error("credentials request failed: {0}")]
+    Credentials(#[source] PushError),
+    /// Their credentials answer is unusable.
+    #[error("invalid credentials answer: {0}")]
+    InvalidAnswer(String),
+    /// Persisting the peer failed.
+    #[error("storing the peer failed: {0}")]
+    Store(#[from] OcpiError),
+    /// No such peer (rotate/unregister).
+    #[error("unknown peer {0}")]
+    UnknownPeer(PeerId),
+}
+
+impl RegistrationError {
+    /// Worth retrying later (network/5xx/OCPI 3xxx).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Discover(e) => e.is_retryable(),
+            Self::Credentials(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+fn credentials_url(peer_endpoints: &[Endpoint]) -> Result<&str, RegistrationError> {
+    peer_endpoints
+        .iter()
+        .find(|e| e.identifier == ModuleId::Credentials)
+        .map(|e| e.url.as_str())
+        .ok_or(RegistrationError::Discover(DiscoverError::MissingCredentialsEndpoint))
+}
+
+fn their_credentials(answer: &Accepted) -> Result<Credentials, RegistrationError> {
+    let creds: Credentials = answer
+        .data()
+        .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?
+        .ok_or_else(|| RegistrationError::InvalidAnswer("no credentials in data".into()))?;
+    creds.check().map_err(RegistrationError::InvalidAnswer)?;
+    Ok(creds)
+}
+
+impl<B: CpoBackend> Platform<B> {
+    /// Registers with a peer that gave us `token_a` and its `versions_url` (we POST). Returns the stored peer.
+    pub async fn register(&self, id: PeerId, versions_url: &str, token_a: AuthToken) -> Result<Peer, RegistrationError> {
+        let discovered = discover(self.client(), versions_url, &token_a).await?;
+        let url = credentials_url(&discovered.endpoints)?.to_owned();
+        let token_b = AuthToken::generate();
+        let previous = self.peers().get(&id);
+        let pending = Peer {
+            id: id.clone(),
+            token_in: token_b.clone(),
+            token_out: token_a.clone(),
+            versions_url: versions_url.to_owned(),
+            version: discovered.version,
+            endpoints: discovered.endpoints,
+            roles: previous.as_ref().map(|p| p.roles.clone()).unwrap_or_default(),
+            registered_at: DateTime::now(),
+            encode_token: discovered.encode_token,
+            initiated_by: Initiator::Us,
+            status: PeerStatus::Pending,
+        };
+        self.peers().save(pending.clone())?;
+        let body = self.our_credentials(&token_b);
+        let outcome = self
+            .client()
+            .request(Method::POST, &url, &token_a, pending.encode_token, Some(&body), None, None)
+            .await
+            .map_err(RegistrationError::Credentials)
+            .and_then(|answer| their_credentials(&answer));
+        self.finish(pending, previous, outcome).await
+    }
+
+    /// [`Platform::register`] with exponential backoff on retryable errors (`attempts` tries in total).
+    pub async fn register_with_retry(
+        &self,
+        id: PeerId,
+        versions_url: &str,
+        token_a: AuthToken,
+        attempts: usize,
+    ) -> Result<Peer, RegistrationError> {
+        let backoff = ExponentialBuilder::default().with_max_times(attempts.saturating_sub(1)).with_jitter();
+        (|| self.register(id.clone(), versions_url, token_a.clone()))
+            .retry(backoff)
+            .when(RegistrationError::is_retryable)
+            .notify(|e, after| tracing::warn!(peer = %id, error = %e, ?after, "registration failed, retrying"))
+            .await
+    }
+
+    /// Rotates tokens / refreshes endpoints with a registered peer (we PUT): re-discovers their endpoints with the
+    /// current `token_out`, sends a new `token_in`, stores their new token.
+    pub async fn update_registration(&self, id: &PeerId) -> Result<Peer, RegistrationError> {
+        let current = self.peers().get(id).ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
+        let discovered = discover(self.client(), &current.versions_url, &current.token_out).await?;
+        let url = credentials_url(&discovered.endpoints)?.to_owned();
+        let new_token_in = AuthToken::generate();
+        let pending = Peer {
+            token_in: new_token_in.clone(),
+            version: discovered.version,
+            endpoints: discovered.endpoints,
+            encode_token: discovered.encode_token,
+            status: PeerStatus::Pending,
+            ..current.clone()
+        };
+        self.peers().save(pending.clone())?;
+        let body = self.our_credentials(&new_token_in);
+        let outcome = self
+            .client()
+            .request(Method::PUT, &url, &current.token_out, pending.encode_token, Some(&body), None, None)
+            .await
+            .map_err(RegistrationError::Credentials)
+            .and_then(|answer| their_credentials(&answer));
+        self.finish(pending, Some(current), outcome).await
+    }
+
+    async fn finish(
+        &self,
+        pending: Peer,
+        previous: Option<Peer>,
+        outcome: Result<Credentials, RegistrationError>,
+    ) -> Result<Peer, RegistrationError> {
+        let creds = match outcome {
+            Ok(creds) => creds,
+            Err(e) => {
+                let restored = match previous {
+                    Some(previous) => self.peers().save(previous),
+                    None => self.peers().remove(&pending.id),
+                };
+                if let Err(store) = restored {
+                    tracing::error!(peer = %pending.id, error = %store, "could not roll back pending peer");
+                }
+                return Err(e);
+            }
+        };
+        let peer = Peer {
+            token_out: creds.token,
+            versions_url: creds.url,
+            roles: creds.roles,
+            registered_at: DateTime::now(),
+            status: PeerStatus::Registered,
+            ..pending
+        };
+        self.peers().save(peer.clone())?;
+        tracing::info!(peer = %peer.id, "registered with peer");
+        self.backend().peer_registered(&peer).await;
+        Ok(peer)
+    }
+
+    /// Unregisters (DELETE on their credentials endpoint) and forgets the peer locally even if the DELETE fails;
+    /// the DELETE's error is returned.
+    pub async fn unregister(&self, id: &PeerId) -> Result<(), RegistrationError> {
+        let peer = self.peers().get(id).ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
+        let remote = match peer.endpoint(&ModuleId::Credentials, crate::types::InterfaceRole::Sender) {
+            Some(url) => self
+                .client()
+                .request::<()>(Method::DELETE, url, &peer.token_out, peer.encode_token, None, None, None)
+                .await
+                .map(drop)
+                .map_err(RegistrationError::Credentials),
+            None => Err(RegistrationError::Discover(DiscoverError::MissingCredentialsEndpoint)),
+        };
+        self.peers().remove(id)?;
+        self.backend().peer_unregistered(id).await;
+        remote
+    }
+}
+
+/// Shared helper for the server side: keeps `Arc` callers tidy.
+pub(crate) async fn discover_for<B: CpoBackend>(
+    platform: &Arc<Platform<B>>,
+    creds: &Credentials,
+) -> Result<Discovered, OcpiError> {
+    discover(platform.client(), &creds.url, &creds.token).await.map_err(|e| {
+        tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");
+        OcpiError::from(e)
+    })
+}

@@ -1,0 +1,84 @@
+//! Locations Sender interface: paginated list and GET of one Location / EVSE / Connector. Ids are matched
+//! case-insensitively. Unknown Location → HTTP 404 + OCPI 2003; unknown EVSE/Connector → HTTP 404 + OCPI 2000.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::response::Response;
+
+use crate::backend::CpoBackend;
+use crate::envelope::{OcpiError, Response as Envelope};
+use crate::peer::Peer;
+use crate::platform::Platform;
+use crate::types::{Connector, Evse, Location, LocationId};
+
+use super::auth::Caller;
+use super::pagination::{PageParams, respond};
+
+/// The peer behind a functional request (token A never gets here).
+pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
+    match caller {
+        Caller::Peer(peer) => Ok(peer),
+        Caller::TokenA => Err(OcpiError::Unauthorized),
+    }
+}
+
+pub(super) async fn list<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Response, OcpiError> {
+    let settings = platform.settings();
+    let params = PageParams::from_uri(&uri, settings.page_limit())?;
+    let items = platform.backend().locations(peer(&caller)?)?;
+    Ok(respond(items, |l| l.last_updated, &params, &settings.module_url("locations"), settings.page_limit()))
+}
+
+fn find<B: CpoBackend>(platform: &Platform<B>, caller: &Caller, id: &str) -> Result<Location, OcpiError> {
+    platform
+        .backend()
+        .location(peer(caller)?, &LocationId::new(id))?
+        .ok_or_else(|| OcpiError::LocationNotFound(id.to_owned()))
+}
+
+fn find_evse(location: Location, uid: &str) -> Result<Evse, OcpiError> {
+    location
+        .evses
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.uid == uid)
+        .ok_or_else(|| OcpiError::NotFound(format!("EVSE {uid}")))
+}
+
+pub(super) async fn location<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    Path(location_id): Path<String>,
+) -> Result<Envelope<Location>, OcpiError> {
+    find(&platform, &caller, &location_id).map(Envelope::success)
+}
+
+pub(super) async fn evse<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    Path((location_id, evse_uid)): Path<(String, String)>,
+) -> Result<Envelope<Evse>, OcpiError> {
+    let location = find(&platform, &caller, &location_id)?;
+    find_evse(location, &evse_uid).map(Envelope::success)
+}
+
+pub(super) async fn connector<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    Path((location_id, evse_uid, connector_id)): Path<(String, String, String)>,
+) -> Result<Envelope<Connector>, OcpiError> {
+    let location = find(&platform, &caller, &location_id)?;
+    find_evse(location, &evse_uid)?
+        .connectors
+        .into_iter()
+        .find(|c| c.id == connector_id.as_str())
+        .map(Envelope::success)
+        .ok_or_else(|| OcpiError::NotFound(format!("connector {connector_id}")))
+}

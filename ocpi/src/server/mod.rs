@@ -1,0 +1,72 @@
+//! The axum side: one [`axum::Router`] serving versions, credentials and the CPO Sender modules.
+//!
+//! Layering (outermost first): request/correlation ids on every response → token authentication (configuration
+//! routes accept token A; functional routes don't) → routing headers (functional routes only) → handler.
+//! URL layout: `/ocpi/versions`, `/ocpi/2.2.1`, `/ocpi/2.2.1/{module}`.
+
+mod auth;
+mod credentials;
+mod locations;
+mod pagination;
+mod tariffs;
+mod versions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::backend::CpoBackend;
+use crate::platform::Platform;
+use crate::types::{InterfaceRole, ModuleId};
+
+pub use auth::Caller;
+pub use pagination::PageParams;
+
+/// A module to list in our version details beyond the built-in credentials/locations/tariffs (served by routes
+/// the daemon adds itself at `/ocpi/2.2.1/{identifier}`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvertisedModule {
+    /// Module identifier, e.g. `sessions`.
+    pub identifier: ModuleId,
+    /// Our role for that module.
+    pub role: InterfaceRole,
+}
+
+/// Builds the router. Routes are absolute (`/ocpi/...`); merge it into the daemon's router or serve it directly.
+pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
+    let config = Router::new()
+        .route("/ocpi/versions", get(versions::versions::<B>))
+        .route("/ocpi/2.2.1", get(versions::details::<B>))
+        .route(
+            "/ocpi/2.2.1/credentials",
+            get(credentials::get::<B>)
+                .post(credentials::post::<B>)
+                .put(credentials::put::<B>)
+                .delete(credentials::delete::<B>),
+        )
+        .layer(from_fn_with_state(platform.clone(), auth::authenticate_configuration::<B>));
+
+    let functional = Router::new()
+        .route("/ocpi/2.2.1/locations", get(locations::list::<B>))
+        .route("/ocpi/2.2.1/locations/{location_id}", get(locations::location::<B>))
+        .route("/ocpi/2.2.1/locations/{location_id}/{evse_uid}", get(locations::evse::<B>))
+        .route("/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}", get(locations::connector::<B>))
+        .route("/ocpi/2.2.1/tariffs", get(tariffs::list::<B>))
+        .layer(from_fn_with_state(platform.clone(), auth::routing_headers::<B>))
+        .layer(from_fn_with_state(platform.clone(), auth::authenticate_functional::<B>));
+
+    Router::new().merge(config).merge(functional).with_state(platform).layer(from_fn(auth::request_ids))
+}
+
+/// Functional routes the daemon adds (e.g. sessions later) can reuse our authentication and routing headers by
+/// wrapping them with this: requests carry a [`Caller`] extension afterwards.
+pub fn protect_functional<B: CpoBackend>(routes: Router, platform: Arc<Platform<B>>) -> Router {
+    routes
+        .layer(from_fn_with_state(platform.clone(), auth::routing_headers::<B>))
+        .layer(from_fn_with_state(platform, auth::authenticate_functional::<B>))
+        .layer(from_fn(auth::request_ids))
+}

@@ -1,0 +1,591 @@
+//! Locations module objects: `Location` 1→n `Evse` 1→n `Connector`, plus their enums and classes.
+//!
+//! Invariants the *producer* must keep (not enforced here): any EVSE/connector change bumps the parents'
+//! `last_updated`; EVSE uids are never reused (use `REMOVED`). Coordinates are strings on the wire.
+//! See <https://github.com/ocpi/ocpi/blob/release-2.2.1-bugfixes/mod_locations.asciidoc>.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{BusinessDetails, DisplayText, EnergyMix, Image};
+use super::datetime::DateTime;
+use super::ids::{ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, TariffId, open_enum};
+
+/// A charging location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Owner's country code.
+    pub country_code: CountryCode,
+    /// Owner's party id.
+    pub party_id: PartyId,
+    /// Location id.
+    pub id: LocationId,
+    /// Whether the location may be published.
+    pub publish: bool,
+    /// Who may see an unpublished location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_allowed_to: Option<Vec<PublishTokenType>>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Street and number.
+    pub address: String,
+    /// City or town.
+    pub city: String,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// State or province.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// ISO 3166-1 alpha-3 country.
+    pub country: String,
+    /// Coordinates of the location.
+    pub coordinates: GeoLocation,
+    /// Related points (entrances etc.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_locations: Option<Vec<AdditionalGeoLocation>>,
+    /// Type of parking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_type: Option<ParkingType>,
+    /// EVSEs at this location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evses: Option<Vec<Evse>>,
+    /// Directions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directions: Option<Vec<DisplayText>>,
+    /// Operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<BusinessDetails>,
+    /// Suboperator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suboperator: Option<BusinessDetails>,
+    /// Owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<BusinessDetails>,
+    /// Facilities nearby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facilities: Option<Vec<Facility>>,
+    /// IANA time zone, e.g. `Europe/Oslo`.
+    pub time_zone: String,
+    /// Opening times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening_times: Option<Hours>,
+    /// Whether charging continues when closed (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_when_closed: Option<bool>,
+    /// Images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<Image>>,
+    /// Energy mix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_mix: Option<EnergyMix>,
+    /// Last change of this location or any of its EVSEs/connectors.
+    pub last_updated: DateTime,
+}
+
+impl Location {
+    /// The EVSE with this uid (case-insensitive).
+    pub fn evse(&self, uid: &str) -> Option<&Evse> {
+        self.evses.as_deref()?.iter().find(|e| e.uid == uid)
+    }
+}
+
+/// An EVSE: charges one EV at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evse {
+    /// Unique (for all time) uid within the CPO.
+    pub uid: EvseUid,
+    /// eMI3 EVSE id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<EvseId>,
+    /// Current status.
+    pub status: EvseStatus,
+    /// Planned status changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_schedule: Option<Vec<StatusSchedule>>,
+    /// Capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<Capability>>,
+    /// Connectors (non-empty).
+    pub connectors: Vec<Connector>,
+    /// Floor level (max 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_level: Option<String>,
+    /// Coordinates of the EVSE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<GeoLocation>,
+    /// Number/label printed on the EVSE (max 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_reference: Option<String>,
+    /// Directions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directions: Option<Vec<DisplayText>>,
+    /// Parking restrictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_restrictions: Option<Vec<ParkingRestriction>>,
+    /// Images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<Image>>,
+    /// Last change of this EVSE or its connectors.
+    pub last_updated: DateTime,
+}
+
+impl Evse {
+    /// The connector with this id (case-insensitive).
+    pub fn connector(&self, id: &str) -> Option<&Connector> {
+        self.connectors.iter().find(|c| c.id == id)
+    }
+}
+
+/// A connector of an EVSE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    /// Id within the EVSE.
+    pub id: ConnectorId,
+    /// Plug standard.
+    pub standard: ConnectorType,
+    /// Socket or cable.
+    pub format: ConnectorFormat,
+    /// AC/DC.
+    pub power_type: PowerType,
+    /// Max voltage (V, line to neutral for 3-phase AC).
+    pub max_voltage: u32,
+    /// Max current (A).
+    pub max_amperage: u32,
+    /// Max power (W).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_electric_power: Option<u32>,
+    /// Tariffs that apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff_ids: Option<Vec<TariffId>>,
+    /// URL of terms and conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_and_conditions: Option<String>,
+    /// Last change.
+    pub last_updated: DateTime,
+}
+
+/// Latitude/longitude as decimal strings (`-?[0-9]{1,2}\.[0-9]{5,7}`, `-?[0-9]{1,3}\.[0-9]{5,7}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeoLocation {
+    /// Latitude.
+    pub latitude: String,
+    /// Longitude.
+    pub longitude: String,
+}
+
+/// A related point with an optional name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdditionalGeoLocation {
+    /// Latitude.
+    pub latitude: String,
+    /// Longitude.
+    pub longitude: String,
+    /// Name of the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<DisplayText>,
+}
+
+/// Token (pattern) allowed to see an unpublished location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishTokenType {
+    /// Token uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Token type.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TokenType>,
+    /// Visual number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visual_number: Option<String>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+}
+
+/// Opening times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hours {
+    /// Open 24/7.
+    pub twentyfourseven: bool,
+    /// Weekly hours (when not 24/7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regular_hours: Option<Vec<RegularHours>>,
+    /// Extra openings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptional_openings: Option<Vec<ExceptionalPeriod>>,
+    /// Extra closings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptional_closings: Option<Vec<ExceptionalPeriod>>,
+}
+
+/// Opening period on one weekday.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegularHours {
+    /// 1 = Monday … 7 = Sunday.
+    pub weekday: u8,
+    /// `HH:MM`.
+    pub period_begin: String,
+    /// `HH:MM`.
+    pub period_end: String,
+}
+
+/// Absolute period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionalPeriod {
+    /// Begin.
+    pub period_begin: DateTime,
+    /// End.
+    pub period_end: DateTime,
+}
+
+/// Planned status of an EVSE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSchedule {
+    /// Begin.
+    pub period_begin: DateTime,
+    /// End.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<DateTime>,
+    /// Status in that period.
+    pub status: EvseStatus,
+}
+
+/// Status of an EVSE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EvseStatus {
+    /// Free.
+    Available,
+    /// Physically blocked.
+    Blocked,
+    /// In use.
+    Charging,
+    /// Temporarily unavailable, not broken.
+    Inoperative,
+    /// Broken.
+    #[serde(rename = "OUTOFORDER")]
+    OutOfOrder,
+    /// Planned.
+    Planned,
+    /// Removed for good.
+    Removed,
+    /// Reserved.
+    Reserved,
+    /// No information (e.g. offline).
+    Unknown,
+}
+
+open_enum!(
+    /// Plug standard.
+    ConnectorType {
+        /// CHAdeMO.
+        Chademo = "CHADEMO",
+        /// ChaoJi.
+        ChaoJi = "CHAOJI",
+        /// Domestic type A.
+        DomesticA = "DOMESTIC_A",
+        /// Domestic type B.
+        DomesticB = "DOMESTIC_B",
+        /// Domestic type C.
+        DomesticC = "DOMESTIC_C",
+        /// Domestic type D.
+        DomesticD = "DOMESTIC_D",
+        /// Domestic type E.
+        DomesticE = "DOMESTIC_E",
+        /// Domestic type F.
+        DomesticF = "DOMESTIC_F",
+        /// Domestic type G.
+        DomesticG = "DOMESTIC_G",
+        /// Domestic type H.
+        DomesticH = "DOMESTIC_H",
+        /// Domestic type I.
+        DomesticI = "DOMESTIC_I",
+        /// Domestic type J.
+        DomesticJ = "DOMESTIC_J",
+        /// Domestic type K.
+        DomesticK = "DOMESTIC_K",
+        /// Domestic type L.
+        DomesticL = "DOMESTIC_L",
+        /// Domestic type M.
+        DomesticM = "DOMESTIC_M",
+        /// Domestic type N.
+        DomesticN = "DOMESTIC_N",
+        /// Domestic type O.
+        DomesticO = "DOMESTIC_O",
+        /// GB/T AC.
+        GbtAc = "GBT_AC",
+        /// GB/T DC.
+        GbtDc = "GBT_DC",
+        /// IEC 60309-2 single phase 16 A.
+        Iec60309_2Single16 = "IEC_60309_2_single_16",
+        /// IEC 60309-2 three phase 16 A.
+        Iec60309_2Three16 = "IEC_60309_2_three_16",
+        /// IEC 60309-2 three phase 32 A.
+        Iec60309_2Three32 = "IEC_60309_2_three_32",
+        /// IEC 60309-2 three phase 64 A.
+        Iec60309_2Three64 = "IEC_60309_2_three_64",
+        /// Type 1 (SAE J1772).
+        Iec62196T1 = "IEC_62196_T1",
+        /// Combo type 1.
+        Iec62196T1Combo = "IEC_62196_T1_COMBO",
+        /// Type 2.
+        Iec62196T2 = "IEC_62196_T2",
+        /// Combo type 2 (CCS2).
+        Iec62196T2Combo = "IEC_62196_T2_COMBO",
+        /// Type 3A.
+        Iec62196T3A = "IEC_62196_T3A",
+        /// Type 3C.
+        Iec62196T3C = "IEC_62196_T3C",
+        /// NEMA 5-20.
+        Nema5_20 = "NEMA_5_20",
+        /// NEMA 6-30.
+        Nema6_30 = "NEMA_6_30",
+        /// NEMA 6-50.
+        Nema6_50 = "NEMA_6_50",
+        /// NEMA 10-30.
+        Nema10_30 = "NEMA_10_30",
+        /// NEMA 10-50.
+        Nema10_50 = "NEMA_10_50",
+        /// NEMA 14-30.
+        Nema14_30 = "NEMA_14_30",
+        /// NEMA 14-50.
+        Nema14_50 = "NEMA_14_50",
+        /// Pantograph bottom up.
+        PantographBottomUp = "PANTOGRAPH_BOTTOM_UP",
+        /// Pantograph top down.
+        PantographTopDown = "PANTOGRAPH_TOP_DOWN",
+        /// Tesla roadster.
+        TeslaR = "TESLA_R",
+        /// Tesla S.
+        TeslaS = "TESLA_S",
+    }
+);
+
+/// Socket or attached cable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectorFormat {
+    /// Socket; bring your own cable.
+    Socket,
+    /// Cable attached.
+    Cable,
+}
+
+/// Power type of a connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PowerType {
+    /// AC single phase.
+    #[serde(rename = "AC_1_PHASE")]
+    Ac1Phase,
+    /// AC two phases.
+    #[serde(rename = "AC_2_PHASE")]
+    Ac2Phase,
+    /// AC two phases, split.
+    #[serde(rename = "AC_2_PHASE_SPLIT")]
+    Ac2PhaseSplit,
+    /// AC three phases.
+    #[serde(rename = "AC_3_PHASE")]
+    Ac3Phase,
+    /// Direct current.
+    Dc,
+}
+
+open_enum!(
+    /// EVSE capability.
+    Capability {
+        /// Charging profiles supported.
+        ChargingProfileCapable = "CHARGING_PROFILE_CAPABLE",
+        /// Charging preferences supported.
+        ChargingPreferencesCapable = "CHARGING_PREFERENCES_CAPABLE",
+        /// Chip card payment terminal.
+        ChipCardSupport = "CHIP_CARD_SUPPORT",
+        /// Contactless payment terminal.
+        ContactlessCardSupport = "CONTACTLESS_CARD_SUPPORT",
+        /// Credit card payable.
+        CreditCardPayable = "CREDIT_CARD_PAYABLE",
+        /// Debit card payable.
+        DebitCardPayable = "DEBIT_CARD_PAYABLE",
+        /// PED terminal.
+        PedTerminal = "PED_TERMINAL",
+        /// Remote start/stop.
+        RemoteStartStopCapable = "REMOTE_START_STOP_CAPABLE",
+        /// Reservable.
+        Reservable = "RESERVABLE",
+        /// RFID reader.
+        RfidReader = "RFID_READER",
+        /// StartSession needs a connector id.
+        StartSessionConnectorRequired = "START_SESSION_CONNECTOR_REQUIRED",
+        /// Token groups supported.
+        TokenGroupCapable = "TOKEN_GROUP_CAPABLE",
+        /// Remote unlock.
+        UnlockCapable = "UNLOCK_CAPABLE",
+    }
+);
+
+open_enum!(
+    /// Facility near a location.
+    Facility {
+        /// Hotel.
+        Hotel = "HOTEL",
+        /// Restaurant.
+        Restaurant = "RESTAURANT",
+        /// Cafe.
+        Cafe = "CAFE",
+        /// Mall.
+        Mall = "MALL",
+        /// Supermarket.
+        Supermarket = "SUPERMARKET",
+        /// Sport.
+        Sport = "SPORT",
+        /// Recreation area.
+        RecreationArea = "RECREATION_AREA",
+        /// Nature.
+        Nature = "NATURE",
+        /// Museum.
+        Museum = "MUSEUM",
+        /// Bike sharing.
+        BikeSharing = "BIKE_SHARING",
+        /// Bus stop.
+        BusStop = "BUS_STOP",
+        /// Taxi stand.
+        TaxiStand = "TAXI_STAND",
+        /// Tram stop.
+        TramStop = "TRAM_STOP",
+        /// Metro station.
+        MetroStation = "METRO_STATION",
+        /// Train station.
+        TrainStation = "TRAIN_STATION",
+        /// Airport.
+        Airport = "AIRPORT",
+        /// Parking lot.
+        ParkingLot = "PARKING_LOT",
+        /// Carpool parking.
+        CarpoolParking = "CARPOOL_PARKING",
+        /// Fuel station.
+        FuelStation = "FUEL_STATION",
+        /// Wifi.
+        Wifi = "WIFI",
+    }
+);
+
+open_enum!(
+    /// Type of parking at a location.
+    ParkingType {
+        /// Along a motorway.
+        AlongMotorway = "ALONG_MOTORWAY",
+        /// Parking garage.
+        ParkingGarage = "PARKING_GARAGE",
+        /// Parking lot.
+        ParkingLot = "PARKING_LOT",
+        /// On driveway.
+        OnDriveway = "ON_DRIVEWAY",
+        /// On street.
+        OnStreet = "ON_STREET",
+        /// Underground garage.
+        UndergroundGarage = "UNDERGROUND_GARAGE",
+    }
+);
+
+open_enum!(
+    /// Parking restriction of an EVSE.
+    ParkingRestriction {
+        /// EVs only.
+        EvOnly = "EV_ONLY",
+        /// Plugged-in only.
+        Plugged = "PLUGGED",
+        /// Disabled drivers.
+        Disabled = "DISABLED",
+        /// Customers only.
+        Customers = "CUSTOMERS",
+        /// Motorcycles only.
+        Motorcycles = "MOTORCYCLES",
+    }
+);
+
+open_enum!(
+    /// Token type.
+    TokenType {
+        /// Ad-hoc user.
+        AdHocUser = "AD_HOC_USER",
+        /// App user.
+        AppUser = "APP_USER",
+        /// Other.
+        OtherToken = "OTHER",
+        /// RFID card.
+        Rfid = "RFID",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCATION: &str = r#"{
+      "country_code": "BE", "party_id": "BEC", "id": "LOC1", "publish": true,
+      "name": "Gent Zuid", "address": "F.Rooseveltlaan 3A", "city": "Gent", "postal_code": "9000",
+      "country": "BEL", "coordinates": {"latitude": "51.047599", "longitude": "3.729944"},
+      "parking_type": "ON_STREET",
+      "evses": [{
+        "uid": "3256", "evse_id": "BE*BEC*E041503001", "status": "AVAILABLE",
+        "capabilities": ["RESERVABLE", "SOME_FUTURE_CAPABILITY"],
+        "connectors": [{
+          "id": "1", "standard": "IEC_62196_T2", "format": "CABLE", "power_type": "AC_3_PHASE",
+          "max_voltage": 220, "max_amperage": 16, "tariff_ids": ["11"], "last_updated": "2015-03-16T10:10:02Z"
+        }, {
+          "id": "2", "standard": "MCS", "format": "SOCKET", "power_type": "DC",
+          "max_voltage": 1000, "max_amperage": 3000, "max_electric_power": 3000000,
+          "last_updated": "2015-03-18T08:12:01Z"
+        }],
+        "physical_reference": "1", "floor_level": "-1", "last_updated": "2015-06-28T08:12:01Z"
+      }, {
+        "uid": "3257", "status": "OUTOFORDER",
+        "connectors": [{"id": "1", "standard": "CHADEMO", "format": "CABLE", "power_type": "DC",
+          "max_voltage": 500, "max_amperage": 125, "last_updated": "2015-03-16T10:10:02Z"}],
+        "last_updated": "2015-06-29T20:39:09Z"
+      }],
+      "operator": {"name": "BeCharged"},
+      "time_zone": "Europe/Brussels",
+      "opening_times": {"twentyfourseven": true},
+      "last_updated": "2015-06-29T20:39:09Z"
+    }"#;
+
+    #[test]
+    fn location_round_trips_and_keeps_unknown_enum_values() {
+        let loc: Location = serde_json::from_str(LOCATION).expect("parses");
+        let evse = loc.evse("3256").expect("evse");
+        assert_eq!(evse.status, EvseStatus::Available);
+        assert_eq!(evse.connector("2").map(|c| c.standard.clone()), Some(ConnectorType::Other("MCS".into())));
+        assert_eq!(loc.evse("3257").map(|e| e.status), Some(EvseStatus::OutOfOrder));
+        let caps = evse.capabilities.clone().unwrap_or_default();
+        assert_eq!(caps[1], Capability::Other("SOME_FUTURE_CAPABILITY".into()));
+        let json = serde_json::to_value(&loc).expect("json");
+        assert_eq!(json["evses"][0]["connectors"][1]["standard"], "MCS");
+        assert_eq!(json["evses"][1]["status"], "OUTOFORDER");
+        assert_eq!(json["evses"][0]["connectors"][0]["power_type"], "AC_3_PHASE");
+        assert!(json.get("state").is_none(), "absent optionals are omitted");
+        let back: Location = serde_json::from_value(json).expect("parses back");
+        assert_eq!(back, loc);
+    }
+
+    #[test]
+    fn missing_required_field_is_an_error() {
+        let mut v: serde_json::Value = serde_json::from_str(LOCATION).expect("parses");
+        v.as_object_mut().expect("object").remove("time_zone");
+        assert!(serde_json::from_value::<Location>(v).is_err());
+    }
+
+    #[test]
+    fn all_evse_statuses_use_spec_spelling() {
+        let all = r#"["AVAILABLE","BLOCKED","CHARGING","INOPERATIVE","OUTOFORDER","PLANNED","REMOVED","RESERVED","UNKNOWN"]"#;
+        let parsed: Vec<EvseStatus> = serde_json::from_str(all).expect("parses");
+        let back: Vec<EvseStatus> =
+            serde_json::from_str(&serde_json::to_string(&parsed).expect("json")).expect("parses");
+        assert_eq!(parsed, back);
+        assert_eq!(serde_json::to_string(&parsed).expect("json").replace(' ', ""), all);
+    }
+}

@@ -1,0 +1,21 @@
+//! Hand-written serde types for OCPI 2.2.1 (CPO-relevant subset).
+//!
+//! Rules kept throughout (serde_json `arbitrary_precision` is on for the whole build): no `untagged`, `flatten` or
+//! internally tagged enums; decimals are JSON numbers; open enums are `Known | Other(String)` with manual serde;
+//! optional fields are omitted when `None`.
+
+mod common;
+mod credentials;
+mod datetime;
+mod ids;
+mod location;
+mod tariff;
+mod version;
+
+pub use common::*;
+pub use credentials::*;
+pub use datetime::*;
+pub use ids::*;
+pub use location::*;
+pub use tariff::*;
+pub use version::*;

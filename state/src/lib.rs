@@ -1,0 +1,476 @@
+//! # Durable state on sled
+//!
+//! The only crate that touches sled. It stores stations, connector statuses, transactions and
+//! their meter samples (see [`model`]) and offers:
+//! - [`Store::update`]: one atomic multi-tree sled transaction through a typed [`Txn`] view, so
+//!   that a state change and everything derived from it land together (the closure may run more
+//!   than once: keep it free of side effects);
+//! - [`Store::flush`]: group commit. A transaction message must be durable before the station
+//!   gets its answer, but an fsync per message would serialise all stations. Callers that need
+//!   durability await `flush()`; concurrent callers share one fsync.
+//! - typed reads for the admin API and, later, OCPI.
+//!
+//! Invariants: a 1.6 transaction id handed out is never handed out again (the counter lives in
+//! the same sled transaction as the record that uses it, and that record is flushed before the
+//! id reaches the station).
+
+pub mod model;
+
+mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+pub use model::{
+    Connector, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction, TransactionStatus,
+};
+
+use keys::{idx, tree};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// sled failed (I/O, corruption, …).
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt record in tree {tree}: {reason}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// The 1.6 transaction id space (int32) is exhausted.
+    #[error("1.6 transaction ids exhausted")]
+    IdsExhausted,
+    /// The update closure refused the change.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// What an update closure returns on failure; build it with `?` on [`Txn`] methods or
+/// [`reject`].
+pub type TxError = ConflictableTransactionError<Error>;
+
+/// Aborts an update with a reason.
+pub fn reject(reason: impl Into<String>) -> TxError {
+    ConflictableTransactionError::Abort(Error::Rejected(reason.into()))
+}
+
+/// Settings of the store (`[state]` in the daemon's configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// sled directory.
+    pub path: PathBuf,
+    /// sled page cache size in bytes (sled's own default is 1 GiB, far too much for a small box).
+    pub cache_bytes: u64,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// Tickets handed to `flush()` callers.
+    flush_requested: AtomicU64,
+    /// Highest ticket known to be durable.
+    flush_done: AtomicU64,
+    /// One fsync at a time; the holder flushes for everyone who asked before it started.
+    flush_lock: tokio::sync::Mutex<()>,
+    /// Set when the directory was found corrupt at start-up and moved aside.
+    recovered_from: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("trees", &tree::ALL).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store. A directory sled reports as corrupt is moved aside to
+    /// `{path}.corrupt-{unix time}` and a fresh store is started, so the daemon comes back up:
+    /// live connector state is re-derived from the stations; [`Store::recovered_from`] tells.
+    pub fn open(settings: &Settings) -> Result<Store, Error> {
+        match Self::open_dir(settings) {
+            Ok(store) => Ok(store),
+            Err(Error::Sled(sled::Error::Corruption { .. })) => {
+                let aside = PathBuf::from(format!(
+                    "{}.corrupt-{}",
+                    settings.path.display(),
+                    chrono::Utc::now().timestamp()
+                ));
+                tracing::error!(path = %settings.path.display(), aside = %aside.display(),
+                    "state directory is corrupt; moving it aside and starting empty");
+                std::fs::rename(&settings.path, &aside)
+                    .map_err(|e| Error::Sled(sled::Error::Io(e)))?;
+                let mut store = Self::open_dir(settings)?;
+                if let Some(inner) = Arc::get_mut(&mut store.inner) {
+                    inner.recovered_from = Some(aside);
+                }
+                Ok(store)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_dir(settings: &Settings) -> Result<Store, Error> {
+        let db = sled::Config::new()
+            .path(&settings.path)
+            .cache_capacity(settings.cache_bytes)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let trees = tree::ALL.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                flush_requested: AtomicU64::new(0),
+                flush_done: AtomicU64::new(0),
+                flush_lock: tokio::sync::Mutex::new(()),
+                recovered_from: None,
+            }),
+        })
+    }
+
+    /// Where a corrupt directory was moved at start-up, if that happened.
+    pub fn recovered_from(&self) -> Option<&Path> {
+        self.inner.recovered_from.as_deref()
+    }
+
+    /// Runs `f` as one atomic sled transaction over all trees. `f` may run several times
+    /// (optimistic concurrency), so it must not have side effects outside the [`Txn`].
+    pub fn update<R>(&self, f: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<R, Error> {
+        let trees: &[sled::Tree] = &self.inner.trees;
+        trees
+            .transaction(|view: &Vec<TransactionalTree>| f(&Txn { trees: view }))
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => Error::Sled(e),
+            })
+    }
+
+    /// Makes every write that completed before this call durable (group commit: concurrent
+    /// callers share one fsync).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let ticket = inner.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = inner.flush_lock.lock().await;
+        if inner.flush_done.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Everything written before any ticket up to `target` was issued is covered by this
+        // fsync, because those writes completed before their ticket was taken.
+        let target = inner.flush_requested.load(Ordering::SeqCst);
+        inner.db.flush_async().await?;
+        inner.flush_done.fetch_max(target, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Size of the database on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, Error> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    fn tree(&self, i: usize) -> &sled::Tree {
+        &self.inner.trees[i]
+    }
+
+    /// One station.
+    pub fn station(&self, id: &str) -> Result<Option<Station>, Error> {
+        get(self.tree(idx::STATIONS), tree::STATIONS, id.as_bytes())
+    }
+
+    /// All stations, ordered by id.
+    pub fn stations(&self) -> Result<Vec<Station>, Error> {
+        scan(self.tree(idx::STATIONS), tree::STATIONS, b"")
+    }
+
+    /// A station's connectors, ordered by EVSE then connector.
+    pub fn connectors(&self, station: &str) -> Result<Vec<Connector>, Error> {
+        scan(self.tree(idx::CONNECTORS), tree::CONNECTORS, &keys::station_prefix(station))
+    }
+
+    /// One transaction by our id.
+    pub fn transaction(&self, id: &str) -> Result<Option<Transaction>, Error> {
+        get(self.tree(idx::TRANSACTIONS), tree::TRANSACTIONS, id.as_bytes())
+    }
+
+    /// One transaction by the station's OCPP transaction id.
+    pub fn transaction_by_ocpp(
+        &self,
+        station: &str,
+        ocpp_tx_id: &str,
+    ) -> Result<Option<Transaction>, Error> {
+        match self.tree(idx::TX_BY_OCPP).get(keys::tx_by_ocpp(station, ocpp_tx_id))? {
+            Some(id) => self.transaction(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// All transactions, ordered by start time (then id).
+    pub fn transactions(&self) -> Result<Vec<Transaction>, Error> {
+        let mut all: Vec<Transaction> =
+            scan(self.tree(idx::TRANSACTIONS), tree::TRANSACTIONS, b"")?;
+        all.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        Ok(all)
+    }
+
+    /// Meter samples of a transaction in station-time order.
+    pub fn samples(&self, tx_id: &str) -> Result<Vec<MeterSample>, Error> {
+        scan(self.tree(idx::SAMPLES), tree::SAMPLES, &keys::sample_prefix(tx_id))
+    }
+
+    /// Marks every station offline: at start-up no websocket is open, whatever the store says
+    /// after a crash.
+    pub fn mark_all_offline(&self, at: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
+        for station in self.stations()? {
+            if station.online {
+                self.update(|tx| {
+                    if let Some(mut s) = tx.station(&station.id)? {
+                        s.online = false;
+                        s.disconnected_at = Some(at);
+                        tx.put_station(&s)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every record as JSON lines `{"tree", "key", "value"}` (backup and debugging).
+    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, Error> {
+        let mut n = 0;
+        for (name, t) in tree::ALL.iter().zip(self.inner.trees.iter()) {
+            for item in t.iter() {
+                let (k, v) = item?;
+                let value: serde_json::Value = serde_json::from_slice(&v)
+                    .unwrap_or_else(|_| serde_json::Value::String(hex(&v)));
+                let line = serde_json::json!({ "tree": name, "key": hex(&k), "value": value });
+                writeln!(out, "{line}").map_err(|e| Error::Sled(sled::Error::Io(e)))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt { tree, reason: e.to_string() })
+}
+
+fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::Corrupt { tree, reason: e.to_string() })
+}
+
+fn get<T: DeserializeOwned>(
+    t: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, Error> {
+    t.get(key)?.map(|v| decode(name, &v)).transpose()
+}
+
+fn scan<T: DeserializeOwned>(
+    t: &sled::Tree,
+    name: &'static str,
+    prefix: &[u8],
+) -> Result<Vec<T>, Error> {
+    t.scan_prefix(prefix).values().map(|v| decode(name, &v?)).collect()
+}
+
+/// Key of an idempotent 1.6 StartTransaction: a station that retries the same
+/// StartTransaction (same connector, idTag, meterStart and timestamp) gets the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start16Key<'a> {
+    /// Station identity.
+    pub station: &'a str,
+    /// 1.6 connectorId.
+    pub connector_id: u32,
+    /// idTag.
+    pub id_tag: &'a str,
+    /// meterStart (Wh).
+    pub meter_start: i64,
+    /// Station timestamp, normalised to RFC 3339 in UTC.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+}
+
+impl Start16Key<'_> {
+    fn bytes(&self) -> Vec<u8> {
+        let mut k = keys::station_prefix(self.station);
+        k.extend_from_slice(&self.connector_id.to_be_bytes());
+        k.extend_from_slice(self.id_tag.to_ascii_lowercase().as_bytes());
+        k.push(0);
+        k.extend_from_slice(&self.meter_start.to_be_bytes());
+        k.extend_from_slice(&self.timestamp.timestamp_millis().to_be_bytes());
+        k
+    }
+}
+
+/// Typed view of all trees inside one [`Store::update`] transaction.
+pub struct Txn<'a> {
+    trees: &'a [TransactionalTree],
+}
+
+impl std::fmt::Debug for Txn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn").finish_non_exhaustive()
+    }
+}
+
+fn abort(e: Error) -> TxError {
+    ConflictableTransactionError::Abort(e)
+}
+
+impl Txn<'_> {
+    fn get<T: DeserializeOwned>(
+        &self,
+        i: usize,
+        name: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, TxError> {
+        match self.trees[i].get(key)? {
+            Some(v) => decode(name, &v).map(Some).map_err(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        i: usize,
+        name: &'static str,
+        key: Vec<u8>,
+        value: &T,
+    ) -> Result<(), TxError> {
+        self.trees[i].insert(key, encode(name, value).map_err(abort)?)?;
+        Ok(())
+    }
+
+    /// One station.
+    pub fn station(&self, id: &str) -> Result<Option<Station>, TxError> {
+        self.get(idx::STATIONS, tree::STATIONS, id.as_bytes())
+    }
+
+    /// Stores a station.
+    pub fn put_station(&self, s: &Station) -> Result<(), TxError> {
+        self.put(idx::STATIONS, tree::STATIONS, s.id.as_bytes().to_vec(), s)
+    }
+
+    /// One connector.
+    pub fn connector(
+        &self,
+        station: &str,
+        evse_id: u32,
+        connector_id: u32,
+    ) -> Result<Option<Connector>, TxError> {
+        self.get(idx::CONNECTORS, tree::CONNECTORS, &keys::connector(station, evse_id, connector_id))
+    }
+
+    /// Stores a connector.
+    pub fn put_connector(&self, c: &Connector) -> Result<(), TxError> {
+        let key = keys::connector(&c.station_id, c.evse_id, c.connector_id);
+        self.put(idx::CONNECTORS, tree::CONNECTORS, key, c)
+    }
+
+    /// One transaction by our id.
+    pub fn transaction(&self, id: &str) -> Result<Option<Transaction>, TxError> {
+        self.get(idx::TRANSACTIONS, tree::TRANSACTIONS, id.as_bytes())
+    }
+
+    /// One transaction by the station's OCPP transaction id.
+    pub fn transaction_by_ocpp(
+        &self,
+        station: &str,
+        ocpp_tx_id: &str,
+    ) -> Result<Option<Transaction>, TxError> {
+        match self.trees[idx::TX_BY_OCPP].get(keys::tx_by_ocpp(station, ocpp_tx_id))? {
+            Some(id) => self.transaction(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a transaction and indexes it by its OCPP id.
+    pub fn put_transaction(&self, t: &Transaction) -> Result<(), TxError> {
+        self.put(idx::TRANSACTIONS, tree::TRANSACTIONS, t.id.as_bytes().to_vec(), t)?;
+        self.trees[idx::TX_BY_OCPP]
+            .insert(keys::tx_by_ocpp(&t.station_id, &t.ocpp_transaction_id), t.id.as_bytes())?;
+        Ok(())
+    }
+
+    /// The id a 1.6 StartTransaction with this key already got, if it was seen before.
+    pub fn start16_id(&self, key: &Start16Key<'_>) -> Result<Option<i32>, TxError> {
+        Ok(self.trees[idx::TX_STARTS_16].get(key.bytes())?.and_then(|v| {
+            let b: [u8; 4] = v.as_ref().try_into().ok()?;
+            Some(i32::from_be_bytes(b))
+        }))
+    }
+
+    /// Remembers the id given to a 1.6 StartTransaction.
+    pub fn remember_start16(&self, key: &Start16Key<'_>, id: i32) -> Result<(), TxError> {
+        self.trees[idx::TX_STARTS_16].insert(key.bytes(), &id.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Allocates the next 1.6 transaction id (1, 2, 3, …; never reused).
+    pub fn next_tx16_id(&self) -> Result<i32, TxError> {
+        let meta = &self.trees[idx::META];
+        let current = match meta.get(keys::TX16_COUNTER)? {
+            Some(v) => {
+                let b: [u8; 4] = v.as_ref().try_into().map_err(|_| {
+                    abort(Error::Corrupt { tree: tree::META, reason: "tx16 counter".into() })
+                })?;
+                i32::from_be_bytes(b)
+            }
+            None => 0,
+        };
+        let next = current.checked_add(1).ok_or_else(|| abort(Error::IdsExhausted))?;
+        meta.insert(keys::TX16_COUNTER, &next.to_be_bytes())?;
+        Ok(next)
+    }
+
+    /// Records that a 2.0.1 TransactionEvent `seq_no` was applied; returns false when it had
+    /// been applied before (a retry), in which case nothing must change.
+    pub fn first_time_event(
+        &self,
+        station: &str,
+        ocpp_tx_id: &str,
+        seq_no: u32,
+    ) -> Result<bool, TxError> {
+        let key = keys::tx_event(station, ocpp_tx_id, seq_no);
+        Ok(self.trees[idx::TX_EVENTS].insert(key, &[])?.is_none())
+    }
+
+    /// Adds a meter sample to a transaction; returns false when the same sample (same time,
+    /// measurand, phase, location, context and format) was stored before — a retried message.
+    pub fn add_sample(&self, tx_id: &str, sample: &MeterSample) -> Result<bool, TxError> {
+        let identity = keys::fnv1a(&[
+            &sample.measurand,
+            sample.phase.as_deref().unwrap_or(""),
+            sample.location.as_deref().unwrap_or(""),
+            sample.context.as_deref().unwrap_or(""),
+            sample.format.as_deref().unwrap_or(""),
+        ]);
+        let key = keys::sample(tx_id, sample.timestamp.timestamp_millis(), identity);
+        let bytes = encode(tree::SAMPLES, sample).map_err(abort)?;
+        Ok(self.trees[idx::SAMPLES].insert(key, bytes)?.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests;

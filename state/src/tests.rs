@@ -1,0 +1,146 @@
+use super::*;
+use chrono::{TimeZone, Utc};
+
+fn open(dir: &Path) -> Store {
+    Store::open(&Settings { path: dir.join("db"), cache_bytes: 8 << 20 }).expect("open")
+}
+
+fn start_key(ts_secs: i64) -> (String, chrono::DateTime<Utc>) {
+    ("CS1".to_owned(), Utc.timestamp_opt(ts_secs, 0).unwrap())
+}
+
+#[tokio::test]
+async fn tx16_ids_are_never_reused_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = store.update(|tx| tx.next_tx16_id()).unwrap();
+    let b = store.update(|tx| tx.next_tx16_id()).unwrap();
+    assert_eq!((a, b), (1, 2));
+    store.flush().await.unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.update(|tx| tx.next_tx16_id()).unwrap(), 3);
+}
+
+#[test]
+fn a_retried_start16_finds_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (station, ts) = start_key(1_700_000_000);
+    let key = Start16Key { station: &station, connector_id: 1, id_tag: "TAG", meter_start: 5, timestamp: ts };
+    assert_eq!(store.update(|tx| tx.start16_id(&key)).unwrap(), None);
+    store.update(|tx| tx.remember_start16(&key, 7)).unwrap();
+    let retry = Start16Key { id_tag: "tag", ..key.clone() };
+    assert_eq!(store.update(|tx| tx.start16_id(&retry)).unwrap(), Some(7));
+    let other = Start16Key { meter_start: 6, ..key };
+    assert_eq!(store.update(|tx| tx.start16_id(&other)).unwrap(), None);
+}
+
+#[test]
+fn an_event_seq_no_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(store.update(|tx| tx.first_time_event("CS1", "tx-1", 0)).unwrap());
+    assert!(!store.update(|tx| tx.first_time_event("CS1", "tx-1", 0)).unwrap());
+    assert!(store.update(|tx| tx.first_time_event("CS1", "tx-1", 1)).unwrap());
+}
+
+#[test]
+fn a_rejected_update_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let r: Result<(), Error> = store.update(|tx| {
+        tx.put_station(&Station::new("CS1"))?;
+        Err(reject("no"))
+    });
+    assert!(matches!(r, Err(Error::Rejected(_))));
+    assert!(store.station("CS1").unwrap().is_none());
+}
+
+#[test]
+fn connectors_are_listed_per_station_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let now = Utc::now();
+    for (st, evse) in [("CS1", 2), ("CS1", 1), ("CS10", 1)] {
+        let c = Connector {
+            v: SCHEMA_VERSION,
+            station_id: st.into(),
+            evse_id: evse,
+            connector_id: 1,
+            status: "Available".into(),
+            error_code: None,
+            info: None,
+            timestamp: now,
+            updated_at: now,
+        };
+        store.update(|tx| tx.put_connector(&c)).unwrap();
+    }
+    let cs1: Vec<u32> = store.connectors("CS1").unwrap().iter().map(|c| c.evse_id).collect();
+    assert_eq!(cs1, vec![1, 2]);
+    assert_eq!(store.connectors("CS10").unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_flushes_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.update(|tx| tx.put_station(&Station::new(&format!("S{i}")))).unwrap();
+            s.flush().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.stations().unwrap().len(), 50);
+}
+
+#[test]
+fn export_writes_one_json_line_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.update(|tx| tx.put_station(&Station::new("CS1"))).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(store.export(&mut out).unwrap(), 1);
+    let line: serde_json::Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
+    assert_eq!(line["tree"], "stations");
+    assert_eq!(line["value"]["id"], "CS1");
+}
+
+#[test]
+fn a_retried_sample_is_stored_once_and_samples_sort_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let sample = |secs: i64, measurand: &str| MeterSample {
+        v: SCHEMA_VERSION,
+        timestamp: Utc.timestamp_opt(secs, 0).unwrap(),
+        measurand: measurand.into(),
+        value: Some(1.into()),
+        raw: "1".into(),
+        unit: "Wh".into(),
+        multiplier: 0,
+        phase: None,
+        context: None,
+        location: None,
+        format: None,
+        signed: None,
+    };
+    let e2 = sample(200, "Energy.Active.Import.Register");
+    let e1 = sample(100, "Energy.Active.Import.Register");
+    let p1 = sample(100, "Power.Active.Import");
+    assert!(store.update(|tx| tx.add_sample("T", &e2)).unwrap());
+    assert!(store.update(|tx| tx.add_sample("T", &e1)).unwrap());
+    assert!(store.update(|tx| tx.add_sample("T", &p1)).unwrap());
+    assert!(!store.update(|tx| tx.add_sample("T", &e1)).unwrap());
+    // Pre-epoch station clocks must still sort before later ones.
+    assert!(store.update(|tx| tx.add_sample("T", &sample(-5, "SoC"))).unwrap());
+    let times: Vec<i64> = store.samples("T").unwrap().iter().map(|s| s.timestamp.timestamp()).collect();
+    assert_eq!(times.len(), 4);
+    assert_eq!(times[0], -5);
+    assert_eq!(*times.last().unwrap(), 200);
+    assert!(store.samples("T2").unwrap().is_empty());
+}

@@ -1,0 +1,92 @@
+//! `ocpp-ocpi-bridge check-config`: the shipped example configs validate, the test config
+//! validates, and an unknown key fails with a message naming it.
+
+use std::path::Path;
+
+use bridge_tests::TestConfig;
+use bridge_tests::daemon::{check_config, workspace_dir};
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn shipped_example_configs_pass_check_config() {
+    let dir = workspace_dir().join("config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    if files.is_empty() {
+        eprintln!("no config/*.toml shipped yet; nothing to check");
+    }
+    for file in files {
+        let out = check_config(&file);
+        assert!(
+            out.status.success(),
+            "check-config {} failed ({}): {}",
+            file.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn test_config_passes_check_config() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cfg = TestConfig::new()
+        .station("CS001")
+        .station_with_password("SECURE", "pw");
+    let path = write_config(tmp.path(), &cfg.to_toml(&tmp.path().join("data")));
+    let out = check_config(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_key_fails_check_config_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let good = TestConfig::new()
+        .station("CS001")
+        .to_toml(&tmp.path().join("data"));
+    let bad = good.replacen("[ocpp]\n", "[ocpp]\nhartbeat_interval_typo = 5\n", 1);
+    assert_ne!(good, bad, "test setup: [ocpp] section not found");
+    let path = write_config(tmp.path(), &bad);
+    let out = check_config(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "check-config accepted an unknown key"
+    );
+    assert!(
+        stderr.contains("hartbeat_interval_typo"),
+        "stderr must name the bad key: {stderr}"
+    );
+}
+
+#[test]
+fn unknown_section_fails_check_config_naming_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut text = TestConfig::new()
+        .station("CS001")
+        .to_toml(&tmp.path().join("data"));
+    text.insert_str(0, "[surprise]\nkey = 1\n\n");
+    let path = write_config(tmp.path(), &text);
+    let out = check_config(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "check-config accepted an unknown section"
+    );
+    assert!(
+        stderr.contains("surprise"),
+        "stderr must name the bad key: {stderr}"
+    );
+}
