@@ -363,8 +363,12 @@ where
 
     async fn serve(&mut self) -> Exit {
         let every = self.settings.ping_interval;
-        let mut ping = (!every.is_zero()).then(|| {
-            let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        // Zero (or a period too long to represent) turns our pings off.
+        let first = Instant::now()
+            .checked_add(every)
+            .filter(|_| !every.is_zero());
+        let mut ping = first.map(|first| {
+            let mut interval = tokio::time::interval_at(first, every);
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
@@ -524,13 +528,12 @@ where
                     reason,
                     ..
                 } = &e
+                    && self.pending.as_ref().is_some_and(|p| &p.id == id)
                 {
-                    if self.pending.as_ref().is_some_and(|p| &p.id == id) {
-                        let failure = CallFailure::InvalidResponse {
-                            reason: reason.clone(),
-                        };
-                        self.resolve(&id.clone(), Err(failure));
-                    }
+                    let failure = CallFailure::InvalidResponse {
+                        reason: reason.clone(),
+                    };
+                    self.resolve(&id.clone(), Err(failure));
                 }
                 Ok(())
             }
@@ -551,7 +554,7 @@ where
 
     /// Hands the answer to our outstanding CALL to its caller; other answers are dropped.
     fn resolve(&mut self, id: &str, result: Result<Value, CallFailure>) {
-        if !self.pending.as_ref().is_some_and(|p| p.id == id) {
+        if self.pending.as_ref().is_none_or(|p| p.id != id) {
             warn!(message_id = %id, "answer to no outstanding CALL dropped");
             return;
         }
@@ -613,7 +616,8 @@ where
         match job {
             Job::Call { id, action, .. } => {
                 warn!(%action, message_id = %id, "too many CALLs waiting; answered busy");
-                count_message(action_label(&action, None), false);
+                // Not decoded, so the action name is unchecked: keep it out of the labels.
+                count_message("busy".to_owned(), false);
                 let code = ErrorCode::GenericError.as_str(self.version);
                 self.write_frame(&Frame::call_error(id, code, "busy")).await
             }
@@ -861,22 +865,13 @@ pub(crate) mod tests {
     async fn connect(
         station: &str,
         version: OcppVersion,
-        settings: ServerSettings,
         codec: Option<Codec>,
-        registry: Registry,
-        csms: Arc<Fake>,
+        shared: Shared<Fake>,
         seen: &mut mpsc::UnboundedReceiver<Seen>,
-        shutdown: CancellationToken,
     ) -> (Client, StationHandle, JoinHandle<()>) {
         let (a, b) = tokio::io::duplex(64 * 1024);
         let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
         let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
-        let shared = Shared {
-            csms,
-            registry,
-            settings: Arc::new(settings),
-            shutdown,
-        };
         let station = StationId::from(station);
         let task = tokio::spawn(async move {
             match codec {
@@ -902,17 +897,13 @@ pub(crate) mod tests {
         let (csms, mut seen) = Fake::new(Admission::Accept);
         let registry = Registry::default();
         let shutdown = CancellationToken::new();
-        let (client, handle, task) = connect(
-            "CP1",
-            version,
-            settings,
-            codec,
-            registry.clone(),
-            Arc::clone(&csms),
-            &mut seen,
-            shutdown.clone(),
-        )
-        .await;
+        let shared = Shared {
+            csms: Arc::clone(&csms),
+            registry: registry.clone(),
+            settings: Arc::new(settings),
+            shutdown: shutdown.clone(),
+        };
+        let (client, handle, task) = connect("CP1", version, codec, shared, &mut seen).await;
         Harness {
             client,
             handle,
@@ -1309,15 +1300,18 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_new_connection_replaces_the_old_one() {
         let mut h = start(OcppVersion::V16, quick()).await;
+        let shared = Shared {
+            csms: Arc::clone(&h.csms),
+            registry: h.registry.clone(),
+            settings: Arc::new(quick()),
+            shutdown: h.shutdown.clone(),
+        };
         let (mut client2, handle2, task2) = connect(
             "CP1",
             OcppVersion::V201,
-            quick(),
             Some(fake_codec()),
-            h.registry.clone(),
-            Arc::clone(&h.csms),
+            shared,
             &mut h.seen,
-            h.shutdown.clone(),
         )
         .await;
         assert_eq!(close_code(&mut h.client).await, CloseCode::Normal);

@@ -224,6 +224,8 @@ fn count_rejection(reason: &'static str) {
 }
 
 /// Runs the handshake of one socket and, if upgraded, its connection.
+// The handshake callback's error type (`ErrorResponse`) is tungstenite's, large by design.
+#[allow(clippy::result_large_err)]
 async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>) {
     let settings = Arc::clone(&shared.settings);
     let mut verdict = None;

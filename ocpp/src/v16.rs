@@ -140,6 +140,8 @@ fn notification(action: &str, payload: Value) -> StationRequest {
     }
 }
 
+/// Schema `maxLength`s of the descriptive fields are not enforced: a too-long firmware string
+/// says nothing wrong about the station, and rejecting its Boot would keep it from registering.
 fn boot_notification(payload: Value) -> Result<StationRequest, CallFault> {
     let req: BootNotificationRequest = decode_object("BootNotification", payload)?;
     Ok(StationRequest::BootNotification(BootInfo {

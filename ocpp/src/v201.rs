@@ -216,6 +216,7 @@ fn notify(
     })
 }
 
+/// As in 1.6, `maxLength`s of the descriptive fields are not enforced (see `v16`).
 fn boot_notification(payload: Value) -> Result<StationRequest, CallFault> {
     let req: BootNotificationRequest = decode_object("BootNotification", payload)?;
     let station = req.charging_station;

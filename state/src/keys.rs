@@ -11,9 +11,29 @@ pub(crate) mod tree {
     pub(crate) const TX_EVENTS: &str = "tx_events";
     pub(crate) const SAMPLES: &str = "samples";
     pub(crate) const META: &str = "meta";
+    pub(crate) const OUTBOX: &str = "outbox";
+    pub(crate) const OUTBOX_PARKED: &str = "outbox_parked";
+    pub(crate) const OUTBOX_COALESCE: &str = "outbox_coalesce";
+    pub(crate) const PEERS: &str = "peers";
+    pub(crate) const EVSE_UIDS: &str = "evse_uids";
+    pub(crate) const EVSE_BY_UID: &str = "evse_by_uid";
     /// Every tree, in the order [`crate::Txn`] indexes them.
-    pub(crate) const ALL: [&str; 8] =
-        [STATIONS, CONNECTORS, TRANSACTIONS, TX_BY_OCPP, TX_STARTS_16, TX_EVENTS, SAMPLES, META];
+    pub(crate) const ALL: [&str; 14] = [
+        STATIONS,
+        CONNECTORS,
+        TRANSACTIONS,
+        TX_BY_OCPP,
+        TX_STARTS_16,
+        TX_EVENTS,
+        SAMPLES,
+        META,
+        OUTBOX,
+        OUTBOX_PARKED,
+        OUTBOX_COALESCE,
+        PEERS,
+        EVSE_UIDS,
+        EVSE_BY_UID,
+    ];
 }
 
 /// Index of each tree in [`tree::ALL`].
@@ -26,6 +46,26 @@ pub(crate) mod idx {
     pub(crate) const TX_EVENTS: usize = 5;
     pub(crate) const SAMPLES: usize = 6;
     pub(crate) const META: usize = 7;
+    pub(crate) const OUTBOX: usize = 8;
+    pub(crate) const OUTBOX_PARKED: usize = 9;
+    pub(crate) const OUTBOX_COALESCE: usize = 10;
+    pub(crate) const PEERS: usize = 11;
+    pub(crate) const EVSE_UIDS: usize = 12;
+    pub(crate) const EVSE_BY_UID: usize = 13;
+}
+
+/// `peer \0 seq(be64)`
+pub(crate) fn outbox(peer: &str, seq: u64) -> Vec<u8> {
+    let mut k = station_prefix(peer);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `peer \0 coalesce key`
+pub(crate) fn coalesce(peer: &str, key: &str) -> Vec<u8> {
+    let mut k = station_prefix(peer);
+    k.extend_from_slice(key.as_bytes());
+    k
 }
 
 /// `meta` key of the 1.6 transaction id counter.

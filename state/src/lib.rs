@@ -15,6 +15,7 @@
 //! id reaches the station).
 
 pub mod model;
+pub mod outbox;
 
 mod keys;
 
@@ -30,6 +31,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 pub use model::{
     Connector, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction, TransactionStatus,
 };
+
+pub use outbox::{OutboxEntry, OutboxStats};
 
 use keys::{idx, tree};
 
@@ -250,6 +253,156 @@ impl Store {
         Ok(())
     }
 
+    /// The first `limit` entries waiting for `peer`, in delivery order.
+    pub fn outbox_head(&self, peer: &str, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
+        self.tree(idx::OUTBOX)
+            .scan_prefix(keys::station_prefix(peer))
+            .values()
+            .take(limit)
+            .map(|v| decode(tree::OUTBOX, &v?))
+            .collect()
+    }
+
+    /// Every entry waiting for `peer`, in delivery order.
+    pub fn outbox(&self, peer: &str) -> Result<Vec<OutboxEntry>, Error> {
+        scan(self.tree(idx::OUTBOX), tree::OUTBOX, &keys::station_prefix(peer))
+    }
+
+    /// Removes a delivered entry. Call [`Store::flush`] afterwards before relying on it.
+    pub fn outbox_ack(&self, peer: &str, seq: u64) -> Result<(), Error> {
+        self.update(|tx| tx.remove_outbox(peer, seq).map(|_| ()))
+    }
+
+    /// Records a failed attempt (the entry stays queued).
+    pub fn outbox_failed(&self, peer: &str, seq: u64, error: &str) -> Result<(), Error> {
+        self.update(|tx| {
+            let key = keys::outbox(peer, seq);
+            if let Some(mut e) = tx.get::<OutboxEntry>(idx::OUTBOX, tree::OUTBOX, &key)? {
+                e.attempts = e.attempts.saturating_add(1);
+                e.last_error = Some(error.to_owned());
+                tx.put(idx::OUTBOX, tree::OUTBOX, key, &e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves an entry the peer refused to the parked list.
+    pub fn outbox_park(&self, peer: &str, seq: u64, reason: &str) -> Result<(), Error> {
+        self.update(|tx| {
+            if let Some(mut e) = tx.remove_outbox(peer, seq)? {
+                e.attempts = e.attempts.saturating_add(1);
+                e.parked_reason = Some(reason.to_owned());
+                tx.put(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, keys::outbox(peer, seq), &e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Parked entries of every peer.
+    pub fn outbox_parked(&self) -> Result<Vec<OutboxEntry>, Error> {
+        scan(self.tree(idx::OUTBOX_PARKED), tree::OUTBOX_PARKED, b"")
+    }
+
+    /// Puts a parked entry back at the end of its peer's queue; returns false if there is none.
+    pub fn outbox_retry_parked(&self, peer: &str, seq: u64) -> Result<bool, Error> {
+        self.update(|tx| {
+            let key = keys::outbox(peer, seq);
+            let Some(mut e) = tx.get::<OutboxEntry>(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, &key)? else {
+                return Ok(false);
+            };
+            tx.trees[idx::OUTBOX_PARKED].remove(key)?;
+            e.parked_reason = None;
+            e.coalesce = None;
+            tx.push_outbox(e)?;
+            Ok(true)
+        })
+    }
+
+    /// Drops a parked entry for good; returns it, or `None` if there is none.
+    pub fn outbox_drop_parked(&self, peer: &str, seq: u64) -> Result<Option<OutboxEntry>, Error> {
+        self.update(|tx| {
+            let key = keys::outbox(peer, seq);
+            let e = tx.get::<OutboxEntry>(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, &key)?;
+            tx.trees[idx::OUTBOX_PARKED].remove(key)?;
+            Ok(e)
+        })
+    }
+
+    /// Depth, oldest entry and parked count of every peer that has entries, plus `peers`.
+    pub fn outbox_stats(&self, peers: &[String]) -> Result<Vec<OutboxStats>, Error> {
+        let mut stats: std::collections::BTreeMap<String, OutboxStats> = peers
+            .iter()
+            .map(|p| (p.clone(), OutboxStats { peer: p.clone(), depth: 0, oldest: None, parked: 0 }))
+            .collect();
+        for e in scan::<OutboxEntry>(self.tree(idx::OUTBOX), tree::OUTBOX, b"")? {
+            let s = stats.entry(e.peer.clone()).or_insert_with(|| OutboxStats {
+                peer: e.peer.clone(),
+                depth: 0,
+                oldest: None,
+                parked: 0,
+            });
+            s.depth += 1;
+            s.oldest = Some(s.oldest.map_or(e.created_at, |o| o.min(e.created_at)));
+        }
+        for e in self.outbox_parked()? {
+            if let Some(s) = stats.get_mut(&e.peer) {
+                s.parked += 1;
+            }
+        }
+        Ok(stats.into_values().collect())
+    }
+
+    /// Stores a peer record (opaque JSON owned by the OCPI layer).
+    pub fn put_peer(&self, id: &str, peer: &serde_json::Value) -> Result<(), Error> {
+        self.tree(idx::PEERS).insert(id.as_bytes(), encode(tree::PEERS, peer)?)?;
+        Ok(())
+    }
+
+    /// All peer records.
+    pub fn peers(&self) -> Result<Vec<(String, serde_json::Value)>, Error> {
+        self.tree(idx::PEERS)
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(tree::PEERS, &v)?))
+            })
+            .collect()
+    }
+
+    /// Removes a peer and everything still queued or parked for it.
+    pub fn delete_peer(&self, id: &str) -> Result<(), Error> {
+        self.tree(idx::PEERS).remove(id.as_bytes())?;
+        let prefix = keys::station_prefix(id);
+        for i in [idx::OUTBOX, idx::OUTBOX_PARKED, idx::OUTBOX_COALESCE] {
+            for k in self.tree(i).scan_prefix(&prefix).keys() {
+                self.tree(i).remove(k?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The EVSE uid of a station's EVSE, if one was allocated.
+    pub fn evse_uid(&self, station: &str, evse_id: u32) -> Result<Option<String>, Error> {
+        Ok(self
+            .tree(idx::EVSE_UIDS)
+            .get(keys::connector(station, evse_id, 0))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The station and EVSE number behind an EVSE uid (case-insensitive).
+    pub fn evse_by_uid(&self, uid: &str) -> Result<Option<(String, u32)>, Error> {
+        let Some(v) = self.tree(idx::EVSE_BY_UID).get(uid.to_ascii_lowercase().as_bytes())? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&v);
+        let (station, evse) = text.rsplit_once('\0').ok_or_else(|| Error::Corrupt {
+            tree: tree::EVSE_BY_UID,
+            reason: "missing separator".into(),
+        })?;
+        let evse = evse.parse().map_err(|_| Error::Corrupt { tree: tree::EVSE_BY_UID, reason: "evse id".into() })?;
+        Ok(Some((station.to_owned(), evse)))
+    }
+
     /// Every record as JSON lines `{"tree", "key", "value"}` (backup and debugging).
     pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, Error> {
         let mut n = 0;
@@ -454,6 +607,65 @@ impl Txn<'_> {
     ) -> Result<bool, TxError> {
         let key = keys::tx_event(station, ocpp_tx_id, seq_no);
         Ok(self.trees[idx::TX_EVENTS].insert(key, &[])?.is_none())
+    }
+
+    /// Queues a push for `entry.peer` (assigning its seq); an older undelivered entry with the
+    /// same coalesce key is dropped. Returns the seq.
+    pub fn push_outbox(&self, mut entry: OutboxEntry) -> Result<u64, TxError> {
+        let seq = self.trees[idx::OUTBOX].generate_id()?;
+        entry.seq = seq;
+        if let Some(key) = &entry.coalesce {
+            let ckey = keys::coalesce(&entry.peer, key);
+            if let Some(old) = self.trees[idx::OUTBOX_COALESCE].insert(ckey, &seq.to_be_bytes())? {
+                if let Ok(b) = <[u8; 8]>::try_from(old.as_ref()) {
+                    self.trees[idx::OUTBOX].remove(keys::outbox(&entry.peer, u64::from_be_bytes(b)))?;
+                }
+            }
+        }
+        self.put(idx::OUTBOX, tree::OUTBOX, keys::outbox(&entry.peer, seq), &entry)?;
+        Ok(seq)
+    }
+
+    /// Removes a queued entry (and its coalesce pointer if it is the latest for its key).
+    fn remove_outbox(&self, peer: &str, seq: u64) -> Result<Option<OutboxEntry>, TxError> {
+        let key = keys::outbox(peer, seq);
+        let Some(e) = self.get::<OutboxEntry>(idx::OUTBOX, tree::OUTBOX, &key)? else {
+            return Ok(None);
+        };
+        self.trees[idx::OUTBOX].remove(key)?;
+        if let Some(c) = &e.coalesce {
+            let ckey = keys::coalesce(peer, c);
+            if self.trees[idx::OUTBOX_COALESCE].get(&ckey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
+                self.trees[idx::OUTBOX_COALESCE].remove(ckey)?;
+            }
+        }
+        Ok(Some(e))
+    }
+
+    /// The EVSE uid of a station's EVSE, allocating a stable one on first sight. The uid is
+    /// `{station}-{evse}` when that fits OCPI's 36 characters and is free, else a generated
+    /// one; either way it is stored and never derived again (nor parsed back).
+    pub fn evse_uid(&self, station: &str, evse_id: u32) -> Result<String, TxError> {
+        let key = keys::connector(station, evse_id, 0);
+        if let Some(v) = self.trees[idx::EVSE_UIDS].get(&key)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let mut uid = format!("{station}-{evse_id}");
+        let taken = |u: &str| -> Result<bool, TxError> {
+            Ok(self.trees[idx::EVSE_BY_UID].get(u.to_ascii_lowercase().as_bytes())?.is_some())
+        };
+        if uid.len() > 36 || !uid.bytes().all(|b| b.is_ascii_graphic()) || taken(&uid)? {
+            loop {
+                uid = format!("EVSE-{}", self.trees[idx::EVSE_UIDS].generate_id()?);
+                if !taken(&uid)? {
+                    break;
+                }
+            }
+        }
+        self.trees[idx::EVSE_UIDS].insert(key, uid.as_bytes())?;
+        self.trees[idx::EVSE_BY_UID]
+            .insert(uid.to_ascii_lowercase().as_bytes(), format!("{station}\0{evse_id}").as_bytes())?;
+        Ok(uid)
     }
 
     /// Adds a meter sample to a transaction; returns false when the same sample (same time,

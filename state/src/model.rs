@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Schema version written into every record by this release.
 pub const SCHEMA_VERSION: u32 = 1;
 
-fn schema_version() -> u32 {
+pub(crate) fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
 

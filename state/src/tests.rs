@@ -144,3 +144,94 @@ fn a_retried_sample_is_stored_once_and_samples_sort_by_time() {
     assert_eq!(*times.last().unwrap(), 200);
     assert!(store.samples("T2").unwrap().is_empty());
 }
+
+fn entry(peer: &str, path: &str) -> OutboxEntry {
+    OutboxEntry::new(peer, "PATCH", "locations", path, serde_json::json!({"status": "AVAILABLE"}))
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_order_per_peer_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 0..3 {
+        store.update(|tx| tx.push_outbox(entry("hub", &format!("/{i}")))).unwrap();
+        store.update(|tx| tx.push_outbox(entry("emsp", &format!("/{i}")))).unwrap();
+    }
+    store.flush().await.unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let paths: Vec<String> = store.outbox("hub").unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["/0", "/1", "/2"]);
+    let head = store.outbox_head("hub", 1).unwrap();
+    store.outbox_ack("hub", head[0].seq).unwrap();
+    assert_eq!(store.outbox("hub").unwrap().len(), 2);
+    assert_eq!(store.outbox("emsp").unwrap().len(), 3);
+    let stats = store.outbox_stats(&["idle".into()]).unwrap();
+    let depth: Vec<(String, u64)> = stats.iter().map(|s| (s.peer.clone(), s.depth)).collect();
+    assert_eq!(depth, [("emsp".into(), 3), ("hub".into(), 2), ("idle".into(), 0)]);
+}
+
+#[test]
+fn a_newer_entry_with_the_same_coalesce_key_replaces_the_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.update(|tx| tx.push_outbox(entry("hub", "/put-location"))).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing("evse-1"))).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing("evse-2"))).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing("evse-1"))).unwrap();
+    let paths: Vec<String> = store.outbox("hub").unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["/put-location", "/evse-2", "/evse-1 b"]);
+    // Delivering the newest clears the pointer, so a later one queues normally.
+    let last = store.outbox("hub").unwrap().pop().unwrap();
+    store.outbox_ack("hub", last.seq).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing("evse-1"))).unwrap();
+    assert_eq!(store.outbox("hub").unwrap().len(), 3);
+}
+
+#[test]
+fn a_parked_entry_can_be_retried_or_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seq = store.update(|tx| tx.push_outbox(entry("hub", "/x"))).unwrap();
+    store.outbox_failed("hub", seq, "connection refused").unwrap();
+    assert_eq!(store.outbox("hub").unwrap()[0].attempts, 1);
+    store.outbox_park("hub", seq, "2001 invalid").unwrap();
+    assert!(store.outbox("hub").unwrap().is_empty());
+    let parked = store.outbox_parked().unwrap();
+    assert_eq!(parked[0].parked_reason.as_deref(), Some("2001 invalid"));
+    assert!(store.outbox_retry_parked("hub", seq).unwrap());
+    let again = store.outbox("hub").unwrap();
+    assert_eq!(again.len(), 1);
+    store.outbox_park("hub", again[0].seq, "still bad").unwrap();
+    assert!(store.outbox_drop_parked("hub", again[0].seq).unwrap().is_some());
+    assert!(store.outbox_parked().unwrap().is_empty());
+}
+
+#[test]
+fn evse_uids_are_allocated_once_and_resolve_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = store.update(|tx| tx.evse_uid("CS1", 1)).unwrap();
+    let again = store.update(|tx| tx.evse_uid("CS1", 1)).unwrap();
+    assert_eq!(a, "CS1-1");
+    assert_eq!(a, again);
+    let long = "X".repeat(40);
+    let b = store.update(|tx| tx.evse_uid(&long, 1)).unwrap();
+    assert!(b.len() <= 36 && b.starts_with("EVSE-"), "{b}");
+    assert_eq!(store.evse_by_uid("cs1-1").unwrap(), Some(("CS1".into(), 1)));
+    assert_eq!(store.evse_by_uid(&b).unwrap(), Some((long.clone(), 1)));
+    assert_eq!(store.evse_uid(&long, 1).unwrap(), Some(b));
+}
+
+#[test]
+fn deleting_a_peer_drops_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.put_peer("hub", &serde_json::json!({"id": "hub"})).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hub", "/x").coalescing("k"))).unwrap();
+    store.update(|tx| tx.push_outbox(entry("hubby", "/y"))).unwrap();
+    store.delete_peer("hub").unwrap();
+    assert!(store.peers().unwrap().is_empty());
+    assert!(store.outbox("hub").unwrap().is_empty());
+    assert_eq!(store.outbox("hubby").unwrap().len(), 1);
+}

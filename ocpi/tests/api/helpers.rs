@@ -1,0 +1,262 @@
+//! Test backend, fixtures and a real-socket server on 127.0.0.1:0.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use chrono::TimeZone as _;
+use http_body_util::BodyExt as _;
+use ocpi::types::*;
+use ocpi::{CpoBackend, OcpiError, Peer, PeerId, Platform, Settings};
+use tower::ServiceExt as _;
+
+pub const TOKEN_A: &str = "token-a-for-tests";
+
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Default)]
+pub struct Recorded {
+    pub saved: Vec<PeerId>,
+    pub deleted: Vec<PeerId>,
+    pub registered: Vec<PeerId>,
+    pub unregistered: Vec<PeerId>,
+}
+
+pub struct TestBackend {
+    pub settings: Settings,
+    pub locations: Mutex<Vec<Location>>,
+    pub tariffs: Mutex<Vec<Tariff>>,
+    pub initial_peers: Vec<Peer>,
+    pub recorded: Mutex<Recorded>,
+}
+
+impl TestBackend {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            locations: Mutex::new(Vec::new()),
+            tariffs: Mutex::new(Vec::new()),
+            initial_peers: Vec::new(),
+            recorded: Mutex::default(),
+        }
+    }
+
+    pub fn recorded<R>(&self, f: impl FnOnce(&Recorded) -> R) -> R {
+        f(&self.recorded.lock().expect("lock"))
+    }
+}
+
+impl CpoBackend for TestBackend {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    fn locations(&self, _caller: &Peer) -> Result<Vec<Location>, OcpiError> {
+        Ok(self.locations.lock().expect("lock").clone())
+    }
+    fn tariffs(&self, _caller: &Peer) -> Result<Vec<Tariff>, OcpiError> {
+        Ok(self.tariffs.lock().expect("lock").clone())
+    }
+    fn peers(&self) -> Result<Vec<Peer>, OcpiError> {
+        Ok(self.initial_peers.clone())
+    }
+    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
+        self.recorded.lock().expect("lock").saved.push(peer.id.clone());
+        Ok(())
+    }
+    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
+        self.recorded.lock().expect("lock").deleted.push(id.clone());
+        Ok(())
+    }
+    async fn peer_registered(&self, peer: &Peer) {
+        self.recorded.lock().expect("lock").registered.push(peer.id.clone());
+    }
+    async fn peer_unregistered(&self, id: &PeerId) {
+        self.recorded.lock().expect("lock").unregistered.push(id.clone());
+    }
+}
+
+pub fn ts(secs: i64) -> DateTime {
+    DateTime::from(chrono::Utc.timestamp_opt(1_600_000_000 + secs, 0).single().expect("valid"))
+}
+
+pub fn connector(id: &str) -> Connector {
+    Connector {
+        id: ConnectorId::new(id),
+        standard: ConnectorType::Iec62196T2,
+        format: ConnectorFormat::Socket,
+        power_type: PowerType::Ac3Phase,
+        max_voltage: 230,
+        max_amperage: 32,
+        max_electric_power: Some(22_000),
+        tariff_ids: Some(vec![TariffId::new("T1")]),
+        terms_and_conditions: None,
+        last_updated: ts(0),
+    }
+}
+
+pub fn location(id: &str, last_updated: DateTime) -> Location {
+    Location {
+        country_code: "NL".into(),
+        party_id: "CPO".into(),
+        id: LocationId::new(id),
+        publish: true,
+        publish_allowed_to: None,
+        name: Some(format!("Location {id}")),
+        address: "Main Street 1".into(),
+        city: "Utrecht".into(),
+        postal_code: Some("3511AA".into()),
+        state: None,
+        country: "NLD".into(),
+        coordinates: GeoLocation { latitude: "52.09073".into(), longitude: "5.12142".into() },
+        related_locations: None,
+        parking_type: Some(ParkingType::OnStreet),
+        evses: Some(vec![Evse {
+            uid: EvseUid::new(format!("{id}-E1")),
+            evse_id: Some(EvseId::new("NL*CPO*E1")),
+            status: EvseStatus::Available,
+            status_schedule: None,
+            capabilities: Some(vec![Capability::RemoteStartStopCapable]),
+            connectors: vec![connector("1"), connector("2")],
+            floor_level: None,
+            coordinates: None,
+            physical_reference: Some("1".into()),
+            directions: None,
+            parking_restrictions: None,
+            images: None,
+            last_updated,
+        }]),
+        directions: None,
+        operator: None,
+        suboperator: None,
+        owner: None,
+        facilities: None,
+        time_zone: "Europe/Amsterdam".into(),
+        opening_times: None,
+        charging_when_closed: None,
+        images: None,
+        energy_mix: None,
+        last_updated,
+    }
+}
+
+pub fn tariff(id: &str, last_updated: DateTime) -> Tariff {
+    serde_json::from_value(serde_json::json!({
+        "country_code": "NL", "party_id": "CPO", "id": id, "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.3500, "vat": 21.0, "step_size": 1}]}],
+        "last_updated": last_updated,
+    }))
+    .expect("tariff")
+}
+
+pub fn settings(public_url: &str, cc: &str, pid: &str) -> Settings {
+    let mut s = Settings::new(public_url, cc, pid, &format!("{cc}{pid} Operator"));
+    s.token_a = Some(AuthToken::new(TOKEN_A));
+    s
+}
+
+pub fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
+    Peer {
+        id: PeerId(id.into()),
+        token_in: AuthToken::new(token_in),
+        token_out: AuthToken::new(format!("out-{token_in}")),
+        versions_url: "http://127.0.0.1:9/ocpi/versions".into(),
+        version: "2.2.1".into(),
+        endpoints: vec![],
+        roles: vec![CredentialsRole {
+            role: Role::Emsp,
+            business_details: BusinessDetails { name: "eMSP".into(), website: None, logo: None },
+            party_id: pid.into(),
+            country_code: cc.into(),
+        }],
+        registered_at: ts(0),
+        encode_token: true,
+        initiated_by: ocpi::Initiator::Them,
+        status: ocpi::PeerStatus::Registered,
+    }
+}
+
+/// In-process app (no socket) with one registered peer `EMSP` (token `peer-token`).
+pub fn app_with_peer(locations: Vec<Location>) -> (axum::Router, Arc<Platform<TestBackend>>) {
+    init_tls();
+    let mut backend = TestBackend::new(settings("https://cpo.example.com/", "NL", "CPO"));
+    backend.initial_peers = vec![peer("DEEMS", "peer-token", "DE", "EMS")];
+    *backend.locations.lock().expect("lock") = locations;
+    let platform = Platform::new(Arc::new(backend)).expect("platform");
+    (platform.router(), platform)
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub json: serde_json::Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn code(&self) -> i64 {
+        self.json["status_code"].as_i64().unwrap_or(-1)
+    }
+}
+
+pub async fn call(app: &axum::Router, req: Request<Body>) -> Answer {
+    let response: Response<Body> = app.clone().oneshot(req).await.expect("infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Answer { status, headers, json }
+}
+
+pub fn get(uri: &str, auth: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    b.body(Body::empty()).expect("request")
+}
+
+pub fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A platform served on a real socket.
+pub struct Served {
+    pub url: String,
+    pub platform: Arc<Platform<TestBackend>>,
+}
+
+impl Served {
+    pub fn versions_url(&self) -> String {
+        format!("{}/ocpi/versions", self.url)
+    }
+    pub fn backend(&self) -> &TestBackend {
+        self.platform.backend()
+    }
+}
+
+pub async fn serve(cc: &str, pid: &str, configure: impl FnOnce(&mut TestBackend)) -> Served {
+    init_tls();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut backend = TestBackend::new(settings(&url, cc, pid));
+    configure(&mut backend);
+    let platform = Platform::new(Arc::new(backend)).expect("platform");
+    let router = platform.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Served { url, platform }
+}
+
+/// A URL on which nothing listens.
+pub async fn dead_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
