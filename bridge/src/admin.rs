@@ -44,7 +44,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/stations/{id}", get(station))
         .route("/admin/transactions", get(transactions))
         .route("/admin/transactions/{id}", get(transaction))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -62,7 +65,10 @@ async fn require_token(
         let expected = format!("Bearer {}", token.expose_secret());
         let given = headers.get("authorization").and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
-            return (StatusCode::UNAUTHORIZED, Json(json!({"error": "admin token required"})))
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "admin token required"})),
+            )
                 .into_response();
         }
     }
@@ -74,7 +80,10 @@ struct ApiError(state::Error);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::error!(error = %self.0, "admin API storage error");
-        (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": self.0.to_string()})))
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": self.0.to_string()})),
+        )
             .into_response()
     }
 }
@@ -93,14 +102,21 @@ async fn healthz(State(state): State<AdminState>) -> Response {
         "stations_connected": {"1.6": v16, "2.0.1": v201},
         "state_recovered_from_corruption": state.store.recovered_from().map(|p| p.display().to_string()),
     });
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     match &state.metrics {
         Some(handle) => (
-            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
             handle.render(),
         )
             .into_response(),
@@ -153,10 +169,17 @@ async fn stations(State(state): State<AdminState>) -> Result<Json<Value>, ApiErr
     Ok(Json(Value::Array(out)))
 }
 
-async fn station(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn station(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(match state.store.station(&id)? {
         Some(s) => Json(station_json(&state, &s)?).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": "unknown station"}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "unknown station"})),
+        )
+            .into_response(),
     })
 }
 
@@ -194,10 +217,20 @@ fn decimal_json(d: rust_decimal::Decimal) -> Value {
 }
 
 async fn transactions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Array(state.store.transactions()?.iter().map(transaction_json).collect())))
+    Ok(Json(Value::Array(
+        state
+            .store
+            .transactions()?
+            .iter()
+            .map(transaction_json)
+            .collect(),
+    )))
 }
 
-async fn transaction(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn transaction(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(match state.store.transaction(&id)? {
         Some(t) => {
             let mut v = transaction_json(&t);
@@ -205,6 +238,10 @@ async fn transaction(State(state): State<AdminState>, Path(id): Path<String>) ->
             v["meter_values"] = serde_json::to_value(&samples).unwrap_or(Value::Null);
             Json(v).into_response()
         }
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": "unknown transaction"}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "unknown transaction"})),
+        )
+            .into_response(),
     })
 }

@@ -62,7 +62,10 @@ pub struct StateSettings {
 
 impl Default for StateSettings {
     fn default() -> Self {
-        StateSettings { path: PathBuf::from("./data"), cache_mb: 64 }
+        StateSettings {
+            path: PathBuf::from("./data"),
+            cache_mb: 64,
+        }
     }
 }
 
@@ -89,7 +92,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { format: LogFormat::Text, level: "info".into() }
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -127,7 +133,6 @@ impl Default for OcppSettings {
     }
 }
 
-
 impl OcppSettings {
     /// The OCPP server's settings.
     pub fn server_settings(&self) -> ocpp::ServerSettings {
@@ -140,7 +145,6 @@ impl OcppSettings {
         }
     }
 }
-
 
 /// `[ocpi]`
 #[derive(Debug, Clone, Deserialize)]
@@ -201,7 +205,10 @@ pub struct AdminSettings {
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        AdminSettings { listen: "127.0.0.1:9200".parse().expect("static address"), token: None }
+        AdminSettings {
+            listen: "127.0.0.1:9200".parse().expect("static address"),
+            token: None,
+        }
     }
 }
 
@@ -306,7 +313,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), reason: reason.into() }
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -326,8 +336,10 @@ pub fn load_with_env(
             .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?,
         None => DEFAULT_CONFIG.to_owned(),
     };
-    let env: config::Map<String, String> =
-        env.into_iter().filter(|(k, _)| k.starts_with("BRIDGE__")).collect();
+    let env: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("BRIDGE__"))
+        .collect();
     let cfg = config::Config::builder()
         .add_source(config::File::from_str(&text, config::FileFormat::Toml))
         .add_source(
@@ -364,7 +376,11 @@ fn unknown_field(msg: &str) -> Option<String> {
 }
 
 fn error_key(msg: &str) -> String {
-    msg.split("key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("config").to_owned()
+    msg.split("key `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or("config")
+        .to_owned()
 }
 
 fn is_alpha(s: &str, n: usize) -> bool {
@@ -374,7 +390,9 @@ fn is_alpha(s: &str, n: usize) -> bool {
 fn valid_coordinate(s: &str, int_digits: usize) -> bool {
     // OCPI: -?[0-9]{1,2|3}\.[0-9]{5,7}
     let s = s.strip_prefix('-').unwrap_or(s);
-    let Some((int, frac)) = s.split_once('.') else { return false };
+    let Some((int, frac)) = s.split_once('.') else {
+        return false;
+    };
     (1..=int_digits).contains(&int.len())
         && (5..=7).contains(&frac.len())
         && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
@@ -382,43 +400,60 @@ fn valid_coordinate(s: &str, int_digits: usize) -> bool {
 
 impl Settings {
     fn resolve_relative(&mut self, dir: &Path) {
-        if self.state.path.is_relative() && dir != Path::new("") {
-            // `./data` in a file means next to the file only when the file says so explicitly;
-            // keep relative state paths relative to the working directory (systemd sets it).
-        }
-        if let Some(p) = &self.tariffs_file {
-            if p.is_relative() {
-                self.tariffs_file = Some(dir.join(p));
-            }
+        if let Some(p) = &self.tariffs_file
+            && p.is_relative()
+        {
+            self.tariffs_file = Some(dir.join(p));
         }
     }
 
     /// Semantic checks; each error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.ocpp.heartbeat_interval == 0 {
-            return Err(ConfigError::new("ocpp.heartbeat_interval", "must be at least 1 second"));
+            return Err(ConfigError::new(
+                "ocpp.heartbeat_interval",
+                "must be at least 1 second",
+            ));
         }
         if self.ocpp.call_timeout == 0 {
-            return Err(ConfigError::new("ocpp.call_timeout", "must be at least 1 second"));
+            return Err(ConfigError::new(
+                "ocpp.call_timeout",
+                "must be at least 1 second",
+            ));
         }
         if self.ocpp.max_frame_bytes < 1024 {
-            return Err(ConfigError::new("ocpp.max_frame_bytes", "must be at least 1024"));
+            return Err(ConfigError::new(
+                "ocpp.max_frame_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.ocpp.max_connections == 0 {
-            return Err(ConfigError::new("ocpp.max_connections", "must be at least 1"));
+            return Err(ConfigError::new(
+                "ocpp.max_connections",
+                "must be at least 1",
+            ));
         }
         if self.state.cache_mb == 0 {
             return Err(ConfigError::new("state.cache_mb", "must be at least 1"));
         }
         let o = &self.ocpi;
         if !is_alpha(&o.country_code, 2) {
-            return Err(ConfigError::new("ocpi.country_code", "must be 2 letters (ISO 3166-1)"));
+            return Err(ConfigError::new(
+                "ocpi.country_code",
+                "must be 2 letters (ISO 3166-1)",
+            ));
         }
         if o.party_id.len() != 3 || !o.party_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ConfigError::new("ocpi.party_id", "must be 3 letters or digits"));
+            return Err(ConfigError::new(
+                "ocpi.party_id",
+                "must be 3 letters or digits",
+            ));
         }
         if !(o.public_url.starts_with("http://") || o.public_url.starts_with("https://")) {
-            return Err(ConfigError::new("ocpi.public_url", "must start with http:// or https://"));
+            return Err(ConfigError::new(
+                "ocpi.public_url",
+                "must start with http:// or https://",
+            ));
         }
         if o.business_name.trim().is_empty() {
             return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
@@ -438,38 +473,71 @@ impl Settings {
                 return Err(ConfigError::new(key("id"), "must be 1 to 36 characters"));
             }
             if !location_ids.insert(l.id.to_ascii_lowercase()) {
-                return Err(ConfigError::new(key("id"), format!("duplicate location `{}`", l.id)));
+                return Err(ConfigError::new(
+                    key("id"),
+                    format!("duplicate location `{}`", l.id),
+                ));
             }
             if !is_alpha(&l.country, 3) {
-                return Err(ConfigError::new(key("country"), "must be 3 letters (ISO 3166-1 alpha-3)"));
+                return Err(ConfigError::new(
+                    key("country"),
+                    "must be 3 letters (ISO 3166-1 alpha-3)",
+                ));
             }
             if !valid_coordinate(&l.latitude, 2) {
-                return Err(ConfigError::new(key("latitude"), "must look like 52.090737 (5 to 7 decimals)"));
+                return Err(ConfigError::new(
+                    key("latitude"),
+                    "must look like 52.090737 (5 to 7 decimals)",
+                ));
             }
             if !valid_coordinate(&l.longitude, 3) {
-                return Err(ConfigError::new(key("longitude"), "must look like 5.121420 (5 to 7 decimals)"));
+                return Err(ConfigError::new(
+                    key("longitude"),
+                    "must look like 5.121420 (5 to 7 decimals)",
+                ));
             }
             if l.time_zone.parse::<chrono_tz::Tz>().is_err() {
-                return Err(ConfigError::new(key("time_zone"), format!("unknown IANA time zone `{}`", l.time_zone)));
+                return Err(ConfigError::new(
+                    key("time_zone"),
+                    format!("unknown IANA time zone `{}`", l.time_zone),
+                ));
             }
         }
         let mut station_ids = HashSet::new();
         for (i, s) in self.stations.iter().enumerate() {
             let key = |k: &str| format!("stations[{i}].{k}");
             if s.id.is_empty() || s.id.len() > 48 || s.id.contains(':') {
-                return Err(ConfigError::new(key("id"), "must be 1 to 48 characters without `:`"));
+                return Err(ConfigError::new(
+                    key("id"),
+                    "must be 1 to 48 characters without `:`",
+                ));
             }
             if !station_ids.insert(s.id.clone()) {
-                return Err(ConfigError::new(key("id"), format!("duplicate station `{}`", s.id)));
+                return Err(ConfigError::new(
+                    key("id"),
+                    format!("duplicate station `{}`", s.id),
+                ));
             }
             if !location_ids.contains(&s.location.to_ascii_lowercase()) {
-                return Err(ConfigError::new(key("location"), format!("unknown location `{}`", s.location)));
+                return Err(ConfigError::new(
+                    key("location"),
+                    format!("unknown location `{}`", s.location),
+                ));
             }
             if !["SOCKET", "CABLE"].contains(&s.connector_format.as_str()) {
-                return Err(ConfigError::new(key("connector_format"), "must be SOCKET or CABLE"));
+                return Err(ConfigError::new(
+                    key("connector_format"),
+                    "must be SOCKET or CABLE",
+                ));
             }
-            if !["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"]
-                .contains(&s.power_type.as_str())
+            if ![
+                "AC_1_PHASE",
+                "AC_2_PHASE",
+                "AC_2_PHASE_SPLIT",
+                "AC_3_PHASE",
+                "DC",
+            ]
+            .contains(&s.power_type.as_str())
             {
                 return Err(ConfigError::new(
                     key("power_type"),
@@ -478,7 +546,10 @@ impl Settings {
             }
         }
         if !self.tariffs.is_empty() && self.tariffs_file.is_some() {
-            return Err(ConfigError::new("tariffs_file", "use either [[tariffs]] or tariffs_file, not both"));
+            return Err(ConfigError::new(
+                "tariffs_file",
+                "use either [[tariffs]] or tariffs_file, not both",
+            ));
         }
         self.tariff_list()?;
         Ok(())
@@ -489,10 +560,14 @@ impl Settings {
     pub fn tariff_list(&self) -> Result<Vec<serde_json::Value>, ConfigError> {
         let (list, origin) = match &self.tariffs_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::new("tariffs_file", format!("{}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("tariffs_file", format!("{}: {e}", path.display()))
+                })?;
                 let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
-                    ConfigError::new("tariffs_file", format!("{}: not a JSON array of tariffs: {e}", path.display()))
+                    ConfigError::new(
+                        "tariffs_file",
+                        format!("{}: not a JSON array of tariffs: {e}", path.display()),
+                    )
                 })?;
                 (list, "tariffs_file")
             }
@@ -502,25 +577,50 @@ impl Settings {
         for (i, t) in list.iter().enumerate() {
             let key = |k: &str| format!("{origin}[{i}].{k}");
             let Some(obj) = t.as_object() else {
-                return Err(ConfigError::new(format!("{origin}[{i}]"), "must be a table / object"));
+                return Err(ConfigError::new(
+                    format!("{origin}[{i}]"),
+                    "must be a table / object",
+                ));
             };
-            for field in ["country_code", "party_id", "id", "currency", "elements", "last_updated"] {
+            for field in [
+                "country_code",
+                "party_id",
+                "id",
+                "currency",
+                "elements",
+                "last_updated",
+            ] {
                 if !obj.contains_key(field) {
-                    return Err(ConfigError::new(key(field), "missing (an OCPI 2.2.1 Tariff requires it)"));
+                    return Err(ConfigError::new(
+                        key(field),
+                        "missing (an OCPI 2.2.1 Tariff requires it)",
+                    ));
                 }
             }
             let id = obj["id"].as_str().unwrap_or_default();
             if id.is_empty() || id.len() > 36 {
-                return Err(ConfigError::new(key("id"), "must be a string of 1 to 36 characters"));
+                return Err(ConfigError::new(
+                    key("id"),
+                    "must be a string of 1 to 36 characters",
+                ));
             }
             if !ids.insert(id.to_ascii_lowercase()) {
-                return Err(ConfigError::new(key("id"), format!("duplicate tariff `{id}`")));
+                return Err(ConfigError::new(
+                    key("id"),
+                    format!("duplicate tariff `{id}`"),
+                ));
             }
             if !obj["currency"].as_str().is_some_and(|c| is_alpha(c, 3)) {
-                return Err(ConfigError::new(key("currency"), "must be an ISO 4217 code like EUR"));
+                return Err(ConfigError::new(
+                    key("currency"),
+                    "must be an ISO 4217 code like EUR",
+                ));
             }
-            if !obj["elements"].as_array().is_some_and(|e| !e.is_empty()) {
-                return Err(ConfigError::new(key("elements"), "must be a non-empty list"));
+            if obj["elements"].as_array().is_none_or(|e| e.is_empty()) {
+                return Err(ConfigError::new(
+                    key("elements"),
+                    "must be a non-empty list",
+                ));
             }
         }
         Ok(list)

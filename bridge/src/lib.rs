@@ -89,7 +89,10 @@ pub async fn run(
 
     let ready = Arc::new(AtomicBool::new(false));
     let registry = ocpp_server.registry();
-    let service = Arc::new(station::StationService::new(settings.clone(), store.clone()));
+    let service = Arc::new(station::StationService::new(
+        settings.clone(),
+        store.clone(),
+    ));
 
     let tasks = tokio_util::task::TaskTracker::new();
     let ocpp_task = tasks.spawn(ocpp_server.run(service, shutdown.clone()));
@@ -103,7 +106,12 @@ pub async fn run(
     });
     let ocpi_app = axum::Router::new();
     let http_shutdown = shutdown.clone();
-    tasks.spawn(serve("admin", admin_listener, admin_app, http_shutdown.clone()));
+    tasks.spawn(serve(
+        "admin",
+        admin_listener,
+        admin_app,
+        http_shutdown.clone(),
+    ));
     tasks.spawn(serve("ocpi", ocpi_listener, ocpi_app, http_shutdown));
     tasks.close();
 
@@ -120,18 +128,32 @@ pub async fn run(
     supervisor::notify_stopping();
     ready.store(false, Ordering::SeqCst);
     tracing::info!("shutting down: closing station connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, ocpp_task).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, ocpp_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("station connections did not close in time");
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("HTTP servers did not stop in time");
     }
-    store.flush().await.context("final flush of the state failed")?;
+    store
+        .flush()
+        .await
+        .context("final flush of the state failed")?;
     tracing::info!("state flushed; bye");
     Ok(())
 }
 
-async fn serve(name: &'static str, listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
+async fn serve(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
     let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(30),

@@ -51,9 +51,12 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
-            println!("configuration OK: {} location(s), {} station(s), {} tariff(s)",
-                settings.locations.len(), settings.stations.len(),
-                settings.tariff_list().map(|t| t.len()).unwrap_or(0));
+            println!(
+                "configuration OK: {} location(s), {} station(s), {} tariff(s)",
+                settings.locations.len(),
+                settings.stations.len(),
+                settings.tariff_list().map(|t| t.len()).unwrap_or(0)
+            );
             ExitCode::SUCCESS
         }
         Command::Export { data } => {
@@ -85,8 +88,16 @@ fn export(path: PathBuf) -> anyhow::Result<()> {
     if !path.exists() {
         anyhow::bail!("no state directory at {}", path.display());
     }
-    let store = state::Store::open(&state::Settings { path: path.clone(), cache_bytes: 16 << 20 })
-        .with_context(|| format!("cannot open {} (is the daemon still running?)", path.display()))?;
+    let store = state::Store::open(&state::Settings {
+        path: path.clone(),
+        cache_bytes: 16 << 20,
+    })
+    .with_context(|| {
+        format!(
+            "cannot open {} (is the daemon still running?)",
+            path.display()
+        )
+    })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = store.export(&mut out)?;
@@ -105,10 +116,10 @@ fn run(settings: config::Settings, ready_file: Option<PathBuf>) -> anyhow::Resul
         let shutdown = CancellationToken::new();
         bridge::supervisor::cancel_on_signals(shutdown.clone());
         bridge::run(settings, metrics, shutdown, move |addrs| {
-            if let Some(path) = ready_file {
-                if let Err(e) = write_ready_file(&path, addrs) {
-                    tracing::error!(error = %e, path = %path.display(), "cannot write the ready file");
-                }
+            if let Some(path) = ready_file
+                && let Err(e) = write_ready_file(&path, addrs)
+            {
+                tracing::error!(error = %e, path = %path.display(), "cannot write the ready file");
             }
         })
         .await

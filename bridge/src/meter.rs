@@ -10,7 +10,10 @@ use rust_decimal::Decimal;
 pub const ENERGY_REGISTER: &str = "Energy.Active.Import.Register";
 
 /// Converts an OCPP sampled value into the stored form.
-pub fn to_sample(timestamp: chrono::DateTime<chrono::Utc>, s: &ocpp::SampledValue) -> state::MeterSample {
+pub fn to_sample(
+    timestamp: chrono::DateTime<chrono::Utc>,
+    s: &ocpp::SampledValue,
+) -> state::MeterSample {
     state::MeterSample {
         v: state::SCHEMA_VERSION,
         timestamp,
@@ -130,15 +133,30 @@ mod tests {
     #[test]
     fn energy_is_normalised_to_wh() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
-        assert_eq!(energy_wh(&sample(ENERGY_REGISTER, "1234.5", "Wh", 0)), Some(d("1234.5")));
-        assert_eq!(energy_wh(&sample(ENERGY_REGISTER, "1.2345", "kWh", 0)), Some(d("1234.5")));
-        assert_eq!(energy_wh(&sample(ENERGY_REGISTER, "12", "Wh", 3)), Some(d("12000")));
-        assert_eq!(energy_wh(&sample(ENERGY_REGISTER, "12", "kWh", -1)), Some(d("1200")));
+        assert_eq!(
+            energy_wh(&sample(ENERGY_REGISTER, "1234.5", "Wh", 0)),
+            Some(d("1234.5"))
+        );
+        assert_eq!(
+            energy_wh(&sample(ENERGY_REGISTER, "1.2345", "kWh", 0)),
+            Some(d("1234.5"))
+        );
+        assert_eq!(
+            energy_wh(&sample(ENERGY_REGISTER, "12", "Wh", 3)),
+            Some(d("12000"))
+        );
+        assert_eq!(
+            energy_wh(&sample(ENERGY_REGISTER, "12", "kWh", -1)),
+            Some(d("1200"))
+        );
     }
 
     #[test]
     fn other_measurands_units_and_phases_are_not_energy() {
-        assert_eq!(energy_wh(&sample("Power.Active.Import", "7000", "W", 0)), None);
+        assert_eq!(
+            energy_wh(&sample("Power.Active.Import", "7000", "W", 0)),
+            None
+        );
         assert_eq!(energy_wh(&sample(ENERGY_REGISTER, "1", "varh", 0)), None);
         let mut phased = sample(ENERGY_REGISTER, "10", "Wh", 0);
         phased.phase = Some("L1".into());

@@ -57,7 +57,11 @@ fn internal(e: state::Error) -> CallFault {
 impl StationService {
     /// A service over the store.
     pub fn new(settings: Arc<Settings>, store: Store) -> Self {
-        StationService { settings, store, connections: Mutex::new(HashMap::new()) }
+        StationService {
+            settings,
+            store,
+            connections: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn durable(&self) -> Result<(), CallFault> {
@@ -68,7 +72,9 @@ impl StationService {
         let now = Utc::now();
         self.store
             .update(|tx| {
-                let mut s = tx.station(station.as_str())?.unwrap_or_else(|| state::Station::new(station.as_str()));
+                let mut s = tx
+                    .station(station.as_str())?
+                    .unwrap_or_else(|| state::Station::new(station.as_str()));
                 s.last_seen = Some(now);
                 f(&mut s);
                 tx.put_station(&s)
@@ -76,7 +82,12 @@ impl StationService {
             .map_err(internal)
     }
 
-    fn boot(&self, station: &StationId, version: OcppVersion, boot: &ocpp::BootInfo) -> Result<StationResponse, CallFault> {
+    fn boot(
+        &self,
+        station: &StationId,
+        version: OcppVersion,
+        boot: &ocpp::BootInfo,
+    ) -> Result<StationResponse, CallFault> {
         let now = Utc::now();
         self.touch(station, |s| {
             s.ocpp_version = Some(version.label().to_owned());
@@ -105,7 +116,8 @@ impl StationService {
         let changed = self
             .store
             .update(|tx| {
-                let previous = tx.connector(station.as_str(), report.at.evse_id, report.at.connector_id)?;
+                let previous =
+                    tx.connector(station.as_str(), report.at.evse_id, report.at.connector_id)?;
                 // A status older than the stored one (a late, replayed notification) must not
                 // overwrite the newer truth.
                 if previous.as_ref().is_some_and(|p| p.timestamp > at) {
@@ -168,7 +180,11 @@ impl StationService {
     }
 
     /// Stores samples and folds their energy readings into the transaction.
-    fn add_samples(tx: &state::Txn<'_>, rec: &mut Transaction, samples: &[state::MeterSample]) -> Result<(), state::TxError> {
+    fn add_samples(
+        tx: &state::Txn<'_>,
+        rec: &mut Transaction,
+        samples: &[state::MeterSample],
+    ) -> Result<(), state::TxError> {
         for s in samples {
             if tx.add_sample(&rec.id, s)? {
                 rec.samples += 1;
@@ -187,9 +203,16 @@ impl StationService {
         Ok(())
     }
 
-    async fn start16(&self, ctx: &RequestContext, req: &ocpp::StartTransaction) -> Result<StationResponse, CallFault> {
+    async fn start16(
+        &self,
+        ctx: &RequestContext,
+        req: &ocpp::StartTransaction,
+    ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
-        let token = IdToken { id: req.id_tag.clone(), kind: ocpp::IdTokenKind::IdTag };
+        let token = IdToken {
+            id: req.id_tag.clone(),
+            kind: ocpp::IdTokenKind::IdTag,
+        };
         let info = authorize(station, &token).await;
         let key = state::Start16Key {
             station: station.as_str(),
@@ -207,7 +230,8 @@ impl StationService {
                 }
                 let id = tx.next_tx16_id()?;
                 tx.remember_start16(&key, id)?;
-                let mut rec = Self::new_transaction(station, ctx.version, &id.to_string(), at, req.timestamp);
+                let mut rec =
+                    Self::new_transaction(station, ctx.version, &id.to_string(), at, req.timestamp);
                 rec.id_token = Some(req.id_tag.clone());
                 rec.id_token_type = Some("IdTag".into());
                 rec.meter_start_wh = Some(Decimal::from(req.meter_start_wh));
@@ -222,11 +246,23 @@ impl StationService {
         if created {
             metrics::counter!("bridge_transactions_started_total").increment(1);
         }
-        tracing::info!(transaction = id, connector = req.connector_id, retry = !created, "transaction started");
-        Ok(StationResponse::StartTransaction { transaction_id: id, id_tag_info: info })
+        tracing::info!(
+            transaction = id,
+            connector = req.connector_id,
+            retry = !created,
+            "transaction started"
+        );
+        Ok(StationResponse::StartTransaction {
+            transaction_id: id,
+            id_tag_info: info,
+        })
     }
 
-    async fn stop16(&self, ctx: &RequestContext, req: &ocpp::StopTransaction) -> Result<StationResponse, CallFault> {
+    async fn stop16(
+        &self,
+        ctx: &RequestContext,
+        req: &ocpp::StopTransaction,
+    ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
         let samples = meter::to_samples(&req.transaction_data);
         let ocpp_id = req.transaction_id.to_string();
@@ -239,13 +275,24 @@ impl StationService {
                     // A stop for a transaction we never saw (started under another CSMS, or the
                     // store was lost): keep what the stop tells us rather than refusing it.
                     None => {
-                        let at = ocpp::EvseRef { evse_id: 0, connector_id: 0 };
-                        let mut rec = Self::new_transaction(station, ctx.version, &ocpp_id, at, req.timestamp);
+                        let at = ocpp::EvseRef {
+                            evse_id: 0,
+                            connector_id: 0,
+                        };
+                        let mut rec = Self::new_transaction(
+                            station,
+                            ctx.version,
+                            &ocpp_id,
+                            at,
+                            req.timestamp,
+                        );
                         rec.id_token = req.id_tag.clone();
                         (rec, false)
                     }
                 };
-                if rec.status == TransactionStatus::Completed && rec.stopped_at == Some(req.timestamp) {
+                if rec.status == TransactionStatus::Completed
+                    && rec.stopped_at == Some(req.timestamp)
+                {
                     return Ok(known); // a retried StopTransaction
                 }
                 Self::add_samples(tx, &mut rec, &samples)?;
@@ -264,13 +311,26 @@ impl StationService {
         metrics::counter!("bridge_transactions_stopped_total").increment(1);
         tracing::info!(transaction = req.transaction_id, known, reason = %reason, "transaction stopped");
         let id_tag_info = match &req.id_tag {
-            Some(tag) => Some(authorize(station, &IdToken { id: tag.clone(), kind: ocpp::IdTokenKind::IdTag }).await),
+            Some(tag) => Some(
+                authorize(
+                    station,
+                    &IdToken {
+                        id: tag.clone(),
+                        kind: ocpp::IdTokenKind::IdTag,
+                    },
+                )
+                .await,
+            ),
             None => None,
         };
         Ok(StationResponse::StopTransaction { id_tag_info })
     }
 
-    async fn meter_values(&self, ctx: &RequestContext, req: &ocpp::MeterValuesReport) -> Result<StationResponse, CallFault> {
+    async fn meter_values(
+        &self,
+        ctx: &RequestContext,
+        req: &ocpp::MeterValuesReport,
+    ) -> Result<StationResponse, CallFault> {
         let Some(tx_id) = req.transaction_id else {
             tracing::debug!(evse = req.at.evse_id, "meter values outside a transaction");
             return Ok(StationResponse::Ack);
@@ -290,13 +350,20 @@ impl StationService {
             })
             .map_err(internal)?;
         if !known {
-            tracing::warn!(transaction = tx_id, "meter values for an unknown transaction");
+            tracing::warn!(
+                transaction = tx_id,
+                "meter values for an unknown transaction"
+            );
         }
         self.durable().await?;
         Ok(StationResponse::Ack)
     }
 
-    async fn transaction_event(&self, ctx: &RequestContext, ev: &ocpp::TransactionEvent) -> Result<StationResponse, CallFault> {
+    async fn transaction_event(
+        &self,
+        ctx: &RequestContext,
+        ev: &ocpp::TransactionEvent,
+    ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
         let samples = meter::to_samples(&ev.meter_values);
         let applied = self
@@ -305,10 +372,19 @@ impl StationService {
                 if !tx.first_time_event(station.as_str(), &ev.transaction_id, ev.seq_no)? {
                     return Ok(false);
                 }
-                let at = ev.evse.unwrap_or(ocpp::EvseRef { evse_id: 0, connector_id: 0 });
+                let at = ev.evse.unwrap_or(ocpp::EvseRef {
+                    evse_id: 0,
+                    connector_id: 0,
+                });
                 let mut rec = match tx.transaction_by_ocpp(station.as_str(), &ev.transaction_id)? {
                     Some(rec) => rec,
-                    None => Self::new_transaction(station, ctx.version, &ev.transaction_id, at, ev.timestamp),
+                    None => Self::new_transaction(
+                        station,
+                        ctx.version,
+                        &ev.transaction_id,
+                        at,
+                        ev.timestamp,
+                    ),
                 };
                 apply_event(&mut rec, ev);
                 Self::add_samples(tx, &mut rec, &samples)?;
@@ -322,8 +398,12 @@ impl StationService {
             offline = ev.offline, duplicate = !applied, "transaction event");
         if applied {
             match ev.event_type {
-                ocpp::TransactionEventType::Started => metrics::counter!("bridge_transactions_started_total").increment(1),
-                ocpp::TransactionEventType::Ended => metrics::counter!("bridge_transactions_stopped_total").increment(1),
+                ocpp::TransactionEventType::Started => {
+                    metrics::counter!("bridge_transactions_started_total").increment(1)
+                }
+                ocpp::TransactionEventType::Ended => {
+                    metrics::counter!("bridge_transactions_stopped_total").increment(1)
+                }
                 ocpp::TransactionEventType::Updated => {}
             }
         }
@@ -343,11 +423,11 @@ pub fn apply_event(rec: &mut Transaction, ev: &ocpp::TransactionEvent) {
     if ev.event_type == Started || ev.timestamp < rec.started_at {
         rec.started_at = rec.started_at.min(ev.timestamp);
     }
-    if let Some(at) = ev.evse {
-        if rec.evse_id == 0 || ev.event_type == Started {
-            rec.evse_id = at.evse_id;
-            rec.connector_id = at.connector_id;
-        }
+    if let Some(at) = ev.evse
+        && (rec.evse_id == 0 || ev.event_type == Started)
+    {
+        rec.evse_id = at.evse_id;
+        rec.connector_id = at.connector_id;
     }
     if let Some(t) = &ev.id_token {
         rec.id_token = Some(t.id.clone());
@@ -373,7 +453,11 @@ pub fn apply_event(rec: &mut Transaction, ev: &ocpp::TransactionEvent) {
     if ev.event_type == Ended {
         rec.status = TransactionStatus::Completed;
         rec.stopped_at = Some(ev.timestamp);
-        rec.stop_reason = Some(ev.stopped_reason.clone().unwrap_or_else(|| "Local".to_owned()));
+        rec.stop_reason = Some(
+            ev.stopped_reason
+                .clone()
+                .unwrap_or_else(|| "Local".to_owned()),
+        );
         if ev.time_spent_charging.is_some() {
             rec.time_spent_charging = ev.time_spent_charging;
         }
@@ -386,12 +470,15 @@ impl ocpp::Csms for StationService {
             return if self.settings.ocpp.allow_unknown_stations {
                 Admission::Accept
             } else {
-                metrics::counter!("ocpp_connections_refused_total", "reason" => "unknown").increment(1);
+                metrics::counter!("ocpp_connections_refused_total", "reason" => "unknown")
+                    .increment(1);
                 tracing::warn!(station = %station, "unknown station refused");
                 Admission::UnknownStation
             };
         };
-        let Some(password) = &cfg.password else { return Admission::Accept };
+        let Some(password) = &cfg.password else {
+            return Admission::Accept;
+        };
         let user_ok = credentials.username.as_deref() == Some(station.as_str());
         let pass_ok = credentials
             .password
@@ -446,13 +533,19 @@ impl ocpp::Csms for StationService {
         tracing::info!(station = %station, "station disconnected");
     }
 
-    async fn request(&self, ctx: &RequestContext, request: StationRequest) -> Result<StationResponse, CallFault> {
+    async fn request(
+        &self,
+        ctx: &RequestContext,
+        request: StationRequest,
+    ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
         match &request {
             StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot),
             StationRequest::Heartbeat => {
                 self.touch(station, |_| {})?;
-                Ok(StationResponse::Heartbeat { current_time: Utc::now() })
+                Ok(StationResponse::Heartbeat {
+                    current_time: Utc::now(),
+                })
             }
             StationRequest::StatusNotification(report) => {
                 self.status(station, report)?;
@@ -469,11 +562,17 @@ impl ocpp::Csms for StationService {
             StationRequest::MeterValues(mv) => self.meter_values(ctx, mv).await,
             StationRequest::DataTransfer(dt) => {
                 tracing::info!(vendor = %dt.vendor_id, message = ?dt.message_id, "data transfer (no vendor extensions known)");
-                Ok(StationResponse::DataTransfer { status: DataTransferStatus::UnknownVendorId, data: None })
+                Ok(StationResponse::DataTransfer {
+                    status: DataTransferStatus::UnknownVendorId,
+                    data: None,
+                })
             }
             StationRequest::Notification { action, payload } => {
                 if action.ends_with("FirmwareStatusNotification") {
-                    let status = payload.get("status").and_then(|s| s.as_str()).map(str::to_owned);
+                    let status = payload
+                        .get("status")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned);
                     self.touch(station, |s| s.firmware_status = status.clone())?;
                 }
                 tracing::info!(action = %action, payload = %payload, "notification");

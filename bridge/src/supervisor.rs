@@ -9,13 +9,14 @@ use tokio_util::sync::CancellationToken;
 /// Cancels `token` on SIGTERM or SIGINT.
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
@@ -40,7 +41,9 @@ pub fn notify_stopping() {
 /// Pings the systemd watchdog at half its interval until `token` is cancelled, as long as
 /// `healthy()` says so (a wedged store or runtime then lets systemd restart the daemon).
 pub fn spawn_watchdog(token: CancellationToken, healthy: impl Fn() -> bool + Send + 'static) {
-    let Some(interval) = sd_notify::watchdog_enabled() else { return };
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
     let period = (interval / 2).max(Duration::from_millis(100));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);

@@ -134,9 +134,20 @@ mod tests {
 
     #[test]
     fn connector_keys_sort_numerically_within_a_station() {
-        let mut keys = vec![connector("A", 10, 1), connector("A", 2, 1), connector("A", 2, 0)];
+        let mut keys = vec![
+            connector("A", 10, 1),
+            connector("A", 2, 1),
+            connector("A", 2, 0),
+        ];
         keys.sort();
-        assert_eq!(keys, vec![connector("A", 2, 0), connector("A", 2, 1), connector("A", 10, 1)]);
+        assert_eq!(
+            keys,
+            vec![
+                connector("A", 2, 0),
+                connector("A", 2, 1),
+                connector("A", 10, 1)
+            ]
+        );
     }
 
     #[test]

@@ -97,7 +97,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("trees", &tree::ALL).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("trees", &tree::ALL)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,7 +136,10 @@ impl Store {
             .cache_capacity(settings.cache_bytes)
             .flush_every_ms(Some(500))
             .open()?;
-        let trees = tree::ALL.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
+        let trees = tree::ALL
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -202,12 +207,20 @@ impl Store {
 
     /// A station's connectors, ordered by EVSE then connector.
     pub fn connectors(&self, station: &str) -> Result<Vec<Connector>, Error> {
-        scan(self.tree(idx::CONNECTORS), tree::CONNECTORS, &keys::station_prefix(station))
+        scan(
+            self.tree(idx::CONNECTORS),
+            tree::CONNECTORS,
+            &keys::station_prefix(station),
+        )
     }
 
     /// One transaction by our id.
     pub fn transaction(&self, id: &str) -> Result<Option<Transaction>, Error> {
-        get(self.tree(idx::TRANSACTIONS), tree::TRANSACTIONS, id.as_bytes())
+        get(
+            self.tree(idx::TRANSACTIONS),
+            tree::TRANSACTIONS,
+            id.as_bytes(),
+        )
     }
 
     /// One transaction by the station's OCPP transaction id.
@@ -216,7 +229,10 @@ impl Store {
         station: &str,
         ocpp_tx_id: &str,
     ) -> Result<Option<Transaction>, Error> {
-        match self.tree(idx::TX_BY_OCPP).get(keys::tx_by_ocpp(station, ocpp_tx_id))? {
+        match self
+            .tree(idx::TX_BY_OCPP)
+            .get(keys::tx_by_ocpp(station, ocpp_tx_id))?
+        {
             Some(id) => self.transaction(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
@@ -232,7 +248,11 @@ impl Store {
 
     /// Meter samples of a transaction in station-time order.
     pub fn samples(&self, tx_id: &str) -> Result<Vec<MeterSample>, Error> {
-        scan(self.tree(idx::SAMPLES), tree::SAMPLES, &keys::sample_prefix(tx_id))
+        scan(
+            self.tree(idx::SAMPLES),
+            tree::SAMPLES,
+            &keys::sample_prefix(tx_id),
+        )
     }
 
     /// Marks every station offline: at start-up no websocket is open, whatever the store says
@@ -265,7 +285,11 @@ impl Store {
 
     /// Every entry waiting for `peer`, in delivery order.
     pub fn outbox(&self, peer: &str) -> Result<Vec<OutboxEntry>, Error> {
-        scan(self.tree(idx::OUTBOX), tree::OUTBOX, &keys::station_prefix(peer))
+        scan(
+            self.tree(idx::OUTBOX),
+            tree::OUTBOX,
+            &keys::station_prefix(peer),
+        )
     }
 
     /// Removes a delivered entry. Call [`Store::flush`] afterwards before relying on it.
@@ -292,7 +316,12 @@ impl Store {
             if let Some(mut e) = tx.remove_outbox(peer, seq)? {
                 e.attempts = e.attempts.saturating_add(1);
                 e.parked_reason = Some(reason.to_owned());
-                tx.put(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, keys::outbox(peer, seq), &e)?;
+                tx.put(
+                    idx::OUTBOX_PARKED,
+                    tree::OUTBOX_PARKED,
+                    keys::outbox(peer, seq),
+                    &e,
+                )?;
             }
             Ok(())
         })
@@ -307,7 +336,9 @@ impl Store {
     pub fn outbox_retry_parked(&self, peer: &str, seq: u64) -> Result<bool, Error> {
         self.update(|tx| {
             let key = keys::outbox(peer, seq);
-            let Some(mut e) = tx.get::<OutboxEntry>(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, &key)? else {
+            let Some(mut e) =
+                tx.get::<OutboxEntry>(idx::OUTBOX_PARKED, tree::OUTBOX_PARKED, &key)?
+            else {
                 return Ok(false);
             };
             tx.trees[idx::OUTBOX_PARKED].remove(key)?;
@@ -332,7 +363,17 @@ impl Store {
     pub fn outbox_stats(&self, peers: &[String]) -> Result<Vec<OutboxStats>, Error> {
         let mut stats: std::collections::BTreeMap<String, OutboxStats> = peers
             .iter()
-            .map(|p| (p.clone(), OutboxStats { peer: p.clone(), depth: 0, oldest: None, parked: 0 }))
+            .map(|p| {
+                (
+                    p.clone(),
+                    OutboxStats {
+                        peer: p.clone(),
+                        depth: 0,
+                        oldest: None,
+                        parked: 0,
+                    },
+                )
+            })
             .collect();
         for e in scan::<OutboxEntry>(self.tree(idx::OUTBOX), tree::OUTBOX, b"")? {
             let s = stats.entry(e.peer.clone()).or_insert_with(|| OutboxStats {
@@ -354,7 +395,8 @@ impl Store {
 
     /// Stores a peer record (opaque JSON owned by the OCPI layer).
     pub fn put_peer(&self, id: &str, peer: &serde_json::Value) -> Result<(), Error> {
-        self.tree(idx::PEERS).insert(id.as_bytes(), encode(tree::PEERS, peer)?)?;
+        self.tree(idx::PEERS)
+            .insert(id.as_bytes(), encode(tree::PEERS, peer)?)?;
         Ok(())
     }
 
@@ -364,7 +406,10 @@ impl Store {
             .iter()
             .map(|item| {
                 let (k, v) = item?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), decode(tree::PEERS, &v)?))
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode(tree::PEERS, &v)?,
+                ))
             })
             .collect()
     }
@@ -391,7 +436,10 @@ impl Store {
 
     /// The station and EVSE number behind an EVSE uid (case-insensitive).
     pub fn evse_by_uid(&self, uid: &str) -> Result<Option<(String, u32)>, Error> {
-        let Some(v) = self.tree(idx::EVSE_BY_UID).get(uid.to_ascii_lowercase().as_bytes())? else {
+        let Some(v) = self
+            .tree(idx::EVSE_BY_UID)
+            .get(uid.to_ascii_lowercase().as_bytes())?
+        else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&v);
@@ -399,7 +447,10 @@ impl Store {
             tree: tree::EVSE_BY_UID,
             reason: "missing separator".into(),
         })?;
-        let evse = evse.parse().map_err(|_| Error::Corrupt { tree: tree::EVSE_BY_UID, reason: "evse id".into() })?;
+        let evse = evse.parse().map_err(|_| Error::Corrupt {
+            tree: tree::EVSE_BY_UID,
+            reason: "evse id".into(),
+        })?;
         Ok(Some((station.to_owned(), evse)))
     }
 
@@ -425,11 +476,17 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt { tree, reason: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
 }
 
 fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value).map_err(|e| Error::Corrupt { tree, reason: e.to_string() })
+    serde_json::to_vec(value).map_err(|e| Error::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
 }
 
 fn get<T: DeserializeOwned>(
@@ -445,7 +502,10 @@ fn scan<T: DeserializeOwned>(
     name: &'static str,
     prefix: &[u8],
 ) -> Result<Vec<T>, Error> {
-    t.scan_prefix(prefix).values().map(|v| decode(name, &v?)).collect()
+    t.scan_prefix(prefix)
+        .values()
+        .map(|v| decode(name, &v?))
+        .collect()
 }
 
 /// Key of an idempotent 1.6 StartTransaction: a station that retries the same
@@ -532,7 +592,11 @@ impl Txn<'_> {
         evse_id: u32,
         connector_id: u32,
     ) -> Result<Option<Connector>, TxError> {
-        self.get(idx::CONNECTORS, tree::CONNECTORS, &keys::connector(station, evse_id, connector_id))
+        self.get(
+            idx::CONNECTORS,
+            tree::CONNECTORS,
+            &keys::connector(station, evse_id, connector_id),
+        )
     }
 
     /// Stores a connector.
@@ -560,18 +624,27 @@ impl Txn<'_> {
 
     /// Stores a transaction and indexes it by its OCPP id.
     pub fn put_transaction(&self, t: &Transaction) -> Result<(), TxError> {
-        self.put(idx::TRANSACTIONS, tree::TRANSACTIONS, t.id.as_bytes().to_vec(), t)?;
-        self.trees[idx::TX_BY_OCPP]
-            .insert(keys::tx_by_ocpp(&t.station_id, &t.ocpp_transaction_id), t.id.as_bytes())?;
+        self.put(
+            idx::TRANSACTIONS,
+            tree::TRANSACTIONS,
+            t.id.as_bytes().to_vec(),
+            t,
+        )?;
+        self.trees[idx::TX_BY_OCPP].insert(
+            keys::tx_by_ocpp(&t.station_id, &t.ocpp_transaction_id),
+            t.id.as_bytes(),
+        )?;
         Ok(())
     }
 
     /// The id a 1.6 StartTransaction with this key already got, if it was seen before.
     pub fn start16_id(&self, key: &Start16Key<'_>) -> Result<Option<i32>, TxError> {
-        Ok(self.trees[idx::TX_STARTS_16].get(key.bytes())?.and_then(|v| {
-            let b: [u8; 4] = v.as_ref().try_into().ok()?;
-            Some(i32::from_be_bytes(b))
-        }))
+        Ok(self.trees[idx::TX_STARTS_16]
+            .get(key.bytes())?
+            .and_then(|v| {
+                let b: [u8; 4] = v.as_ref().try_into().ok()?;
+                Some(i32::from_be_bytes(b))
+            }))
     }
 
     /// Remembers the id given to a 1.6 StartTransaction.
@@ -586,13 +659,18 @@ impl Txn<'_> {
         let current = match meta.get(keys::TX16_COUNTER)? {
             Some(v) => {
                 let b: [u8; 4] = v.as_ref().try_into().map_err(|_| {
-                    abort(Error::Corrupt { tree: tree::META, reason: "tx16 counter".into() })
+                    abort(Error::Corrupt {
+                        tree: tree::META,
+                        reason: "tx16 counter".into(),
+                    })
                 })?;
                 i32::from_be_bytes(b)
             }
             None => 0,
         };
-        let next = current.checked_add(1).ok_or_else(|| abort(Error::IdsExhausted))?;
+        let next = current
+            .checked_add(1)
+            .ok_or_else(|| abort(Error::IdsExhausted))?;
         meta.insert(keys::TX16_COUNTER, &next.to_be_bytes())?;
         Ok(next)
     }
@@ -616,13 +694,17 @@ impl Txn<'_> {
         entry.seq = seq;
         if let Some(key) = &entry.coalesce {
             let ckey = keys::coalesce(&entry.peer, key);
-            if let Some(old) = self.trees[idx::OUTBOX_COALESCE].insert(ckey, &seq.to_be_bytes())? {
-                if let Ok(b) = <[u8; 8]>::try_from(old.as_ref()) {
-                    self.trees[idx::OUTBOX].remove(keys::outbox(&entry.peer, u64::from_be_bytes(b)))?;
-                }
+            let old = self.trees[idx::OUTBOX_COALESCE].insert(ckey, &seq.to_be_bytes())?;
+            if let Some(b) = old.and_then(|o| <[u8; 8]>::try_from(o.as_ref()).ok()) {
+                self.trees[idx::OUTBOX].remove(keys::outbox(&entry.peer, u64::from_be_bytes(b)))?;
             }
         }
-        self.put(idx::OUTBOX, tree::OUTBOX, keys::outbox(&entry.peer, seq), &entry)?;
+        self.put(
+            idx::OUTBOX,
+            tree::OUTBOX,
+            keys::outbox(&entry.peer, seq),
+            &entry,
+        )?;
         Ok(seq)
     }
 
@@ -635,7 +717,9 @@ impl Txn<'_> {
         self.trees[idx::OUTBOX].remove(key)?;
         if let Some(c) = &e.coalesce {
             let ckey = keys::coalesce(peer, c);
-            if self.trees[idx::OUTBOX_COALESCE].get(&ckey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
+            if self.trees[idx::OUTBOX_COALESCE].get(&ckey)?.as_deref()
+                == Some(&seq.to_be_bytes()[..])
+            {
                 self.trees[idx::OUTBOX_COALESCE].remove(ckey)?;
             }
         }
@@ -652,7 +736,9 @@ impl Txn<'_> {
         }
         let mut uid = format!("{station}-{evse_id}");
         let taken = |u: &str| -> Result<bool, TxError> {
-            Ok(self.trees[idx::EVSE_BY_UID].get(u.to_ascii_lowercase().as_bytes())?.is_some())
+            Ok(self.trees[idx::EVSE_BY_UID]
+                .get(u.to_ascii_lowercase().as_bytes())?
+                .is_some())
         };
         if uid.len() > 36 || !uid.bytes().all(|b| b.is_ascii_graphic()) || taken(&uid)? {
             loop {
@@ -663,8 +749,10 @@ impl Txn<'_> {
             }
         }
         self.trees[idx::EVSE_UIDS].insert(key, uid.as_bytes())?;
-        self.trees[idx::EVSE_BY_UID]
-            .insert(uid.to_ascii_lowercase().as_bytes(), format!("{station}\0{evse_id}").as_bytes())?;
+        self.trees[idx::EVSE_BY_UID].insert(
+            uid.to_ascii_lowercase().as_bytes(),
+            format!("{station}\0{evse_id}").as_bytes(),
+        )?;
         Ok(uid)
     }
 

@@ -2,7 +2,11 @@ use super::*;
 use chrono::{TimeZone, Utc};
 
 fn open(dir: &Path) -> Store {
-    Store::open(&Settings { path: dir.join("db"), cache_bytes: 8 << 20 }).expect("open")
+    Store::open(&Settings {
+        path: dir.join("db"),
+        cache_bytes: 8 << 20,
+    })
+    .expect("open")
 }
 
 fn start_key(ts_secs: i64) -> (String, chrono::DateTime<Utc>) {
@@ -27,12 +31,24 @@ fn a_retried_start16_finds_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let (station, ts) = start_key(1_700_000_000);
-    let key = Start16Key { station: &station, connector_id: 1, id_tag: "TAG", meter_start: 5, timestamp: ts };
+    let key = Start16Key {
+        station: &station,
+        connector_id: 1,
+        id_tag: "TAG",
+        meter_start: 5,
+        timestamp: ts,
+    };
     assert_eq!(store.update(|tx| tx.start16_id(&key)).unwrap(), None);
     store.update(|tx| tx.remember_start16(&key, 7)).unwrap();
-    let retry = Start16Key { id_tag: "tag", ..key.clone() };
+    let retry = Start16Key {
+        id_tag: "tag",
+        ..key.clone()
+    };
     assert_eq!(store.update(|tx| tx.start16_id(&retry)).unwrap(), Some(7));
-    let other = Start16Key { meter_start: 6, ..key };
+    let other = Start16Key {
+        meter_start: 6,
+        ..key
+    };
     assert_eq!(store.update(|tx| tx.start16_id(&other)).unwrap(), None);
 }
 
@@ -40,9 +56,21 @@ fn a_retried_start16_finds_its_id() {
 fn an_event_seq_no_is_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    assert!(store.update(|tx| tx.first_time_event("CS1", "tx-1", 0)).unwrap());
-    assert!(!store.update(|tx| tx.first_time_event("CS1", "tx-1", 0)).unwrap());
-    assert!(store.update(|tx| tx.first_time_event("CS1", "tx-1", 1)).unwrap());
+    assert!(
+        store
+            .update(|tx| tx.first_time_event("CS1", "tx-1", 0))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update(|tx| tx.first_time_event("CS1", "tx-1", 0))
+            .unwrap()
+    );
+    assert!(
+        store
+            .update(|tx| tx.first_time_event("CS1", "tx-1", 1))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -76,7 +104,12 @@ fn connectors_are_listed_per_station_in_order() {
         };
         store.update(|tx| tx.put_connector(&c)).unwrap();
     }
-    let cs1: Vec<u32> = store.connectors("CS1").unwrap().iter().map(|c| c.evse_id).collect();
+    let cs1: Vec<u32> = store
+        .connectors("CS1")
+        .unwrap()
+        .iter()
+        .map(|c| c.evse_id)
+        .collect();
     assert_eq!(cs1, vec![1, 2]);
     assert_eq!(store.connectors("CS10").unwrap().len(), 1);
 }
@@ -89,7 +122,8 @@ async fn concurrent_flushes_all_complete() {
     for i in 0..50 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.update(|tx| tx.put_station(&Station::new(&format!("S{i}")))).unwrap();
+            s.update(|tx| tx.put_station(&Station::new(&format!("S{i}"))))
+                .unwrap();
             s.flush().await.unwrap();
         }));
     }
@@ -103,7 +137,9 @@ async fn concurrent_flushes_all_complete() {
 fn export_writes_one_json_line_per_record() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.update(|tx| tx.put_station(&Station::new("CS1"))).unwrap();
+    store
+        .update(|tx| tx.put_station(&Station::new("CS1")))
+        .unwrap();
     let mut out = Vec::new();
     assert_eq!(store.export(&mut out).unwrap(), 1);
     let line: serde_json::Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
@@ -137,8 +173,17 @@ fn a_retried_sample_is_stored_once_and_samples_sort_by_time() {
     assert!(store.update(|tx| tx.add_sample("T", &p1)).unwrap());
     assert!(!store.update(|tx| tx.add_sample("T", &e1)).unwrap());
     // Pre-epoch station clocks must still sort before later ones.
-    assert!(store.update(|tx| tx.add_sample("T", &sample(-5, "SoC"))).unwrap());
-    let times: Vec<i64> = store.samples("T").unwrap().iter().map(|s| s.timestamp.timestamp()).collect();
+    assert!(
+        store
+            .update(|tx| tx.add_sample("T", &sample(-5, "SoC")))
+            .unwrap()
+    );
+    let times: Vec<i64> = store
+        .samples("T")
+        .unwrap()
+        .iter()
+        .map(|s| s.timestamp.timestamp())
+        .collect();
     assert_eq!(times.len(), 4);
     assert_eq!(times[0], -5);
     assert_eq!(*times.last().unwrap(), 200);
@@ -146,7 +191,13 @@ fn a_retried_sample_is_stored_once_and_samples_sort_by_time() {
 }
 
 fn entry(peer: &str, path: &str) -> OutboxEntry {
-    OutboxEntry::new(peer, "PATCH", "locations", path, serde_json::json!({"status": "AVAILABLE"}))
+    OutboxEntry::new(
+        peer,
+        "PATCH",
+        "locations",
+        path,
+        serde_json::json!({"status": "AVAILABLE"}),
+    )
 }
 
 #[tokio::test]
@@ -154,13 +205,22 @@ async fn the_outbox_keeps_order_per_peer_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     for i in 0..3 {
-        store.update(|tx| tx.push_outbox(entry("hub", &format!("/{i}")))).unwrap();
-        store.update(|tx| tx.push_outbox(entry("emsp", &format!("/{i}")))).unwrap();
+        store
+            .update(|tx| tx.push_outbox(entry("hub", &format!("/{i}"))))
+            .unwrap();
+        store
+            .update(|tx| tx.push_outbox(entry("emsp", &format!("/{i}"))))
+            .unwrap();
     }
     store.flush().await.unwrap();
     drop(store);
     let store = open(dir.path());
-    let paths: Vec<String> = store.outbox("hub").unwrap().into_iter().map(|e| e.path).collect();
+    let paths: Vec<String> = store
+        .outbox("hub")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
     assert_eq!(paths, ["/0", "/1", "/2"]);
     let head = store.outbox_head("hub", 1).unwrap();
     store.outbox_ack("hub", head[0].seq).unwrap();
@@ -168,23 +228,41 @@ async fn the_outbox_keeps_order_per_peer_and_survives_reopen() {
     assert_eq!(store.outbox("emsp").unwrap().len(), 3);
     let stats = store.outbox_stats(&["idle".into()]).unwrap();
     let depth: Vec<(String, u64)> = stats.iter().map(|s| (s.peer.clone(), s.depth)).collect();
-    assert_eq!(depth, [("emsp".into(), 3), ("hub".into(), 2), ("idle".into(), 0)]);
+    assert_eq!(
+        depth,
+        [("emsp".into(), 3), ("hub".into(), 2), ("idle".into(), 0)]
+    );
 }
 
 #[test]
 fn a_newer_entry_with_the_same_coalesce_key_replaces_the_older() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.update(|tx| tx.push_outbox(entry("hub", "/put-location"))).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing("evse-1"))).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing("evse-2"))).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing("evse-1"))).unwrap();
-    let paths: Vec<String> = store.outbox("hub").unwrap().into_iter().map(|e| e.path).collect();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/put-location")))
+        .unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing("evse-1")))
+        .unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing("evse-2")))
+        .unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing("evse-1")))
+        .unwrap();
+    let paths: Vec<String> = store
+        .outbox("hub")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
     assert_eq!(paths, ["/put-location", "/evse-2", "/evse-1 b"]);
     // Delivering the newest clears the pointer, so a later one queues normally.
     let last = store.outbox("hub").unwrap().pop().unwrap();
     store.outbox_ack("hub", last.seq).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing("evse-1"))).unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing("evse-1")))
+        .unwrap();
     assert_eq!(store.outbox("hub").unwrap().len(), 3);
 }
 
@@ -192,8 +270,12 @@ fn a_newer_entry_with_the_same_coalesce_key_replaces_the_older() {
 fn a_parked_entry_can_be_retried_or_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let seq = store.update(|tx| tx.push_outbox(entry("hub", "/x"))).unwrap();
-    store.outbox_failed("hub", seq, "connection refused").unwrap();
+    let seq = store
+        .update(|tx| tx.push_outbox(entry("hub", "/x")))
+        .unwrap();
+    store
+        .outbox_failed("hub", seq, "connection refused")
+        .unwrap();
     assert_eq!(store.outbox("hub").unwrap()[0].attempts, 1);
     store.outbox_park("hub", seq, "2001 invalid").unwrap();
     assert!(store.outbox("hub").unwrap().is_empty());
@@ -203,7 +285,12 @@ fn a_parked_entry_can_be_retried_or_dropped() {
     let again = store.outbox("hub").unwrap();
     assert_eq!(again.len(), 1);
     store.outbox_park("hub", again[0].seq, "still bad").unwrap();
-    assert!(store.outbox_drop_parked("hub", again[0].seq).unwrap().is_some());
+    assert!(
+        store
+            .outbox_drop_parked("hub", again[0].seq)
+            .unwrap()
+            .is_some()
+    );
     assert!(store.outbox_parked().unwrap().is_empty());
 }
 
@@ -227,9 +314,15 @@ fn evse_uids_are_allocated_once_and_resolve_back() {
 fn deleting_a_peer_drops_its_queue() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.put_peer("hub", &serde_json::json!({"id": "hub"})).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hub", "/x").coalescing("k"))).unwrap();
-    store.update(|tx| tx.push_outbox(entry("hubby", "/y"))).unwrap();
+    store
+        .put_peer("hub", &serde_json::json!({"id": "hub"}))
+        .unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hub", "/x").coalescing("k")))
+        .unwrap();
+    store
+        .update(|tx| tx.push_outbox(entry("hubby", "/y")))
+        .unwrap();
     store.delete_peer("hub").unwrap();
     assert!(store.peers().unwrap().is_empty());
     assert!(store.outbox("hub").unwrap().is_empty());

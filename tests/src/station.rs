@@ -352,10 +352,21 @@ impl Station {
         let (closed_tx, closed_rx) = watch::channel::<Option<CloseInfo>>(None);
         let shared = Arc::new(Shared::default());
 
+        // The reader tells the writer when the stream has ended, so the writer drops its half
+        // and the TCP connection is really closed (peers wait for that after a close handshake).
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let writer = tokio::spawn(async move {
-            while let Some(m) = out_rx.recv().await {
-                if sink.send(m).await.is_err() {
-                    break;
+            loop {
+                tokio::select! {
+                    m = out_rx.recv() => match m {
+                        Some(m) => {
+                            if sink.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = &mut stop_rx => break,
                 }
             }
         });
@@ -400,6 +411,7 @@ impl Station {
                 code: None,
                 reason: "stream ended".into(),
             });
+            let _ = stop_tx.send(());
             let _ = closed_tx.send(Some(info));
             // Fail outstanding calls immediately rather than at their timeout.
             reader_shared.pending.lock().expect("pending lock").clear();

@@ -4,7 +4,10 @@ fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.toml");
     std::fs::write(&path, text).unwrap();
-    load_with_env(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    load_with_env(
+        Some(&path),
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
 }
 
 const MINIMAL: &str = r#"
@@ -97,7 +100,9 @@ fn an_unknown_environment_key_is_an_error() {
 
 #[test]
 fn secrets_never_show_in_debug_output() {
-    let text = format!("{MINIMAL}\n[ocpi]\ntoken_a = \"hub-secret-token\"\n[admin]\ntoken = \"admin-secret\"\n");
+    let text = format!(
+        "{MINIMAL}\n[ocpi]\ntoken_a = \"hub-secret-token\"\n[admin]\ntoken = \"admin-secret\"\n"
+    );
     let s = load_str(&text, &[]).unwrap();
     let debug = format!("{s:?}");
     assert!(!debug.contains("secret\""), "{debug}");

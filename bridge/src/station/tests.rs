@@ -24,7 +24,11 @@ fn service(dir: &std::path::Path) -> StationService {
     let path = dir.join("bridge.toml");
     std::fs::write(&path, CONFIG).unwrap();
     let settings = crate::config::load_with_env(Some(&path), []).unwrap();
-    let store = Store::open(&state::Settings { path: dir.join("db"), cache_bytes: 8 << 20 }).unwrap();
+    let store = Store::open(&state::Settings {
+        path: dir.join("db"),
+        cache_bytes: 8 << 20,
+    })
+    .unwrap();
     StationService::new(Arc::new(settings), store)
 }
 
@@ -43,7 +47,10 @@ fn ts(secs: i64) -> DateTime<Utc> {
 }
 
 fn creds(user: Option<&str>, pass: Option<&str>) -> Credentials {
-    Credentials { username: user.map(str::to_owned), password: pass.map(|p| p.as_bytes().to_vec()) }
+    Credentials {
+        username: user.map(str::to_owned),
+        password: pass.map(|p| p.as_bytes().to_vec()),
+    }
 }
 
 #[test]
@@ -51,12 +58,27 @@ fn admission_checks_identity_and_password() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path());
     let cs1 = StationId::from("CS1");
-    assert_eq!(s.admit(&cs1, &creds(Some("CS1"), Some("pw"))), Admission::Accept);
-    assert_eq!(s.admit(&cs1, &creds(Some("CS1"), Some("nope"))), Admission::Unauthorized);
-    assert_eq!(s.admit(&cs1, &creds(Some("OTHER"), Some("pw"))), Admission::Unauthorized);
+    assert_eq!(
+        s.admit(&cs1, &creds(Some("CS1"), Some("pw"))),
+        Admission::Accept
+    );
+    assert_eq!(
+        s.admit(&cs1, &creds(Some("CS1"), Some("nope"))),
+        Admission::Unauthorized
+    );
+    assert_eq!(
+        s.admit(&cs1, &creds(Some("OTHER"), Some("pw"))),
+        Admission::Unauthorized
+    );
     assert_eq!(s.admit(&cs1, &creds(None, None)), Admission::Unauthorized);
-    assert_eq!(s.admit(&StationId::from("OPEN"), &creds(None, None)), Admission::Accept);
-    assert_eq!(s.admit(&StationId::from("GHOST"), &creds(None, None)), Admission::UnknownStation);
+    assert_eq!(
+        s.admit(&StationId::from("OPEN"), &creds(None, None)),
+        Admission::Accept
+    );
+    assert_eq!(
+        s.admit(&StationId::from("GHOST"), &creds(None, None)),
+        Admission::UnknownStation
+    );
 }
 
 fn start(connector: u32, tag: &str, meter: i64, at: DateTime<Utc>) -> StationRequest {
@@ -127,7 +149,11 @@ async fn a_1_6_transaction_records_energy_and_a_retried_stop_changes_nothing() {
     });
     s.request(&c, stop.clone()).await.unwrap();
     s.request(&c, stop).await.unwrap();
-    let t = s.store.transaction_by_ocpp("CS1", &id.to_string()).unwrap().unwrap();
+    let t = s
+        .store
+        .transaction_by_ocpp("CS1", &id.to_string())
+        .unwrap()
+        .unwrap();
     assert_eq!(t.status, TransactionStatus::Completed);
     assert_eq!(t.samples, 2);
     assert_eq!(t.meter_start_wh, Some(Decimal::from(1000)));
@@ -151,7 +177,10 @@ fn event(kind: ocpp::TransactionEventType, seq: u32, at: DateTime<Utc>) -> ocpp:
         number_of_phases_used: None,
         reservation_id: None,
         id_token: None,
-        evse: Some(ocpp::EvseRef { evse_id: 2, connector_id: 1 }),
+        evse: Some(ocpp::EvseRef {
+            evse_id: 2,
+            connector_id: 1,
+        }),
         meter_values: vec![],
     }
 }
@@ -167,11 +196,25 @@ async fn transaction_events_apply_once_and_in_any_order() {
     ended.offline = true;
     ended.stopped_reason = Some("EVDisconnected".into());
     let mut started = event(Started, 0, ts(0));
-    started.id_token = Some(IdToken { id: "AABB".into(), kind: ocpp::IdTokenKind::Iso14443 });
-    for ev in [ended.clone(), event(Updated, 1, ts(100)), started.clone(), ended] {
-        s.request(&c, StationRequest::TransactionEvent(ev)).await.unwrap();
+    started.id_token = Some(IdToken {
+        id: "AABB".into(),
+        kind: ocpp::IdTokenKind::Iso14443,
+    });
+    for ev in [
+        ended.clone(),
+        event(Updated, 1, ts(100)),
+        started.clone(),
+        ended,
+    ] {
+        s.request(&c, StationRequest::TransactionEvent(ev))
+            .await
+            .unwrap();
     }
-    let t = s.store.transaction_by_ocpp("CS1", "tx-201").unwrap().unwrap();
+    let t = s
+        .store
+        .transaction_by_ocpp("CS1", "tx-201")
+        .unwrap()
+        .unwrap();
     assert_eq!(t.status, TransactionStatus::Completed);
     assert_eq!(t.started_at, ts(0));
     assert_eq!(t.stopped_at, Some(ts(300)));
@@ -197,8 +240,12 @@ async fn an_older_status_does_not_overwrite_a_newer_one() {
             timestamp: Some(at),
         })
     };
-    s.request(&c, status(ocpp::ConnectorStatus::Charging, ts(10))).await.unwrap();
-    s.request(&c, status(ocpp::ConnectorStatus::Available, ts(5))).await.unwrap();
+    s.request(&c, status(ocpp::ConnectorStatus::Charging, ts(10)))
+        .await
+        .unwrap();
+    s.request(&c, status(ocpp::ConnectorStatus::Available, ts(5)))
+        .await
+        .unwrap();
     let conns = s.store.connectors("CS1").unwrap();
     assert_eq!(conns[0].status, "Charging");
 }
@@ -220,9 +267,23 @@ async fn a_replaced_connection_closing_leaves_the_station_online() {
 async fn boot_is_accepted_with_the_configured_interval_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path());
-    let boot = ocpp::BootInfo { vendor: "V".into(), model: "M".into(), meter_serial_number: Some("MTR".into()), ..Default::default() };
-    match s.request(&ctx(OcppVersion::V16), StationRequest::BootNotification(boot)).await.unwrap() {
-        StationResponse::BootNotification { status, interval, .. } => {
+    let boot = ocpp::BootInfo {
+        vendor: "V".into(),
+        model: "M".into(),
+        meter_serial_number: Some("MTR".into()),
+        ..Default::default()
+    };
+    match s
+        .request(
+            &ctx(OcppVersion::V16),
+            StationRequest::BootNotification(boot),
+        )
+        .await
+        .unwrap()
+    {
+        StationResponse::BootNotification {
+            status, interval, ..
+        } => {
             assert_eq!(status, RegistrationStatus::Accepted);
             assert_eq!(interval, 300);
         }
