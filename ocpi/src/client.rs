@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::peer::Peer;
 use crate::settings::Settings;
 use crate::types::{
-    AuthToken, CountryCode, DateTime, EvseStatus, EvseUid, InterfaceRole, Location, LocationId, ModuleId, PartyId,
-    Tariff,
+    AuthToken, CountryCode, DateTime, EvseStatus, EvseUid, InterfaceRole, Location, LocationId,
+    ModuleId, PartyId, Tariff,
 };
 
 /// Header names used on the wire.
@@ -47,7 +47,11 @@ pub mod headers {
 }
 
 /// Characters escaped in a path segment (everything but unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Upper bound of pages [`Client::fetch_paginated`] follows.
 pub const MAX_PAGES: usize = 10_000;
@@ -192,7 +196,11 @@ impl Client {
     }
 
     /// Client with explicit timeouts.
-    pub fn with_timeouts(settings: &Settings, connect: Duration, total: Duration) -> Result<Self, PushError> {
+    pub fn with_timeouts(
+        settings: &Settings,
+        connect: Duration,
+        total: Duration,
+    ) -> Result<Self, PushError> {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             // Err means another thread won the race to install one: fine either way.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -204,7 +212,10 @@ impl Client {
             .user_agent(concat!("ocpp-ocpi-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PushError::Setup(e.to_string()))?;
-        Ok(Self { http, from: (settings.country_code.clone(), settings.party_id.clone()) })
+        Ok(Self {
+            http,
+            from: (settings.country_code.clone(), settings.party_id.clone()),
+        })
     }
 
     /// Sends a request to `{endpoint of (module, role)}/{path_suffix}` using the peer's `token_out`.
@@ -220,13 +231,38 @@ impl Client {
         let base = self.endpoint(peer, module, role)?;
         let url = join_url(base, path_suffix);
         let routing = self.routing_for(peer, module);
-        self.request(method, &url, &peer.token_out, peer.encode_token, body, routing.as_ref(), None).await
+        self.request(
+            method,
+            &url,
+            &peer.token_out,
+            peer.encode_token,
+            body,
+            routing.as_ref(),
+            None,
+        )
+        .await
     }
 
     /// `PUT {locations}/{cc}/{pid}/{location_id}` with the full Location.
-    pub async fn put_location(&self, peer: &Peer, location: &Location) -> Result<Accepted, PushError> {
-        let path = path(&[location.country_code.as_str(), location.party_id.as_str(), location.id.as_str()]);
-        self.send(peer, &ModuleId::Locations, InterfaceRole::Receiver, Method::PUT, &path, Some(location)).await
+    pub async fn put_location(
+        &self,
+        peer: &Peer,
+        location: &Location,
+    ) -> Result<Accepted, PushError> {
+        let path = path(&[
+            location.country_code.as_str(),
+            location.party_id.as_str(),
+            location.id.as_str(),
+        ]);
+        self.send(
+            peer,
+            &ModuleId::Locations,
+            InterfaceRole::Receiver,
+            Method::PUT,
+            &path,
+            Some(location),
+        )
+        .await
     }
 
     /// `PATCH {locations}/{cc}/{pid}/{location_id}/{evse_uid}` with `{status, last_updated}` (our cc/pid).
@@ -243,21 +279,57 @@ impl Client {
             status: EvseStatus,
             last_updated: DateTime,
         }
-        let path = path(&[self.from.0.as_str(), self.from.1.as_str(), location_id.as_str(), evse_uid.as_str()]);
-        let body = Patch { status, last_updated };
-        self.send(peer, &ModuleId::Locations, InterfaceRole::Receiver, Method::PATCH, &path, Some(&body)).await
+        let path = path(&[
+            self.from.0.as_str(),
+            self.from.1.as_str(),
+            location_id.as_str(),
+            evse_uid.as_str(),
+        ]);
+        let body = Patch {
+            status,
+            last_updated,
+        };
+        self.send(
+            peer,
+            &ModuleId::Locations,
+            InterfaceRole::Receiver,
+            Method::PATCH,
+            &path,
+            Some(&body),
+        )
+        .await
     }
 
     /// `PUT {tariffs}/{cc}/{pid}/{tariff_id}` with the full Tariff.
     pub async fn put_tariff(&self, peer: &Peer, tariff: &Tariff) -> Result<Accepted, PushError> {
-        let path = path(&[tariff.country_code.as_str(), tariff.party_id.as_str(), tariff.id.as_str()]);
-        self.send(peer, &ModuleId::Tariffs, InterfaceRole::Receiver, Method::PUT, &path, Some(tariff)).await
+        let path = path(&[
+            tariff.country_code.as_str(),
+            tariff.party_id.as_str(),
+            tariff.id.as_str(),
+        ]);
+        self.send(
+            peer,
+            &ModuleId::Tariffs,
+            InterfaceRole::Receiver,
+            Method::PUT,
+            &path,
+            Some(tariff),
+        )
+        .await
     }
 
     /// `DELETE {tariffs}/{cc}/{pid}/{tariff_id}` for one of our tariffs.
     pub async fn delete_tariff(&self, peer: &Peer, tariff_id: &str) -> Result<Accepted, PushError> {
         let path = path(&[self.from.0.as_str(), self.from.1.as_str(), tariff_id]);
-        self.send::<()>(peer, &ModuleId::Tariffs, InterfaceRole::Receiver, Method::DELETE, &path, None).await
+        self.send::<()>(
+            peer,
+            &ModuleId::Tariffs,
+            InterfaceRole::Receiver,
+            Method::DELETE,
+            &path,
+            None,
+        )
+        .await
     }
 
     /// GETs a peer's Sender list (`query` e.g. `[("date_from", "…")]`), following `Link: rel="next"` headers on the
@@ -270,7 +342,8 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, PushError> {
         let base = self.endpoint(peer, module, InterfaceRole::Sender)?;
-        let mut url = Url::parse(base).map_err(|e| PushError::InvalidUrl(format!("{base}: {e}")))?;
+        let mut url =
+            Url::parse(base).map_err(|e| PushError::InvalidUrl(format!("{base}: {e}")))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -284,35 +357,57 @@ impl Client {
                 break;
             }
             let answer = self
-                .request::<()>(Method::GET, url.as_str(), &peer.token_out, peer.encode_token, None, routing.as_ref(), None)
+                .request::<()>(
+                    Method::GET,
+                    url.as_str(),
+                    &peer.token_out,
+                    peer.encode_token,
+                    None,
+                    routing.as_ref(),
+                    None,
+                )
                 .await?;
             let page: Vec<T> = answer
                 .data()
-                .map_err(|e| PushError::Retryable(RetryReason::InvalidResponse(format!("page data: {e}"))))?
+                .map_err(|e| {
+                    PushError::Retryable(RetryReason::InvalidResponse(format!("page data: {e}")))
+                })?
                 .unwrap_or_default();
             let page_len = page.len();
             items.extend(page);
-            let total = answer.header(headers::X_TOTAL_COUNT).and_then(|v| v.trim().parse::<usize>().ok());
+            let total = answer
+                .header(headers::X_TOTAL_COUNT)
+                .and_then(|v| v.trim().parse::<usize>().ok());
             let next = answer.header("link").and_then(next_link);
             if page_len == 0 || total.is_some_and(|t| items.len() >= t) {
                 break;
             }
             let Some(next) = next else { break };
-            let next_url = url.join(&next).map_err(|e| PushError::InvalidUrl(format!("Link {next}: {e}")))?;
+            let next_url = url
+                .join(&next)
+                .map_err(|e| PushError::InvalidUrl(format!("Link {next}: {e}")))?;
             if next_url.origin() != origin {
-                return Err(PushError::InvalidUrl(format!("Link points to another origin: {next_url}")));
+                return Err(PushError::InvalidUrl(format!(
+                    "Link points to another origin: {next_url}"
+                )));
             }
             url = next_url;
         }
         Ok(items)
     }
 
-    fn endpoint<'p>(&self, peer: &'p Peer, module: &ModuleId, role: InterfaceRole) -> Result<&'p str, PushError> {
-        peer.endpoint(module, role).ok_or_else(|| PushError::NoEndpoint {
-            peer: peer.id.to_string(),
-            module: module.to_string(),
-            role,
-        })
+    fn endpoint<'p>(
+        &self,
+        peer: &'p Peer,
+        module: &ModuleId,
+        role: InterfaceRole,
+    ) -> Result<&'p str, PushError> {
+        peer.endpoint(module, role)
+            .ok_or_else(|| PushError::NoEndpoint {
+                peer: peer.id.to_string(),
+                module: module.to_string(),
+                role,
+            })
     }
 
     fn routing_for(&self, peer: &Peer, module: &ModuleId) -> Option<Routing> {
@@ -336,7 +431,8 @@ impl Client {
     ) -> Result<Accepted, PushError> {
         let parsed = Url::parse(url).map_err(|e| PushError::InvalidUrl(format!("{url}: {e}")))?;
         let request_id = uuid::Uuid::new_v4().to_string();
-        let correlation_id = correlation_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let correlation_id =
+            correlation_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
         let mut req = self
             .http
             .request(method.clone(), parsed)
@@ -344,20 +440,31 @@ impl Client {
             .header(headers::X_REQUEST_ID, &request_id)
             .header(headers::X_CORRELATION_ID, &correlation_id);
         if let Some(body) = body {
-            let bytes = serde_json::to_vec(body).map_err(|e| PushError::Serialize(e.to_string()))?;
+            let bytes =
+                serde_json::to_vec(body).map_err(|e| PushError::Serialize(e.to_string()))?;
             req = req.header(CONTENT_TYPE, "application/json").body(bytes);
         }
         if let Some(r) = routing {
-            req = req.header(headers::FROM_COUNTRY_CODE, r.from.0.as_str()).header(headers::FROM_PARTY_ID, r.from.1.as_str());
+            req = req
+                .header(headers::FROM_COUNTRY_CODE, r.from.0.as_str())
+                .header(headers::FROM_PARTY_ID, r.from.1.as_str());
             if let Some((cc, pid)) = &r.to {
-                req = req.header(headers::TO_COUNTRY_CODE, cc.as_str()).header(headers::TO_PARTY_ID, pid.as_str());
+                req = req
+                    .header(headers::TO_COUNTRY_CODE, cc.as_str())
+                    .header(headers::TO_PARTY_ID, pid.as_str());
             }
         }
         tracing::debug!(%method, %url, %request_id, %correlation_id, "OCPI request");
-        let response = req.send().await.map_err(|e| PushError::Retryable(transport_reason(&e)))?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| PushError::Retryable(transport_reason(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| PushError::Retryable(transport_reason(&e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| PushError::Retryable(transport_reason(&e)))?;
         let answer = classify(status, headers, body);
         if let Err(e) = &answer {
             tracing::debug!(%method, %url, %request_id, error = %e, "OCPI request not accepted");
@@ -383,7 +490,11 @@ fn transport_reason(e: &reqwest::Error) -> RetryReason {
 }
 
 /// Classifies an HTTP answer (see the module docs).
-pub(crate) fn classify(http_status: u16, headers: HeaderMap, body: Bytes) -> Result<Accepted, PushError> {
+pub(crate) fn classify(
+    http_status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Accepted, PushError> {
     let envelope = serde_json::from_slice::<Envelope<IgnoredAny>>(&body).ok();
     let excerpt = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     if http_status >= 500 || http_status == 408 || http_status == 429 {
@@ -393,15 +504,30 @@ pub(crate) fn classify(http_status: u16, headers: HeaderMap, body: Bytes) -> Res
         return Err(PushError::Refused {
             http_status,
             status_code: envelope.as_ref().map(|e| e.status_code),
-            message: envelope.and_then(|e| e.status_message).unwrap_or_else(excerpt),
+            message: envelope
+                .and_then(|e| e.status_message)
+                .unwrap_or_else(excerpt),
         });
     }
-    let location_header = headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let location_header = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let Some(envelope) = envelope else {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Accepted { http_status, status_code: None, status_message: None, location_header, body, headers });
+            return Ok(Accepted {
+                http_status,
+                status_code: None,
+                status_message: None,
+                location_header,
+                body,
+                headers,
+            });
         }
-        return Err(PushError::Retryable(RetryReason::InvalidResponse(format!("not an OCPI envelope: {}", excerpt()))));
+        return Err(PushError::Retryable(RetryReason::InvalidResponse(format!(
+            "not an OCPI envelope: {}",
+            excerpt()
+        ))));
     };
     let message = envelope.status_message.clone().unwrap_or_default();
     match envelope.status_code {
@@ -413,9 +539,11 @@ pub(crate) fn classify(http_status: u16, headers: HeaderMap, body: Bytes) -> Res
             body,
             headers,
         }),
-        2000..=2999 | 4001 => {
-            Err(PushError::Refused { http_status, status_code: Some(envelope.status_code), message })
-        }
+        2000..=2999 | 4001 => Err(PushError::Refused {
+            http_status,
+            status_code: Some(envelope.status_code),
+            message,
+        }),
         code => Err(PushError::Retryable(RetryReason::Ocpi { code, message })),
     }
 }
@@ -436,7 +564,11 @@ pub fn join_url(base: &str, suffix: &str) -> String {
 
 /// Percent-encodes and joins path segments.
 pub fn path(segments: &[&str]) -> String {
-    segments.iter().map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect::<Vec<_>>().join("/")
+    segments
+        .iter()
+        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Extracts the `rel="next"` target of a `Link` header.
@@ -448,7 +580,8 @@ pub(crate) fn next_link(header: &str) -> Option<String> {
             p == "rel=\"next\"" || p == "rel=next"
         });
         let target = target.trim();
-        (is_next && target.starts_with('<') && target.ends_with('>')).then(|| target[1..target.len() - 1].to_owned())
+        (is_next && target.starts_with('<') && target.ends_with('>'))
+            .then(|| target[1..target.len() - 1].to_owned())
     })
 }
 
@@ -462,31 +595,84 @@ mod tests {
 
     #[test]
     fn classification_of_answers() {
-        let ok = answer(200, r#"{"status_code":1000,"timestamp":"2020-01-01T00:00:00Z","data":{"a":1.50}}"#)
-            .expect("accepted");
+        let ok = answer(
+            200,
+            r#"{"status_code":1000,"timestamp":"2020-01-01T00:00:00Z","data":{"a":1.50}}"#,
+        )
+        .expect("accepted");
         assert_eq!(ok.status_code, Some(1000));
         assert!(answer(201, r#"{"status_code":1000}"#).is_ok());
-        assert!(matches!(answer(204, ""), Ok(Accepted { status_code: None, .. })));
+        assert!(matches!(
+            answer(204, ""),
+            Ok(Accepted {
+                status_code: None,
+                ..
+            })
+        ));
         assert!(matches!(
             answer(200, r#"{"status_code":2001,"status_message":"bad"}"#),
-            Err(PushError::Refused { status_code: Some(2001), .. })
+            Err(PushError::Refused {
+                status_code: Some(2001),
+                ..
+            })
         ));
-        assert!(matches!(answer(200, r#"{"status_code":3000}"#), Err(PushError::Retryable(RetryReason::Ocpi { code: 3000, .. }))));
-        assert!(matches!(answer(200, r#"{"status_code":4003}"#), Err(PushError::Retryable(_))));
-        assert!(matches!(answer(200, r#"{"status_code":4001}"#), Err(PushError::Refused { .. })));
-        assert!(matches!(answer(500, "<html>oops</html>"), Err(PushError::Retryable(RetryReason::Http(500)))));
-        assert!(matches!(answer(503, r#"{"status_code":1000}"#), Err(PushError::Retryable(RetryReason::Http(503)))));
+        assert!(matches!(
+            answer(200, r#"{"status_code":3000}"#),
+            Err(PushError::Retryable(RetryReason::Ocpi { code: 3000, .. }))
+        ));
+        assert!(matches!(
+            answer(200, r#"{"status_code":4003}"#),
+            Err(PushError::Retryable(_))
+        ));
+        assert!(matches!(
+            answer(200, r#"{"status_code":4001}"#),
+            Err(PushError::Refused { .. })
+        ));
+        assert!(matches!(
+            answer(500, "<html>oops</html>"),
+            Err(PushError::Retryable(RetryReason::Http(500)))
+        ));
+        assert!(matches!(
+            answer(503, r#"{"status_code":1000}"#),
+            Err(PushError::Retryable(RetryReason::Http(503)))
+        ));
         assert!(matches!(answer(429, ""), Err(PushError::Retryable(_))));
-        assert!(matches!(answer(404, r#"{"status_code":2003}"#), Err(PushError::Refused { http_status: 404, status_code: Some(2003), .. })));
-        assert!(matches!(answer(401, "no"), Err(PushError::Refused { http_status: 401, status_code: None, .. })));
-        assert!(matches!(answer(200, "<html/>"), Err(PushError::Retryable(RetryReason::InvalidResponse(_)))));
+        assert!(matches!(
+            answer(404, r#"{"status_code":2003}"#),
+            Err(PushError::Refused {
+                http_status: 404,
+                status_code: Some(2003),
+                ..
+            })
+        ));
+        assert!(matches!(
+            answer(401, "no"),
+            Err(PushError::Refused {
+                http_status: 401,
+                status_code: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            answer(200, "<html/>"),
+            Err(PushError::Retryable(RetryReason::InvalidResponse(_)))
+        ));
     }
 
     #[test]
     fn urls_are_joined_with_one_slash_and_segments_are_escaped() {
-        assert_eq!(join_url("https://h/ocpi/locations/", "/NL/ABC/1"), "https://h/ocpi/locations/NL/ABC/1");
-        assert_eq!(join_url("https://h/ocpi/locations", "NL/ABC/1"), "https://h/ocpi/locations/NL/ABC/1");
-        assert_eq!(join_url("https://h/ocpi/locations/", ""), "https://h/ocpi/locations/");
+        assert_eq!(
+            join_url("https://h/ocpi/locations/", "/NL/ABC/1"),
+            "https://h/ocpi/locations/NL/ABC/1"
+        );
+        assert_eq!(
+            join_url("https://h/ocpi/locations", "NL/ABC/1"),
+            "https://h/ocpi/locations/NL/ABC/1"
+        );
+        assert_eq!(
+            join_url("https://h/ocpi/locations/", ""),
+            "https://h/ocpi/locations/"
+        );
         assert_eq!(path(&["NL", "ABC", "a b/c"]), "NL/ABC/a%20b%2Fc");
     }
 
@@ -496,7 +682,10 @@ mod tests {
             next_link(r#"<https://s/ocpi/cdrs/?offset=150&limit=50>; rel="next""#).as_deref(),
             Some("https://s/ocpi/cdrs/?offset=150&limit=50")
         );
-        assert_eq!(next_link(r#"<https://s/a>; rel="prev", <https://s/b>; rel=next"#).as_deref(), Some("https://s/b"));
+        assert_eq!(
+            next_link(r#"<https://s/a>; rel="prev", <https://s/b>; rel=next"#).as_deref(),
+            Some("https://s/b")
+        );
         assert_eq!(next_link(r#"<https://s/a>; rel="prev""#), None);
         assert_eq!(next_link("garbage"), None);
     }

@@ -8,10 +8,10 @@
 //! and <https://github.com/ocpi/ocpi/blob/release-2.2.1-bugfixes/status_codes.asciidoc>.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxumResponse};
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -38,19 +38,34 @@ pub struct Response<T> {
 impl<T> Response<T> {
     /// A 1000 response carrying `data`.
     pub fn success(data: T) -> Self {
-        Self { data: Some(data), status_code: SUCCESS, status_message: Some("Success".into()), timestamp: DateTime::now() }
+        Self {
+            data: Some(data),
+            status_code: SUCCESS,
+            status_message: Some("Success".into()),
+            timestamp: DateTime::now(),
+        }
     }
 }
 
 impl Response<()> {
     /// A 1000 response without data.
     pub fn ack() -> Self {
-        Self { data: None, status_code: SUCCESS, status_message: Some("Success".into()), timestamp: DateTime::now() }
+        Self {
+            data: None,
+            status_code: SUCCESS,
+            status_message: Some("Success".into()),
+            timestamp: DateTime::now(),
+        }
     }
 
     /// An error envelope.
     pub fn error(status_code: u16, message: impl Into<String>) -> Self {
-        Self { data: None, status_code, status_message: Some(message.into()), timestamp: DateTime::now() }
+        Self {
+            data: None,
+            status_code,
+            status_message: Some(message.into()),
+            timestamp: DateTime::now(),
+        }
     }
 }
 
@@ -112,7 +127,10 @@ impl OcpiError {
     /// The OCPI status code in the envelope.
     pub fn status_code(&self) -> u16 {
         match self {
-            Self::Client(_) | Self::NotFound(_) | Self::Unauthorized | Self::MethodNotAllowed(_) => 2000,
+            Self::Client(_)
+            | Self::NotFound(_)
+            | Self::Unauthorized
+            | Self::MethodNotAllowed(_) => 2000,
             Self::InvalidParameters(_) | Self::BodyNotJson(_) => 2001,
             Self::NotEnoughInformation(_) => 2002,
             Self::UnknownLocation(_) | Self::LocationNotFound(_) => 2003,
@@ -203,9 +221,18 @@ mod tests {
             #[allow(dead_code)]
             token: String,
         }
-        assert!(matches!(parse_body::<Body>(b"{not json"), Err(OcpiError::BodyNotJson(_))));
-        assert!(matches!(parse_body::<Body>(b""), Err(OcpiError::BodyNotJson(_))));
-        assert!(matches!(parse_body::<Body>(br#"{"token": 5}"#), Err(OcpiError::InvalidParameters(_))));
+        assert!(matches!(
+            parse_body::<Body>(b"{not json"),
+            Err(OcpiError::BodyNotJson(_))
+        ));
+        assert!(matches!(
+            parse_body::<Body>(b""),
+            Err(OcpiError::BodyNotJson(_))
+        ));
+        assert!(matches!(
+            parse_body::<Body>(br#"{"token": 5}"#),
+            Err(OcpiError::InvalidParameters(_))
+        ));
         assert!(parse_body::<Body>(br#"{"token": "a"}"#).is_ok());
     }
 
@@ -214,8 +241,10 @@ mod tests {
         let json = serde_json::to_value(Response::error(2001, "bad")).expect("json");
         assert!(json.get("data").is_none());
         assert_eq!(json["status_code"], 2001);
-        let ok: Response<Vec<u32>> =
-            serde_json::from_str(r#"{"data":[1,2],"status_code":1000,"timestamp":"2020-01-01T00:00:00"}"#).expect("parses");
+        let ok: Response<Vec<u32>> = serde_json::from_str(
+            r#"{"data":[1,2],"status_code":1000,"timestamp":"2020-01-01T00:00:00"}"#,
+        )
+        .expect("parses");
         assert_eq!(ok.data, Some(vec![1, 2]));
         assert_eq!(ok.status_message, None);
     }

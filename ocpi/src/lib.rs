@@ -20,6 +20,8 @@
 //! The outbound client uses rustls without a built-in provider; [`client::Client::new`] installs `ring` as the
 //! process default when none is installed.
 
+#![warn(missing_docs)]
+
 mod backend;
 pub mod client;
 pub mod envelope;

@@ -10,7 +10,9 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::OcpiError;
-use crate::types::{AuthToken, CountryCode, CredentialsRole, DateTime, Endpoint, InterfaceRole, ModuleId, PartyId};
+use crate::types::{
+    AuthToken, CountryCode, CredentialsRole, DateTime, Endpoint, InterfaceRole, ModuleId, PartyId,
+};
 
 /// Stable id of a peer: configured for peers we register with, `{CC}{PID}` of their first role for peers that
 /// register with us.
@@ -93,7 +95,9 @@ impl Peer {
     pub fn endpoint(&self, module: &ModuleId, role: InterfaceRole) -> Option<&str> {
         self.endpoints
             .iter()
-            .find(|e| &e.identifier == module && (e.role == role || *module == ModuleId::Credentials))
+            .find(|e| {
+                &e.identifier == module && (e.role == role || *module == ModuleId::Credentials)
+            })
             .map(|e| e.url.as_str())
     }
 
@@ -131,7 +135,9 @@ pub struct Peers {
 
 impl std::fmt::Debug for Peers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peers").field("count", &self.all().len()).finish()
+        f.debug_struct("Peers")
+            .field("count", &self.all().len())
+            .finish()
     }
 }
 
@@ -139,7 +145,10 @@ impl Peers {
     /// Loads all peers from the store.
     pub(crate) fn load(store: Arc<dyn PeerStore>) -> Result<Self, OcpiError> {
         let peers = store.load_peers()?;
-        Ok(Self { cache: Arc::new(RwLock::new(peers)), store })
+        Ok(Self {
+            cache: Arc::new(RwLock::new(peers)),
+            store,
+        })
     }
 
     /// Snapshot of all peers.
@@ -154,12 +163,19 @@ impl Peers {
 
     /// The peer whose `token_in` is `token`.
     pub fn by_token(&self, token: &str) -> Option<Peer> {
-        self.read().iter().find(|p| p.token_in.expose() == token).cloned()
+        self.read()
+            .iter()
+            .find(|p| p.token_in.expose() == token)
+            .cloned()
     }
 
     /// Inserts or replaces (by id) a peer; persisted first. Any other peer holding the same `token_in` is an error.
     pub fn save(&self, peer: Peer) -> Result<(), OcpiError> {
-        if self.read().iter().any(|p| p.id != peer.id && p.token_in == peer.token_in) {
+        if self
+            .read()
+            .iter()
+            .any(|p| p.id != peer.id && p.token_in == peer.token_in)
+        {
             return Err(OcpiError::Server("token collision between peers".into()));
         }
         self.store.save_peer(&peer)?;
@@ -178,11 +194,15 @@ impl Peers {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Peer>> {
         // A poisoned lock only means a panic elsewhere while holding it; the Vec is still consistent.
-        self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Peer>> {
-        self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -20,14 +20,17 @@ pub struct Platform<B> {
 
 impl<B> std::fmt::Debug for Platform<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("peers", &self.peers).finish_non_exhaustive()
+        f.debug_struct("Platform")
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
     }
 }
 
 impl<B: CpoBackend> Platform<B> {
     /// Loads the peers from the backend and builds a default [`Client`].
     pub fn new(backend: Arc<B>) -> Result<Arc<Self>, OcpiError> {
-        let client = Client::new(backend.settings()).map_err(|e| OcpiError::Server(e.to_string()))?;
+        let client =
+            Client::new(backend.settings()).map_err(|e| OcpiError::Server(e.to_string()))?;
         Self::with_client(backend, client)
     }
 
@@ -35,7 +38,11 @@ impl<B: CpoBackend> Platform<B> {
     pub fn with_client(backend: Arc<B>, client: Client) -> Result<Arc<Self>, OcpiError> {
         let store: Arc<dyn crate::peer::PeerStore> = backend.clone();
         let peers = Peers::load(store)?;
-        Ok(Arc::new(Self { backend, peers, client }))
+        Ok(Arc::new(Self {
+            backend,
+            peers,
+            client,
+        }))
     }
 
     /// The daemon's backend.
@@ -61,7 +68,11 @@ impl<B: CpoBackend> Platform<B> {
     /// Our credentials object carrying `token` (the token the peer must use to call us).
     pub fn our_credentials(&self, token: &AuthToken) -> Credentials {
         let settings = self.settings();
-        Credentials { token: token.clone(), url: settings.versions_url(), roles: vec![settings.role()] }
+        Credentials {
+            token: token.clone(),
+            url: settings.versions_url(),
+            roles: vec![settings.role()],
+        }
     }
 
     /// The axum router serving all our OCPI endpoints under `/ocpi`.

@@ -17,7 +17,9 @@ use crate::client::{Accepted, Client, PushError};
 use crate::envelope::OcpiError;
 use crate::peer::{Initiator, Peer, PeerId, PeerStatus};
 use crate::platform::Platform;
-use crate::types::{AuthToken, Credentials, DateTime, Endpoint, ModuleId, OCPI_2_2_1, Version, VersionDetails};
+use crate::types::{
+    AuthToken, Credentials, DateTime, Endpoint, ModuleId, OCPI_2_2_1, Version, VersionDetails,
+};
 
 /// Result of walking a peer's versions and version details.
 #[derive(Clone, Debug)]
@@ -50,7 +52,9 @@ pub enum DiscoverError {
 impl From<DiscoverError> for OcpiError {
     fn from(e: DiscoverError) -> Self {
         match e {
-            DiscoverError::Unreachable(_) | DiscoverError::InvalidAnswer(_) => Self::ClientApiUnusable(e.to_string()),
+            DiscoverError::Unreachable(_) | DiscoverError::InvalidAnswer(_) => {
+                Self::ClientApiUnusable(e.to_string())
+            }
             DiscoverError::NoMutualVersion(_) => Self::UnsupportedVersion(e.to_string()),
             DiscoverError::MissingCredentialsEndpoint => Self::NoMatchingEndpoints(e.to_string()),
         }
@@ -65,9 +69,15 @@ impl DiscoverError {
 }
 
 /// Fetches `versions_url` and the 2.2.1 details with `token` (base64 first; raw if the peer answers 401).
-pub async fn discover(client: &Client, versions_url: &str, token: &AuthToken) -> Result<Discovered, DiscoverError> {
+pub async fn discover(
+    client: &Client,
+    versions_url: &str,
+    token: &AuthToken,
+) -> Result<Discovered, DiscoverError> {
     let (answer, encode_token) = match get(client, versions_url, token, true).await {
-        Err(PushError::Refused { http_status: 401, .. }) => (get(client, versions_url, token, false).await?, false),
+        Err(PushError::Refused {
+            http_status: 401, ..
+        }) => (get(client, versions_url, token, false).await?, false),
         other => (other?, true),
     };
     let versions: Vec<Version> = answer
@@ -75,21 +85,38 @@ pub async fn discover(client: &Client, versions_url: &str, token: &AuthToken) ->
         .map_err(|e| DiscoverError::InvalidAnswer(format!("versions: {e}")))?
         .ok_or_else(|| DiscoverError::InvalidAnswer("versions: no data".into()))?;
     let Some(chosen) = versions.iter().find(|v| v.version == OCPI_2_2_1) else {
-        return Err(DiscoverError::NoMutualVersion(versions.into_iter().map(|v| v.version).collect()));
+        return Err(DiscoverError::NoMutualVersion(
+            versions.into_iter().map(|v| v.version).collect(),
+        ));
     };
     let details: VersionDetails = get(client, &chosen.url, token, encode_token)
         .await?
         .data()
         .map_err(|e| DiscoverError::InvalidAnswer(format!("version details: {e}")))?
         .ok_or_else(|| DiscoverError::InvalidAnswer("version details: no data".into()))?;
-    if !details.endpoints.iter().any(|e| e.identifier == ModuleId::Credentials) {
+    if !details
+        .endpoints
+        .iter()
+        .any(|e| e.identifier == ModuleId::Credentials)
+    {
         return Err(DiscoverError::MissingCredentialsEndpoint);
     }
-    Ok(Discovered { version: OCPI_2_2_1.into(), endpoints: details.endpoints, encode_token })
+    Ok(Discovered {
+        version: OCPI_2_2_1.into(),
+        endpoints: details.endpoints,
+        encode_token,
+    })
 }
 
-async fn get(client: &Client, url: &str, token: &AuthToken, encode: bool) -> Result<Accepted, PushError> {
-    client.request::<()>(Method::GET, url, token, encode, None, None, None).await
+async fn get(
+    client: &Client,
+    url: &str,
+    token: &AuthToken,
+    encode: bool,
+) -> Result<Accepted, PushError> {
+    client
+        .request::<()>(Method::GET, url, token, encode, None, None, None)
+        .await
 }
 
 /// Why an outbound handshake failed.
@@ -128,7 +155,9 @@ fn credentials_url(peer_endpoints: &[Endpoint]) -> Result<&str, RegistrationErro
         .iter()
         .find(|e| e.identifier == ModuleId::Credentials)
         .map(|e| e.url.as_str())
-        .ok_or(RegistrationError::Discover(DiscoverError::MissingCredentialsEndpoint))
+        .ok_or(RegistrationError::Discover(
+            DiscoverError::MissingCredentialsEndpoint,
+        ))
 }
 
 fn their_credentials(answer: &Accepted) -> Result<Credentials, RegistrationError> {
@@ -142,7 +171,12 @@ fn their_credentials(answer: &Accepted) -> Result<Credentials, RegistrationError
 
 impl<B: CpoBackend> Platform<B> {
     /// Registers with a peer that gave us `token_a` and its `versions_url` (we POST). Returns the stored peer.
-    pub async fn register(&self, id: PeerId, versions_url: &str, token_a: AuthToken) -> Result<Peer, RegistrationError> {
+    pub async fn register(
+        &self,
+        id: PeerId,
+        versions_url: &str,
+        token_a: AuthToken,
+    ) -> Result<Peer, RegistrationError> {
         let discovered = discover(self.client(), versions_url, &token_a).await?;
         let url = credentials_url(&discovered.endpoints)?.to_owned();
         let token_b = AuthToken::generate();
@@ -154,7 +188,10 @@ impl<B: CpoBackend> Platform<B> {
             versions_url: versions_url.to_owned(),
             version: discovered.version,
             endpoints: discovered.endpoints,
-            roles: previous.as_ref().map(|p| p.roles.clone()).unwrap_or_default(),
+            roles: previous
+                .as_ref()
+                .map(|p| p.roles.clone())
+                .unwrap_or_default(),
             registered_at: DateTime::now(),
             encode_token: discovered.encode_token,
             initiated_by: Initiator::Us,
@@ -164,7 +201,15 @@ impl<B: CpoBackend> Platform<B> {
         let body = self.our_credentials(&token_b);
         let outcome = self
             .client()
-            .request(Method::POST, &url, &token_a, pending.encode_token, Some(&body), None, None)
+            .request(
+                Method::POST,
+                &url,
+                &token_a,
+                pending.encode_token,
+                Some(&body),
+                None,
+                None,
+            )
             .await
             .map_err(RegistrationError::Credentials)
             .and_then(|answer| their_credentials(&answer));
@@ -179,7 +224,9 @@ impl<B: CpoBackend> Platform<B> {
         token_a: AuthToken,
         attempts: usize,
     ) -> Result<Peer, RegistrationError> {
-        let backoff = ExponentialBuilder::default().with_max_times(attempts.saturating_sub(1)).with_jitter();
+        let backoff = ExponentialBuilder::default()
+            .with_max_times(attempts.saturating_sub(1))
+            .with_jitter();
         (|| self.register(id.clone(), versions_url, token_a.clone()))
             .retry(backoff)
             .when(RegistrationError::is_retryable)
@@ -190,7 +237,10 @@ impl<B: CpoBackend> Platform<B> {
     /// Rotates tokens / refreshes endpoints with a registered peer (we PUT): re-discovers their endpoints with the
     /// current `token_out`, sends a new `token_in`, stores their new token.
     pub async fn update_registration(&self, id: &PeerId) -> Result<Peer, RegistrationError> {
-        let current = self.peers().get(id).ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
+        let current = self
+            .peers()
+            .get(id)
+            .ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
         let discovered = discover(self.client(), &current.versions_url, &current.token_out).await?;
         let url = credentials_url(&discovered.endpoints)?.to_owned();
         let new_token_in = AuthToken::generate();
@@ -206,7 +256,15 @@ impl<B: CpoBackend> Platform<B> {
         let body = self.our_credentials(&new_token_in);
         let outcome = self
             .client()
-            .request(Method::PUT, &url, &current.token_out, pending.encode_token, Some(&body), None, None)
+            .request(
+                Method::PUT,
+                &url,
+                &current.token_out,
+                pending.encode_token,
+                Some(&body),
+                None,
+                None,
+            )
             .await
             .map_err(RegistrationError::Credentials)
             .and_then(|answer| their_credentials(&answer));
@@ -249,16 +307,30 @@ impl<B: CpoBackend> Platform<B> {
     /// Unregisters (DELETE on their credentials endpoint) and forgets the peer locally even if the DELETE fails;
     /// the DELETE's error is returned.
     pub async fn unregister(&self, id: &PeerId) -> Result<(), RegistrationError> {
-        let peer = self.peers().get(id).ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
-        let remote = match peer.endpoint(&ModuleId::Credentials, crate::types::InterfaceRole::Sender) {
-            Some(url) => self
-                .client()
-                .request::<()>(Method::DELETE, url, &peer.token_out, peer.encode_token, None, None, None)
-                .await
-                .map(drop)
-                .map_err(RegistrationError::Credentials),
-            None => Err(RegistrationError::Discover(DiscoverError::MissingCredentialsEndpoint)),
-        };
+        let peer = self
+            .peers()
+            .get(id)
+            .ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
+        let remote =
+            match peer.endpoint(&ModuleId::Credentials, crate::types::InterfaceRole::Sender) {
+                Some(url) => self
+                    .client()
+                    .request::<()>(
+                        Method::DELETE,
+                        url,
+                        &peer.token_out,
+                        peer.encode_token,
+                        None,
+                        None,
+                        None,
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(RegistrationError::Credentials),
+                None => Err(RegistrationError::Discover(
+                    DiscoverError::MissingCredentialsEndpoint,
+                )),
+            };
         self.peers().remove(id)?;
         self.backend().peer_unregistered(id).await;
         remote
@@ -270,8 +342,10 @@ pub(crate) async fn discover_for<B: CpoBackend>(
     platform: &Arc<Platform<B>>,
     creds: &Credentials,
 ) -> Result<Discovered, OcpiError> {
-    discover(platform.client(), &creds.url, &creds.token).await.map_err(|e| {
-        tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");
-        OcpiError::from(e)
-    })
+    discover(platform.client(), &creds.url, &creds.token)
+        .await
+        .map_err(|e| {
+            tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");
+            OcpiError::from(e)
+        })
 }

@@ -42,7 +42,12 @@ fn default_page_limit() -> usize {
 
 impl Settings {
     /// Minimal settings for a CPO (page limit default, no token A, no extra modules).
-    pub fn new(public_url: impl Into<String>, country_code: &str, party_id: &str, business_name: &str) -> Self {
+    pub fn new(
+        public_url: impl Into<String>,
+        country_code: &str,
+        party_id: &str,
+        business_name: &str,
+    ) -> Self {
         Self {
             public_url: public_url.into(),
             country_code: country_code.into(),
@@ -79,7 +84,11 @@ impl Settings {
     pub fn role(&self) -> CredentialsRole {
         CredentialsRole {
             role: Role::Cpo,
-            business_details: BusinessDetails { name: self.business_name.clone(), website: self.website.clone(), logo: None },
+            business_details: BusinessDetails {
+                name: self.business_name.clone(),
+                website: self.website.clone(),
+                logo: None,
+            },
             party_id: self.party_id.clone(),
             country_code: self.country_code.clone(),
         }

@@ -292,6 +292,18 @@ impl Store {
         )
     }
 
+    /// Marks an entry as picked up for delivery and returns its current content: from now on
+    /// nothing merges into it, so a change made while it is in flight queues a new entry.
+    pub fn outbox_pick(&self, peer: &str, seq: u64) -> Result<Option<OutboxEntry>, Error> {
+        self.update(|tx| {
+            let e = tx.get::<OutboxEntry>(idx::OUTBOX, tree::OUTBOX, &keys::outbox(peer, seq))?;
+            if let Some(e) = &e {
+                tx.release_coalesce(e)?;
+            }
+            Ok(e)
+        })
+    }
+
     /// Removes a delivered entry. Call [`Store::flush`] afterwards before relying on it.
     pub fn outbox_ack(&self, peer: &str, seq: u64) -> Result<(), Error> {
         self.update(|tx| tx.remove_outbox(peer, seq).map(|_| ()))
@@ -687,18 +699,32 @@ impl Txn<'_> {
         Ok(self.trees[idx::TX_EVENTS].insert(key, &[])?.is_none())
     }
 
-    /// Queues a push for `entry.peer` (assigning its seq); an older undelivered entry with the
-    /// same coalesce key is dropped. Returns the seq.
+    /// Queues a push for `entry.peer` and returns its seq. With a coalesce key, an older entry
+    /// with the same key that the pusher has not picked up yet takes the new content in place
+    /// (and its seq is returned) instead.
     pub fn push_outbox(&self, mut entry: OutboxEntry) -> Result<u64, TxError> {
-        let seq = self.trees[idx::OUTBOX].generate_id()?;
-        entry.seq = seq;
         if let Some(key) = &entry.coalesce {
             let ckey = keys::coalesce(&entry.peer, key);
-            let old = self.trees[idx::OUTBOX_COALESCE].insert(ckey, &seq.to_be_bytes())?;
-            if let Some(b) = old.and_then(|o| <[u8; 8]>::try_from(o.as_ref()).ok()) {
-                self.trees[idx::OUTBOX].remove(keys::outbox(&entry.peer, u64::from_be_bytes(b)))?;
+            let pointer = self.trees[idx::OUTBOX_COALESCE].get(&ckey)?;
+            if let Some(seq) = pointer.and_then(|p| <[u8; 8]>::try_from(p.as_ref()).ok()) {
+                let seq = u64::from_be_bytes(seq);
+                let okey = keys::outbox(&entry.peer, seq);
+                if let Some(old) = self.get::<OutboxEntry>(idx::OUTBOX, tree::OUTBOX, &okey)? {
+                    entry.seq = seq;
+                    entry.created_at = old.created_at;
+                    entry.attempts = old.attempts;
+                    entry.last_error = old.last_error;
+                    self.put(idx::OUTBOX, tree::OUTBOX, okey, &entry)?;
+                    return Ok(seq);
+                }
             }
+            let seq = self.trees[idx::OUTBOX].generate_id()?;
+            self.trees[idx::OUTBOX_COALESCE].insert(ckey, &seq.to_be_bytes())?;
+            entry.seq = seq;
+        } else {
+            entry.seq = self.trees[idx::OUTBOX].generate_id()?;
         }
+        let seq = entry.seq;
         self.put(
             idx::OUTBOX,
             tree::OUTBOX,
@@ -706,6 +732,19 @@ impl Txn<'_> {
             &entry,
         )?;
         Ok(seq)
+    }
+
+    /// Forgets the coalesce pointer of an entry, so that later pushes with its key queue anew.
+    fn release_coalesce(&self, entry: &OutboxEntry) -> Result<(), TxError> {
+        if let Some(c) = &entry.coalesce {
+            let ckey = keys::coalesce(&entry.peer, c);
+            if self.trees[idx::OUTBOX_COALESCE].get(&ckey)?.as_deref()
+                == Some(&entry.seq.to_be_bytes()[..])
+            {
+                self.trees[idx::OUTBOX_COALESCE].remove(ckey)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes a queued entry (and its coalesce pointer if it is the latest for its key).

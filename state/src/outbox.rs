@@ -5,8 +5,14 @@
 //!   ([`crate::Txn::push_outbox`]) and leaves the outbox only when the peer accepted it
 //!   ([`crate::Store::outbox_ack`]) or an operator dropped it;
 //! - entries of one peer are delivered in `seq` order (keys sort by peer, then seq);
-//! - an entry with a coalesce key replaces the older, undelivered entry with the same key for the
-//!   same peer: a lagging peer gets only the newest EVSE status, not every intermediate one;
+//! - an entry with a coalesce key is merged into an older entry with the same key for the same
+//!   peer that the pusher has not picked up yet: the older entry keeps its place in the queue
+//!   (so it cannot overtake or fall behind entries it depends on) and takes the newer content.
+//!   A lagging peer thus gets one push per EVSE with the newest status, not every intermediate
+//!   one. Once the pusher picks an entry ([`crate::Store::outbox_pick`]) nothing merges into it
+//!   any more, so a change made while it is in flight queues a new entry and is not lost;
+//! - an entry may carry `render` instead of a body: the pusher builds the body from the current
+//!   state when it sends it (Locations, EVSEs), which is how the newest status wins;
 //! - a refused entry (peer answered OCPI 2xxx) is parked, not retried forever, and stays visible
 //!   until an operator retries or drops it.
 
@@ -29,8 +35,11 @@ pub struct OutboxEntry {
     pub module: String,
     /// Path below the module URL, e.g. `/NL/BRG/LOC1/EVSE-1`.
     pub path: String,
-    /// JSON body.
+    /// JSON body (`null` when `render` is set).
     pub body: serde_json::Value,
+    /// What to render at send time instead of a fixed body (e.g. `location:LOC1`).
+    #[serde(default)]
+    pub render: Option<String>,
     /// Coalesce key: a newer entry with the same key supersedes this one.
     pub coalesce: Option<String>,
     /// Routing: the receiving party (`OCPI-to-country-code`, `OCPI-to-party-id`), if not the
@@ -63,6 +72,7 @@ impl OutboxEntry {
             module: module.to_owned(),
             path: path.into(),
             body,
+            render: None,
             coalesce: None,
             to_party: None,
             created_at: Utc::now(),
@@ -70,6 +80,15 @@ impl OutboxEntry {
             last_error: None,
             parked_reason: None,
         }
+    }
+
+    /// An entry whose body is rendered at send time from `render`.
+    pub fn rendered(peer: &str, method: &str, module: &str, render: impl Into<String>) -> Self {
+        let render = render.into();
+        let mut e = OutboxEntry::new(peer, method, module, String::new(), serde_json::Value::Null);
+        e.coalesce = Some(format!("{method} {render}"));
+        e.render = Some(render);
+        e
     }
 
     /// Sets the coalesce key.

@@ -235,35 +235,49 @@ async fn the_outbox_keeps_order_per_peer_and_survives_reopen() {
 }
 
 #[test]
-fn a_newer_entry_with_the_same_coalesce_key_replaces_the_older() {
+fn a_newer_entry_merges_into_an_unpicked_one_with_the_same_key_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store
         .update(|tx| tx.push_outbox(entry("hub", "/put-location")))
         .unwrap();
-    store
+    let a = store
         .update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing("evse-1")))
         .unwrap();
     store
         .update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing("evse-2")))
         .unwrap();
-    store
+    let b = store
         .update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing("evse-1")))
         .unwrap();
+    assert_eq!(a, b, "merged into the older entry");
     let paths: Vec<String> = store
         .outbox("hub")
         .unwrap()
         .into_iter()
         .map(|e| e.path)
         .collect();
-    assert_eq!(paths, ["/put-location", "/evse-2", "/evse-1 b"]);
-    // Delivering the newest clears the pointer, so a later one queues normally.
-    let last = store.outbox("hub").unwrap().pop().unwrap();
-    store.outbox_ack("hub", last.seq).unwrap();
-    store
+    assert_eq!(paths, ["/put-location", "/evse-1 b", "/evse-2"]);
+    // Once picked up for delivery, a newer change queues a new entry instead of being lost.
+    let picked = store.outbox_pick("hub", a).unwrap().unwrap();
+    assert_eq!(picked.path, "/evse-1 b");
+    let c = store
         .update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing("evse-1")))
         .unwrap();
-    assert_eq!(store.outbox("hub").unwrap().len(), 3);
+    assert_ne!(c, a);
+    store.outbox_ack("hub", a).unwrap();
+    let paths: Vec<String> = store
+        .outbox("hub")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, ["/put-location", "/evse-2", "/evse-1 c"]);
+    // Acking the older picked entry did not remove the pointer of the newer one.
+    let d = store
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 d").coalescing("evse-1")))
+        .unwrap();
+    assert_eq!(c, d);
 }
 
 #[test]

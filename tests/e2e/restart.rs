@@ -133,3 +133,89 @@ async fn transaction_event_survives_sigkill() {
     let done = single_transaction(&daemon, "CS201", "completed").await;
     assert_eq!(done["id"], t["id"], "{done:#}");
 }
+
+#[tokio::test]
+async fn every_answered_transaction_message_survives_sigkill() {
+    let mut daemon = Daemon::start(&default_config()).await;
+    let a = Station::connect_to(&daemon, "CS001", OcppVersion::V16).await;
+    a.boot().await;
+    let b = Station::connect_to(&daemon, "CS201", OcppVersion::V201).await;
+    b.boot().await;
+
+    // Ten 1.6 transactions (every other one stopped) and ten 2.0.1 ones, interleaved, then
+    // SIGKILL straight after the last CALLRESULT: each answered message must be on disk.
+    let mut ids = Vec::new();
+    for i in 0..10u32 {
+        let start = a
+            .call_ok(
+                "StartTransaction",
+                v16::start(1 + i % 2, &format!("TAG{i}"), 0, &now_rfc3339()),
+            )
+            .await;
+        let id = start["transactionId"]
+            .as_i64()
+            .expect("integer transactionId");
+        if i % 2 == 1 {
+            a.call_ok(
+                "StopTransaction",
+                v16::stop(id, &format!("TAG{i}"), 100, "Local"),
+            )
+            .await;
+        }
+        ids.push(id);
+        let tx = format!("TX-{i}");
+        b.call_ok("TransactionEvent", v201::tx_started(&tx, "TAGB", 0.0))
+            .await;
+        if i % 2 == 1 {
+            b.call_ok("TransactionEvent", v201::tx_ended(&tx, 1, 10.0))
+                .await;
+        }
+    }
+    daemon.sigkill();
+    drop((a, b));
+    daemon.restart().await;
+
+    for station in ["CS001", "CS201"] {
+        let txs = daemon.transactions_of(station).await;
+        let completed = txs.iter().filter(|t| t["status"] == "completed").count();
+        let active = txs.iter().filter(|t| t["status"] == "active").count();
+        assert_eq!(
+            (active, completed),
+            (5, 5),
+            "{station} after SIGKILL: {txs:#?}"
+        );
+    }
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        ids.len(),
+        "1.6 transaction ids must be unique: {ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn start_transaction_retried_after_sigkill_gets_the_same_id() {
+    let mut daemon = Daemon::start(&default_config()).await;
+    let cs = Station::connect_to(&daemon, "CS002", OcppVersion::V16).await;
+    cs.boot().await;
+    let ts = now_rfc3339();
+    let first = cs
+        .call_ok("StartTransaction", v16::start(1, "TAGR", 70, &ts))
+        .await;
+
+    // The station never saw that answer (the connection died with the daemon) and retries.
+    daemon.sigkill();
+    drop(cs);
+    daemon.restart().await;
+    let cs = reconnect_without_boot(&daemon, "CS002", OcppVersion::V16).await;
+    let retry = cs
+        .call_ok("StartTransaction", v16::start(1, "TAGR", 70, &ts))
+        .await;
+    assert_eq!(
+        first["transactionId"], retry["transactionId"],
+        "retry after restart must get the same id"
+    );
+    single_transaction(&daemon, "CS002", "active").await;
+}

@@ -128,6 +128,9 @@ class BridgeDaemon:
         self.proc = subprocess.Popen(
             [str(bridge_bin()), "--config", str(self.config), "--ready-file", str(self.ready_file)],
             stdin=subprocess.DEVNULL,
+            # The daemon layers BRIDGE_* / BRIDGE__SECTION__KEY env over the file: keep the
+            # developer's environment out of the tests.
+            env={k: v for k, v in os.environ.items() if not k.startswith("BRIDGE")},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

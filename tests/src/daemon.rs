@@ -315,7 +315,13 @@ pub fn workspace_dir() -> PathBuf {
 
 /// Run `ocpp-ocpi-bridge check-config --config FILE` (bounded) and return its output.
 pub fn check_config(file: &Path) -> Output {
-    let mut child = Command::new(bridge_bin())
+    let mut cmd = Command::new(bridge_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BRIDGE") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
         .args(["check-config", "--config"])
         .arg(file)
         .stdin(Stdio::null())
@@ -361,7 +367,15 @@ async fn spawn_and_wait_ready(dir: &Path) -> (Child, ReadyInfo) {
         .expect("open daemon log");
     let _ = writeln!(log, "===== spawn {} =====", crate::now_rfc3339());
     let log_err: File = log.try_clone().expect("clone log handle");
-    let mut child = Command::new(bridge_bin())
+    let mut cmd = Command::new(bridge_bin());
+    // The daemon layers `BRIDGE_*` / `BRIDGE__SECTION__KEY` env over the file: keep the
+    // developer's environment out of the tests.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BRIDGE") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
         .arg("--config")
         .arg(dir.join("config.toml"))
         .arg("--ready-file")

@@ -43,7 +43,10 @@ pub(super) async fn request_ids(req: Request, next: Next) -> Response {
     let mut response = next.run(req).instrument(span).await;
     let h = response.headers_mut();
     h.insert(HeaderName::from_static(headers::X_REQUEST_ID), request_id);
-    h.insert(HeaderName::from_static(headers::X_CORRELATION_ID), correlation_id);
+    h.insert(
+        HeaderName::from_static(headers::X_CORRELATION_ID),
+        correlation_id,
+    );
     response
 }
 
@@ -51,7 +54,10 @@ fn header_or_new(h: &HeaderMap, name: &str) -> HeaderValue {
     h.get(name)
         .filter(|v| !v.is_empty() && v.len() <= 255)
         .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("0")))
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("0"))
+        })
 }
 
 /// Authentication for versions and credentials: token A or a peer token.
@@ -72,7 +78,12 @@ pub(super) async fn authenticate_functional<B: CpoBackend>(
     authenticate(&platform, req, next, false).await
 }
 
-async fn authenticate<B: CpoBackend>(platform: &Platform<B>, mut req: Request, next: Next, allow_token_a: bool) -> Response {
+async fn authenticate<B: CpoBackend>(
+    platform: &Platform<B>,
+    mut req: Request,
+    next: Next,
+    allow_token_a: bool,
+) -> Response {
     match identify(platform, req.headers()) {
         Some(Caller::TokenA) if !allow_token_a => {
             tracing::debug!("token A used on a functional module");
@@ -87,8 +98,15 @@ async fn authenticate<B: CpoBackend>(platform: &Platform<B>, mut req: Request, n
 }
 
 /// Resolves the `Authorization` header to a caller.
-pub(crate) fn identify<B: CpoBackend>(platform: &Platform<B>, headers: &HeaderMap) -> Option<Caller> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+pub(crate) fn identify<B: CpoBackend>(
+    platform: &Platform<B>,
+    headers: &HeaderMap,
+) -> Option<Caller> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("token") {
         return None;
@@ -108,7 +126,10 @@ pub(crate) fn identify<B: CpoBackend>(platform: &Platform<B>, headers: &HeaderMa
 }
 
 fn decode_base64(value: &str) -> Option<String> {
-    let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::STANDARD_NO_PAD];
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
     let bytes = engines.iter().find_map(|e| e.decode(value).ok())?;
     let text = String::from_utf8(bytes).ok()?;
     let trimmed = text.trim_end_matches(['\n', '\r']);
@@ -121,17 +142,26 @@ pub(super) async fn routing_headers<B: CpoBackend>(
     req: Request,
     next: Next,
 ) -> Response {
-    let requester = match (req.headers().get(headers::FROM_COUNTRY_CODE), req.headers().get(headers::FROM_PARTY_ID)) {
+    let requester = match (
+        req.headers().get(headers::FROM_COUNTRY_CODE),
+        req.headers().get(headers::FROM_PARTY_ID),
+    ) {
         (Some(cc), Some(pid)) => Some((cc.clone(), pid.clone())),
         _ => match req.extensions().get::<Caller>() {
             Some(Caller::Peer(peer)) => peer.party().and_then(|(cc, pid)| {
-                Some((HeaderValue::from_str(cc.as_str()).ok()?, HeaderValue::from_str(pid.as_str()).ok()?))
+                Some((
+                    HeaderValue::from_str(cc.as_str()).ok()?,
+                    HeaderValue::from_str(pid.as_str()).ok()?,
+                ))
             }),
             _ => None,
         },
     };
     let settings = platform.settings();
-    let ours = (HeaderValue::from_str(settings.country_code.as_str()), HeaderValue::from_str(settings.party_id.as_str()));
+    let ours = (
+        HeaderValue::from_str(settings.country_code.as_str()),
+        HeaderValue::from_str(settings.party_id.as_str()),
+    );
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     if let (Ok(cc), Ok(pid)) = ours {
@@ -152,8 +182,14 @@ mod tests {
     #[test]
     fn base64_decoding_trims_the_trailing_newline() {
         // "example-token\n" as in the spec's header examples.
-        assert_eq!(decode_base64("ZXhhbXBsZS10b2tlbgo=").as_deref(), Some("example-token"));
-        assert_eq!(decode_base64("ZXhhbXBsZS10b2tlbgo").as_deref(), Some("example-token"));
+        assert_eq!(
+            decode_base64("ZXhhbXBsZS10b2tlbgo=").as_deref(),
+            Some("example-token")
+        );
+        assert_eq!(
+            decode_base64("ZXhhbXBsZS10b2tlbgo").as_deref(),
+            Some("example-token")
+        );
         assert_eq!(decode_base64("not base64!"), None);
     }
 }

@@ -42,11 +42,18 @@ pub(super) async fn post<B: CpoBackend>(
     OcpiJson(creds): OcpiJson<Credentials>,
 ) -> Result<Response<Credentials>, OcpiError> {
     if let Caller::Peer(peer) = &caller {
-        return Err(OcpiError::MethodNotAllowed(format!("already registered as {}", peer.id)));
+        return Err(OcpiError::MethodNotAllowed(format!(
+            "already registered as {}",
+            peer.id
+        )));
     }
     creds.check().map_err(OcpiError::InvalidParameters)?;
     let first = &creds.roles[0];
-    let id = PeerId(format!("{}{}", first.country_code.key(), first.party_id.key()));
+    let id = PeerId(format!(
+        "{}{}",
+        first.country_code.key(),
+        first.party_id.key()
+    ));
     let discovered = discover_for(&platform, &creds).await?;
     let peer = Peer {
         id,

@@ -15,7 +15,7 @@ use crate::platform::Platform;
 use crate::types::{Connector, Evse, Location, LocationId};
 
 use super::auth::Caller;
-use super::pagination::{PageParams, respond};
+use super::pagination::{PageParams, paginate};
 
 /// The peer behind a functional request (token A never gets here).
 pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
@@ -33,10 +33,20 @@ pub(super) async fn list<B: CpoBackend>(
     let settings = platform.settings();
     let params = PageParams::from_uri(&uri, settings.page_limit())?;
     let items = platform.backend().locations(peer(&caller)?)?;
-    Ok(respond(items, |l| l.last_updated, &params, &settings.module_url("locations"), settings.page_limit()))
+    Ok(paginate(
+        items,
+        |l| l.last_updated,
+        &params,
+        &settings.module_url("locations"),
+        settings.page_limit(),
+    ))
 }
 
-fn find<B: CpoBackend>(platform: &Platform<B>, caller: &Caller, id: &str) -> Result<Location, OcpiError> {
+fn find<B: CpoBackend>(
+    platform: &Platform<B>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Location, OcpiError> {
     platform
         .backend()
         .location(peer(caller)?, &LocationId::new(id))?

@@ -23,7 +23,7 @@ use crate::platform::Platform;
 use crate::types::{InterfaceRole, ModuleId};
 
 pub use auth::Caller;
-pub use pagination::PageParams;
+pub use pagination::{PageParams, paginate};
 
 /// A module to list in our version details beyond the built-in credentials/locations/tariffs (served by routes
 /// the daemon adds itself at `/ocpi/2.2.1/{identifier}`).
@@ -48,25 +48,53 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
                 .put(credentials::put::<B>)
                 .delete(credentials::delete::<B>),
         )
-        .layer(from_fn_with_state(platform.clone(), auth::authenticate_configuration::<B>));
+        .layer(from_fn_with_state(
+            platform.clone(),
+            auth::authenticate_configuration::<B>,
+        ));
 
     let functional = Router::new()
         .route("/ocpi/2.2.1/locations", get(locations::list::<B>))
-        .route("/ocpi/2.2.1/locations/{location_id}", get(locations::location::<B>))
-        .route("/ocpi/2.2.1/locations/{location_id}/{evse_uid}", get(locations::evse::<B>))
-        .route("/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}", get(locations::connector::<B>))
+        .route(
+            "/ocpi/2.2.1/locations/{location_id}",
+            get(locations::location::<B>),
+        )
+        .route(
+            "/ocpi/2.2.1/locations/{location_id}/{evse_uid}",
+            get(locations::evse::<B>),
+        )
+        .route(
+            "/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}",
+            get(locations::connector::<B>),
+        )
         .route("/ocpi/2.2.1/tariffs", get(tariffs::list::<B>))
-        .layer(from_fn_with_state(platform.clone(), auth::routing_headers::<B>))
-        .layer(from_fn_with_state(platform.clone(), auth::authenticate_functional::<B>));
+        .layer(from_fn_with_state(
+            platform.clone(),
+            auth::routing_headers::<B>,
+        ))
+        .layer(from_fn_with_state(
+            platform.clone(),
+            auth::authenticate_functional::<B>,
+        ));
 
-    Router::new().merge(config).merge(functional).with_state(platform).layer(from_fn(auth::request_ids))
+    Router::new()
+        .merge(config)
+        .merge(functional)
+        .with_state(platform)
+        .layer(from_fn(auth::request_ids))
 }
 
 /// Functional routes the daemon adds (e.g. sessions later) can reuse our authentication and routing headers by
 /// wrapping them with this: requests carry a [`Caller`] extension afterwards.
 pub fn protect_functional<B: CpoBackend>(routes: Router, platform: Arc<Platform<B>>) -> Router {
     routes
-        .layer(from_fn_with_state(platform.clone(), auth::routing_headers::<B>))
-        .layer(from_fn_with_state(platform, auth::authenticate_functional::<B>))
+        .layer(from_fn_with_state(
+            platform.clone(),
+            auth::routing_headers::<B>,
+        ))
+        .layer(from_fn_with_state(
+            platform,
+            auth::authenticate_functional::<B>,
+        ))
         .layer(from_fn(auth::request_ids))
 }

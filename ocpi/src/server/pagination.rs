@@ -14,7 +14,12 @@ use crate::client::headers;
 use crate::envelope::{OcpiError, Response as Envelope};
 use crate::types::DateTime;
 
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
 
 /// Parsed list query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,11 +42,23 @@ impl PageParams {
         let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(uri)
             .map(|q: axum::extract::Query<Vec<(String, String)>>| q.0)
             .map_err(|e| OcpiError::InvalidParameters(format!("query string: {e}")))?;
-        let get = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim())
+        };
         let number = |name: &str| -> Result<Option<usize>, OcpiError> {
             get(name)
                 .filter(|v| !v.is_empty())
-                .map(|v| v.parse::<usize>().map_err(|_| OcpiError::InvalidParameters(format!("{name}={v:?} is not a non-negative integer"))))
+                .map(|v| {
+                    v.parse::<usize>().map_err(|_| {
+                        OcpiError::InvalidParameters(format!(
+                            "{name}={v:?} is not a non-negative integer"
+                        ))
+                    })
+                })
                 .transpose()
         };
         let date = |name: &str| -> Result<Option<DateTime>, OcpiError> {
@@ -51,23 +68,36 @@ impl PageParams {
                     // An unencoded `+01:00` offset arrives as a space; undo that before parsing.
                     DateTime::parse(v)
                         .or_else(|_| DateTime::parse(&v.replace(' ', "+")))
-                        .map_err(|_| OcpiError::InvalidParameters(format!("{name}={v:?} is not a DateTime")))
+                        .map_err(|_| {
+                            OcpiError::InvalidParameters(format!("{name}={v:?} is not a DateTime"))
+                        })
                 })
                 .transpose()
         };
         let cap = cap.max(1);
         let offset = number("offset")?.unwrap_or(0);
         let limit = match number("limit")? {
-            Some(0) => return Err(OcpiError::InvalidParameters("limit must be at least 1".into())),
+            Some(0) => {
+                return Err(OcpiError::InvalidParameters(
+                    "limit must be at least 1".into(),
+                ));
+            }
             Some(l) => l.min(cap),
             None => cap,
         };
         let (date_from, date_to) = (date("date_from")?, date("date_to")?);
-        Ok(Self { offset, limit, date_from, date_to, pairs })
+        Ok(Self {
+            offset,
+            limit,
+            date_from,
+            date_to,
+            pairs,
+        })
     }
 
     fn matches(&self, last_updated: DateTime) -> bool {
-        self.date_from.is_none_or(|from| last_updated >= from) && self.date_to.is_none_or(|to| last_updated < to)
+        self.date_from.is_none_or(|from| last_updated >= from)
+            && self.date_to.is_none_or(|to| last_updated < to)
     }
 
     fn next_url(&self, base: &str, next_offset: usize) -> String {
@@ -75,7 +105,13 @@ impl PageParams {
             .pairs
             .iter()
             .filter(|(k, _)| k != "offset" && k != "limit")
-            .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY), utf8_percent_encode(v, QUERY)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, QUERY),
+                    utf8_percent_encode(v, QUERY)
+                )
+            })
             .collect();
         query.push(format!("offset={next_offset}"));
         query.push(format!("limit={}", self.limit));
@@ -83,24 +119,43 @@ impl PageParams {
     }
 }
 
-/// Filters, slices and answers a full list. `base` is the absolute URL of the list endpoint; `cap` goes to `X-Limit`.
-pub(crate) fn respond<T: Serialize>(
+/// Filters, slices and answers a full list (for every Sender list, including ones the daemon adds). `base` is the
+/// absolute URL of the list endpoint (for `Link`); `cap` goes to `X-Limit`.
+pub fn paginate<T: Serialize>(
     items: Vec<T>,
     last_updated: impl Fn(&T) -> DateTime,
     params: &PageParams,
     base: &str,
     cap: usize,
 ) -> Response {
-    let matching: Vec<T> = items.into_iter().filter(|i| params.matches(last_updated(i))).collect();
+    let matching: Vec<T> = items
+        .into_iter()
+        .filter(|i| params.matches(last_updated(i)))
+        .collect();
     let total = matching.len();
-    let page: Vec<T> = matching.into_iter().skip(params.offset).take(params.limit).collect();
+    let page: Vec<T> = matching
+        .into_iter()
+        .skip(params.offset)
+        .take(params.limit)
+        .collect();
     let next_offset = params.offset.saturating_add(page.len());
     let more = !page.is_empty() && next_offset < total;
     let mut response = Envelope::success(page).into_response();
     let h = response.headers_mut();
-    h.insert(HeaderName::from_static(headers::X_TOTAL_COUNT), HeaderValue::from(total));
-    h.insert(HeaderName::from_static(headers::X_LIMIT), HeaderValue::from(cap.max(1)));
-    if more && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", params.next_url(base, next_offset))) {
+    h.insert(
+        HeaderName::from_static(headers::X_TOTAL_COUNT),
+        HeaderValue::from(total),
+    );
+    h.insert(
+        HeaderName::from_static(headers::X_LIMIT),
+        HeaderValue::from(cap.max(1)),
+    );
+    if more
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "<{}>; rel=\"next\"",
+            params.next_url(base, next_offset)
+        ))
+    {
         h.insert(axum::http::header::LINK, link);
     }
     response
@@ -120,16 +175,32 @@ mod tests {
         assert_eq!((p.offset, p.limit, p.date_from), (0, 100, None));
         assert_eq!(parse("limit=1000").expect("ok").limit, 100);
         assert_eq!(parse("offset=5&limit=7").expect("ok").offset, 5);
-        for bad in ["offset=-1", "offset=abc", "limit=0", "limit=1.5", "date_from=yesterday", "date_to=2020-13-01T00:00:00Z"] {
-            assert!(matches!(parse(bad), Err(OcpiError::InvalidParameters(_))), "{bad}");
+        for bad in [
+            "offset=-1",
+            "offset=abc",
+            "limit=0",
+            "limit=1.5",
+            "date_from=yesterday",
+            "date_to=2020-13-01T00:00:00Z",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(OcpiError::InvalidParameters(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn dates_accept_unencoded_plus_and_link_keeps_filters() {
         let p = parse("date_from=2020-01-01T01:00:00+01:00&limit=10&foo=bar").expect("ok");
-        assert_eq!(p.date_from.map(|d| d.to_string()).as_deref(), Some("2020-01-01T00:00:00Z"));
+        assert_eq!(
+            p.date_from.map(|d| d.to_string()).as_deref(),
+            Some("2020-01-01T00:00:00Z")
+        );
         let link = p.next_url("https://x/ocpi/2.2.1/locations", 10);
-        assert_eq!(link, "https://x/ocpi/2.2.1/locations?date_from=2020-01-01T01:00:00%2001:00&foo=bar&offset=10&limit=10");
+        assert_eq!(
+            link,
+            "https://x/ocpi/2.2.1/locations?date_from=2020-01-01T01:00:00%2001:00&foo=bar&offset=10&limit=10"
+        );
     }
 }

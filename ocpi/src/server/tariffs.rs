@@ -13,7 +13,7 @@ use crate::platform::Platform;
 
 use super::auth::Caller;
 use super::locations::peer;
-use super::pagination::{PageParams, respond};
+use super::pagination::{PageParams, paginate};
 
 pub(super) async fn list<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
@@ -23,5 +23,11 @@ pub(super) async fn list<B: CpoBackend>(
     let settings = platform.settings();
     let params = PageParams::from_uri(&uri, settings.page_limit())?;
     let items = platform.backend().tariffs(peer(&caller)?)?;
-    Ok(respond(items, |t| t.last_updated, &params, &settings.module_url("tariffs"), settings.page_limit()))
+    Ok(paginate(
+        items,
+        |t| t.last_updated,
+        &params,
+        &settings.module_url("tariffs"),
+        settings.page_limit(),
+    ))
 }

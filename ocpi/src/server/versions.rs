@@ -10,11 +10,18 @@ use crate::envelope::Response;
 use crate::platform::Platform;
 use crate::types::{Endpoint, InterfaceRole, ModuleId, OCPI_2_2_1, Version, VersionDetails};
 
-pub(super) async fn versions<B: CpoBackend>(State(platform): State<Arc<Platform<B>>>) -> Response<Vec<Version>> {
-    Response::success(vec![Version { version: OCPI_2_2_1.into(), url: platform.settings().version_url() }])
+pub(super) async fn versions<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+) -> Response<Vec<Version>> {
+    Response::success(vec![Version {
+        version: OCPI_2_2_1.into(),
+        url: platform.settings().version_url(),
+    }])
 }
 
-pub(super) async fn details<B: CpoBackend>(State(platform): State<Arc<Platform<B>>>) -> Response<VersionDetails> {
+pub(super) async fn details<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+) -> Response<VersionDetails> {
     let settings = platform.settings();
     let mut modules = vec![
         (ModuleId::Credentials, InterfaceRole::Sender),
@@ -22,13 +29,23 @@ pub(super) async fn details<B: CpoBackend>(State(platform): State<Arc<Platform<B
         (ModuleId::Tariffs, InterfaceRole::Sender),
     ];
     for extra in &settings.extra_modules {
-        if !modules.iter().any(|(m, r)| m == &extra.identifier && *r == extra.role) {
+        if !modules
+            .iter()
+            .any(|(m, r)| m == &extra.identifier && *r == extra.role)
+        {
             modules.push((extra.identifier.clone(), extra.role));
         }
     }
     let endpoints = modules
         .into_iter()
-        .map(|(identifier, role)| Endpoint { url: settings.module_url(identifier.as_str()), identifier, role })
+        .map(|(identifier, role)| Endpoint {
+            url: settings.module_url(identifier.as_str()),
+            identifier,
+            role,
+        })
         .collect();
-    Response::success(VersionDetails { version: OCPI_2_2_1.into(), endpoints })
+    Response::success(VersionDetails {
+        version: OCPI_2_2_1.into(),
+        endpoints,
+    })
 }

@@ -97,7 +97,11 @@ pub struct Price {
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub excl_vat: Decimal,
     /// Price including VAT.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub incl_vat: Option<Decimal>,
 }
 

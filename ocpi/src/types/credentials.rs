@@ -45,7 +45,10 @@ impl AuthToken {
     /// `Authorization` header value: `Token <base64(token)>` or `Token <token>`.
     pub fn header_value(&self, encode: bool) -> String {
         if encode {
-            format!("Token {}", base64::engine::general_purpose::STANDARD.encode(self.expose()))
+            format!(
+                "Token {}",
+                base64::engine::general_purpose::STANDARD.encode(self.expose())
+            )
         } else {
             format!("Token {}", self.expose())
         }
@@ -148,7 +151,8 @@ mod tests {
         assert!(c.check().is_ok());
         let debug = format!("{c:?}");
         assert!(!debug.contains("ebf3b399"), "{debug}");
-        let back: Credentials = serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parses");
+        let back: Credentials =
+            serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parses");
         assert_eq!(back, c);
     }
 

@@ -106,19 +106,31 @@ mod tests {
     use chrono::TimeZone;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> DateTime {
-        let base = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid");
+        let base = Utc
+            .with_ymd_and_hms(y, mo, d, h, mi, s)
+            .single()
+            .expect("valid");
         DateTime::from(base + TimeDelta::milliseconds(i64::from(ms)))
     }
 
     #[test]
     fn whole_seconds_are_emitted_without_fraction() {
-        assert_eq!(utc(2015, 6, 29, 20, 39, 9, 0).to_string(), "2015-06-29T20:39:09Z");
+        assert_eq!(
+            utc(2015, 6, 29, 20, 39, 9, 0).to_string(),
+            "2015-06-29T20:39:09Z"
+        );
     }
 
     #[test]
     fn fractions_are_emitted_with_exactly_three_digits() {
-        assert_eq!(utc(2015, 6, 29, 20, 39, 9, 5).to_string(), "2015-06-29T20:39:09.005Z");
-        let nanos = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single().expect("valid")
+        assert_eq!(
+            utc(2015, 6, 29, 20, 39, 9, 5).to_string(),
+            "2015-06-29T20:39:09.005Z"
+        );
+        let nanos = Utc
+            .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
             + TimeDelta::nanoseconds(123_456_789);
         let s = DateTime::from(nanos).to_string();
         assert_eq!(s, "2020-01-01T00:00:00.123Z");
@@ -127,14 +139,24 @@ mod tests {
 
     #[test]
     fn sub_millisecond_values_lose_their_fraction_entirely() {
-        let t = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single().expect("valid") + TimeDelta::nanoseconds(999);
+        let t = Utc
+            .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + TimeDelta::nanoseconds(999);
         assert_eq!(DateTime::from(t).to_string(), "2020-01-01T00:00:00Z");
     }
 
     #[test]
     fn input_without_zone_is_utc() {
-        assert_eq!(DateTime::parse("2015-06-29T20:39:09").expect("parses"), utc(2015, 6, 29, 20, 39, 9, 0));
-        assert_eq!(DateTime::parse("2015-06-29T20:39:09.5").expect("parses"), utc(2015, 6, 29, 20, 39, 9, 500));
+        assert_eq!(
+            DateTime::parse("2015-06-29T20:39:09").expect("parses"),
+            utc(2015, 6, 29, 20, 39, 9, 0)
+        );
+        assert_eq!(
+            DateTime::parse("2015-06-29T20:39:09.5").expect("parses"),
+            utc(2015, 6, 29, 20, 39, 9, 500)
+        );
     }
 
     #[test]
@@ -142,12 +164,23 @@ mod tests {
         let t = DateTime::parse("2015-06-29T22:39:09.123456789+02:00").expect("parses");
         assert_eq!(t, utc(2015, 6, 29, 20, 39, 9, 123));
         assert_eq!(t.to_string(), "2015-06-29T20:39:09.123Z");
-        assert_eq!(DateTime::parse("2015-06-29T20:39:09.120Z").expect("parses").to_string(), "2015-06-29T20:39:09.120Z");
+        assert_eq!(
+            DateTime::parse("2015-06-29T20:39:09.120Z")
+                .expect("parses")
+                .to_string(),
+            "2015-06-29T20:39:09.120Z"
+        );
     }
 
     #[test]
     fn garbage_is_rejected() {
-        for bad in ["", "yesterday", "2015-06-29", "2015-13-29T20:39:09Z", "2015-06-29 20:39:09Z x"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2015-06-29",
+            "2015-13-29T20:39:09Z",
+            "2015-06-29 20:39:09Z x",
+        ] {
             assert!(DateTime::parse(bad).is_err(), "{bad}");
         }
     }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{BusinessDetails, DisplayText, EnergyMix, Image};
 use super::datetime::DateTime;
-use super::ids::{ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, TariffId, open_enum};
+use super::ids::{
+    ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, TariffId, open_enum,
+};
 
 /// A charging location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -559,14 +561,23 @@ mod tests {
         let loc: Location = serde_json::from_str(LOCATION).expect("parses");
         let evse = loc.evse("3256").expect("evse");
         assert_eq!(evse.status, EvseStatus::Available);
-        assert_eq!(evse.connector("2").map(|c| c.standard.clone()), Some(ConnectorType::Other("MCS".into())));
-        assert_eq!(loc.evse("3257").map(|e| e.status), Some(EvseStatus::OutOfOrder));
+        assert_eq!(
+            evse.connector("2").map(|c| c.standard.clone()),
+            Some(ConnectorType::Other("MCS".into()))
+        );
+        assert_eq!(
+            loc.evse("3257").map(|e| e.status),
+            Some(EvseStatus::OutOfOrder)
+        );
         let caps = evse.capabilities.clone().unwrap_or_default();
         assert_eq!(caps[1], Capability::Other("SOME_FUTURE_CAPABILITY".into()));
         let json = serde_json::to_value(&loc).expect("json");
         assert_eq!(json["evses"][0]["connectors"][1]["standard"], "MCS");
         assert_eq!(json["evses"][1]["status"], "OUTOFORDER");
-        assert_eq!(json["evses"][0]["connectors"][0]["power_type"], "AC_3_PHASE");
+        assert_eq!(
+            json["evses"][0]["connectors"][0]["power_type"],
+            "AC_3_PHASE"
+        );
         assert!(json.get("state").is_none(), "absent optionals are omitted");
         let back: Location = serde_json::from_value(json).expect("parses back");
         assert_eq!(back, loc);
@@ -586,6 +597,11 @@ mod tests {
         let back: Vec<EvseStatus> =
             serde_json::from_str(&serde_json::to_string(&parsed).expect("json")).expect("parses");
         assert_eq!(parsed, back);
-        assert_eq!(serde_json::to_string(&parsed).expect("json").replace(' ', ""), all);
+        assert_eq!(
+            serde_json::to_string(&parsed)
+                .expect("json")
+                .replace(' ', ""),
+            all
+        );
     }
 }

@@ -102,7 +102,11 @@ pub struct PriceComponent {
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub price: Decimal,
     /// VAT percentage (absent is not 0 %).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub vat: Option<Decimal>,
     /// Billing step (Wh or s); 0 tolerated.
     pub step_size: u32,
@@ -154,22 +158,46 @@ pub struct TariffRestrictions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
     /// Minimum kWh.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub min_kwh: Option<Decimal>,
     /// Maximum kWh.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub max_kwh: Option<Decimal>,
     /// Minimum current (A).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub min_current: Option<Decimal>,
     /// Maximum current (A).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub max_current: Option<Decimal>,
     /// Minimum power (kW).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub min_power: Option<Decimal>,
     /// Maximum power (kW).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
     pub max_power: Option<Decimal>,
     /// Minimum duration (s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,24 +233,40 @@ impl Tariff {
     /// non-negative prices/VAT, `HH:MM` times, validity period order. `step_size` 0 is allowed.
     pub fn validate(&self) -> Result<(), TariffErrors> {
         let mut p = Vec::new();
-        let mut bad = |field: String, problem: &str| p.push(TariffProblem { field, problem: problem.to_owned() });
+        let mut bad = |field: String, problem: &str| {
+            p.push(TariffProblem {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
         check_ci(&mut bad, "country_code", self.country_code.as_str(), 2, 2);
         check_ci(&mut bad, "party_id", self.party_id.as_str(), 3, 3);
         check_ci(&mut bad, "id", self.id.as_str(), 1, 36);
         if self.currency.is_empty() {
             bad("currency".into(), "missing");
-        } else if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        } else if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase())
+        {
             bad("currency".into(), "must be a 3-letter ISO 4217 code");
         }
-        if self.tariff_alt_url.as_ref().is_some_and(|u| u.is_empty() || u.len() > 255) {
+        if self
+            .tariff_alt_url
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.len() > 255)
+        {
             bad("tariff_alt_url".into(), "must be 1..=255 characters");
         }
-        for (name, price) in [("min_price", &self.min_price), ("max_price", &self.max_price)] {
+        for (name, price) in [
+            ("min_price", &self.min_price),
+            ("max_price", &self.max_price),
+        ] {
             if let Some(price) = price {
                 if price.excl_vat.is_sign_negative() && !price.excl_vat.is_zero() {
                     bad(format!("{name}.excl_vat"), "must not be negative");
                 }
-                if price.incl_vat.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
+                if price
+                    .incl_vat
+                    .is_some_and(|v| v.is_sign_negative() && !v.is_zero())
+                {
                     bad(format!("{name}.incl_vat"), "must not be negative");
                 }
             }
@@ -242,20 +286,32 @@ impl Tariff {
         }
         for (i, element) in self.elements.iter().enumerate() {
             if element.price_components.is_empty() {
-                bad(format!("elements[{i}].price_components"), "missing (at least one component required)");
+                bad(
+                    format!("elements[{i}].price_components"),
+                    "missing (at least one component required)",
+                );
             }
             for (j, c) in element.price_components.iter().enumerate() {
                 if c.price.is_sign_negative() && !c.price.is_zero() {
-                    bad(format!("elements[{i}].price_components[{j}].price"), "must not be negative");
+                    bad(
+                        format!("elements[{i}].price_components[{j}].price"),
+                        "must not be negative",
+                    );
                 }
                 if c.vat.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
-                    bad(format!("elements[{i}].price_components[{j}].vat"), "must not be negative");
+                    bad(
+                        format!("elements[{i}].price_components[{j}].vat"),
+                        "must not be negative",
+                    );
                 }
             }
             if let Some(r) = &element.restrictions {
                 for (name, value) in [("start_time", &r.start_time), ("end_time", &r.end_time)] {
                     if value.as_deref().is_some_and(|v| !is_hh_mm(v)) {
-                        bad(format!("elements[{i}].restrictions.{name}"), "must be HH:MM");
+                        bad(
+                            format!("elements[{i}].restrictions.{name}"),
+                            "must be HH:MM",
+                        );
                     }
                 }
                 for (name, value) in [("start_date", &r.start_date), ("end_date", &r.end_date)] {
@@ -263,20 +319,31 @@ impl Tariff {
                         .as_deref()
                         .is_some_and(|v| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_err())
                     {
-                        bad(format!("elements[{i}].restrictions.{name}"), "must be YYYY-MM-DD");
+                        bad(
+                            format!("elements[{i}].restrictions.{name}"),
+                            "must be YYYY-MM-DD",
+                        );
                     }
                 }
             }
         }
-        if p.is_empty() { Ok(()) } else { Err(TariffErrors(p)) }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(TariffErrors(p))
+        }
     }
 }
 
 fn check_ci(bad: &mut impl FnMut(String, &str), field: &str, value: &str, min: usize, max: usize) {
     if value.is_empty() {
         bad(field.into(), "missing");
-    } else if value.len() < min || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        bad(field.into(), &format!("must be {min}..={max} printable ASCII characters"));
+    } else if value.len() < min || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
+        bad(
+            field.into(),
+            &format!("must be {min}..={max} printable ASCII characters"),
+        );
     }
 }
 
@@ -316,8 +383,14 @@ mod tests {
         assert_eq!(c.price, Decimal::from_str("0.25").expect("dec"));
         assert_eq!(c.vat, Some(Decimal::from_str("10.0").expect("dec")));
         let json = serde_json::to_string(&t).expect("json");
-        assert!(json.contains(r#""price":0.25,"vat":10.0,"step_size":1"#), "{json}");
-        assert!(json.contains(r#""min_price":{"excl_vat":0.50,"incl_vat":0.55}"#), "{json}");
+        assert!(
+            json.contains(r#""price":0.25,"vat":10.0,"step_size":1"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""min_price":{"excl_vat":0.50,"incl_vat":0.55}"#),
+            "{json}"
+        );
         assert!(json.contains(r#""max_power":32.00"#), "{json}");
         assert!(!json.contains("\"0.25\""), "no string decimals: {json}");
         let back: Tariff = serde_json::from_str(&json).expect("parses back");
@@ -349,7 +422,13 @@ mod tests {
         );
         assert!(err.to_string().contains("party_id: missing"), "{err}");
         t.elements.clear();
-        assert!(t.validate().expect_err("invalid").0.iter().any(|p| p.field == "elements"));
+        assert!(
+            t.validate()
+                .expect_err("invalid")
+                .0
+                .iter()
+                .any(|p| p.field == "elements")
+        );
     }
 
     #[test]

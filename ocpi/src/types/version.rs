@@ -84,7 +84,10 @@ mod tests {
         let details: VersionDetails = serde_json::from_str(json).expect("parses");
         assert_eq!(details.endpoints[1].identifier, ModuleId::Locations);
         assert_eq!(details.endpoints[1].role, InterfaceRole::Receiver);
-        assert_eq!(details.endpoints[2].identifier, ModuleId::Other("nltnm-tokens".into()));
+        assert_eq!(
+            details.endpoints[2].identifier,
+            ModuleId::Other("nltnm-tokens".into())
+        );
         let back: VersionDetails =
             serde_json::from_str(&serde_json::to_string(&details).expect("json")).expect("parses");
         assert_eq!(back, details);

@@ -10,30 +10,30 @@ use ocpi::types::*;
 use ocpi::{CpoBackend, OcpiError, Peer, PeerId, Platform, Settings};
 use tower::ServiceExt as _;
 
-pub const TOKEN_A: &str = "token-a-for-tests";
+pub(crate) const TOKEN_A: &str = "token-a-for-tests";
 
-pub fn init_tls() {
+pub(crate) fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[derive(Default)]
-pub struct Recorded {
-    pub saved: Vec<PeerId>,
-    pub deleted: Vec<PeerId>,
-    pub registered: Vec<PeerId>,
-    pub unregistered: Vec<PeerId>,
+pub(crate) struct Recorded {
+    pub(crate) saved: Vec<PeerId>,
+    pub(crate) deleted: Vec<PeerId>,
+    pub(crate) registered: Vec<PeerId>,
+    pub(crate) unregistered: Vec<PeerId>,
 }
 
-pub struct TestBackend {
-    pub settings: Settings,
-    pub locations: Mutex<Vec<Location>>,
-    pub tariffs: Mutex<Vec<Tariff>>,
-    pub initial_peers: Vec<Peer>,
-    pub recorded: Mutex<Recorded>,
+pub(crate) struct TestBackend {
+    pub(crate) settings: Settings,
+    pub(crate) locations: Mutex<Vec<Location>>,
+    pub(crate) tariffs: Mutex<Vec<Tariff>>,
+    pub(crate) initial_peers: Vec<Peer>,
+    pub(crate) recorded: Mutex<Recorded>,
 }
 
 impl TestBackend {
-    pub fn new(settings: Settings) -> Self {
+    pub(crate) fn new(settings: Settings) -> Self {
         Self {
             settings,
             locations: Mutex::new(Vec::new()),
@@ -43,7 +43,7 @@ impl TestBackend {
         }
     }
 
-    pub fn recorded<R>(&self, f: impl FnOnce(&Recorded) -> R) -> R {
+    pub(crate) fn recorded<R>(&self, f: impl FnOnce(&Recorded) -> R) -> R {
         f(&self.recorded.lock().expect("lock"))
     }
 }
@@ -62,7 +62,11 @@ impl CpoBackend for TestBackend {
         Ok(self.initial_peers.clone())
     }
     fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
-        self.recorded.lock().expect("lock").saved.push(peer.id.clone());
+        self.recorded
+            .lock()
+            .expect("lock")
+            .saved
+            .push(peer.id.clone());
         Ok(())
     }
     fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
@@ -70,18 +74,31 @@ impl CpoBackend for TestBackend {
         Ok(())
     }
     async fn peer_registered(&self, peer: &Peer) {
-        self.recorded.lock().expect("lock").registered.push(peer.id.clone());
+        self.recorded
+            .lock()
+            .expect("lock")
+            .registered
+            .push(peer.id.clone());
     }
     async fn peer_unregistered(&self, id: &PeerId) {
-        self.recorded.lock().expect("lock").unregistered.push(id.clone());
+        self.recorded
+            .lock()
+            .expect("lock")
+            .unregistered
+            .push(id.clone());
     }
 }
 
-pub fn ts(secs: i64) -> DateTime {
-    DateTime::from(chrono::Utc.timestamp_opt(1_600_000_000 + secs, 0).single().expect("valid"))
+pub(crate) fn ts(secs: i64) -> DateTime {
+    DateTime::from(
+        chrono::Utc
+            .timestamp_opt(1_600_000_000 + secs, 0)
+            .single()
+            .expect("valid"),
+    )
 }
 
-pub fn connector(id: &str) -> Connector {
+pub(crate) fn connector(id: &str) -> Connector {
     Connector {
         id: ConnectorId::new(id),
         standard: ConnectorType::Iec62196T2,
@@ -96,7 +113,7 @@ pub fn connector(id: &str) -> Connector {
     }
 }
 
-pub fn location(id: &str, last_updated: DateTime) -> Location {
+pub(crate) fn location(id: &str, last_updated: DateTime) -> Location {
     Location {
         country_code: "NL".into(),
         party_id: "CPO".into(),
@@ -109,7 +126,10 @@ pub fn location(id: &str, last_updated: DateTime) -> Location {
         postal_code: Some("3511AA".into()),
         state: None,
         country: "NLD".into(),
-        coordinates: GeoLocation { latitude: "52.09073".into(), longitude: "5.12142".into() },
+        coordinates: GeoLocation {
+            latitude: "52.09073".into(),
+            longitude: "5.12142".into(),
+        },
         related_locations: None,
         parking_type: Some(ParkingType::OnStreet),
         evses: Some(vec![Evse {
@@ -141,7 +161,7 @@ pub fn location(id: &str, last_updated: DateTime) -> Location {
     }
 }
 
-pub fn tariff(id: &str, last_updated: DateTime) -> Tariff {
+pub(crate) fn tariff(id: &str, last_updated: DateTime) -> Tariff {
     serde_json::from_value(serde_json::json!({
         "country_code": "NL", "party_id": "CPO", "id": id, "currency": "EUR",
         "elements": [{"price_components": [{"type": "ENERGY", "price": 0.3500, "vat": 21.0, "step_size": 1}]}],
@@ -150,13 +170,13 @@ pub fn tariff(id: &str, last_updated: DateTime) -> Tariff {
     .expect("tariff")
 }
 
-pub fn settings(public_url: &str, cc: &str, pid: &str) -> Settings {
+pub(crate) fn settings(public_url: &str, cc: &str, pid: &str) -> Settings {
     let mut s = Settings::new(public_url, cc, pid, &format!("{cc}{pid} Operator"));
     s.token_a = Some(AuthToken::new(TOKEN_A));
     s
 }
 
-pub fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
+pub(crate) fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
     Peer {
         id: PeerId(id.into()),
         token_in: AuthToken::new(token_in),
@@ -166,7 +186,11 @@ pub fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
         endpoints: vec![],
         roles: vec![CredentialsRole {
             role: Role::Emsp,
-            business_details: BusinessDetails { name: "eMSP".into(), website: None, logo: None },
+            business_details: BusinessDetails {
+                name: "eMSP".into(),
+                website: None,
+                logo: None,
+            },
             party_id: pid.into(),
             country_code: cc.into(),
         }],
@@ -178,7 +202,9 @@ pub fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
 }
 
 /// In-process app (no socket) with one registered peer `EMSP` (token `peer-token`).
-pub fn app_with_peer(locations: Vec<Location>) -> (axum::Router, Arc<Platform<TestBackend>>) {
+pub(crate) fn app_with_peer(
+    locations: Vec<Location>,
+) -> (axum::Router, Arc<Platform<TestBackend>>) {
     init_tls();
     let mut backend = TestBackend::new(settings("https://cpo.example.com/", "NL", "CPO"));
     backend.initial_peers = vec![peer("DEEMS", "peer-token", "DE", "EMS")];
@@ -187,31 +213,40 @@ pub fn app_with_peer(locations: Vec<Location>) -> (axum::Router, Arc<Platform<Te
     (platform.router(), platform)
 }
 
-pub struct Answer {
-    pub status: u16,
-    pub headers: axum::http::HeaderMap,
-    pub json: serde_json::Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) json: serde_json::Value,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
-    pub fn code(&self) -> i64 {
+    pub(crate) fn code(&self) -> i64 {
         self.json["status_code"].as_i64().unwrap_or(-1)
     }
 }
 
-pub async fn call(app: &axum::Router, req: Request<Body>) -> Answer {
+pub(crate) async fn call(app: &axum::Router, req: Request<Body>) -> Answer {
     let response: Response<Body> = app.clone().oneshot(req).await.expect("infallible");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Answer { status, headers, json }
+    Answer {
+        status,
+        headers,
+        json,
+    }
 }
 
-pub fn get(uri: &str, auth: Option<&str>) -> Request<Body> {
+pub(crate) fn get(uri: &str, auth: Option<&str>) -> Request<Body> {
     let mut b = Request::get(uri);
     if let Some(a) = auth {
         b = b.header("authorization", a);
@@ -219,29 +254,31 @@ pub fn get(uri: &str, auth: Option<&str>) -> Request<Body> {
     b.body(Body::empty()).expect("request")
 }
 
-pub fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// A platform served on a real socket.
-pub struct Served {
-    pub url: String,
-    pub platform: Arc<Platform<TestBackend>>,
+pub(crate) struct Served {
+    pub(crate) url: String,
+    pub(crate) platform: Arc<Platform<TestBackend>>,
 }
 
 impl Served {
-    pub fn versions_url(&self) -> String {
+    pub(crate) fn versions_url(&self) -> String {
         format!("{}/ocpi/versions", self.url)
     }
-    pub fn backend(&self) -> &TestBackend {
+    pub(crate) fn backend(&self) -> &TestBackend {
         self.platform.backend()
     }
 }
 
-pub async fn serve(cc: &str, pid: &str, configure: impl FnOnce(&mut TestBackend)) -> Served {
+pub(crate) async fn serve(cc: &str, pid: &str, configure: impl FnOnce(&mut TestBackend)) -> Served {
     init_tls();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut backend = TestBackend::new(settings(&url, cc, pid));
     configure(&mut backend);
@@ -254,8 +291,10 @@ pub async fn serve(cc: &str, pid: &str, configure: impl FnOnce(&mut TestBackend)
 }
 
 /// A URL on which nothing listens.
-pub async fn dead_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+pub(crate) async fn dead_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     format!("http://{addr}")

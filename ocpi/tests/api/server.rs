@@ -8,10 +8,17 @@ async fn missing_or_unknown_token_is_401_with_request_id_echo() {
     let (app, _) = app_with_peer(vec![]);
     let no_auth = call(&app, get("/ocpi/versions", None)).await;
     assert_eq!(no_auth.status, 401);
-    assert!(no_auth.header("x-request-id").is_some(), "minted even on 401");
+    assert!(
+        no_auth.header("x-request-id").is_some(),
+        "minted even on 401"
+    );
     let unknown = call(&app, get("/ocpi/2.2.1/locations", Some("Token nope"))).await;
     assert_eq!(unknown.status, 401);
-    let wrong_scheme = call(&app, get("/ocpi/versions", Some(&format!("Bearer {TOKEN_A}")))).await;
+    let wrong_scheme = call(
+        &app,
+        get("/ocpi/versions", Some(&format!("Bearer {TOKEN_A}"))),
+    )
+    .await;
     assert_eq!(wrong_scheme.status, 401);
 }
 
@@ -22,23 +29,57 @@ async fn token_a_opens_versions_and_credentials_only() {
     let versions = call(&app, get("/ocpi/versions", Some(&auth))).await;
     assert_eq!(versions.status, 200);
     assert_eq!(versions.json["data"][0]["version"], "2.2.1");
-    assert_eq!(versions.json["data"][0]["url"], "https://cpo.example.com/ocpi/2.2.1");
-    assert!(versions.header("ocpi-from-country-code").is_none(), "no routing headers on versions");
+    assert_eq!(
+        versions.json["data"][0]["url"],
+        "https://cpo.example.com/ocpi/2.2.1"
+    );
+    assert!(
+        versions.header("ocpi-from-country-code").is_none(),
+        "no routing headers on versions"
+    );
     let details = call(&app, get("/ocpi/2.2.1", Some(&auth))).await;
     assert_eq!(details.code(), 1000);
-    let endpoints = details.json["data"]["endpoints"].as_array().expect("endpoints").clone();
-    let ids: Vec<_> = endpoints.iter().map(|e| (e["identifier"].as_str(), e["role"].as_str())).collect();
-    assert_eq!(ids, [(Some("credentials"), Some("SENDER")), (Some("locations"), Some("SENDER")), (Some("tariffs"), Some("SENDER"))]);
-    assert_eq!(endpoints[1]["url"], "https://cpo.example.com/ocpi/2.2.1/locations");
-    for path in ["/ocpi/2.2.1/locations", "/ocpi/2.2.1/tariffs", "/ocpi/2.2.1/locations/L1"] {
-        assert_eq!(call(&app, get(path, Some(&auth))).await.status, 401, "{path}");
+    let endpoints = details.json["data"]["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .clone();
+    let ids: Vec<_> = endpoints
+        .iter()
+        .map(|e| (e["identifier"].as_str(), e["role"].as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (Some("credentials"), Some("SENDER")),
+            (Some("locations"), Some("SENDER")),
+            (Some("tariffs"), Some("SENDER"))
+        ]
+    );
+    assert_eq!(
+        endpoints[1]["url"],
+        "https://cpo.example.com/ocpi/2.2.1/locations"
+    );
+    for path in [
+        "/ocpi/2.2.1/locations",
+        "/ocpi/2.2.1/tariffs",
+        "/ocpi/2.2.1/locations/L1",
+    ] {
+        assert_eq!(
+            call(&app, get(path, Some(&auth))).await.status,
+            401,
+            "{path}"
+        );
     }
 }
 
 #[tokio::test]
 async fn raw_base64_and_newline_terminated_tokens_are_accepted() {
     let (app, _) = app_with_peer(vec![]);
-    for auth in ["Token peer-token".to_owned(), format!("Token {}", b64("peer-token")), format!("Token {}", b64("peer-token\n"))] {
+    for auth in [
+        "Token peer-token".to_owned(),
+        format!("Token {}", b64("peer-token")),
+        format!("Token {}", b64("peer-token\n")),
+    ] {
         let a = call(&app, get("/ocpi/2.2.1/locations", Some(&auth))).await;
         assert_eq!(a.status, 200, "{auth}");
         assert_eq!(a.code(), 1000);
@@ -59,7 +100,11 @@ async fn request_and_correlation_ids_are_echoed_and_routing_headers_set() {
     assert_eq!(a.header("x-correlation-id"), Some("corr-1"));
     assert_eq!(a.header("ocpi-from-country-code"), Some("NL"));
     assert_eq!(a.header("ocpi-from-party-id"), Some("CPO"));
-    assert_eq!(a.header("ocpi-to-country-code"), Some("DE"), "peer's party when no from headers");
+    assert_eq!(
+        a.header("ocpi-to-country-code"),
+        Some("DE"),
+        "peer's party when no from headers"
+    );
     assert_eq!(a.header("ocpi-to-party-id"), Some("EMS"));
 
     let via_hub = Request::get("/ocpi/2.2.1/tariffs")
@@ -69,9 +114,16 @@ async fn request_and_correlation_ids_are_echoed_and_routing_headers_set() {
         .body(Body::empty())
         .expect("request");
     let a = call(&app, via_hub).await;
-    assert_eq!(a.header("ocpi-to-country-code"), Some("FR"), "requester's from headers win");
+    assert_eq!(
+        a.header("ocpi-to-country-code"),
+        Some("FR"),
+        "requester's from headers win"
+    );
     assert_eq!(a.header("ocpi-to-party-id"), Some("XYZ"));
-    assert!(a.header("x-request-id").is_some_and(|v| !v.is_empty()), "minted when absent");
+    assert!(
+        a.header("x-request-id").is_some_and(|v| !v.is_empty()),
+        "minted when absent"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +156,8 @@ async fn tariffs_list_has_numbers_not_strings() {
     assert_eq!(a.code(), 1000);
     let component = &a.json["data"][0]["elements"][0]["price_components"][0];
     assert!(component["price"].is_number(), "{component}");
-    let parsed: Vec<ocpi::types::Tariff> = serde_json::from_value(a.json["data"].clone()).expect("tariffs");
+    let parsed: Vec<ocpi::types::Tariff> =
+        serde_json::from_value(a.json["data"].clone()).expect("tariffs");
     assert_eq!(parsed, vec![tariff("T1", ts(5))]);
 }
 
@@ -125,7 +178,11 @@ async fn credentials_misuse_is_405_and_bad_bodies_are_400_or_2001() {
         .header("authorization", "Token peer-token")
         .body(Body::from(r#"{"token":"x","url":"http://x","roles":[]}"#))
         .expect("request");
-    assert_eq!(call(&app, registered_post).await.status, 405, "POST by a registered peer");
+    assert_eq!(
+        call(&app, registered_post).await.status,
+        405,
+        "POST by a registered peer"
+    );
 
     let not_json = Request::post("/ocpi/2.2.1/credentials")
         .header("authorization", &token_a)
@@ -145,15 +202,27 @@ async fn credentials_misuse_is_405_and_bad_bodies_are_400_or_2001() {
 
     let empty_roles = Request::post("/ocpi/2.2.1/credentials")
         .header("authorization", &token_a)
-        .body(Body::from(r#"{"token":"abc","url":"http://127.0.0.1:9/v","roles":[]}"#))
+        .body(Body::from(
+            r#"{"token":"abc","url":"http://127.0.0.1:9/v","roles":[]}"#,
+        ))
         .expect("request");
     assert_eq!(call(&app, empty_roles).await.code(), 2001);
 
-    let get_ok = call(&app, get("/ocpi/2.2.1/credentials", Some("Token peer-token"))).await;
+    let get_ok = call(
+        &app,
+        get("/ocpi/2.2.1/credentials", Some("Token peer-token")),
+    )
+    .await;
     assert_eq!(get_ok.code(), 1000);
     assert_eq!(get_ok.json["data"]["token"], "peer-token");
-    assert_eq!(get_ok.json["data"]["url"], "https://cpo.example.com/ocpi/versions");
+    assert_eq!(
+        get_ok.json["data"]["url"],
+        "https://cpo.example.com/ocpi/versions"
+    );
     assert_eq!(get_ok.json["data"]["roles"][0]["role"], "CPO");
     assert_eq!(get_ok.json["data"]["roles"][0]["party_id"], "CPO");
-    assert!(get_ok.header("ocpi-from-party-id").is_none(), "no routing headers on credentials");
+    assert!(
+        get_ok.header("ocpi-from-party-id").is_none(),
+        "no routing headers on credentials"
+    );
 }
