@@ -29,6 +29,10 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Renders Prometheus text.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The OCPI side (peers).
+    pub platform: Arc<ocpi::Platform<crate::cpo::Cpo>>,
+    /// Wakes the pusher (after an operator retries a parked entry).
+    pub push: crate::cpo::PushControl,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -44,6 +48,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/stations/{id}", get(station))
         .route("/admin/transactions", get(transactions))
         .route("/admin/transactions/{id}", get(transaction))
+        .route("/admin/peers", get(peers))
+        .route("/admin/outbox", get(outbox))
+        .route(
+            "/admin/outbox/{peer}/{seq}/retry",
+            axum::routing::post(outbox_retry),
+        )
+        .route(
+            "/admin/outbox/{peer}/{seq}/drop",
+            axum::routing::post(outbox_drop),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -244,4 +258,127 @@ async fn transaction(
         )
             .into_response(),
     })
+}
+
+fn peer_json(p: &ocpi::Peer) -> Value {
+    json!({
+        "id": p.id,
+        "status": p.status,
+        "initiated_by": p.initiated_by,
+        "version": p.version,
+        "versions_url": p.versions_url,
+        "registered_at": p.registered_at,
+        "roles": p.roles.iter().map(|r| json!({
+            "role": r.role, "country_code": r.country_code, "party_id": r.party_id,
+            "name": r.business_details.name,
+        })).collect::<Vec<_>>(),
+        "endpoints": p.endpoints,
+    })
+}
+
+async fn peers(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let peers = state.platform.peers().all();
+    let ids: Vec<String> = peers.iter().map(|p| p.id.0.clone()).collect();
+    let stats = state.store.outbox_stats(&ids)?;
+    let out = peers
+        .iter()
+        .map(|p| {
+            let mut v = peer_json(p);
+            if let Some(s) = stats.iter().find(|s| s.peer == p.id.0) {
+                v["outbox"] = outbox_stats_json(s);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+fn outbox_stats_json(s: &state::OutboxStats) -> Value {
+    let age = s
+        .oldest
+        .map(|o| (chrono::Utc::now() - o).num_milliseconds() as f64 / 1000.0);
+    json!({"peer": s.peer, "depth": s.depth, "oldest": s.oldest, "oldest_age_seconds": age, "parked": s.parked})
+}
+
+fn entry_json(e: &state::OutboxEntry) -> Value {
+    json!({
+        "peer": e.peer, "seq": e.seq, "method": e.method, "module": e.module,
+        "path": e.path, "render": e.render, "created_at": e.created_at,
+        "attempts": e.attempts, "last_error": e.last_error, "parked_reason": e.parked_reason,
+    })
+}
+
+async fn outbox(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let ids: Vec<String> = state
+        .platform
+        .peers()
+        .all()
+        .iter()
+        .map(|p| p.id.0.clone())
+        .collect();
+    let stats = state.store.outbox_stats(&ids)?;
+    let mut queued = Vec::new();
+    for id in &ids {
+        queued.extend(state.store.outbox_head(id, 50)?.iter().map(entry_json));
+    }
+    let parked: Vec<Value> = state
+        .store
+        .outbox_parked()?
+        .iter()
+        .map(entry_json)
+        .collect();
+    Ok(Json(json!({
+        "peers": stats.iter().map(outbox_stats_json).collect::<Vec<_>>(),
+        "queued": queued,
+        "parked": parked,
+    })))
+}
+
+async fn outbox_retry(
+    State(state): State<AdminState>,
+    Path((peer, seq)): Path<(String, u64)>,
+) -> Result<Response, ApiError> {
+    if state.store.outbox_retry_parked(&peer, seq)? {
+        state.store.flush().await?;
+        state.push.wake([&peer]);
+        tracing::info!(peer = %peer, seq, "operator re-queued a parked push");
+        Ok(Json(json!({"requeued": true})).into_response())
+    } else {
+        Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such parked entry"})),
+        )
+            .into_response())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DropBody {
+    reason: String,
+}
+
+async fn outbox_drop(
+    State(state): State<AdminState>,
+    Path((peer, seq)): Path<(String, u64)>,
+    body: Option<Json<DropBody>>,
+) -> Result<Response, ApiError> {
+    let Some(Json(DropBody { reason })) = body.filter(|b| !b.reason.trim().is_empty()) else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "a JSON body {\"reason\": \"…\"} is required"})),
+        )
+            .into_response());
+    };
+    match state.store.outbox_drop_parked(&peer, seq)? {
+        Some(e) => {
+            state.store.flush().await?;
+            tracing::warn!(peer = %peer, seq, module = %e.module, path = %e.path, reason = %reason, "operator dropped a parked push");
+            Ok(Json(json!({"dropped": entry_json(&e), "reason": reason})).into_response())
+        }
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such parked entry"})),
+        )
+            .into_response()),
+    }
 }

@@ -11,6 +11,10 @@
 //! - [`station`]: the [`ocpp::Csms`] implementation — applies station messages to the store
 //!   and answers only after transaction messages are durable.
 //! - [`meter`]: meter-value translation (units, energy register readings).
+//! - [`evse`]: OCPP connector status → OCPI EVSE status (mapping and aggregation).
+//! - [`cpo`]: the [`ocpi::CpoBackend`]: Locations and Tariffs from configuration and store,
+//!   peer persistence, full sync on registration.
+//! - [`push`]: the pusher — one delivery task per OCPI peer draining the durable outbox.
 //! - [`admin`]: `/healthz`, `/metrics`, `/admin/*` JSON.
 //!
 //! ## Runtime shape
@@ -20,7 +24,12 @@
 
 pub mod admin;
 pub mod config;
+pub mod cpo;
+pub mod evse;
 pub mod meter;
+pub mod periods;
+pub mod pricing;
+pub mod push;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
@@ -58,7 +67,7 @@ pub async fn run(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(&Addresses),
 ) -> anyhow::Result<()> {
-    let settings = Arc::new(settings);
+    let mut settings = settings;
     let store_settings = state::Settings {
         path: settings.state.path.clone(),
         cache_bytes: settings.state.cache_mb * 1024 * 1024,
@@ -67,6 +76,7 @@ pub async fn run(
         .await
         .context("opening the state store panicked")?
         .with_context(|| format!("cannot open state at {}", settings.state.path.display()))?;
+    // (settings is re-wrapped below once the OCPI port is known)
     if let Some(aside) = store.recovered_from() {
         tracing::error!(aside = %aside.display(), "state was corrupt and has been moved aside");
         metrics::counter!("bridge_state_recovered_total").increment(1);
@@ -86,16 +96,59 @@ pub async fn run(
         ocpi: ocpi_listener.local_addr()?,
         admin: admin_listener.local_addr()?,
     };
+    settings.ocpi.public_url =
+        public_url_with_port(&settings.ocpi.public_url, addresses.ocpi.port());
+    let settings = Arc::new(settings);
 
     let ready = Arc::new(AtomicBool::new(false));
     let registry = ocpp_server.registry();
-    let service = Arc::new(station::StationService::new(
-        settings.clone(),
-        store.clone(),
-    ));
+
+    let (push, push_commands) = cpo::PushControl::new();
+    let (backend, config_changed) = cpo::Cpo::new(settings.clone(), store.clone(), push.clone())?;
+    let platform = ocpi::Platform::new(Arc::new(backend))
+        .map_err(|e| anyhow::anyhow!("OCPI set-up failed: {e}"))?;
+    if config_changed {
+        let peers = platform.peers().all();
+        if !peers.is_empty() {
+            tracing::info!(
+                peers = peers.len(),
+                "configuration changed: queueing Locations and Tariffs for every peer"
+            );
+            platform.backend().queue_full_sync(&peers)?;
+            store.flush().await?;
+        }
+    }
+    let service = Arc::new(
+        station::StationService::new(settings.clone(), store.clone()).with_ocpi(
+            station::OcpiHooks {
+                platform: platform.clone(),
+                push: push.clone(),
+            },
+        ),
+    );
 
     let tasks = tokio_util::task::TaskTracker::new();
-    let ocpp_task = tasks.spawn(ocpp_server.run(service, shutdown.clone()));
+    let ocpp_task = tasks.spawn(ocpp_server.run(service.clone(), shutdown.clone()));
+    tasks.spawn(push::run(
+        platform.clone(),
+        store.clone(),
+        push_commands,
+        shutdown.clone(),
+    ));
+    tasks.spawn(sweep_offline(
+        service.clone(),
+        settings.ocpi.offline_grace,
+        shutdown.clone(),
+    ));
+    for (id, versions_url) in cpo::configured_peer_ids(&settings) {
+        tasks.spawn(register_peer(
+            platform.clone(),
+            settings.clone(),
+            id,
+            versions_url,
+            shutdown.clone(),
+        ));
+    }
 
     let admin_app = admin::router(admin::AdminState {
         settings: settings.clone(),
@@ -103,8 +156,10 @@ pub async fn run(
         registry: registry.clone(),
         ready: ready.clone(),
         metrics,
+        platform: platform.clone(),
+        push: push.clone(),
     });
-    let ocpi_app = axum::Router::new();
+    let ocpi_app = platform.router();
     let http_shutdown = shutdown.clone();
     tasks.spawn(serve(
         "admin",
@@ -163,5 +218,90 @@ async fn serve(
         .await;
     if let Err(e) = result {
         tracing::error!(listener = name, error = %e, "HTTP server failed");
+    }
+}
+
+/// `http://host:0/…` becomes `http://host:{port}/…`: with `ocpi.listen` on port 0 (tests, or a
+/// port chosen by the system) the advertised URLs must carry the port actually bound.
+pub fn public_url_with_port(url: &str, port: u16) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.strip_suffix(":0") {
+        Some(host) => {
+            let sep = if path.is_empty() { "" } else { "/" };
+            format!("{scheme}://{host}:{port}{sep}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Every few seconds: stations offline longer than `grace_secs` get their EVSEs published as
+/// UNKNOWN (once); they return to their real status when the station reconnects.
+async fn sweep_offline(
+    service: Arc<station::StationService>,
+    grace_secs: u64,
+    shutdown: CancellationToken,
+) {
+    let grace = chrono::Duration::seconds(grace_secs as i64);
+    let started = chrono::Utc::now();
+    let every = Duration::from_secs((grace_secs / 4).clamp(1, 30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => service.sweep_offline(grace, started).await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Registers with a configured peer unless a registration is already stored (a restart never
+/// re-registers), retrying with capped exponential backoff until it succeeds or the daemon
+/// stops.
+async fn register_peer(
+    platform: Arc<ocpi::Platform<cpo::Cpo>>,
+    settings: Arc<Settings>,
+    id: ocpi::PeerId,
+    versions_url: String,
+    shutdown: CancellationToken,
+) {
+    use secrecy::ExposeSecret;
+    if platform
+        .peers()
+        .get(&id)
+        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
+    {
+        tracing::info!(peer = %id, "already registered");
+        return;
+    }
+    let Some(cfg) = settings
+        .ocpi
+        .peers
+        .iter()
+        .find(|p| p.versions_url == versions_url)
+    else {
+        return;
+    };
+    let token = ocpi::types::AuthToken::new(cfg.token_a.expose_secret());
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match platform
+            .register(id.clone(), &versions_url, token.clone())
+            .await
+        {
+            Ok(peer) => {
+                tracing::info!(peer = %peer.id, "registered with OCPI peer");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(peer = %id, error = %e, retry_in = ?wait, "registration with OCPI peer failed");
+                metrics::counter!("ocpi_registration_failures_total").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }

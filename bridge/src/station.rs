@@ -23,7 +23,17 @@ use secrecy::ExposeSecret;
 use state::{Store, Transaction, TransactionStatus};
 
 use crate::config::Settings;
-use crate::meter;
+use crate::cpo::{Cpo, PushControl, render};
+use crate::{evse, meter};
+
+/// What the station service needs to publish EVSE changes over OCPI.
+#[derive(Clone, Debug)]
+pub struct OcpiHooks {
+    /// The OCPI platform (for the current peers).
+    pub platform: Arc<ocpi::Platform<Cpo>>,
+    /// Wakes the pusher.
+    pub push: PushControl,
+}
 
 /// Decides whether a driver's identifier may charge.
 ///
@@ -40,6 +50,8 @@ pub struct StationService {
     /// The current connection of each station: a replaced connection's disconnect must not
     /// mark the station offline.
     connections: Mutex<HashMap<StationId, u64>>,
+    /// OCPI publication (absent in unit tests of the OCPP side alone).
+    ocpi: Option<OcpiHooks>,
 }
 
 impl std::fmt::Debug for StationService {
@@ -61,6 +73,173 @@ impl StationService {
             settings,
             store,
             connections: Mutex::new(HashMap::new()),
+            ocpi: None,
+        }
+    }
+
+    /// Publishes EVSE changes over OCPI.
+    pub fn with_ocpi(mut self, hooks: OcpiHooks) -> Self {
+        self.ocpi = Some(hooks);
+        self
+    }
+
+    /// Registered peers that receive Locations.
+    fn location_receivers(&self) -> Vec<String> {
+        match &self.ocpi {
+            Some(h) => Cpo::location_receivers(&h.platform.peers().all()),
+            None => Vec::new(),
+        }
+    }
+
+    fn wake(&self, peers: &[String]) {
+        if let Some(h) = &self.ocpi {
+            h.push.wake(peers);
+        }
+    }
+
+    /// The configured location of a station (stations without one are not published).
+    fn location_id(&self, station: &str) -> Option<String> {
+        self.settings.station(station).map(|s| s.location.clone())
+    }
+
+    /// Recomputes the published OCPI state of some of a station's EVSEs inside an update and
+    /// queues pushes for every Locations receiver: a Location PUT when an EVSE appears or gets
+    /// a new connector, an EVSE PATCH when its status changes. Returns whether anything was
+    /// queued.
+    fn refresh_evses(
+        tx: &state::Txn<'_>,
+        station: &str,
+        location_id: &str,
+        evse_ids: &[u32],
+        touched: Option<ocpp::EvseRef>,
+        reachable: bool,
+        receivers: &[String],
+    ) -> Result<bool, state::TxError> {
+        let now = Utc::now();
+        let station_level = tx.connector(station, 0, 0)?.map(|c| c.status);
+        let mut queued = false;
+        for &evse_id in evse_ids.iter().filter(|e| **e != 0) {
+            let prev = tx.evse_state(station, evse_id)?;
+            let mut connectors = prev
+                .as_ref()
+                .map(|p| p.connectors.clone())
+                .unwrap_or_default();
+            if let Some(t) = touched
+                && t.evse_id == evse_id
+                && t.connector_id != 0
+                && !connectors.contains(&t.connector_id)
+            {
+                connectors.push(t.connector_id);
+                connectors.sort_unstable();
+            }
+            let mut statuses = Vec::new();
+            for c in &connectors {
+                if let Some(conn) = tx.connector(station, evse_id, *c)? {
+                    statuses.push(conn.status);
+                }
+            }
+            let refs: Vec<&str> = statuses.iter().map(String::as_str).collect();
+            let status = evse::status_str(evse::evse_status(
+                station_level.as_deref(),
+                &refs,
+                reachable,
+            ));
+            let (entry_kind, uid) = match &prev {
+                None => ("location", tx.evse_uid(station, evse_id)?),
+                Some(p) if p.connectors != connectors => ("location", p.uid.clone()),
+                Some(p) if p.status != status => ("evse", p.uid.clone()),
+                Some(_) => continue,
+            };
+            tx.put_evse_state(&state::EvseState {
+                v: state::SCHEMA_VERSION,
+                station_id: station.to_owned(),
+                evse_id,
+                uid,
+                status: status.clone(),
+                connectors,
+                last_updated: now,
+            })?;
+            for peer in receivers {
+                let entry = if entry_kind == "location" {
+                    state::OutboxEntry::rendered(
+                        peer,
+                        "PUT",
+                        "locations",
+                        render::location(location_id),
+                    )
+                } else {
+                    state::OutboxEntry::rendered(
+                        peer,
+                        "PATCH",
+                        "locations",
+                        render::evse(station, evse_id),
+                    )
+                };
+                tx.push_outbox(entry)?;
+                queued = true;
+            }
+            tracing::info!(station, evse = evse_id, status = %status, "OCPI EVSE status");
+        }
+        Ok(queued)
+    }
+
+    /// Re-publishes every EVSE of a station (after it connected, or went past the offline grace).
+    pub async fn refresh_station(
+        &self,
+        station: &str,
+        reachable: bool,
+    ) -> Result<(), state::Error> {
+        let Some(location) = self.location_id(station) else {
+            return Ok(());
+        };
+        let evse_ids: Vec<u32> = self
+            .store
+            .evse_states(station)?
+            .iter()
+            .map(|e| e.evse_id)
+            .collect();
+        if evse_ids.is_empty() {
+            return Ok(());
+        }
+        let receivers = self.location_receivers();
+        let queued = self.store.update(|tx| {
+            Self::refresh_evses(
+                tx, station, &location, &evse_ids, None, reachable, &receivers,
+            )
+        })?;
+        if queued {
+            self.store.flush().await?;
+            self.wake(&receivers);
+        }
+        Ok(())
+    }
+
+    /// Marks the EVSEs of stations offline for longer than `grace` as UNKNOWN (once).
+    pub async fn sweep_offline(&self, grace: chrono::Duration, since_start: DateTime<Utc>) {
+        let stations = match self.store.stations() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "offline sweep: reading stations failed");
+                return;
+            }
+        };
+        let now = Utc::now();
+        for st in stations.iter().filter(|s| !s.online) {
+            let since = st.disconnected_at.unwrap_or(since_start).max(since_start);
+            if now - since < grace {
+                continue;
+            }
+            let needs = self
+                .store
+                .evse_states(&st.id)
+                .map(|es| es.iter().any(|e| e.status != "UNKNOWN"))
+                .unwrap_or(false);
+            if needs {
+                tracing::info!(station = %st.id, "offline past the grace period: EVSEs now UNKNOWN");
+                if let Err(e) = self.refresh_station(&st.id, false).await {
+                    tracing::error!(station = %st.id, error = %e, "offline sweep failed");
+                }
+            }
         }
     }
 
@@ -110,10 +289,27 @@ impl StationService {
         })
     }
 
-    fn status(&self, station: &StationId, report: &ocpp::StatusReport) -> Result<(), CallFault> {
+    async fn status(
+        &self,
+        station: &StationId,
+        report: &ocpp::StatusReport,
+    ) -> Result<(), CallFault> {
         let now = Utc::now();
         let at = report.timestamp.unwrap_or(now);
-        let changed = self
+        let location = self.location_id(station.as_str());
+        let receivers = self.location_receivers();
+        // A station-level status (1.6 connector 0) affects every EVSE of the station.
+        let evse_ids: Vec<u32> = if report.at.evse_id == 0 {
+            self.store
+                .evse_states(station.as_str())
+                .map_err(internal)?
+                .iter()
+                .map(|e| e.evse_id)
+                .collect()
+        } else {
+            vec![report.at.evse_id]
+        };
+        let (changed, queued) = self
             .store
             .update(|tx| {
                 let previous =
@@ -121,7 +317,7 @@ impl StationService {
                 // A status older than the stored one (a late, replayed notification) must not
                 // overwrite the newer truth.
                 if previous.as_ref().is_some_and(|p| p.timestamp > at) {
-                    return Ok(false);
+                    return Ok((false, false));
                 }
                 tx.put_connector(&state::Connector {
                     v: state::SCHEMA_VERSION,
@@ -134,9 +330,24 @@ impl StationService {
                     timestamp: at,
                     updated_at: now,
                 })?;
-                Ok(true)
+                let queued = match &location {
+                    Some(loc) => Self::refresh_evses(
+                        tx,
+                        station.as_str(),
+                        loc,
+                        &evse_ids,
+                        Some(report.at),
+                        true,
+                        &receivers,
+                    )?,
+                    None => false,
+                };
+                Ok((true, queued))
             })
             .map_err(internal)?;
+        if queued {
+            self.wake(&receivers);
+        }
         tracing::info!(evse = report.at.evse_id, connector = report.at.connector_id,
             status = report.status.as_str(), error = ?report.error_code, applied = changed, "status");
         Ok(())
@@ -507,6 +718,9 @@ impl ocpp::Csms for StationService {
             tracing::error!(station = %station, error = %e, "recording the connection failed");
         }
         tracing::info!(station = %station, version = %version, "station connected");
+        if let Err(e) = self.refresh_station(station.as_str(), true).await {
+            tracing::error!(station = %station, error = %e, "re-publishing EVSEs failed");
+        }
     }
 
     async fn disconnected(&self, station: &StationId, connection_id: u64) {
@@ -548,7 +762,7 @@ impl ocpp::Csms for StationService {
                 })
             }
             StationRequest::StatusNotification(report) => {
-                self.status(station, report)?;
+                self.status(station, report).await?;
                 Ok(StationResponse::Ack)
             }
             StationRequest::Authorize(token) => {

@@ -1,15 +1,23 @@
-//! [`CpoBackend`]: what the daemon provides to the OCPI side — our identity, the current Locations/Tariffs and peer
-//! persistence — plus hooks for registration events.
+//! [`CpoBackend`]: what the daemon provides to the OCPI side — our identity, the current Locations/Tariffs/Sessions/
+//! CDRs, the token store, command execution and peer persistence — plus hooks for registration events.
 //!
-//! Invariant: list methods return a **stable order** (ideally creation order, so objects created while a peer
-//! crawls appear on later pages); the server filters by `last_updated` and paginates in that order.
+//! Invariants: list methods return a **stable order** (ideally creation order, so objects created while a peer
+//! crawls appear on later pages); the server filters by `last_updated` and paginates in that order. List and lookup
+//! methods get the calling peer and return only what that peer may see (Sessions/CDRs: those whose `cdr_token`
+//! belongs to one of the caller's parties). Every method added after the first release has a default, so
+//! implementations keep compiling; the defaults serve nothing (empty lists, unknown tokens, NOT_SUPPORTED).
 
 use std::future::Future;
 
 use crate::envelope::OcpiError;
 use crate::peer::{Peer, PeerId};
 use crate::settings::Settings;
-use crate::types::{Location, LocationId, Tariff};
+use crate::server::AdvertisedModule;
+use crate::types::{
+    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, Command, CommandResponse,
+    CommandResponseType, CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId,
+    Session, SessionId, Tariff, Token, TokenType, TokenUid,
+};
 
 /// Implemented by the daemon. Methods are synchronous (reads of a local store); hooks are async.
 pub trait CpoBackend: Send + Sync + 'static {
@@ -26,6 +34,95 @@ pub trait CpoBackend: Send + Sync + 'static {
 
     /// All Tariffs visible to `caller`, in a stable order.
     fn tariffs(&self, caller: &Peer) -> Result<Vec<Tariff>, OcpiError>;
+
+    /// All Sessions visible to `caller`, in a stable order. Default: none.
+    fn sessions(&self, caller: &Peer) -> Result<Vec<Session>, OcpiError> {
+        let _ = caller;
+        Ok(Vec::new())
+    }
+
+    /// One Session visible to `caller` (ids compare case-insensitively).
+    fn session(&self, caller: &Peer, id: &SessionId) -> Result<Option<Session>, OcpiError> {
+        Ok(self.sessions(caller)?.into_iter().find(|s| &s.id == id))
+    }
+
+    /// Charging preferences PUT by the eMSP for a Session of theirs (already looked up). `Ok(None)` means the EVSE
+    /// is not `CHARGING_PREFERENCES_CAPABLE` (answered HTTP 404 + OCPI 2001, as the spec prescribes). Default: `None`
+    /// unless the session's EVSE has that capability, then `NOT_POSSIBLE`.
+    fn charging_preferences(
+        &self,
+        caller: &Peer,
+        session: &Session,
+        preferences: ChargingPreferences,
+    ) -> impl Future<Output = Result<Option<ChargingPreferencesResponse>, OcpiError>> + Send {
+        let _ = preferences;
+        let capable = self.location(caller, &session.location_id).map(|l| {
+            l.and_then(|l| {
+                l.evse(session.evse_uid.as_str()).map(|e| {
+                    e.capabilities
+                        .iter()
+                        .flatten()
+                        .any(|c| *c == Capability::ChargingPreferencesCapable)
+                })
+            })
+            .unwrap_or(false)
+        });
+        async move { Ok(capable?.then_some(ChargingPreferencesResponse::NotPossible)) }
+    }
+
+    /// All CDRs visible to `caller`, in a stable order. Default: none.
+    fn cdrs(&self, caller: &Peer) -> Result<Vec<Cdr>, OcpiError> {
+        let _ = caller;
+        Ok(Vec::new())
+    }
+
+    /// The stored token (country_code, party_id, uid, type), compared case-insensitively. Default: unknown.
+    fn token(
+        &self,
+        caller: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+        uid: &TokenUid,
+        kind: &TokenType,
+    ) -> Result<Option<Token>, OcpiError> {
+        let _ = (caller, country_code, party_id, uid, kind);
+        Ok(None)
+    }
+
+    /// Inserts or replaces a token (key: country_code, party_id, uid, type). Already validated and checked against
+    /// the URL and the caller's parties; PATCH arrives here merged into the stored token. Default: OCPI 3000.
+    fn put_token(&self, caller: &Peer, token: Token) -> Result<(), OcpiError> {
+        let _ = (caller, token);
+        Err(OcpiError::Server("tokens are not stored by this CPO".into()))
+    }
+
+    /// Executes (or forwards) a validated command and answers synchronously; the station's outcome goes later to
+    /// `command.response_url()` via [`crate::Client::post_command_result`]. Default: NOT_SUPPORTED, timeout 0.
+    fn command(
+        &self,
+        caller: &Peer,
+        command: Command,
+    ) -> impl Future<Output = Result<CommandResponse, OcpiError>> + Send {
+        let _ = (caller, command);
+        async { Ok(CommandResponse::new(CommandResponseType::NotSupported, 0)) }
+    }
+
+    /// Modules listed in our version details (the versions endpoint is implicit). Default: credentials, locations,
+    /// tariffs, sessions, cdrs as SENDER and tokens, commands as RECEIVER. `Settings::extra_modules` are added.
+    fn advertised_modules(&self) -> Vec<AdvertisedModule> {
+        [
+            (ModuleId::Credentials, InterfaceRole::Sender),
+            (ModuleId::Locations, InterfaceRole::Sender),
+            (ModuleId::Tariffs, InterfaceRole::Sender),
+            (ModuleId::Sessions, InterfaceRole::Sender),
+            (ModuleId::Cdrs, InterfaceRole::Sender),
+            (ModuleId::Tokens, InterfaceRole::Receiver),
+            (ModuleId::Commands, InterfaceRole::Receiver),
+        ]
+        .into_iter()
+        .map(|(identifier, role)| AdvertisedModule { identifier, role })
+        .collect()
+    }
 
     /// All persisted peers; read once when the [`crate::Ocpi`] handle is built.
     fn peers(&self) -> Result<Vec<Peer>, OcpiError>;

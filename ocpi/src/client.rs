@@ -1,6 +1,7 @@
 //! Outbound HTTP: [`Client`] for pushes and pulls toward a peer, with OCPI headers and a retry classification.
 //!
-//! Invariants: functional-module URLs come **only** from the peer's endpoint list (never built from a base URL);
+//! Invariants: functional-module URLs come **only** from the peer's endpoint list (never built from a base URL) —
+//! the one exception is a command's `response_url`, which the eMSP chose ([`Client::post_command_result`]);
 //! paths are joined with exactly one slash; every request carries a fresh `X-Request-ID` and an
 //! `X-Correlation-ID`; `Content-Type: application/json` only with a body; routing headers only on functional
 //! modules. Classification: OCPI 1xxx → [`Accepted`]; OCPI 2xxx and HTTP 4xx → [`PushError::Refused`] (don't
@@ -22,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::peer::Peer;
 use crate::settings::Settings;
 use crate::types::{
-    AuthToken, CountryCode, DateTime, EvseStatus, EvseUid, InterfaceRole, Location, LocationId,
-    ModuleId, PartyId, Tariff,
+    AuthToken, AuthorizationInfo, Cdr, CommandResult, CountryCode, DateTime, EvseStatus, EvseUid,
+    InterfaceRole, Location, LocationId, LocationReferences, ModuleId, PartyId, Session, SessionId,
+    Tariff, Token, TokenType, TokenUid,
 };
 
 /// Header names used on the wire.
@@ -175,6 +177,36 @@ struct Envelope<T> {
     status_message: Option<String>,
 }
 
+/// Whom the `OCPI-to-*` routing headers of a functional request name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Recipient {
+    /// The peer's primary party (first credentials role): direct peers, and GET-all via a hub.
+    #[default]
+    PeerParty,
+    /// A specific party, e.g. the token owner (`cdr_token` cc/pid) for Sessions, CDRs and command results.
+    Party(CountryCode, PartyId),
+    /// No `OCPI-to-*` headers: open routing, the hub decides.
+    Open,
+}
+
+impl Recipient {
+    /// [`Recipient::Party`] from references.
+    pub fn party(country_code: &CountryCode, party_id: &PartyId) -> Self {
+        Self::Party(country_code.clone(), party_id.clone())
+    }
+}
+
+/// Answer of the eMSP to a real-time authorization ([`Client::authorize_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizeOutcome {
+    /// OCPI 1000 with AuthorizationInfo; look at `allowed` — BLOCKED/EXPIRED/… also arrive here.
+    Authorized(AuthorizationInfo),
+    /// The eMSP doesn't know the token (HTTP 404 and/or OCPI 2004).
+    UnknownToken,
+    /// OCPI 2002: the eMSP needs LocationReferences to decide.
+    NotEnoughInformation,
+}
+
 /// Routing headers for one request (`to` absent = open routing).
 #[derive(Clone, Debug)]
 pub(crate) struct Routing {
@@ -218,7 +250,8 @@ impl Client {
         })
     }
 
-    /// Sends a request to `{endpoint of (module, role)}/{path_suffix}` using the peer's `token_out`.
+    /// Sends a request to `{endpoint of (module, role)}/{path_suffix}` using the peer's `token_out`; routing headers
+    /// name the peer's primary party.
     pub async fn send<T: Serialize + ?Sized>(
         &self,
         peer: &Peer,
@@ -228,9 +261,33 @@ impl Client {
         path_suffix: &str,
         body: Option<&T>,
     ) -> Result<Accepted, PushError> {
+        self.send_to(
+            peer,
+            module,
+            role,
+            method,
+            path_suffix,
+            body,
+            &Recipient::PeerParty,
+        )
+        .await
+    }
+
+    /// Like [`Client::send`] with explicit `OCPI-to-*` routing (ignored for non-functional modules).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_to<T: Serialize + ?Sized>(
+        &self,
+        peer: &Peer,
+        module: &ModuleId,
+        role: InterfaceRole,
+        method: Method,
+        path_suffix: &str,
+        body: Option<&T>,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
         let base = self.endpoint(peer, module, role)?;
         let url = join_url(base, path_suffix);
-        let routing = self.routing_for(peer, module);
+        let routing = self.routing_to(peer, module, to);
         self.request(
             method,
             &url,
@@ -241,6 +298,201 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// `PUT {sessions}/{cc}/{pid}/{session_id}` with the full Session on the peer's sessions RECEIVER endpoint;
+    /// routed to the token owner (`cdr_token` cc/pid).
+    pub async fn put_session(&self, peer: &Peer, session: &Session) -> Result<Accepted, PushError> {
+        let path = path(&[
+            session.country_code.as_str(),
+            session.party_id.as_str(),
+            session.id.as_str(),
+        ]);
+        let to = Recipient::party(&session.cdr_token.country_code, &session.cdr_token.party_id);
+        self.send_to(
+            peer,
+            &ModuleId::Sessions,
+            InterfaceRole::Receiver,
+            Method::PUT,
+            &path,
+            Some(session),
+            &to,
+        )
+        .await
+    }
+
+    /// `PATCH {sessions}/{cc}/{pid}/{session_id}` (cc/pid = the session's owner, i.e. us) with the changed fields.
+    /// The patch must be an object with `last_updated` (checked before sending: [`PushError::Serialize`]).
+    /// Remember that the receiver *appends* `charging_periods` from a PATCH. `to` should be the token owner.
+    pub async fn patch_session(
+        &self,
+        peer: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+        session_id: &SessionId,
+        patch: &serde_json::Value,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
+        if patch.get("last_updated").is_none_or(serde_json::Value::is_null) {
+            return Err(PushError::Serialize(
+                "a Session PATCH must be an object with last_updated".into(),
+            ));
+        }
+        let path = path(&[country_code.as_str(), party_id.as_str(), session_id.as_str()]);
+        self.send_to(
+            peer,
+            &ModuleId::Sessions,
+            InterfaceRole::Receiver,
+            Method::PATCH,
+            &path,
+            Some(patch),
+            to,
+        )
+        .await
+    }
+
+    /// `POST {cdrs}` (RECEIVER endpoint, no path segments) with the full CDR, routed to the token owner. Returns the
+    /// eMSP's `Location` header (the URL of the stored CDR; `None` if the eMSP sent none). Any 2xx with OCPI 1xxx (or
+    /// an empty body) is success.
+    pub async fn post_cdr(&self, peer: &Peer, cdr: &Cdr) -> Result<Option<String>, PushError> {
+        let to = Recipient::party(&cdr.cdr_token.country_code, &cdr.cdr_token.party_id);
+        let accepted = self
+            .send_to(
+                peer,
+                &ModuleId::Cdrs,
+                InterfaceRole::Receiver,
+                Method::POST,
+                "",
+                Some(cdr),
+                &to,
+            )
+            .await?;
+        if accepted.location_header.is_none() {
+            tracing::warn!(peer = %peer.id, cdr = %cdr.id, "CDR accepted without Location header");
+        }
+        Ok(accepted.location_header)
+    }
+
+    /// POSTs the asynchronous [`CommandResult`] as bare body (no envelope) to the `response_url` of the eMSP's
+    /// command. Any absolute http(s) URL is accepted — the eMSP chose it and it need not be one of its advertised
+    /// endpoints; our `token_out` for this peer is sent along, as with every request to it. `to` should be the
+    /// command sender's party.
+    pub async fn post_command_result(
+        &self,
+        peer: &Peer,
+        response_url: &str,
+        result: &CommandResult,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
+        if !crate::types::is_http_url(response_url) {
+            return Err(PushError::InvalidUrl(format!(
+                "response_url is not an absolute http(s) URL: {response_url}"
+            )));
+        }
+        let routing = self.routing_to(peer, &ModuleId::Commands, to);
+        self.request(
+            Method::POST,
+            response_url,
+            &peer.token_out,
+            peer.encode_token,
+            Some(result),
+            routing.as_ref(),
+            None,
+        )
+        .await
+    }
+
+    /// Real-time authorization: `POST {tokens SENDER}/{uid}/authorize?type={type}` with optional LocationReferences,
+    /// bounded by `timeout` (the driver is waiting; on [`RetryReason::Timeout`] apply the whitelist rules). OCPI 1000
+    /// with AuthorizationInfo → [`AuthorizeOutcome::Authorized`]; HTTP 404 or OCPI 2004 →
+    /// [`AuthorizeOutcome::UnknownToken`]; OCPI 2002 → [`AuthorizeOutcome::NotEnoughInformation`]; 1000 without
+    /// usable data → [`RetryReason::InvalidResponse`].
+    pub async fn authorize_token(
+        &self,
+        peer: &Peer,
+        uid: &TokenUid,
+        kind: &TokenType,
+        location: Option<&LocationReferences>,
+        timeout: Duration,
+        to: &Recipient,
+    ) -> Result<AuthorizeOutcome, PushError> {
+        let base = self.endpoint(peer, &ModuleId::Tokens, InterfaceRole::Sender)?;
+        let url = join_url(base, &format!("{}/authorize", path(&[uid.as_str()])));
+        let mut url = Url::parse(&url).map_err(|e| PushError::InvalidUrl(format!("{url}: {e}")))?;
+        url.query_pairs_mut().append_pair("type", kind.as_str());
+        let routing = self.routing_to(peer, &ModuleId::Tokens, to);
+        let answer = self
+            .execute(
+                Method::POST,
+                url.as_str(),
+                &peer.token_out,
+                peer.encode_token,
+                location,
+                routing.as_ref(),
+                None,
+                Some(timeout),
+            )
+            .await;
+        match answer {
+            Ok(accepted) => match accepted.data::<AuthorizationInfo>() {
+                Ok(Some(info)) => Ok(AuthorizeOutcome::Authorized(info)),
+                Ok(None) => Err(PushError::Retryable(RetryReason::InvalidResponse(
+                    "authorize answer without AuthorizationInfo".into(),
+                ))),
+                Err(e) => Err(PushError::Retryable(RetryReason::InvalidResponse(format!(
+                    "AuthorizationInfo: {e}"
+                )))),
+            },
+            Err(PushError::Refused {
+                http_status: 404, ..
+            })
+            | Err(PushError::Refused {
+                status_code: Some(2004),
+                ..
+            }) => Ok(AuthorizeOutcome::UnknownToken),
+            Err(PushError::Refused {
+                status_code: Some(2002),
+                ..
+            }) => Ok(AuthorizeOutcome::NotEnoughInformation),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pulls the peer's tokens (tokens SENDER endpoint, paginated, optional `date_from`/`date_to`). Entries that
+    /// don't parse as a Token are skipped with a warning instead of failing the whole pull.
+    pub async fn fetch_tokens(
+        &self,
+        peer: &Peer,
+        date_from: Option<DateTime>,
+        date_to: Option<DateTime>,
+    ) -> Result<Vec<Token>, PushError> {
+        let from = date_from.map(|d| d.to_string());
+        let to = date_to.map(|d| d.to_string());
+        let mut query = Vec::new();
+        if let Some(from) = &from {
+            query.push(("date_from", from.as_str()));
+        }
+        if let Some(to) = &to {
+            query.push(("date_to", to.as_str()));
+        }
+        let raw: Vec<serde_json::Value> = self
+            .fetch_paginated(peer, &ModuleId::Tokens, &query)
+            .await?;
+        let total = raw.len();
+        let tokens: Vec<Token> = raw
+            .into_iter()
+            .filter_map(|v| match serde_json::from_value::<Token>(v) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                    None
+                }
+            })
+            .collect();
+        if tokens.len() < total {
+            tracing::warn!(peer = %peer.id, skipped = total - tokens.len(), "token pull skipped entries");
+        }
+        Ok(tokens)
     }
 
     /// `PUT {locations}/{cc}/{pid}/{location_id}` with the full Location.
@@ -411,9 +663,17 @@ impl Client {
     }
 
     fn routing_for(&self, peer: &Peer, module: &ModuleId) -> Option<Routing> {
+        self.routing_to(peer, module, &Recipient::PeerParty)
+    }
+
+    fn routing_to(&self, peer: &Peer, module: &ModuleId, to: &Recipient) -> Option<Routing> {
         is_functional(module).then(|| Routing {
             from: self.from.clone(),
-            to: peer.party().map(|(cc, pid)| (cc.clone(), pid.clone())),
+            to: match to {
+                Recipient::PeerParty => peer.party().map(|(cc, pid)| (cc.clone(), pid.clone())),
+                Recipient::Party(cc, pid) => Some((cc.clone(), pid.clone())),
+                Recipient::Open => None,
+            },
         })
     }
 
@@ -429,6 +689,32 @@ impl Client {
         routing: Option<&Routing>,
         correlation_id: Option<&str>,
     ) -> Result<Accepted, PushError> {
+        self.execute(
+            method,
+            url,
+            token,
+            encode_token,
+            body,
+            routing,
+            correlation_id,
+            None,
+        )
+        .await
+    }
+
+    /// [`Client::request`] with an optional per-request timeout (instead of the client's total timeout).
+    #[allow(clippy::too_many_arguments)]
+    async fn execute<T: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &str,
+        token: &AuthToken,
+        encode_token: bool,
+        body: Option<&T>,
+        routing: Option<&Routing>,
+        correlation_id: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Accepted, PushError> {
         let parsed = Url::parse(url).map_err(|e| PushError::InvalidUrl(format!("{url}: {e}")))?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let correlation_id =
@@ -439,6 +725,9 @@ impl Client {
             .header(AUTHORIZATION, token.header_value(encode_token))
             .header(headers::X_REQUEST_ID, &request_id)
             .header(headers::X_CORRELATION_ID, &correlation_id);
+        if let Some(timeout) = timeout {
+            req = req.timeout(timeout);
+        }
         if let Some(body) = body {
             let bytes =
                 serde_json::to_vec(body).map_err(|e| PushError::Serialize(e.to_string()))?;

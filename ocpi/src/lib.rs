@@ -1,8 +1,10 @@
-//! OCPI 2.2.1, CPO side: wire types, the axum server for our Sender modules and the credentials handshake, the
-//! outbound client for pushes/pulls, and outbound registration. Knows nothing about OCPP.
+//! OCPI 2.2.1, CPO side: wire types, the axum server for our modules (Sender: locations, tariffs, sessions, cdrs;
+//! Receiver: tokens, commands) and the credentials handshake, the outbound client for pushes/pulls/real-time
+//! authorization/command results, and outbound registration. Knows nothing about OCPP.
 //!
 //! # Layout
-//! - [`types`]: hand-written serde types (DateTime, CiString ids, Location, Tariff, Credentials, Version…).
+//! - [`types`]: hand-written serde types (DateTime, CiString ids, Location, Tariff, Session, Cdr, Token, commands,
+//!   Credentials, Version…) with `validate()` where the spec has rules serde can't check.
 //! - [`envelope`]: the response envelope, [`OcpiError`] (HTTP + OCPI status mapping), the [`envelope::OcpiJson`]
 //!   extractor.
 //! - [`CpoBackend`]: what the daemon implements (data, peer persistence, hooks).
@@ -33,7 +35,7 @@ mod settings;
 pub mod types;
 
 pub use backend::CpoBackend;
-pub use client::{Accepted, Client, PushError, RetryReason};
+pub use client::{Accepted, AuthorizeOutcome, Client, PushError, Recipient, RetryReason};
 pub use envelope::{OcpiError, Response};
 pub use peer::{Initiator, Peer, PeerId, PeerStatus, Peers};
 pub use platform::Platform;

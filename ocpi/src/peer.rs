@@ -101,6 +101,16 @@ impl Peer {
             .map(|e| e.url.as_str())
     }
 
+    /// Whether this peer may act for party (`country_code`, `party_id`) on client-owned objects (tokens, command
+    /// tokens): true if one of its credentials roles is that party, or if it has the HUB role (hubs relay their
+    /// clients' objects, e.g. broadcast tokens). Case-insensitive.
+    pub fn may_act_for(&self, country_code: &CountryCode, party_id: &PartyId) -> bool {
+        self.roles.iter().any(|r| {
+            r.role == crate::types::Role::Hub
+                || (&r.country_code == country_code && &r.party_id == party_id)
+        })
+    }
+
     /// Their primary party (first role), used for `OCPI-to-*` routing headers.
     pub fn party(&self) -> Option<(&CountryCode, &PartyId)> {
         self.roles.first().map(|r| (&r.country_code, &r.party_id))

@@ -31,7 +31,7 @@ pub struct Settings {
     /// Maximum page size (`X-Limit`) of list endpoints.
     #[serde(default = "default_page_limit")]
     pub page_limit: usize,
-    /// Optional modules (beyond credentials, locations, tariffs) to advertise in version details.
+    /// Modules to advertise in version details in addition to `CpoBackend::advertised_modules`.
     #[serde(default)]
     pub extra_modules: Vec<crate::server::AdvertisedModule>,
 }

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::call::{CallAnswer, StationCall};
 use crate::{OcppVersion, StationId};
 
 /// How many outgoing CALLs may wait for a station before [`StationHandle::call`] answers
@@ -50,6 +51,20 @@ pub enum CallFailure {
         /// What was wrong with it.
         reason: String,
     },
+    /// [`StationHandle::send`]: the call does not exist in the station's OCPP version; nothing
+    /// was sent.
+    NotSupportedByVersion {
+        /// The station's version.
+        version: OcppVersion,
+        /// What is missing.
+        reason: String,
+    },
+    /// [`StationHandle::send`]: the call's arguments cannot be encoded schema-valid (e.g. an
+    /// idTag too long for 1.6); nothing was sent.
+    InvalidRequest {
+        /// What was wrong with them.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for CallFailure {
@@ -65,6 +80,12 @@ impl std::fmt::Display for CallFailure {
             CallFailure::Busy => f.write_str("too many CALLs are waiting for the station"),
             CallFailure::InvalidResponse { reason } => {
                 write!(f, "the station sent an invalid answer: {reason}")
+            }
+            CallFailure::NotSupportedByVersion { version, reason } => {
+                write!(f, "not possible with OCPP {version}: {reason}")
+            }
+            CallFailure::InvalidRequest { reason } => {
+                write!(f, "the call cannot be encoded: {reason}")
             }
         }
     }
@@ -198,6 +219,22 @@ impl StationHandle {
             None => answer.await,
         };
         answer.unwrap_or(Err(CallFailure::Disconnected))
+    }
+
+    /// Sends a typed [`StationCall`] in the station's version and decodes the answer.
+    ///
+    /// Nothing is sent when the call cannot be encoded ([`CallFailure::NotSupportedByVersion`],
+    /// [`CallFailure::InvalidRequest`]); an answer that does not decode is
+    /// [`CallFailure::InvalidResponse`]. Otherwise as [`StationHandle::call`].
+    pub async fn send(&self, call: &StationCall) -> Result<CallAnswer, CallFailure> {
+        let (action, payload) = crate::call::encode_call(self.version, call)
+            .map_err(|f| crate::call::encode_failure(self.version, f))?;
+        let answer = self.call(action, payload).await?;
+        crate::call::decode_answer(self.version, call, answer).map_err(|f| {
+            CallFailure::InvalidResponse {
+                reason: f.to_string(),
+            }
+        })
     }
 
     /// Asks the connection to close normally (close code 1000).

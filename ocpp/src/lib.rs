@@ -7,6 +7,8 @@
 //!
 //! ## Layout
 //! - [`event`]: version-neutral requests and responses.
+//! - [`call`]: version-neutral CSMS → station calls ([`StationCall`]) and their answers
+//!   ([`CallAnswer`]).
 //! - [`error`]: RPC error codes spelled per version.
 //! - [`frame`]: the OCPP-J frame codec (`[2,id,action,payload]`, `[3,id,payload]`,
 //!   `[4,id,code,description,details]`).
@@ -19,6 +21,7 @@
 //! - [`handle`]: [`StationHandle`] (send a CALL to a station and await its answer) and the
 //!   [`Registry`] of connected stations.
 
+pub mod call;
 pub mod connection;
 pub mod error;
 pub mod event;
@@ -28,6 +31,7 @@ pub mod server;
 pub mod v16;
 pub mod v201;
 
+pub use call::*;
 pub use error::{CallFault, ErrorCode};
 pub use event::*;
 pub use handle::{CallFailure, Registry, StationHandle};

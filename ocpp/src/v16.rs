@@ -379,6 +379,132 @@ fn id_tag_info(info: &IdTokenInfo) -> Value {
     Value::Object(out)
 }
 
+// ---------------------------------------------------------------------------------------------
+// CSMS → station calls (see [`crate::call`])
+
+use crate::call::{
+    ACCEPTED_REJECTED, CallAnswer, RESERVE_STATUS, StationCall, TRIGGER_STATUS, TriggerMessageKind,
+    UnlockStatus, answer, present,
+};
+
+/// 1.6 UnlockConnector statuses.
+const UNLOCK_STATUS: &[(&str, UnlockStatus)] = &[
+    ("Unlocked", UnlockStatus::Unlocked),
+    ("UnlockFailed", UnlockStatus::UnlockFailed),
+    ("NotSupported", UnlockStatus::NotSupported),
+];
+
+/// Encodes a [`StationCall`] as a 1.6 CALL: the action name and a schema-valid payload.
+///
+/// RemoteStartTransaction gets `connectorId` only for an EVSE ≥ 1 and never a
+/// `chargingProfile`; ReserveNow without an EVSE reserves `connectorId` 0. Fails with
+/// `NotSupported` for GetTransactionStatus and a TransactionEvent trigger (2.0.1 only), and with
+/// `PropertyConstraintViolation` for an idTag / parentIdTag over 20 characters, a
+/// `transactionId` that is not a 32-bit integer or an unlock of connector 0.
+pub fn encode_call(call: &StationCall) -> Result<(&'static str, Value), CallFault> {
+    let mut p = Map::new();
+    let action = match call {
+        StationCall::StartTransaction { evse, id_token, .. } => {
+            if let Some(connector) = evse.map(EvseRef::v16_connector).filter(|&c| c > 0) {
+                p.insert("connectorId".to_owned(), json!(connector));
+            }
+            check_len("idTag", &id_token.id, ID_TAG_MAX)?;
+            p.insert("idTag".to_owned(), json!(id_token.id));
+            "RemoteStartTransaction"
+        }
+        StationCall::StopTransaction { transaction_id } => {
+            let id: i32 = transaction_id
+                .trim()
+                .parse()
+                .map_err(|_| property("transactionId", "not a 32-bit integer"))?;
+            p.insert("transactionId".to_owned(), json!(id));
+            "RemoteStopTransaction"
+        }
+        StationCall::ReserveNow {
+            id,
+            expiry,
+            id_token,
+            group_id,
+            evse,
+            connector_type: _,
+        } => {
+            let connector = evse.map_or(0, EvseRef::v16_connector);
+            p.insert("connectorId".to_owned(), json!(connector));
+            p.insert("expiryDate".to_owned(), json!(format_timestamp(expiry)));
+            check_len("idTag", &id_token.id, ID_TAG_MAX)?;
+            p.insert("idTag".to_owned(), json!(id_token.id));
+            if let Some(parent) = present(group_id) {
+                check_len("parentIdTag", parent, ID_TAG_MAX)?;
+                p.insert("parentIdTag".to_owned(), json!(parent));
+            }
+            p.insert("reservationId".to_owned(), json!(id));
+            "ReserveNow"
+        }
+        StationCall::CancelReservation { id } => {
+            p.insert("reservationId".to_owned(), json!(id));
+            "CancelReservation"
+        }
+        StationCall::UnlockConnector { at } => {
+            let connector = at.v16_connector();
+            if connector == 0 {
+                return Err(property("connectorId", "connector 0 cannot be unlocked"));
+            }
+            p.insert("connectorId".to_owned(), json!(connector));
+            "UnlockConnector"
+        }
+        StationCall::TriggerMessage { message, at } => {
+            if *message == TriggerMessageKind::TransactionEvent {
+                return Err(lenient::fault(
+                    crate::error::ErrorCode::NotSupported,
+                    "TriggerMessage TransactionEvent does not exist in OCPP 1.6",
+                ));
+            }
+            p.insert("requestedMessage".to_owned(), json!(message.as_str()));
+            if let Some(at) = at {
+                p.insert("connectorId".to_owned(), json!(at.v16_connector()));
+            }
+            "TriggerMessage"
+        }
+        StationCall::GetTransactionStatus { .. } => {
+            return Err(not_supported(VERSION, "GetTransactionStatus"));
+        }
+    };
+    Ok((action, Value::Object(p)))
+}
+
+/// Decodes a 1.6 station's CALLRESULT payload to `call` into a [`CallAnswer`].
+///
+/// Lenient: extra properties are ignored and the status is matched ignoring ASCII case. A
+/// payload that is not an object is a `FormationViolation`, a missing status an
+/// `OccurenceConstraintViolation`, a non-string status a `TypeConstraintViolation` and an
+/// unknown status a `PropertyConstraintViolation`.
+pub fn decode_answer(call: &StationCall, payload: Value) -> Result<CallAnswer, CallFault> {
+    Ok(match call {
+        StationCall::StartTransaction { .. } => CallAnswer::Start {
+            accepted: answer("RemoteStartTransaction", &payload, ACCEPTED_REJECTED)?,
+            transaction_id: None,
+        },
+        StationCall::StopTransaction { .. } => CallAnswer::Stop {
+            accepted: answer("RemoteStopTransaction", &payload, ACCEPTED_REJECTED)?,
+        },
+        StationCall::ReserveNow { .. } => {
+            CallAnswer::Reserve(answer("ReserveNow", &payload, RESERVE_STATUS)?)
+        }
+        StationCall::CancelReservation { .. } => CallAnswer::Cancel {
+            accepted: answer("CancelReservation", &payload, ACCEPTED_REJECTED)?,
+        },
+        StationCall::UnlockConnector { .. } => {
+            CallAnswer::Unlock(answer("UnlockConnector", &payload, UNLOCK_STATUS)?)
+        }
+        StationCall::TriggerMessage { .. } => {
+            CallAnswer::Trigger(answer("TriggerMessage", &payload, TRIGGER_STATUS)?)
+        }
+        StationCall::GetTransactionStatus { .. } => {
+            return Err(not_supported(VERSION, "GetTransactionStatus"));
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, TimeZone, Utc};

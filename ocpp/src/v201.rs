@@ -470,6 +470,239 @@ fn id_token_info(info: &IdTokenInfo) -> Value {
     Value::Object(out)
 }
 
+// ---------------------------------------------------------------------------------------------
+// CSMS → station calls (see [`crate::call`])
+
+use crate::call::{
+    ACCEPTED_REJECTED, CallAnswer, RESERVE_STATUS, StationCall, TRIGGER_STATUS, UnlockStatus,
+    answer, answer_bool, answer_text, present,
+};
+
+/// 2.0.1 UnlockConnector statuses.
+const UNLOCK_STATUS: &[(&str, UnlockStatus)] = &[
+    ("Unlocked", UnlockStatus::Unlocked),
+    ("UnlockFailed", UnlockStatus::UnlockFailed),
+    (
+        "OngoingAuthorizedTransaction",
+        UnlockStatus::OngoingAuthorizedTransaction,
+    ),
+    ("UnknownConnector", UnlockStatus::UnknownConnector),
+];
+
+/// 2.0.1 ConnectorEnumType (ReserveNow `connectorType`).
+const CONNECTOR_TYPES: &[&str] = &[
+    "cCCS1",
+    "cCCS2",
+    "cG105",
+    "cTesla",
+    "cType1",
+    "cType2",
+    "s309-1P-16A",
+    "s309-1P-32A",
+    "s309-3P-16A",
+    "s309-3P-32A",
+    "sBS1361",
+    "sCEE-7-7",
+    "sType2",
+    "sType3",
+    "Other1PhMax16A",
+    "Other1PhOver16A",
+    "Other3Ph",
+    "Pan",
+    "wInductive",
+    "wResonant",
+    "Undetermined",
+    "Unknown",
+];
+
+/// The 2.0.1 IdTokenEnumType spelling of a kind. A 1.6-style untyped idTag becomes `Central`
+/// (an identifier the CSMS knows, which is what a remote start / reservation carries).
+fn id_token_type(kind: IdTokenKind) -> &'static str {
+    match kind {
+        IdTokenKind::IdTag | IdTokenKind::Central => "Central",
+        IdTokenKind::EMaid => "eMAID",
+        IdTokenKind::Iso14443 => "ISO14443",
+        IdTokenKind::Iso15693 => "ISO15693",
+        IdTokenKind::KeyCode => "KeyCode",
+        IdTokenKind::Local => "Local",
+        IdTokenKind::MacAddress => "MacAddress",
+        IdTokenKind::NoAuthorization => "NoAuthorization",
+    }
+}
+
+/// An IdTokenType, with the contract id as `additionalInfo` of type `eMAID` when given.
+fn id_token_value(token: &IdToken, contract_id: Option<&str>) -> Result<Value, CallFault> {
+    check_len("idToken.idToken", &token.id, ID_TOKEN_MAX)?;
+    let mut out = Map::new();
+    out.insert("idToken".to_owned(), json!(token.id));
+    out.insert("type".to_owned(), json!(id_token_type(token.kind)));
+    if let Some(contract) = contract_id {
+        check_len(
+            "idToken.additionalInfo[0].additionalIdToken",
+            contract,
+            ID_TOKEN_MAX,
+        )?;
+        out.insert(
+            "additionalInfo".to_owned(),
+            json!([{ "additionalIdToken": contract, "type": "eMAID" }]),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+/// Adds `groupIdToken` (type `Central`) when a group id is given.
+fn group_id_token(
+    out: &mut Map<String, Value>,
+    group_id: &Option<String>,
+) -> Result<(), CallFault> {
+    if let Some(group) = present(group_id) {
+        check_len("groupIdToken.idToken", group, ID_TOKEN_MAX)?;
+        out.insert(
+            "groupIdToken".to_owned(),
+            json!({ "idToken": group, "type": "Central" }),
+        );
+    }
+    Ok(())
+}
+
+/// Encodes a [`StationCall`] as a 2.0.1 CALL: the action name and a schema-valid payload.
+///
+/// `evseId` is sent only for an EVSE ≥ 1 (RequestStartTransaction, ReserveNow, TriggerMessage;
+/// a TriggerMessage `evse.connectorId` only for a connector ≥ 1); RequestStartTransaction never
+/// carries a `chargingProfile`. Fails with `PropertyConstraintViolation` for an identifier or
+/// transaction id over 36 characters, an unknown `connectorType` or an unlock of EVSE or
+/// connector 0.
+pub fn encode_call(call: &StationCall) -> Result<(&'static str, Value), CallFault> {
+    let mut p = Map::new();
+    let action = match call {
+        StationCall::StartTransaction {
+            evse,
+            id_token,
+            group_id,
+            remote_start_id,
+            contract_id,
+        } => {
+            if let Some(evse) = evse.filter(|e| e.evse_id > 0) {
+                p.insert("evseId".to_owned(), json!(evse.evse_id));
+            }
+            p.insert("remoteStartId".to_owned(), json!(remote_start_id));
+            p.insert(
+                "idToken".to_owned(),
+                id_token_value(id_token, present(contract_id))?,
+            );
+            group_id_token(&mut p, group_id)?;
+            "RequestStartTransaction"
+        }
+        StationCall::StopTransaction { transaction_id } => {
+            check_len("transactionId", transaction_id, ID_TOKEN_MAX)?;
+            p.insert("transactionId".to_owned(), json!(transaction_id));
+            "RequestStopTransaction"
+        }
+        StationCall::ReserveNow {
+            id,
+            expiry,
+            id_token,
+            group_id,
+            evse,
+            connector_type,
+        } => {
+            p.insert("id".to_owned(), json!(id));
+            p.insert("expiryDateTime".to_owned(), json!(format_timestamp(expiry)));
+            p.insert("idToken".to_owned(), id_token_value(id_token, None)?);
+            if let Some(evse) = evse.filter(|e| e.evse_id > 0) {
+                p.insert("evseId".to_owned(), json!(evse.evse_id));
+            }
+            if let Some(kind) = present(connector_type) {
+                if !CONNECTOR_TYPES.contains(&kind) {
+                    return Err(property("connectorType", "not a ConnectorEnumType value"));
+                }
+                p.insert("connectorType".to_owned(), json!(kind));
+            }
+            group_id_token(&mut p, group_id)?;
+            "ReserveNow"
+        }
+        StationCall::CancelReservation { id } => {
+            p.insert("reservationId".to_owned(), json!(id));
+            "CancelReservation"
+        }
+        StationCall::UnlockConnector { at } => {
+            if at.evse_id == 0 || at.connector_id == 0 {
+                return Err(property(
+                    "evseId",
+                    "EVSE 0 / connector 0 cannot be unlocked",
+                ));
+            }
+            p.insert("evseId".to_owned(), json!(at.evse_id));
+            p.insert("connectorId".to_owned(), json!(at.connector_id));
+            "UnlockConnector"
+        }
+        StationCall::TriggerMessage { message, at } => {
+            p.insert("requestedMessage".to_owned(), json!(message.as_str()));
+            if let Some(at) = at.filter(|a| a.evse_id > 0) {
+                let mut evse = Map::new();
+                evse.insert("id".to_owned(), json!(at.evse_id));
+                if at.connector_id > 0 {
+                    evse.insert("connectorId".to_owned(), json!(at.connector_id));
+                }
+                p.insert("evse".to_owned(), Value::Object(evse));
+            }
+            "TriggerMessage"
+        }
+        StationCall::GetTransactionStatus { transaction_id } => {
+            if let Some(id) = present(transaction_id) {
+                check_len("transactionId", id, ID_TOKEN_MAX)?;
+                p.insert("transactionId".to_owned(), json!(id));
+            }
+            "GetTransactionStatus"
+        }
+    };
+    Ok((action, Value::Object(p)))
+}
+
+/// Decodes a 2.0.1 station's CALLRESULT payload to `call` into a [`CallAnswer`].
+///
+/// Lenient: extra properties (`statusInfo`, `customData`, vendor fields) are ignored, the status
+/// is matched ignoring ASCII case and a numeric RequestStartTransaction `transactionId` is taken
+/// as its text. A payload that is not an object is a `FormatViolation`, a missing status (or
+/// GetTransactionStatus `messagesInQueue`) an `OccurrenceConstraintViolation`, a wrongly typed
+/// one a `TypeConstraintViolation` and an unknown status a `PropertyConstraintViolation`.
+pub fn decode_answer(call: &StationCall, payload: Value) -> Result<CallAnswer, CallFault> {
+    Ok(match call {
+        StationCall::StartTransaction { .. } => CallAnswer::Start {
+            accepted: answer("RequestStartTransaction", &payload, ACCEPTED_REJECTED)?,
+            transaction_id: answer_text(&payload, "transactionId"),
+        },
+        StationCall::StopTransaction { .. } => CallAnswer::Stop {
+            accepted: answer("RequestStopTransaction", &payload, ACCEPTED_REJECTED)?,
+        },
+        StationCall::ReserveNow { .. } => {
+            CallAnswer::Reserve(answer("ReserveNow", &payload, RESERVE_STATUS)?)
+        }
+        StationCall::CancelReservation { .. } => CallAnswer::Cancel {
+            accepted: answer("CancelReservation", &payload, ACCEPTED_REJECTED)?,
+        },
+        StationCall::UnlockConnector { .. } => {
+            CallAnswer::Unlock(answer("UnlockConnector", &payload, UNLOCK_STATUS)?)
+        }
+        StationCall::TriggerMessage { .. } => {
+            CallAnswer::Trigger(answer("TriggerMessage", &payload, TRIGGER_STATUS)?)
+        }
+        StationCall::GetTransactionStatus { .. } => {
+            let action = "GetTransactionStatus";
+            let Some(messages_in_queue) = answer_bool(action, &payload, "messagesInQueue")? else {
+                return Err(crate::v16::lenient::fault(
+                    crate::error::ErrorCode::OccurrenceConstraintViolation,
+                    "GetTransactionStatus answer: messagesInQueue is missing",
+                ));
+            };
+            CallAnswer::TransactionStatus {
+                ongoing: answer_bool(action, &payload, "ongoingIndicator")?,
+                messages_in_queue,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, TimeZone, Utc};

@@ -17,8 +17,9 @@ pub(crate) mod tree {
     pub(crate) const PEERS: &str = "peers";
     pub(crate) const EVSE_UIDS: &str = "evse_uids";
     pub(crate) const EVSE_BY_UID: &str = "evse_by_uid";
+    pub(crate) const EVSE_STATES: &str = "evse_states";
     /// Every tree, in the order [`crate::Txn`] indexes them.
-    pub(crate) const ALL: [&str; 14] = [
+    pub(crate) const ALL: [&str; 15] = [
         STATIONS,
         CONNECTORS,
         TRANSACTIONS,
@@ -33,6 +34,7 @@ pub(crate) mod tree {
         PEERS,
         EVSE_UIDS,
         EVSE_BY_UID,
+        EVSE_STATES,
     ];
 }
 
@@ -52,6 +54,7 @@ pub(crate) mod idx {
     pub(crate) const PEERS: usize = 11;
     pub(crate) const EVSE_UIDS: usize = 12;
     pub(crate) const EVSE_BY_UID: usize = 13;
+    pub(crate) const EVSE_STATES: usize = 14;
 }
 
 /// `peer \0 seq(be64)`

@@ -29,7 +29,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use model::{
-    Connector, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction, TransactionStatus,
+    Connector, EvseState, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction, TransactionStatus,
 };
 
 pub use outbox::{OutboxEntry, OutboxStats};
@@ -183,6 +183,12 @@ impl Store {
         let target = inner.flush_requested.load(Ordering::SeqCst);
         inner.db.flush_async().await?;
         inner.flush_done.fetch_max(target, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// A blocking flush, for rare synchronous callers (peer registration records).
+    pub fn flush_blocking(&self) -> Result<(), Error> {
+        self.inner.db.flush()?;
         Ok(())
     }
 
@@ -435,6 +441,25 @@ impl Store {
                 self.tree(i).remove(k?)?;
             }
         }
+        Ok(())
+    }
+
+    /// The published EVSE states of a station, by EVSE number.
+    pub fn evse_states(&self, station: &str) -> Result<Vec<EvseState>, Error> {
+        scan(self.tree(idx::EVSE_STATES), tree::EVSE_STATES, &keys::station_prefix(station))
+    }
+
+    /// A meta value (small bookkeeping such as the configuration fingerprint).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .tree(idx::META)
+            .get(format!("m:{key}"))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.tree(idx::META).insert(format!("m:{key}"), value.as_bytes())?;
         Ok(())
     }
 
@@ -793,6 +818,17 @@ impl Txn<'_> {
             format!("{station}\0{evse_id}").as_bytes(),
         )?;
         Ok(uid)
+    }
+
+    /// The published state of one EVSE.
+    pub fn evse_state(&self, station: &str, evse_id: u32) -> Result<Option<EvseState>, TxError> {
+        self.get(idx::EVSE_STATES, tree::EVSE_STATES, &keys::connector(station, evse_id, 0))
+    }
+
+    /// Stores the published state of one EVSE.
+    pub fn put_evse_state(&self, e: &EvseState) -> Result<(), TxError> {
+        let key = keys::connector(&e.station_id, e.evse_id, 0);
+        self.put(idx::EVSE_STATES, tree::EVSE_STATES, key, e)
     }
 
     /// Adds a meter sample to a transaction; returns false when the same sample (same time,

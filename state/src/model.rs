@@ -215,3 +215,25 @@ pub struct MeterSample {
     /// Signed meter data, kept raw.
     pub signed: Option<SignedData>,
 }
+
+/// The OCPI view of one EVSE as last published: its status and when it last changed. Kept so
+/// that time-based changes (a station offline past the grace period) have a stable
+/// `last_updated`, and so that a push happens only when the published status changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvseState {
+    /// Schema version.
+    #[serde(default = "schema_version")]
+    pub v: u32,
+    /// Station identity.
+    pub station_id: String,
+    /// EVSE number (≥ 1).
+    pub evse_id: u32,
+    /// The stable OCPI EVSE uid.
+    pub uid: String,
+    /// OCPI EvseStatus (`AVAILABLE`, `CHARGING`, …).
+    pub status: String,
+    /// Connector numbers seen on this EVSE.
+    pub connectors: Vec<u32>,
+    /// When status or connectors last changed.
+    pub last_updated: DateTime<Utc>,
+}

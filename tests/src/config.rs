@@ -18,6 +18,39 @@ pub struct TestStation {
     pub password: Option<String>,
 }
 
+/// One `[[locations]]` entry (address fields are fixed test values).
+#[derive(Debug, Clone)]
+pub struct TestLocation {
+    /// OCPI Location id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `tariff_id` of the location, if any.
+    pub tariff_id: Option<String>,
+}
+
+/// One `[[ocpi.peers]]` entry: a platform the daemon registers with at start-up.
+#[derive(Debug, Clone)]
+pub struct TestPeer {
+    /// The peer's versions URL.
+    pub versions_url: String,
+    /// The token A the peer handed out.
+    pub token_a: String,
+}
+
+/// One inline `[[tariffs]]` entry: a single ENERGY price component, owned by NL/BRG.
+#[derive(Debug, Clone)]
+pub struct TestTariff {
+    /// Tariff id.
+    pub id: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Price per kWh excluding VAT.
+    pub energy_price: f64,
+    /// VAT percentage.
+    pub vat: f64,
+}
+
 /// The knobs of the daemon config that tests touch; the rest is fixed.
 #[derive(Debug, Clone)]
 pub struct TestConfig {
@@ -39,6 +72,18 @@ pub struct TestConfig {
     pub stations: Vec<TestStation>,
     /// Raw TOML appended verbatim (for tests of config validation).
     pub extra_toml: String,
+    /// `[ocpi] public_url`; `http://127.0.0.1:0` makes the daemon fill in its bound OCPI port.
+    pub ocpi_public_url: String,
+    /// `[ocpi] token_a`: a peer may register with it.
+    pub ocpi_token_a: Option<String>,
+    /// `[ocpi] offline_grace` in seconds (daemon default when `None`).
+    pub offline_grace: Option<u64>,
+    /// `[[ocpi.peers]]`.
+    pub ocpi_peers: Vec<TestPeer>,
+    /// `[[locations]]` (default: `LOC1` "Depot").
+    pub locations: Vec<TestLocation>,
+    /// Inline `[[tariffs]]`.
+    pub tariffs: Vec<TestTariff>,
 }
 
 impl Default for TestConfig {
@@ -53,6 +98,16 @@ impl Default for TestConfig {
             max_frame_bytes: 65536,
             stations: Vec::new(),
             extra_toml: String::new(),
+            ocpi_public_url: "http://127.0.0.1:9100".into(),
+            ocpi_token_a: None,
+            offline_grace: None,
+            ocpi_peers: Vec::new(),
+            locations: vec![TestLocation {
+                id: "LOC1".into(),
+                name: "Depot".into(),
+                tariff_id: None,
+            }],
+            tariffs: Vec::new(),
         }
     }
 }
@@ -95,6 +150,75 @@ impl TestConfig {
         self
     }
 
+    /// Add a station (no password) at location `location`.
+    pub fn station_at(mut self, id: &str, location: &str) -> Self {
+        self.stations.push(TestStation {
+            id: id.into(),
+            location: location.into(),
+            password: None,
+        });
+        self
+    }
+
+    /// OCPI on port 0 with `public_url = "http://127.0.0.1:0"` (the daemon substitutes its port).
+    pub fn ocpi_port0(mut self) -> Self {
+        self.ocpi_public_url = "http://127.0.0.1:0".into();
+        self
+    }
+
+    /// Set `[ocpi] token_a`.
+    pub fn ocpi_token_a(mut self, token: &str) -> Self {
+        self.ocpi_token_a = Some(token.into());
+        self
+    }
+
+    /// Set `[ocpi] offline_grace` (seconds).
+    pub fn offline_grace(mut self, seconds: u64) -> Self {
+        self.offline_grace = Some(seconds);
+        self
+    }
+
+    /// Add an `[[ocpi.peers]]` entry.
+    pub fn ocpi_peer(mut self, versions_url: &str, token_a: &str) -> Self {
+        self.ocpi_peers.push(TestPeer {
+            versions_url: versions_url.into(),
+            token_a: token_a.into(),
+        });
+        self
+    }
+
+    /// Add a `[[locations]]` entry (no tariff).
+    pub fn location(mut self, id: &str) -> Self {
+        self.locations.push(TestLocation {
+            id: id.into(),
+            name: format!("Site {id}"),
+            tariff_id: None,
+        });
+        self
+    }
+
+    /// Set `tariff_id` of the location `location` (which must exist already).
+    pub fn location_tariff(mut self, location: &str, tariff_id: &str) -> Self {
+        let loc = self
+            .locations
+            .iter_mut()
+            .find(|l| l.id == location)
+            .unwrap_or_else(|| panic!("no location {location} in the test config"));
+        loc.tariff_id = Some(tariff_id.into());
+        self
+    }
+
+    /// Add an inline `[[tariffs]]` entry with one ENERGY price component (21 % VAT).
+    pub fn tariff(mut self, id: &str, currency: &str, energy_price: f64) -> Self {
+        self.tariffs.push(TestTariff {
+            id: id.into(),
+            currency: currency.into(),
+            energy_price,
+            vat: 21.0,
+        });
+        self
+    }
+
     /// Set `[log] format`.
     pub fn log_format(mut self, format: &str) -> Self {
         self.log_format = format.into();
@@ -123,24 +247,10 @@ max_frame_bytes = {mfb}
 
 [ocpi]
 listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1:9100"
+public_url = {public_url}
 country_code = "NL"
 party_id = "BRG"
 business_name = "Example CPO"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[locations]]
-id = "LOC1"
-name = "Depot"
-address = "Main street 1"
-city = "Utrecht"
-postal_code = "3511AA"
-country = "NLD"
-latitude = "52.090737"
-longitude = "5.121420"
-time_zone = "Europe/Amsterdam"
 "#,
             path = quote(&data_dir.to_string_lossy()),
             log_format = quote(&self.log_format),
@@ -150,7 +260,45 @@ time_zone = "Europe/Amsterdam"
             ct = self.call_timeout,
             pi = self.ping_interval,
             mfb = self.max_frame_bytes,
+            public_url = quote(&self.ocpi_public_url),
         );
+        if let Some(token) = &self.ocpi_token_a {
+            let _ = writeln!(s, "token_a = {}", quote(token));
+        }
+        if let Some(grace) = self.offline_grace {
+            let _ = writeln!(s, "offline_grace = {grace}");
+        }
+        for peer in &self.ocpi_peers {
+            let _ = write!(
+                s,
+                "\n[[ocpi.peers]]\nversions_url = {}\ntoken_a = {}\n",
+                quote(&peer.versions_url),
+                quote(&peer.token_a)
+            );
+        }
+        s.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+        for loc in &self.locations {
+            let _ = write!(
+                s,
+                r#"
+[[locations]]
+id = {id}
+name = {name}
+address = "Main street 1"
+city = "Utrecht"
+postal_code = "3511AA"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+"#,
+                id = quote(&loc.id),
+                name = quote(&loc.name),
+            );
+            if let Some(t) = &loc.tariff_id {
+                let _ = writeln!(s, "tariff_id = {}", quote(t));
+            }
+        }
         for st in &self.stations {
             let _ = write!(
                 s,
@@ -162,12 +310,47 @@ time_zone = "Europe/Amsterdam"
                 let _ = writeln!(s, "password = {}", quote(pw));
             }
         }
+        for t in &self.tariffs {
+            let _ = write!(
+                s,
+                r#"
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = {id}
+currency = {currency}
+last_updated = "2026-01-01T00:00:00Z"
+
+[[tariffs.elements]]
+
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = {price}
+vat = {vat}
+step_size = 1
+"#,
+                id = quote(&t.id),
+                currency = quote(&t.currency),
+                price = toml_float(t.energy_price),
+                vat = toml_float(t.vat),
+            );
+        }
         if !self.extra_toml.is_empty() {
             s.push('\n');
             s.push_str(&self.extra_toml);
             s.push('\n');
         }
         s
+    }
+}
+
+/// A TOML float literal (always with a decimal point).
+fn toml_float(x: f64) -> String {
+    let s = format!("{x}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: [`TestConfig`], a builder for the daemon's TOML config (every listener on port 0).
 //! - [`daemon`]: [`Daemon`], one daemon process in its own temp dir (start, restart, signals, admin API).
+//! - [`hub`]: [`Hub`], a fake OCPI 2.2.1 roaming hub / eMSP (registration both ways, records pushes).
 //! - [`station`]: [`Station`], our own OCPP-J station (independent frame codec on tokio-tungstenite).
 //! - [`payloads`]: schema-valid request payloads for OCPP 1.6 and 2.0.1 so tests stay short.
 //! - [`wait`]: bounded polling (`eventually`), the only way tests wait for asynchronous effects.
@@ -14,11 +15,13 @@
 
 pub mod config;
 pub mod daemon;
+pub mod hub;
 pub mod payloads;
 pub mod station;
 pub mod wait;
 
-pub use config::{TestConfig, TestStation};
+pub use config::{TestConfig, TestLocation, TestPeer, TestStation, TestTariff};
+pub use hub::{Hub, HubMode, HubOptions, Push};
 pub use daemon::{Daemon, ReadyInfo};
 pub use station::{
     CallError, CloseInfo, ConnectError, OcppVersion, Reply, Station, StationOptions,

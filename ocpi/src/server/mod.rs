@@ -2,20 +2,31 @@
 //!
 //! Layering (outermost first): request/correlation ids on every response → token authentication (configuration
 //! routes accept token A; functional routes don't) → routing headers (functional routes only) → handler.
-//! URL layout: `/ocpi/versions`, `/ocpi/2.2.1`, `/ocpi/2.2.1/{module}`.
+//! URL layout: `/ocpi/versions`, `/ocpi/2.2.1`, `/ocpi/2.2.1/{module}`. Sender lists (locations, tariffs, sessions,
+//! cdrs) also answer with a trailing slash (the spec's own examples use `/sessions/?date_from=…`).
+//!
+//! Functional routes: locations, tariffs, sessions (+ `/{session_id}/charging_preferences`), cdrs as Sender;
+//! tokens (`/{country_code}/{party_id}/{token_uid}`) and commands (`/{command}`) as Receiver.
 
 mod auth;
+mod cdrs;
+mod commands;
 mod credentials;
 mod locations;
 mod pagination;
+mod sessions;
 mod tariffs;
+mod tokens;
 mod versions;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
+use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use crate::backend::CpoBackend;
@@ -25,8 +36,8 @@ use crate::types::{InterfaceRole, ModuleId};
 pub use auth::Caller;
 pub use pagination::{PageParams, paginate};
 
-/// A module to list in our version details beyond the built-in credentials/locations/tariffs (served by routes
-/// the daemon adds itself at `/ocpi/2.2.1/{identifier}`).
+/// A module listed in our version details at `/ocpi/2.2.1/{identifier}` (see `CpoBackend::advertised_modules`
+/// and `Settings::extra_modules`; routes beyond ours are the daemon's to add).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdvertisedModule {
@@ -55,6 +66,7 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
 
     let functional = Router::new()
         .route("/ocpi/2.2.1/locations", get(locations::list::<B>))
+        .route("/ocpi/2.2.1/locations/", get(locations::list::<B>))
         .route(
             "/ocpi/2.2.1/locations/{location_id}",
             get(locations::location::<B>),
@@ -68,6 +80,22 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
             get(locations::connector::<B>),
         )
         .route("/ocpi/2.2.1/tariffs", get(tariffs::list::<B>))
+        .route("/ocpi/2.2.1/tariffs/", get(tariffs::list::<B>))
+        .route("/ocpi/2.2.1/sessions", get(sessions::list::<B>))
+        .route("/ocpi/2.2.1/sessions/", get(sessions::list::<B>))
+        .route(
+            "/ocpi/2.2.1/sessions/{session_id}/charging_preferences",
+            put(sessions::charging_preferences::<B>),
+        )
+        .route("/ocpi/2.2.1/cdrs", get(cdrs::list::<B>))
+        .route("/ocpi/2.2.1/cdrs/", get(cdrs::list::<B>))
+        .route(
+            "/ocpi/2.2.1/tokens/{country_code}/{party_id}/{token_uid}",
+            get(tokens::get::<B>)
+                .put(tokens::put::<B>)
+                .patch(tokens::patch::<B>),
+        )
+        .route("/ocpi/2.2.1/commands/{command}", post(commands::post::<B>))
         .layer(from_fn_with_state(
             platform.clone(),
             auth::routing_headers::<B>,
@@ -97,4 +125,16 @@ pub fn protect_functional<B: CpoBackend>(routes: Router, platform: Arc<Platform<
             auth::authenticate_functional::<B>,
         ))
         .layer(from_fn(auth::request_ids))
+}
+
+/// An envelope with HTTP 404 and a specific OCPI code (e.g. unknown token → 2004, preferences on an EVSE without the
+/// capability → 2001), for the cases where [`crate::OcpiError`]'s fixed mapping doesn't fit.
+pub(crate) fn not_found(status_code: u16, message: impl Into<String>) -> Response {
+    let message = message.into();
+    tracing::debug!(status_code, %message, "OCPI request answered 404");
+    (
+        StatusCode::NOT_FOUND,
+        Json(crate::envelope::Response::error(status_code, message)),
+    )
+        .into_response()
 }

@@ -1,5 +1,6 @@
 //! Versions and version details endpoints: cheap, side-effect free (hubs use them as liveness checks), open to
-//! token A and peer tokens, no routing headers.
+//! token A and peer tokens, no routing headers. Version details list `CpoBackend::advertised_modules` followed by
+//! `Settings::extra_modules`, without duplicates.
 
 use std::sync::Arc;
 
@@ -23,12 +24,13 @@ pub(super) async fn details<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
 ) -> Response<VersionDetails> {
     let settings = platform.settings();
-    let mut modules = vec![
-        (ModuleId::Credentials, InterfaceRole::Sender),
-        (ModuleId::Locations, InterfaceRole::Sender),
-        (ModuleId::Tariffs, InterfaceRole::Sender),
-    ];
-    for extra in &settings.extra_modules {
+    let mut modules: Vec<(ModuleId, InterfaceRole)> = Vec::new();
+    for extra in platform
+        .backend()
+        .advertised_modules()
+        .iter()
+        .chain(&settings.extra_modules)
+    {
         if !modules
             .iter()
             .any(|(m, r)| m == &extra.identifier && *r == extra.role)

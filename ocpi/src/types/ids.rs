@@ -173,6 +173,22 @@ ci_string!(
     /// eMI3 EVSE id (`CiString(48)`), e.g. `BE*BEC*E041503001`.
     EvseId
 );
+ci_string!(
+    /// `Session.id` (`CiString(36)`), unique per CPO party.
+    SessionId
+);
+ci_string!(
+    /// `CDR.id` (`CiString(39)`: at most 36 except for credit CDRs).
+    CdrId
+);
+ci_string!(
+    /// `Token.uid` (`CiString(36)`); a token is identified by (country_code, party_id, uid, type).
+    TokenUid
+);
+ci_string!(
+    /// eMSP's `reservation_id` of ReserveNow/CancelReservation (`CiString(36)`). Never sent to a station as is.
+    ReservationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use super::datetime::DateTime;
 use super::ids::{
     ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, TariffId, open_enum,
 };
+use super::token::TokenType;
 
 /// A charging location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -506,20 +507,6 @@ open_enum!(
         Customers = "CUSTOMERS",
         /// Motorcycles only.
         Motorcycles = "MOTORCYCLES",
-    }
-);
-
-open_enum!(
-    /// Token type.
-    TokenType {
-        /// Ad-hoc user.
-        AdHocUser = "AD_HOC_USER",
-        /// App user.
-        AppUser = "APP_USER",
-        /// Other.
-        OtherToken = "OTHER",
-        /// RFID card.
-        Rfid = "RFID",
     }
 );
 

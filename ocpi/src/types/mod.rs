@@ -4,18 +4,29 @@
 //! internally tagged enums; decimals are JSON numbers; open enums are `Known | Other(String)` with manual serde;
 //! optional fields are omitted when `None`.
 
+mod cdr;
+mod command;
 mod common;
 mod credentials;
 mod datetime;
 mod ids;
 mod location;
+mod session;
 mod tariff;
+mod token;
+mod validate;
 mod version;
 
+pub use cdr::*;
+pub use command::*;
 pub use common::*;
 pub use credentials::*;
 pub use datetime::*;
 pub use ids::*;
 pub use location::*;
+pub use session::*;
 pub use tariff::*;
+pub use token::*;
+pub use validate::{FieldError, ValidationErrors};
+pub(crate) use validate::is_http_url;
 pub use version::*;

@@ -28,6 +28,10 @@ pub(crate) struct TestBackend {
     pub(crate) settings: Settings,
     pub(crate) locations: Mutex<Vec<Location>>,
     pub(crate) tariffs: Mutex<Vec<Tariff>>,
+    pub(crate) sessions: Mutex<Vec<Session>>,
+    pub(crate) cdrs: Mutex<Vec<Cdr>>,
+    pub(crate) tokens: Mutex<Vec<Token>>,
+    pub(crate) commands: Mutex<Vec<Command>>,
     pub(crate) initial_peers: Vec<Peer>,
     pub(crate) recorded: Mutex<Recorded>,
 }
@@ -38,6 +42,10 @@ impl TestBackend {
             settings,
             locations: Mutex::new(Vec::new()),
             tariffs: Mutex::new(Vec::new()),
+            sessions: Mutex::new(Vec::new()),
+            cdrs: Mutex::new(Vec::new()),
+            tokens: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
             initial_peers: Vec::new(),
             recorded: Mutex::default(),
         }
@@ -57,6 +65,53 @@ impl CpoBackend for TestBackend {
     }
     fn tariffs(&self, _caller: &Peer) -> Result<Vec<Tariff>, OcpiError> {
         Ok(self.tariffs.lock().expect("lock").clone())
+    }
+    fn sessions(&self, _caller: &Peer) -> Result<Vec<Session>, OcpiError> {
+        Ok(self.sessions.lock().expect("lock").clone())
+    }
+    fn cdrs(&self, _caller: &Peer) -> Result<Vec<Cdr>, OcpiError> {
+        Ok(self.cdrs.lock().expect("lock").clone())
+    }
+    fn token(
+        &self,
+        _caller: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+        uid: &TokenUid,
+        kind: &TokenType,
+    ) -> Result<Option<Token>, OcpiError> {
+        Ok(self
+            .tokens
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|t| {
+                &t.country_code == country_code
+                    && &t.party_id == party_id
+                    && &t.uid == uid
+                    && &t.kind == kind
+            })
+            .cloned())
+    }
+    fn put_token(&self, _caller: &Peer, token: Token) -> Result<(), OcpiError> {
+        let mut tokens = self.tokens.lock().expect("lock");
+        tokens.retain(|t| {
+            !(t.country_code == token.country_code
+                && t.party_id == token.party_id
+                && t.uid == token.uid
+                && t.kind == token.kind)
+        });
+        tokens.push(token);
+        Ok(())
+    }
+    async fn command(&self, _caller: &Peer, command: Command) -> Result<CommandResponse, OcpiError> {
+        let accepted = matches!(command, Command::StartSession(_) | Command::StopSession(_));
+        self.commands.lock().expect("lock").push(command);
+        Ok(if accepted {
+            CommandResponse::new(CommandResponseType::Accepted, 60)
+        } else {
+            CommandResponse::new(CommandResponseType::Rejected, 0).with_message("test backend")
+        })
     }
     fn peers(&self) -> Result<Vec<Peer>, OcpiError> {
         Ok(self.initial_peers.clone())
@@ -298,4 +353,62 @@ pub(crate) async fn dead_url() -> String {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     format!("http://{addr}")
+}
+
+pub(crate) fn token_json(uid: &str, kind: &str) -> serde_json::Value {
+    serde_json::json!({
+        "country_code": "DE", "party_id": "EMS", "uid": uid, "type": kind,
+        "contract_id": "DE-EMS-C12345-6", "issuer": "Example eMSP", "valid": true,
+        "whitelist": "ALLOWED", "last_updated": "2020-01-01T00:00:00Z"
+    })
+}
+
+pub(crate) fn token(uid: &str, kind: &str) -> Token {
+    serde_json::from_value(token_json(uid, kind)).expect("token")
+}
+
+pub(crate) fn session(id: &str, last_updated: DateTime) -> Session {
+    serde_json::from_value(serde_json::json!({
+        "country_code": "NL", "party_id": "CPO", "id": id, "start_date_time": "2020-01-01T10:00:00Z",
+        "kwh": 12.5, "cdr_token": {"country_code": "DE", "party_id": "EMS", "uid": "RFID1", "type": "RFID",
+        "contract_id": "DE-EMS-C12345-6"}, "auth_method": "WHITELIST", "location_id": "Loc-1",
+        "evse_uid": "Loc-1-E1", "connector_id": "1", "currency": "EUR", "status": "ACTIVE",
+        "total_cost": {"excl_vat": 3.50, "incl_vat": 4.24}, "last_updated": last_updated
+    }))
+    .expect("session")
+}
+
+pub(crate) fn cdr(id: &str, last_updated: DateTime) -> Cdr {
+    serde_json::from_value(serde_json::json!({
+        "country_code": "NL", "party_id": "CPO", "id": id, "start_date_time": "2020-01-01T10:00:00Z",
+        "end_date_time": "2020-01-01T11:30:00Z", "session_id": "S1",
+        "cdr_token": {"country_code": "DE", "party_id": "EMS", "uid": "RFID1", "type": "RFID",
+          "contract_id": "DE-EMS-C12345-6"},
+        "auth_method": "WHITELIST",
+        "cdr_location": {"id": "Loc-1", "address": "Main Street 1", "city": "Utrecht", "country": "NLD",
+          "coordinates": {"latitude": "52.09073", "longitude": "5.12142"}, "evse_uid": "Loc-1-E1",
+          "evse_id": "NL*CPO*E1", "connector_id": "1", "connector_standard": "IEC_62196_T2",
+          "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"},
+        "currency": "EUR",
+        "charging_periods": [{"start_date_time": "2020-01-01T10:00:00Z",
+          "dimensions": [{"type": "ENERGY", "volume": 12.500}], "tariff_id": "T1"}],
+        "total_cost": {"excl_vat": 4.38, "incl_vat": 5.30}, "total_energy": 12.500, "total_time": 1.5,
+        "last_updated": last_updated
+    }))
+    .expect("cdr")
+}
+
+/// A request with the peer's token and an optional JSON body.
+pub(crate) fn send(method: &str, uri: &str, body: Option<&serde_json::Value>) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", "Token peer-token");
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(v).expect("json")))
+            .expect("request"),
+        None => b.body(Body::empty()).expect("request"),
+    }
 }

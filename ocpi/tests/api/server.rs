@@ -52,7 +52,11 @@ async fn token_a_opens_versions_and_credentials_only() {
         [
             (Some("credentials"), Some("SENDER")),
             (Some("locations"), Some("SENDER")),
-            (Some("tariffs"), Some("SENDER"))
+            (Some("tariffs"), Some("SENDER")),
+            (Some("sessions"), Some("SENDER")),
+            (Some("cdrs"), Some("SENDER")),
+            (Some("tokens"), Some("RECEIVER")),
+            (Some("commands"), Some("RECEIVER")),
         ]
     );
     assert_eq!(
@@ -63,6 +67,9 @@ async fn token_a_opens_versions_and_credentials_only() {
         "/ocpi/2.2.1/locations",
         "/ocpi/2.2.1/tariffs",
         "/ocpi/2.2.1/locations/L1",
+        "/ocpi/2.2.1/sessions",
+        "/ocpi/2.2.1/cdrs",
+        "/ocpi/2.2.1/tokens/DE/EMS/123",
     ] {
         assert_eq!(
             call(&app, get(path, Some(&auth))).await.status,

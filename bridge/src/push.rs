@@ -1,0 +1,241 @@
+//! The pusher: drains the store's outbox to OCPI peers.
+//!
+//! One delivery task per peer, so a slow or dead peer never delays another. Each task sends its
+//! peer's entries strictly in queue order: it picks the head entry (from then on nothing merges
+//! into it), renders its body from the current state if it is a rendered entry, sends it, and
+//! removes it only when the peer accepted it (OCPI 1000) — flushing before it moves on. Network
+//! errors, timeouts, HTTP 5xx and OCPI 3xxx are retried with exponential backoff and jitter
+//! (capped); a refusal (OCPI 2xxx, HTTP 4xx) is logged with the peer's message and parked for an
+//! operator (admin API), so one bad entry does not block the queue forever.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::Method;
+use ocpi::types::{InterfaceRole, ModuleId};
+use ocpi::{Peer, PeerId, PeerStatus, Platform, PushError};
+use rand::Rng;
+use state::{OutboxEntry, Store};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::cpo::{Cpo, PushCommand};
+
+/// Backoff bounds for retryable failures.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How often an idle task looks at its queue even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(30);
+
+struct Task {
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+}
+
+/// Runs the pusher until `shutdown`: starts a delivery task for every registered peer and
+/// follows [`PushCommand`]s.
+pub async fn run(
+    platform: Arc<Platform<Cpo>>,
+    store: Store,
+    mut commands: mpsc::UnboundedReceiver<PushCommand>,
+    shutdown: CancellationToken,
+) {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut tasks: HashMap<PeerId, Task> = HashMap::new();
+    let ensure = |id: &PeerId, tasks: &mut HashMap<PeerId, Task>| -> Arc<Notify> {
+        if let Some(t) = tasks.get(id)
+            && !t.cancel.is_cancelled()
+        {
+            return t.wake.clone();
+        }
+        let wake = Arc::new(Notify::new());
+        let cancel = shutdown.child_token();
+        let span = tracing::info_span!("push", peer = %id);
+        tracker.spawn(
+            deliver(
+                platform.clone(),
+                store.clone(),
+                id.clone(),
+                wake.clone(),
+                cancel.clone(),
+            )
+            .instrument(span),
+        );
+        tasks.insert(
+            id.clone(),
+            Task {
+                wake: wake.clone(),
+                cancel,
+            },
+        );
+        wake
+    };
+    for peer in platform.peers().all() {
+        ensure(&peer.id, &mut tasks);
+    }
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(PushCommand::Wake(id)) => ensure(&id, &mut tasks).notify_one(),
+                Some(PushCommand::WakeAll) => {
+                    for peer in platform.peers().all() {
+                        ensure(&peer.id, &mut tasks).notify_one();
+                    }
+                }
+                Some(PushCommand::Stop(id)) => {
+                    if let Some(t) = tasks.remove(&id) {
+                        t.cancel.cancel();
+                    }
+                }
+                None => break,
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    for t in tasks.values() {
+        t.cancel.cancel();
+    }
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("push tasks did not stop in time");
+    }
+}
+
+/// What became of one delivery attempt.
+enum Outcome {
+    Delivered,
+    Retry(String),
+    Refused(String),
+}
+
+async fn deliver(
+    platform: Arc<Platform<Cpo>>,
+    store: Store,
+    peer_id: PeerId,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let Some(peer) = platform.peers().get(&peer_id) else {
+            tracing::info!(peer = %peer_id, "peer gone; delivery task ends");
+            return;
+        };
+        let head = match store.outbox_head(peer_id.as_str(), 1) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(peer = %peer_id, error = %e, "reading the outbox failed");
+                Vec::new()
+            }
+        };
+        update_gauges(&store, &peer_id);
+        let Some(entry) = head
+            .into_iter()
+            .next()
+            .filter(|_| peer.status == PeerStatus::Registered)
+        else {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = cancel.cancelled() => return,
+            }
+            continue;
+        };
+        let outcome = attempt(&platform, &store, &peer, entry.seq).await;
+        match outcome {
+            Outcome::Delivered => {
+                backoff = BACKOFF_MIN;
+                metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "delivered").increment(1);
+                if let Err(e) = store.outbox_ack(peer_id.as_str(), entry.seq) {
+                    tracing::error!(peer = %peer_id, error = %e, "removing a delivered entry failed");
+                }
+                if let Err(e) = store.flush().await {
+                    tracing::error!(peer = %peer_id, error = %e, "flush after delivery failed");
+                }
+            }
+            Outcome::Refused(reason) => {
+                metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "parked").increment(1);
+                tracing::warn!(peer = %peer_id, seq = entry.seq, method = %entry.method, module = %entry.module, reason = %reason, "peer refused a push; parked");
+                if let Err(e) = store.outbox_park(peer_id.as_str(), entry.seq, &reason) {
+                    tracing::error!(peer = %peer_id, error = %e, "parking failed");
+                }
+                let _ = store.flush().await;
+            }
+            Outcome::Retry(reason) => {
+                metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "retry").increment(1);
+                let _ = store.outbox_failed(peer_id.as_str(), entry.seq, &reason);
+                let jitter = rand::rng().random_range(0.5..1.0);
+                let wait = backoff.mul_f64(jitter);
+                tracing::warn!(peer = %peer_id, seq = entry.seq, reason = %reason, retry_in = ?wait, "push failed; will retry");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn update_gauges(store: &Store, peer: &PeerId) {
+    if let Ok(stats) = store.outbox_stats(std::slice::from_ref(&peer.0)) {
+        for s in stats.into_iter().filter(|s| s.peer == peer.0) {
+            metrics::gauge!("ocpi_outbox_depth", "peer" => s.peer.clone()).set(s.depth as f64);
+            let age = s.oldest.map_or(0.0, |o| {
+                (chrono::Utc::now() - o).num_milliseconds() as f64 / 1000.0
+            });
+            metrics::gauge!("ocpi_outbox_oldest_age_seconds", "peer" => s.peer.clone()).set(age);
+        }
+    }
+}
+
+fn module_id(name: &str) -> ModuleId {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .unwrap_or(ModuleId::Other(name.to_owned()))
+}
+
+async fn attempt(platform: &Platform<Cpo>, store: &Store, peer: &Peer, seq: u64) -> Outcome {
+    let entry: OutboxEntry = match store.outbox_pick(peer.id.as_str(), seq) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Outcome::Delivered, // merged away or dropped meanwhile
+        Err(e) => return Outcome::Retry(format!("store: {e}")),
+    };
+    let (path, body) = match &entry.render {
+        Some(key) => match platform.backend().render(key) {
+            Ok(Some(rendered)) => rendered,
+            Ok(None) => {
+                tracing::info!(peer = %peer.id, render = %key, "object no longer exists; entry dropped");
+                return Outcome::Delivered;
+            }
+            Err(e) => return Outcome::Retry(format!("render: {e}")),
+        },
+        None => (entry.path.clone(), entry.body.clone()),
+    };
+    let method = match entry.method.as_str() {
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "POST" => Method::POST,
+        "DELETE" => Method::DELETE,
+        other => return Outcome::Refused(format!("unsupported method {other}")),
+    };
+    let module = module_id(&entry.module);
+    let body = (!body.is_null()).then_some(&body);
+    match platform
+        .client()
+        .send(peer, &module, InterfaceRole::Receiver, method, &path, body)
+        .await
+    {
+        Ok(_) => Outcome::Delivered,
+        Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),
+        Err(e @ PushError::Refused { .. }) => Outcome::Refused(e.to_string()),
+        Err(e) => Outcome::Refused(e.to_string()),
+    }
+}

@@ -1,0 +1,45 @@
+//! Commands Receiver interface: `POST /commands/{command}`.
+//!
+//! The command type is matched case-insensitively; an unknown type → OCPI 2001 (HTTP 200). Body not JSON → HTTP
+//! 400; wrong shape or failing validation (`Command::validate`) → 2001. A START_SESSION/RESERVE_NOW whose token
+//! belongs to a party that is not the caller's (and the caller is no hub) is answered `REJECTED` without reaching
+//! the backend (the spec forbids eMSPs to use other eMSPs' tokens). Otherwise the backend's `CommandResponse` is
+//! the envelope's `data`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+
+use crate::backend::CpoBackend;
+use crate::envelope::{OcpiError, Response as Envelope};
+use crate::platform::Platform;
+use crate::types::{Command, CommandResponse, CommandResponseType, CommandType};
+
+use super::auth::Caller;
+use super::locations::peer;
+
+pub(super) async fn post<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    Path(command): Path<String>,
+    body: Bytes,
+) -> Result<Envelope<CommandResponse>, OcpiError> {
+    let peer = peer(&caller)?;
+    let kind = CommandType::from(command.to_ascii_uppercase().as_str());
+    let command = Command::from_body(&kind, &body)?;
+    command.validate()?;
+    if let Some(token) = command.token()
+        && !peer.may_act_for(&token.country_code, &token.party_id)
+    {
+        tracing::info!(peer = %peer.id, %kind, owner = %format!("{}/{}", token.country_code, token.party_id),
+            "command with another party's token rejected");
+        return Ok(Envelope::success(
+            CommandResponse::new(CommandResponseType::Rejected, 0)
+                .with_message("the token does not belong to one of your parties"),
+        ));
+    }
+    let response = platform.backend().command(peer, command).await?;
+    Ok(Envelope::success(response))
+}

@@ -1,0 +1,65 @@
+//! Sessions Sender interface: paginated list (`date_from` optional although the spec marks it required) and
+//! `PUT /{session_id}/charging_preferences`.
+//!
+//! Preferences: unknown session (for this caller) → HTTP 404 + OCPI 2000; EVSE not CHARGING_PREFERENCES_CAPABLE
+//! (backend answers `None`) → HTTP 404 + OCPI 2001 as the spec prescribes; otherwise `data` is the bare
+//! ChargingPreferencesResponse string.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+
+use crate::backend::CpoBackend;
+use crate::envelope::{OcpiError, Response as Envelope, parse_body};
+use crate::platform::Platform;
+use crate::types::{ChargingPreferences, SessionId};
+
+use super::auth::Caller;
+use super::locations::peer;
+use super::pagination::{PageParams, paginate};
+
+pub(super) async fn list<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Response, OcpiError> {
+    let settings = platform.settings();
+    let params = PageParams::from_uri(&uri, settings.page_limit())?;
+    let items = platform.backend().sessions(peer(&caller)?)?;
+    Ok(paginate(
+        items,
+        |s| s.last_updated,
+        &params,
+        &settings.module_url("sessions"),
+        settings.page_limit(),
+    ))
+}
+
+pub(super) async fn charging_preferences<B: CpoBackend>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    Path(session_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, OcpiError> {
+    let peer = peer(&caller)?;
+    let preferences: ChargingPreferences = parse_body(&body)?;
+    let session = platform
+        .backend()
+        .session(peer, &SessionId::new(session_id.as_str()))?
+        .ok_or_else(|| OcpiError::NotFound(format!("session {session_id}")))?;
+    match platform
+        .backend()
+        .charging_preferences(peer, &session, preferences)
+        .await?
+    {
+        Some(answer) => Ok(Envelope::success(answer).into_response()),
+        None => Ok(super::not_found(
+            2001,
+            format!("EVSE of session {session_id} does not support charging preferences"),
+        )),
+    }
+}
