@@ -23,6 +23,7 @@
 //! station sockets with 1001, stops the HTTP servers, flushes the store and returns.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod cpo;
 pub mod evse;
@@ -33,6 +34,7 @@ pub mod push;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

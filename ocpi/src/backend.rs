@@ -11,8 +11,8 @@ use std::future::Future;
 
 use crate::envelope::OcpiError;
 use crate::peer::{Peer, PeerId};
-use crate::settings::Settings;
 use crate::server::AdvertisedModule;
+use crate::settings::Settings;
 use crate::types::{
     Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, Command, CommandResponse,
     CommandResponseType, CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId,
@@ -93,7 +93,9 @@ pub trait CpoBackend: Send + Sync + 'static {
     /// the URL and the caller's parties; PATCH arrives here merged into the stored token. Default: OCPI 3000.
     fn put_token(&self, caller: &Peer, token: Token) -> Result<(), OcpiError> {
         let _ = (caller, token);
-        Err(OcpiError::Server("tokens are not stored by this CPO".into()))
+        Err(OcpiError::Server(
+            "tokens are not stored by this CPO".into(),
+        ))
     }
 
     /// Executes (or forwards) a validated command and answers synchronously; the station's outcome goes later to

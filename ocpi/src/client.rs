@@ -200,7 +200,7 @@ impl Recipient {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizeOutcome {
     /// OCPI 1000 with AuthorizationInfo; look at `allowed` — BLOCKED/EXPIRED/… also arrive here.
-    Authorized(AuthorizationInfo),
+    Authorized(Box<AuthorizationInfo>),
     /// The eMSP doesn't know the token (HTTP 404 and/or OCPI 2004).
     UnknownToken,
     /// OCPI 2002: the eMSP needs LocationReferences to decide.
@@ -333,12 +333,19 @@ impl Client {
         patch: &serde_json::Value,
         to: &Recipient,
     ) -> Result<Accepted, PushError> {
-        if patch.get("last_updated").is_none_or(serde_json::Value::is_null) {
+        if patch
+            .get("last_updated")
+            .is_none_or(serde_json::Value::is_null)
+        {
             return Err(PushError::Serialize(
                 "a Session PATCH must be an object with last_updated".into(),
             ));
         }
-        let path = path(&[country_code.as_str(), party_id.as_str(), session_id.as_str()]);
+        let path = path(&[
+            country_code.as_str(),
+            party_id.as_str(),
+            session_id.as_str(),
+        ]);
         self.send_to(
             peer,
             &ModuleId::Sessions,
@@ -435,7 +442,7 @@ impl Client {
             .await;
         match answer {
             Ok(accepted) => match accepted.data::<AuthorizationInfo>() {
-                Ok(Some(info)) => Ok(AuthorizeOutcome::Authorized(info)),
+                Ok(Some(info)) => Ok(AuthorizeOutcome::Authorized(Box::new(info))),
                 Ok(None) => Err(PushError::Retryable(RetryReason::InvalidResponse(
                     "authorize answer without AuthorizationInfo".into(),
                 ))),

@@ -18,8 +18,11 @@ pub(crate) mod tree {
     pub(crate) const EVSE_UIDS: &str = "evse_uids";
     pub(crate) const EVSE_BY_UID: &str = "evse_by_uid";
     pub(crate) const EVSE_STATES: &str = "evse_states";
+    pub(crate) const DOCS: &str = "docs";
+    pub(crate) const DOC_ORDER: &str = "doc_order";
+    pub(crate) const INDEXES: &str = "indexes";
     /// Every tree, in the order [`crate::Txn`] indexes them.
-    pub(crate) const ALL: [&str; 15] = [
+    pub(crate) const ALL: [&str; 18] = [
         STATIONS,
         CONNECTORS,
         TRANSACTIONS,
@@ -35,6 +38,9 @@ pub(crate) mod tree {
         EVSE_UIDS,
         EVSE_BY_UID,
         EVSE_STATES,
+        DOCS,
+        DOC_ORDER,
+        INDEXES,
     ];
 }
 
@@ -55,6 +61,9 @@ pub(crate) mod idx {
     pub(crate) const EVSE_UIDS: usize = 12;
     pub(crate) const EVSE_BY_UID: usize = 13;
     pub(crate) const EVSE_STATES: usize = 14;
+    pub(crate) const DOCS: usize = 15;
+    pub(crate) const DOC_ORDER: usize = 16;
+    pub(crate) const INDEXES: usize = 17;
 }
 
 /// `peer \0 seq(be64)`

@@ -29,10 +29,28 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use model::{
-    Connector, EvseState, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction, TransactionStatus,
+    Connector, EvseState, MeterSample, SCHEMA_VERSION, SignedData, Station, Transaction,
+    TransactionStatus,
 };
 
 pub use outbox::{OutboxEntry, OutboxStats};
+
+/// A stored document (tokens, sessions, CDRs, …): JSON with its creation sequence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Doc {
+    /// Creation order within its kind (stable list order for paginated GETs).
+    pub seq: u64,
+    /// When it was first stored.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The document.
+    pub value: serde_json::Value,
+}
+
+fn doc_key(kind: &str, id: &str) -> Vec<u8> {
+    let mut k = keys::station_prefix(kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
 
 use keys::{idx, tree};
 
@@ -444,9 +462,51 @@ impl Store {
         Ok(())
     }
 
+    /// One document.
+    pub fn doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, Error> {
+        get(self.tree(idx::DOCS), tree::DOCS, &doc_key(kind, id))
+    }
+
+    /// All documents of a kind in creation order.
+    pub fn docs(&self, kind: &str) -> Result<Vec<Doc>, Error> {
+        let mut out = Vec::new();
+        for id in self
+            .tree(idx::DOC_ORDER)
+            .scan_prefix(keys::station_prefix(kind))
+            .values()
+        {
+            let id = id?;
+            if let Some(d) = self.doc(kind, &String::from_utf8_lossy(&id))? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries of an index under a prefix: `(key suffix after the prefix, value)`.
+    pub fn index_scan(&self, index: &str, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let mut full = keys::station_prefix(index);
+        full.extend_from_slice(prefix.as_bytes());
+        let skip = index.len() + 1 + prefix.len();
+        self.tree(idx::INDEXES)
+            .scan_prefix(&full)
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((
+                    String::from_utf8_lossy(&k[skip..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
     /// The published EVSE states of a station, by EVSE number.
     pub fn evse_states(&self, station: &str) -> Result<Vec<EvseState>, Error> {
-        scan(self.tree(idx::EVSE_STATES), tree::EVSE_STATES, &keys::station_prefix(station))
+        scan(
+            self.tree(idx::EVSE_STATES),
+            tree::EVSE_STATES,
+            &keys::station_prefix(station),
+        )
     }
 
     /// A meta value (small bookkeeping such as the configuration fingerprint).
@@ -459,7 +519,8 @@ impl Store {
 
     /// Sets a meta value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
-        self.tree(idx::META).insert(format!("m:{key}"), value.as_bytes())?;
+        self.tree(idx::META)
+            .insert(format!("m:{key}"), value.as_bytes())?;
         Ok(())
     }
 
@@ -489,6 +550,14 @@ impl Store {
             reason: "evse id".into(),
         })?;
         Ok(Some((station.to_owned(), evse)))
+    }
+
+    /// `index[key]` outside a transaction.
+    pub fn index_get(&self, index: &str, key: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .tree(idx::INDEXES)
+            .get(doc_key(index, key))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Every record as JSON lines `{"tree", "key", "value"}` (backup and debugging).
@@ -820,9 +889,58 @@ impl Txn<'_> {
         Ok(uid)
     }
 
+    /// One document.
+    pub fn doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, TxError> {
+        self.get(idx::DOCS, tree::DOCS, &doc_key(kind, id))
+    }
+
+    /// Stores a document, keeping its creation sequence if it existed. Returns the stored doc.
+    pub fn put_doc(&self, kind: &str, id: &str, value: serde_json::Value) -> Result<Doc, TxError> {
+        let key = doc_key(kind, id);
+        let doc = match self.get::<Doc>(idx::DOCS, tree::DOCS, &key)? {
+            Some(old) => Doc { value, ..old },
+            None => {
+                let seq = self.trees[idx::DOC_ORDER].generate_id()?;
+                let mut order = keys::station_prefix(kind);
+                order.extend_from_slice(&seq.to_be_bytes());
+                self.trees[idx::DOC_ORDER].insert(order, id.as_bytes())?;
+                Doc {
+                    seq,
+                    created_at: chrono::Utc::now(),
+                    value,
+                }
+            }
+        };
+        self.put(idx::DOCS, tree::DOCS, key, &doc)?;
+        Ok(doc)
+    }
+
+    /// Sets `index[key] = value`.
+    pub fn index_put(&self, index: &str, key: &str, value: &str) -> Result<(), TxError> {
+        self.trees[idx::INDEXES].insert(doc_key(index, key), value.as_bytes())?;
+        Ok(())
+    }
+
+    /// `index[key]`.
+    pub fn index_get(&self, index: &str, key: &str) -> Result<Option<String>, TxError> {
+        Ok(self.trees[idx::INDEXES]
+            .get(doc_key(index, key))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Removes `index[key]`.
+    pub fn index_remove(&self, index: &str, key: &str) -> Result<(), TxError> {
+        self.trees[idx::INDEXES].remove(doc_key(index, key))?;
+        Ok(())
+    }
+
     /// The published state of one EVSE.
     pub fn evse_state(&self, station: &str, evse_id: u32) -> Result<Option<EvseState>, TxError> {
-        self.get(idx::EVSE_STATES, tree::EVSE_STATES, &keys::connector(station, evse_id, 0))
+        self.get(
+            idx::EVSE_STATES,
+            tree::EVSE_STATES,
+            &keys::connector(station, evse_id, 0),
+        )
     }
 
     /// Stores the published state of one EVSE.

@@ -342,3 +342,62 @@ fn deleting_a_peer_drops_its_queue() {
     assert!(store.outbox("hub").unwrap().is_empty());
     assert_eq!(store.outbox("hubby").unwrap().len(), 1);
 }
+
+#[test]
+fn documents_keep_their_creation_order_when_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for id in ["b", "a", "c"] {
+        store
+            .update(|tx| tx.put_doc("session", id, serde_json::json!({"id": id, "v": 1})))
+            .unwrap();
+    }
+    store
+        .update(|tx| tx.put_doc("session", "b", serde_json::json!({"id": "b", "v": 2})))
+        .unwrap();
+    store
+        .update(|tx| tx.put_doc("cdr", "x", serde_json::json!({})))
+        .unwrap();
+    let ids: Vec<String> = store
+        .docs("session")
+        .unwrap()
+        .iter()
+        .map(|d| d.value["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["b", "a", "c"]);
+    assert_eq!(store.doc("session", "b").unwrap().unwrap().value["v"], 2);
+    assert_eq!(store.docs("cdr").unwrap().len(), 1);
+}
+
+#[test]
+fn indexes_scan_by_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .update(|tx| tx.index_put("token_uid", "abc\0NL\0EMS\0RFID", "k1"))
+        .unwrap();
+    store
+        .update(|tx| tx.index_put("token_uid", "abc\0DE\0XYZ\0RFID", "k2"))
+        .unwrap();
+    store
+        .update(|tx| tx.index_put("token_uid", "abcd\0NL\0EMS\0RFID", "k3"))
+        .unwrap();
+    let hits = store.index_scan("token_uid", "abc\0").unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(
+        store
+            .index_get("token_uid", "abcd\0NL\0EMS\0RFID")
+            .unwrap()
+            .as_deref(),
+        Some("k3")
+    );
+    store
+        .update(|tx| tx.index_remove("token_uid", "abcd\0NL\0EMS\0RFID"))
+        .unwrap();
+    assert!(
+        store
+            .index_get("token_uid", "abcd\0NL\0EMS\0RFID")
+            .unwrap()
+            .is_none()
+    );
+}

@@ -88,13 +88,10 @@ pub(super) async fn get<B: CpoBackend>(
     let key = key(peer, path)?;
     let kind = query_type(&uri)?.unwrap_or_default();
     Ok(
-        match platform.backend().token(
-            peer,
-            &key.country_code,
-            &key.party_id,
-            &key.uid,
-            &kind,
-        )? {
+        match platform
+            .backend()
+            .token(peer, &key.country_code, &key.party_id, &key.uid, &kind)?
+        {
             Some(token) => Envelope::success(token).into_response(),
             None => unknown_token(&key, &kind),
         },
@@ -145,7 +142,13 @@ pub(super) async fn put<B: CpoBackend>(
     token.validate()?;
     let backend = platform.backend();
     let existed = backend
-        .token(peer, &key.country_code, &key.party_id, &key.uid, &token.kind)?
+        .token(
+            peer,
+            &key.country_code,
+            &key.party_id,
+            &key.uid,
+            &token.kind,
+        )?
         .is_some();
     backend.put_token(peer, token)?;
     let status = if existed {

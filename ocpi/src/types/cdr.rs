@@ -14,7 +14,9 @@ use super::ids::{
     CdrId, ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, SessionId, TariffId,
     TokenUid, open_enum,
 };
-use super::location::{Connector, ConnectorFormat, ConnectorType, Evse, GeoLocation, Location, PowerType};
+use super::location::{
+    Connector, ConnectorFormat, ConnectorType, Evse, GeoLocation, Location, PowerType,
+};
 use super::tariff::Tariff;
 use super::token::{Token, TokenType};
 use super::validate::{Checker, ValidationErrors};
@@ -146,7 +148,11 @@ impl ChargingPeriod {
         if self.dimensions.is_empty() {
             c.bad("dimensions", "missing (at least one dimension required)");
         }
-        c.opt_ci("tariff_id", self.tariff_id.as_ref().map(TariffId::as_str), 36);
+        c.opt_ci(
+            "tariff_id",
+            self.tariff_id.as_ref().map(TariffId::as_str),
+            36,
+        );
     }
 }
 
@@ -462,7 +468,10 @@ mod tests {
     fn cdr_round_trips_with_numbers_and_validates() {
         let cdr: Cdr = serde_json::from_str(CDR).expect("parses");
         assert_eq!(cdr.total_energy, Decimal::from_str("15.342").expect("dec"));
-        assert_eq!(cdr.charging_periods[0].dimensions[0].kind, CdrDimensionType::Time);
+        assert_eq!(
+            cdr.charging_periods[0].dimensions[0].kind,
+            CdrDimensionType::Time
+        );
         assert!(cdr.validate().is_ok(), "{:?}", cdr.validate());
         let json = serde_json::to_string(&cdr).expect("json");
         assert!(json.contains(r#""total_energy":15.342"#), "{json}");
@@ -514,7 +523,10 @@ mod tests {
         cdr.charging_periods.clear();
         cdr.cdr_location.state = Some("s".repeat(21));
         let e = cdr.validate().expect_err("invalid");
-        assert!(e.has("id") && e.has("charging_periods") && e.has("cdr_location.state"), "{e}");
+        assert!(
+            e.has("id") && e.has("charging_periods") && e.has("cdr_location.state"),
+            "{e}"
+        );
         cdr.credit = Some(true);
         let e = cdr.validate().expect_err("invalid");
         assert!(!e.has("id"), "39 allowed for credit CDRs: {e}");

@@ -407,14 +407,18 @@ mod tests {
         assert!(e.has("response_url") && e.has("session_id"), "{e}");
         let long = serde_json::json!({"response_url": format!("https://x/{}", "a".repeat(260)),
             "reservation_id": "R"});
-        let cmd = Command::from_body(&CommandType::CancelReservation, &body(&long)).expect("parses");
+        let cmd =
+            Command::from_body(&CommandType::CancelReservation, &body(&long)).expect("parses");
         assert!(cmd.validate().expect_err("too long").has("response_url"));
         let start = serde_json::json!({"response_url": "https://x/y", "token": token(),
             "location_id": "L", "connector_id": "1"});
         let cmd = Command::from_body(&CommandType::StartSession, &body(&start)).expect("parses");
         assert!(cmd.validate().expect_err("invalid").has("evse_uid"));
         assert!(matches!(
-            Command::from_body(&CommandType::StartSession, br#"{"response_url": "https://x/y"}"#),
+            Command::from_body(
+                &CommandType::StartSession,
+                br#"{"response_url": "https://x/y"}"#
+            ),
             Err(OcpiError::InvalidParameters(_))
         ));
         assert!(matches!(
@@ -429,14 +433,18 @@ mod tests {
 
     #[test]
     fn responses_and_results_round_trip() {
-        let r = CommandResponse::new(CommandResponseType::UnknownSession, 30).with_message("no such session");
+        let r = CommandResponse::new(CommandResponseType::UnknownSession, 30)
+            .with_message("no such session");
         let json = serde_json::to_value(&r).expect("json");
         assert_eq!(
             json,
             serde_json::json!({"result": "UNKNOWN_SESSION", "timeout": 30,
                 "message": [{"language": "en", "text": "no such session"}]})
         );
-        assert_eq!(serde_json::from_value::<CommandResponse>(json).expect("parses"), r);
+        assert_eq!(
+            serde_json::from_value::<CommandResponse>(json).expect("parses"),
+            r
+        );
         for v in [
             "ACCEPTED",
             "CANCELED_RESERVATION",

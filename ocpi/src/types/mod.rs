@@ -27,6 +27,6 @@ pub use location::*;
 pub use session::*;
 pub use tariff::*;
 pub use token::*;
-pub use validate::{FieldError, ValidationErrors};
 pub(crate) use validate::is_http_url;
+pub use validate::{FieldError, ValidationErrors};
 pub use version::*;

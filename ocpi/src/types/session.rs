@@ -197,7 +197,10 @@ mod tests {
         s.id = SessionId::new("");
         s.cdr_token.uid = "x".repeat(40).as_str().into();
         let e = s.validate().expect_err("invalid");
-        assert!(e.has("id") && e.has("currency") && e.has("cdr_token.uid"), "{e}");
+        assert!(
+            e.has("id") && e.has("currency") && e.has("cdr_token.uid"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Checker {
 
     /// Runs `f` with `prefix` appended to the field path.
     pub(crate) fn nested(&mut self, prefix: &str, f: impl FnOnce(&mut Self)) {
-        let saved = std::mem::replace(&mut self.prefix, String::new());
+        let saved = std::mem::take(&mut self.prefix);
         self.prefix = if saved.is_empty() {
             prefix.to_owned()
         } else {
@@ -192,7 +192,10 @@ mod tests {
             ]
         );
         assert!(e.has("token.uid"));
-        assert!(e.to_string().starts_with("invalid Thing: uid: missing"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid Thing: uid: missing"),
+            "{e}"
+        );
         assert!(Checker::new("x").finish().is_ok());
     }
 }

@@ -104,7 +104,11 @@ impl CpoBackend for TestBackend {
         tokens.push(token);
         Ok(())
     }
-    async fn command(&self, _caller: &Peer, command: Command) -> Result<CommandResponse, OcpiError> {
+    async fn command(
+        &self,
+        _caller: &Peer,
+        command: Command,
+    ) -> Result<CommandResponse, OcpiError> {
         let accepted = matches!(command, Command::StartSession(_) | Command::StopSession(_));
         self.commands.lock().expect("lock").push(command);
         Ok(if accepted {

@@ -2,7 +2,9 @@
 //! 127.0.0.1:0 for handshakes and the client.
 
 mod client;
+mod client_modules;
 mod handshake;
 mod helpers;
+mod modules;
 mod pagination;
 mod server;

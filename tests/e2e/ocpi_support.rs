@@ -1,0 +1,169 @@
+//! Shared set-up for the OCPI tests: a daemon with OCPI on port 0, the fake hub, admin helpers.
+
+use std::time::Duration;
+
+use bridge_tests::hub::OcpiResponse;
+use bridge_tests::{Daemon, Hub, OcppVersion, Station, TestConfig, eventually};
+use serde_json::Value;
+
+/// The daemon's `[ocpi] token_a` in these tests.
+pub(crate) const TOKEN_A: &str = "bridge-token-a-0123456789";
+/// Bound on pushes the daemon should make "right away".
+pub(crate) const PUSH_SOON: Duration = Duration::from_secs(15);
+/// Bound on a registration (the first attempt should succeed; retries start at 0.5 s).
+pub(crate) const REGISTER_SOON: Duration = Duration::from_secs(20);
+
+/// OCPI on port 0 with `public_url` substituted, token A, a tariff on LOC1, and four stations at
+/// LOC1: CS001/CS002 (1.6), CS201/CS202 (2.0.1).
+pub(crate) fn ocpi_config() -> TestConfig {
+    TestConfig::new()
+        .ocpi_port0()
+        .ocpi_token_a(TOKEN_A)
+        .tariff("T1", "EUR", 0.35)
+        .location_tariff("LOC1", "T1")
+        .station("CS001")
+        .station("CS002")
+        .station("CS201")
+        .station("CS202")
+}
+
+/// The daemon's versions URL (`{public_url}/ocpi/versions` with the bound port).
+pub(crate) fn versions_url(daemon: &Daemon) -> String {
+    format!("http://{}/ocpi/versions", daemon.ocpi_addr())
+}
+
+/// A hub configured as `[[ocpi.peers]]` of a daemon started with `config`; waits until the daemon
+/// registered with it.
+pub(crate) async fn daemon_with_hub(config: TestConfig) -> (Hub, Daemon) {
+    let hub = Hub::start().await;
+    let daemon = Daemon::start(&config.ocpi_peer(&hub.versions_url(), &hub.token_a())).await;
+    hub.wait_registered(REGISTER_SOON).await;
+    (hub, daemon)
+}
+
+/// Connect `id`, BootNotification.
+pub(crate) async fn booted(daemon: &Daemon, id: &str, version: OcppVersion) -> Station {
+    let cs = Station::connect_to(daemon, id, version).await;
+    cs.boot().await;
+    cs
+}
+
+/// The `/admin/peers` entry with `id`, waiting (bounded) until it is listed.
+pub(crate) async fn admin_peer(daemon: &Daemon, id: &str) -> Value {
+    eventually(&format!("peer {id} in /admin/peers"), PUSH_SOON, || async {
+        let peers = daemon.admin_get("/admin/peers").await;
+        peers
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["id"] == id).cloned())
+            .ok_or(peers)
+    })
+    .await
+}
+
+/// The `/admin/outbox` `peers[]` entry of `peer` (or `Null`).
+pub(crate) async fn outbox_stats(daemon: &Daemon, peer: &str) -> Value {
+    let ob = daemon.admin_get("/admin/outbox").await;
+    ob["peers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["peer"] == peer).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// `POST http://{admin}{path}` with an optional JSON body → (status, body).
+pub(crate) async fn admin_post(daemon: &Daemon, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let url = format!("http://{}{}", daemon.admin_addr(), path);
+    let mut req = client.post(&url);
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e:#}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// A plain OCPI client for requests that are not the hub's (wrong tokens, bad bodies).
+pub(crate) async fn raw_request(
+    method: reqwest::Method,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> OcpiResponse {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let mut req = client.request(method.clone(), url);
+    if let Some(a) = authorization {
+        req = req.header("Authorization", a);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"));
+    let status = resp.status().as_u16();
+    let mut headers = std::collections::BTreeMap::new();
+    for (k, v) in resp.headers() {
+        headers.insert(
+            k.as_str().to_ascii_lowercase(),
+            v.to_str().unwrap_or_default().to_string(),
+        );
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).ok();
+    OcpiResponse {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// The module URL from the daemon's version details, discovered with `token` (never hard-coded).
+pub(crate) async fn discover_module(daemon: &Daemon, token: &str, module: &str) -> String {
+    let auth = bridge_tests::hub::auth_value(token);
+    let versions = raw_request(
+        reqwest::Method::GET,
+        &versions_url(daemon),
+        Some(&auth),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(versions.status, 200, "GET versions: {}", versions.text);
+    let detail_url = versions
+        .data()
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+        .and_then(|v| v["url"].as_str())
+        .unwrap_or_else(|| panic!("no 2.2.1 in versions: {}", versions.text))
+        .to_string();
+    let details = raw_request(reqwest::Method::GET, &detail_url, Some(&auth), None, &[]).await;
+    assert_eq!(details.status, 200, "GET details: {}", details.text);
+    details.data()["endpoints"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["identifier"] == module))
+        .and_then(|e| e["url"].as_str())
+        .unwrap_or_else(|| panic!("no {module} in details: {}", details.text))
+        .to_string()
+}

@@ -1,0 +1,1190 @@
+//! A fake OCPI 2.2.1 roaming hub / eMSP for the end-to-end tests.
+//!
+//! [`Hub`] is a real HTTP server (axum) on `127.0.0.1:0` that speaks the configuration modules
+//! the way a peer platform does, and records everything the daemon pushes to it:
+//!
+//! - **Versions**: `GET /ocpi/versions` and `GET /ocpi/2.2.1` advertise credentials, locations,
+//!   tariffs, sessions and cdrs as RECEIVER (under `/ocpi/emsp/2.2.1/…`) and tokens and commands
+//!   as SENDER. Both accept the hub's token A and the token it handed to the daemon.
+//! - **Daemon registers with the hub** (the hub is configured in `[[ocpi.peers]]`): `POST
+//!   /ocpi/2.2.1/credentials` with the hub's token A; the hub calls the daemon's versions URL and
+//!   version details back with the token from the body (that is the check that the daemon already
+//!   accepts its token B while its POST is in flight), then answers its own credentials with a
+//!   fresh token C. A second POST → HTTP 405; a body that is not JSON → HTTP 400; a failing
+//!   callback → OCPI 3001.
+//! - **Hub registers with the daemon** ([`Hub::register_with`]): GET the daemon's versions and
+//!   details with the daemon's token A, generate token B (accepted by the hub from then on), POST
+//!   the hub's credentials, keep the token C from the answer for calls to the daemon.
+//! - **Pushes**: every request to `/ocpi/emsp/2.2.1/{module}/…` is authenticated (it must carry
+//!   `Token base64(token the hub gave the daemon)`, else HTTP 401, recorded in
+//!   [`Hub::unauthorized`]) and recorded as a [`Push`] with method, path, headers, parsed body,
+//!   arrival time and the answer given. The answer depends on [`HubMode`].
+//!
+//! Every wait here is bounded.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::wait::eventually;
+
+/// Bound on one HTTP request the hub makes.
+pub const HUB_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for "the daemon should have pushed this by now".
+pub const PUSH_WAIT: Duration = Duration::from_secs(15);
+/// Most pages [`Hub::walk_pages`] follows before giving up.
+pub const MAX_PAGES: usize = 200;
+
+/// How the hub answers pushes (and, for [`HubMode::Down`], everything else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubMode {
+    /// HTTP 200 + OCPI 1000.
+    Normal,
+    /// HTTP 503 on every request (versions and credentials included): an outage.
+    Down,
+    /// Pushes get HTTP 200 + OCPI 2001 "bad object" (a refusal); configuration modules work.
+    Refuse,
+    /// Pushes are answered normally after this delay.
+    Slow(Duration),
+}
+
+/// Construction parameters of a [`Hub`].
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// The hub's country code.
+    pub country_code: String,
+    /// The hub's party id.
+    pub party_id: String,
+    /// The hub's role in its credentials (`HUB` or `EMSP`).
+    pub role: String,
+    /// The token A the hub hands out (the daemon's `[[ocpi.peers]] token_a`).
+    pub token_a: String,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            country_code: "NL".into(),
+            party_id: "HUB".into(),
+            role: "HUB".into(),
+            token_a: format!("hub-token-a-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+/// One request the daemon made to a functional module of the hub.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// HTTP method (`PUT`, `PATCH`, `POST`, `GET`, …).
+    pub method: String,
+    /// Request path (without query).
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Module identifier (`locations`, `tariffs`, …).
+    pub module: String,
+    /// Path segments after the module (`[cc, pid, location_id, evse_uid]` for an EVSE PATCH).
+    pub segments: Vec<String>,
+    /// Request headers, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    /// Parsed JSON body (`None` when empty).
+    pub body: Option<Value>,
+    /// Arrival time.
+    pub at: Instant,
+    /// HTTP status the hub answered.
+    pub http_status: u16,
+    /// OCPI status code the hub answered (`None` for non-OCPI answers such as 503).
+    pub ocpi_status: Option<u16>,
+}
+
+impl Push {
+    /// The hub answered HTTP 200 + OCPI 1000: the push counts as delivered.
+    pub fn accepted(&self) -> bool {
+        self.http_status == 200 && self.ocpi_status == Some(1000)
+    }
+
+    /// A header value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// `METHOD module` matches.
+    pub fn is(&self, method: &str, module: &str) -> bool {
+        self.method == method && self.module == module
+    }
+
+    /// The object path after `{cc}/{pid}`: `[location_id]` or `[location_id, evse_uid]`.
+    pub fn object_path(&self) -> Vec<&str> {
+        self.segments.iter().skip(2).map(String::as_str).collect()
+    }
+
+    /// `PUT locations/{cc}/{pid}/{location_id}`.
+    pub fn is_location_put(&self, location_id: &str) -> bool {
+        self.is("PUT", "locations") && self.object_path() == [location_id]
+    }
+
+    /// `PATCH locations/{cc}/{pid}/{location_id}/{evse_uid}`.
+    pub fn is_evse_patch(&self, location_id: &str, evse_uid: &str) -> bool {
+        self.is("PATCH", "locations") && self.object_path() == [location_id, evse_uid]
+    }
+
+    /// `body.status` of an EVSE PATCH.
+    pub fn status(&self) -> Option<&str> {
+        self.body.as_ref()?.get("status")?.as_str()
+    }
+
+    /// The EVSE uids in a Location PUT body.
+    pub fn evse_uids(&self) -> Vec<String> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get("evses"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get("uid").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The EVSE with `uid` in a Location PUT body.
+    pub fn evse(&self, uid: &str) -> Option<&Value> {
+        self.body
+            .as_ref()?
+            .get("evses")?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("uid").and_then(Value::as_str) == Some(uid))
+    }
+}
+
+/// A request the hub refused with HTTP 401.
+#[derive(Debug, Clone)]
+pub struct Unauthorized {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// The `Authorization` header as received.
+    pub authorization: Option<String>,
+    /// Arrival time.
+    pub at: Instant,
+}
+
+/// A request to the hub's credentials endpoint.
+#[derive(Debug, Clone)]
+pub struct CredentialsCall {
+    /// HTTP method.
+    pub method: String,
+    /// Parsed body, if JSON.
+    pub body: Option<Value>,
+    /// HTTP status answered.
+    pub http_status: u16,
+    /// OCPI status answered.
+    pub ocpi_status: Option<u16>,
+    /// Arrival time.
+    pub at: Instant,
+}
+
+/// A request the daemon made to the hub's versions or version details endpoint.
+#[derive(Debug, Clone)]
+pub struct VersionsCall {
+    /// Path.
+    pub path: String,
+    /// The decoded token it carried.
+    pub token: Option<String>,
+}
+
+/// An HTTP answer from the daemon's OCPI endpoint.
+#[derive(Debug, Clone)]
+pub struct OcpiResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lower-cased (repeated headers joined with `, `).
+    pub headers: BTreeMap<String, String>,
+    /// Body text.
+    pub text: String,
+    /// Parsed body, if JSON.
+    pub body: Option<Value>,
+}
+
+impl OcpiResponse {
+    /// A header value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The envelope's `status_code`.
+    pub fn ocpi_status(&self) -> Option<u64> {
+        self.body.as_ref()?.get("status_code")?.as_u64()
+    }
+
+    /// The envelope's `data`.
+    pub fn data(&self) -> &Value {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get("data"))
+            .unwrap_or(&Value::Null)
+    }
+
+    /// The URL of the `Link: <…>; rel="next"` header, if any.
+    pub fn next_link(&self) -> Option<String> {
+        let link = self.header("link")?;
+        link.split(',').find_map(|part| {
+            let part = part.trim();
+            if !part.contains("rel=\"next\"") && !part.contains("rel=next") {
+                return None;
+            }
+            let start = part.find('<')?;
+            let end = part.find('>')?;
+            Some(part[start + 1..end].to_string())
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: HubMode,
+    /// Token the daemon must use on functional modules (C when the daemon registered with us, B
+    /// when we registered with the daemon).
+    inbound: Option<String>,
+    /// Token we use to call the daemon.
+    outbound: Option<String>,
+    registered: bool,
+    bridge_versions_url: Option<String>,
+    bridge_roles: Value,
+    /// The daemon's endpoints: (identifier, role, url).
+    bridge_endpoints: Vec<(String, String, String)>,
+    pushes: Vec<Push>,
+    unauthorized: Vec<Unauthorized>,
+    credentials_calls: Vec<CredentialsCall>,
+    versions_calls: Vec<VersionsCall>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    opts: HubOptions,
+    base: String,
+    http: reqwest::Client,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The fake hub. Dropping it stops its server.
+#[derive(Debug)]
+pub struct Hub {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The modules the hub advertises: (identifier, role, path under the base URL).
+const HUB_MODULES: &[(&str, &str)] = &[
+    ("credentials", "SENDER"),
+    ("locations", "RECEIVER"),
+    ("tariffs", "RECEIVER"),
+    ("sessions", "RECEIVER"),
+    ("cdrs", "RECEIVER"),
+    ("tokens", "SENDER"),
+    ("commands", "SENDER"),
+];
+
+impl Hub {
+    /// Start a hub with default options (NL/HUB, a random token A).
+    pub async fn start() -> Hub {
+        Hub::start_with(HubOptions::default()).await
+    }
+
+    /// Start a hub with `opts` on `127.0.0.1:0`.
+    pub async fn start_with(opts: HubOptions) -> Hub {
+        crate::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake hub");
+        let addr = listener.local_addr().expect("hub local addr");
+        let http = reqwest::Client::builder()
+            .timeout(HUB_HTTP_TIMEOUT)
+            .no_proxy()
+            .build()
+            .expect("build hub http client");
+        let shared = Arc::new(Shared {
+            opts,
+            base: format!("http://{addr}"),
+            http,
+            inner: Mutex::new(Inner {
+                mode: HubMode::Normal,
+                inbound: None,
+                outbound: None,
+                registered: false,
+                bridge_versions_url: None,
+                bridge_roles: Value::Null,
+                bridge_endpoints: Vec::new(),
+                pushes: Vec::new(),
+                unauthorized: Vec::new(),
+                credentials_calls: Vec::new(),
+                versions_calls: Vec::new(),
+            }),
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Hub {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// The hub's listen address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The id the daemon gives the hub when the hub is a configured peer: `host:port`.
+    pub fn peer_id(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The id the daemon gives the hub when the hub registered itself: `{cc}{pid}`.
+    pub fn party_key(&self) -> String {
+        format!("{}{}", self.shared.opts.country_code, self.shared.opts.party_id)
+    }
+
+    /// The hub's versions URL (`[[ocpi.peers]] versions_url`).
+    pub fn versions_url(&self) -> String {
+        format!("{}/ocpi/versions", self.shared.base)
+    }
+
+    /// The hub's token A (`[[ocpi.peers]] token_a`).
+    pub fn token_a(&self) -> String {
+        self.shared.opts.token_a.clone()
+    }
+
+    /// URL of one of the hub's receiver modules.
+    pub fn module_url(&self, module: &str) -> String {
+        format!("{}/ocpi/emsp/2.2.1/{module}", self.shared.base)
+    }
+
+    /// Switch how pushes are answered.
+    pub fn set_mode(&self, mode: HubMode) {
+        self.shared.lock().mode = mode;
+    }
+
+    /// Current mode.
+    pub fn mode(&self) -> HubMode {
+        self.shared.lock().mode
+    }
+
+    /// Whether a registration (either direction) completed.
+    pub fn registered(&self) -> bool {
+        self.shared.lock().registered
+    }
+
+    /// The token the daemon must present to the hub.
+    pub fn inbound_token(&self) -> Option<String> {
+        self.shared.lock().inbound.clone()
+    }
+
+    /// The token the hub presents to the daemon.
+    pub fn token_for_bridge(&self) -> Option<String> {
+        self.shared.lock().outbound.clone()
+    }
+
+    /// The daemon's versions URL as given in its credentials.
+    pub fn bridge_versions_url(&self) -> Option<String> {
+        self.shared.lock().bridge_versions_url.clone()
+    }
+
+    /// The daemon's roles as given in its credentials.
+    pub fn bridge_roles(&self) -> Value {
+        self.shared.lock().bridge_roles.clone()
+    }
+
+    /// The daemon's endpoints from its version details: (identifier, role, url).
+    pub fn bridge_endpoints(&self) -> Vec<(String, String, String)> {
+        self.shared.lock().bridge_endpoints.clone()
+    }
+
+    /// The daemon's endpoint URL for `module` (any role); panics if it was not advertised.
+    pub fn bridge_module_url(&self, module: &str) -> String {
+        let eps = self.bridge_endpoints();
+        eps.iter()
+            .find(|(id, _, _)| id == module)
+            .map(|(_, _, url)| url.clone())
+            .unwrap_or_else(|| panic!("daemon did not advertise {module}: {eps:?}"))
+    }
+
+    /// Every request to a functional module, in arrival order (including refused/failed ones).
+    pub fn pushes(&self) -> Vec<Push> {
+        self.shared.lock().pushes.clone()
+    }
+
+    /// Pushes answered with OCPI 1000, in arrival order.
+    pub fn accepted(&self) -> Vec<Push> {
+        self.pushes().into_iter().filter(Push::accepted).collect()
+    }
+
+    /// Requests refused with HTTP 401.
+    pub fn unauthorized(&self) -> Vec<Unauthorized> {
+        self.shared.lock().unauthorized.clone()
+    }
+
+    /// Requests to the hub's credentials endpoint.
+    pub fn credentials_calls(&self) -> Vec<CredentialsCall> {
+        self.shared.lock().credentials_calls.clone()
+    }
+
+    /// Requests to the hub's versions / version details endpoints.
+    pub fn versions_calls(&self) -> Vec<VersionsCall> {
+        self.shared.lock().versions_calls.clone()
+    }
+
+    /// Forget recorded pushes (registration state is kept).
+    pub fn clear_pushes(&self) {
+        self.shared.lock().pushes.clear();
+    }
+
+    /// Wait (bounded) until the hub is registered with the daemon.
+    pub async fn wait_registered(&self, timeout: Duration) {
+        eventually("hub registered", timeout, || async {
+            let inner = self.shared.lock();
+            if inner.registered {
+                Ok(())
+            } else {
+                Err(format!(
+                    "credentials calls: {:?}; versions calls: {}",
+                    inner
+                        .credentials_calls
+                        .iter()
+                        .map(|c| (&c.method, c.http_status, c.ocpi_status))
+                        .collect::<Vec<_>>(),
+                    inner.versions_calls.len()
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Wait (bounded) until at least `n` *accepted* pushes match `pred`; returns all matching.
+    pub async fn wait_accepted(
+        &self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Push) -> bool,
+    ) -> Vec<Push> {
+        self.wait_pushes_inner(what, n, timeout, |p| p.accepted() && pred(p))
+            .await
+    }
+
+    /// Wait (bounded) until at least `n` received pushes (whatever the answer) match `pred`.
+    pub async fn wait_received(
+        &self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Push) -> bool,
+    ) -> Vec<Push> {
+        self.wait_pushes_inner(what, n, timeout, pred).await
+    }
+
+    async fn wait_pushes_inner(
+        &self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Push) -> bool,
+    ) -> Vec<Push> {
+        let pred = &pred;
+        eventually(what, timeout, || {
+            let all = self.pushes();
+            async move {
+                let matching: Vec<Push> = all.iter().filter(|p| pred(p)).cloned().collect();
+                if matching.len() >= n {
+                    Ok(matching)
+                } else {
+                    Err(format!(
+                        "{} of {n} matching; all pushes so far:\n{}",
+                        matching.len(),
+                        summarize(&all)
+                    ))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The last accepted EVSE status PATCHed for `evse_uid`, if any.
+    pub fn last_status(&self, location_id: &str, evse_uid: &str) -> Option<String> {
+        self.accepted()
+            .iter()
+            .rev()
+            .find(|p| p.is_evse_patch(location_id, evse_uid))
+            .and_then(|p| p.status().map(str::to_string))
+    }
+
+    /// Wait (bounded) until the newest accepted PATCH for `evse_uid` says `status`.
+    pub async fn wait_status(&self, location_id: &str, evse_uid: &str, status: &str) -> Push {
+        let what = format!("PATCH {location_id}/{evse_uid} status {status}");
+        eventually(&what, PUSH_WAIT, || {
+            let all = self.pushes();
+            async move {
+                let last = all
+                    .iter()
+                    .rev()
+                    .find(|p| p.accepted() && p.is_evse_patch(location_id, evse_uid));
+                match last {
+                    Some(p) if p.status() == Some(status) => Ok(p.clone()),
+                    _ => Err(summarize(&all)),
+                }
+            }
+        })
+        .await
+    }
+
+    // ----- the hub as a client of the daemon -----
+
+    /// `GET url` with `Authorization: Token base64(token)` (no header when `token` is `None`).
+    pub async fn get(&self, url: &str, token: Option<&str>) -> OcpiResponse {
+        self.request(Method::GET, url, token, None, &[]).await
+    }
+
+    /// `GET url` with the token the daemon gave the hub.
+    pub async fn get_as_peer(&self, url: &str) -> OcpiResponse {
+        let token = self
+            .token_for_bridge()
+            .expect("hub holds no token for the daemon (not registered)");
+        self.get(url, Some(&token)).await
+    }
+
+    /// Any request to the daemon; `body` is sent verbatim with `Content-Type: application/json`.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> OcpiResponse {
+        let mut req = self
+            .shared
+            .http
+            .request(method.clone(), url)
+            .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+            .header("X-Correlation-ID", uuid::Uuid::new_v4().to_string());
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, auth_value(t));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header(header::CONTENT_TYPE, "application/json").body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("hub: {method} {url} failed: {e:#}"));
+        read_response(resp).await
+    }
+
+    /// Follow `Link: rel="next"` from `first_url` with the hub's token; returns every page.
+    pub async fn walk_pages(&self, first_url: &str) -> Vec<OcpiResponse> {
+        let mut pages = Vec::new();
+        let mut next = Some(first_url.to_string());
+        while let Some(url) = next {
+            assert!(
+                pages.len() < MAX_PAGES,
+                "more than {MAX_PAGES} pages from {first_url}: the Link chain does not end"
+            );
+            let page = self.get_as_peer(&url).await;
+            assert_eq!(page.status, 200, "GET {url}: {}", page.text);
+            assert_eq!(page.ocpi_status(), Some(1000), "GET {url}: {}", page.text);
+            next = page.next_link();
+            pages.push(page);
+        }
+        pages
+    }
+
+    /// Register with the daemon (the hub is the Sender) using the daemon's token A; panics on
+    /// failure. Returns the daemon's credentials answer.
+    pub async fn register_with(&self, bridge_versions_url: &str, token_a: &str) -> Value {
+        match self.try_register_with(bridge_versions_url, token_a).await {
+            Ok(v) => v,
+            Err(e) => panic!("hub registration with the daemon failed: {e}"),
+        }
+    }
+
+    /// Like [`Hub::register_with`] but returns what went wrong instead of panicking.
+    pub async fn try_register_with(
+        &self,
+        bridge_versions_url: &str,
+        token_a: &str,
+    ) -> Result<Value, String> {
+        let versions = self.get(bridge_versions_url, Some(token_a)).await;
+        if versions.status != 200 || versions.ocpi_status() != Some(1000) {
+            return Err(format!(
+                "GET versions → {} {}",
+                versions.status, versions.text
+            ));
+        }
+        let detail_url = versions
+            .data()
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+            .and_then(|v| v["url"].as_str())
+            .ok_or_else(|| format!("no 2.2.1 in versions: {}", versions.text))?
+            .to_string();
+        let details = self.get(&detail_url, Some(token_a)).await;
+        if details.status != 200 || details.ocpi_status() != Some(1000) {
+            return Err(format!("GET details → {} {}", details.status, details.text));
+        }
+        let endpoints = parse_endpoints(details.data());
+        let cred_url = endpoints
+            .iter()
+            .find(|(id, _, _)| id == "credentials")
+            .map(|(_, _, u)| u.clone())
+            .ok_or_else(|| format!("no credentials endpoint: {}", details.text))?;
+
+        let token_b = format!("hub-token-b-{}", uuid::Uuid::new_v4().simple());
+        {
+            let mut inner = self.shared.lock();
+            inner.inbound = Some(token_b.clone());
+            inner.bridge_endpoints = endpoints;
+        }
+        let body = json!({
+            "token": token_b,
+            "url": self.versions_url(),
+            "roles": [self.own_role()],
+        });
+        let resp = self
+            .request(
+                Method::POST,
+                &cred_url,
+                Some(token_a),
+                Some(body.to_string()),
+                &[],
+            )
+            .await;
+        if resp.status != 200 || resp.ocpi_status() != Some(1000) {
+            return Err(format!("POST credentials → {} {}", resp.status, resp.text));
+        }
+        let data = resp.data().clone();
+        let token_c = data["token"]
+            .as_str()
+            .ok_or_else(|| format!("no token in the credentials answer: {}", resp.text))?
+            .to_string();
+        let mut inner = self.shared.lock();
+        inner.outbound = Some(token_c);
+        inner.registered = true;
+        inner.bridge_versions_url = data["url"].as_str().map(str::to_string);
+        inner.bridge_roles = data["roles"].clone();
+        Ok(data)
+    }
+
+    fn own_role(&self) -> Value {
+        own_role(&self.shared.opts)
+    }
+}
+
+fn own_role(opts: &HubOptions) -> Value {
+    json!({
+        "role": opts.role,
+        "country_code": opts.country_code,
+        "party_id": opts.party_id,
+        "business_details": {"name": format!("Fake hub {}{}", opts.country_code, opts.party_id)},
+    })
+}
+
+/// `Token base64(token)`.
+pub fn auth_value(token: &str) -> String {
+    format!("Token {}", B64.encode(token))
+}
+
+/// One line per push, for failure messages.
+pub fn summarize(pushes: &[Push]) -> String {
+    pushes
+        .iter()
+        .map(|p| {
+            format!(
+                "  {} {} → {}/{:?} {}",
+                p.method,
+                p.path,
+                p.http_status,
+                p.ocpi_status,
+                p.status()
+                    .map(|s| format!("status={s}"))
+                    .unwrap_or_else(|| match p.is("PUT", "locations") {
+                        true => format!("evses={:?}", p.evse_uids()),
+                        false => String::new(),
+                    })
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_endpoints(details: &Value) -> Vec<(String, String, String)> {
+    details
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    Some((
+                        e.get("identifier")?.as_str()?.to_string(),
+                        e.get("role")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        e.get("url")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn read_response(resp: reqwest::Response) -> OcpiResponse {
+    let status = resp.status().as_u16();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in resp.headers() {
+        let v = v.to_str().unwrap_or_default().to_string();
+        headers
+            .entry(k.as_str().to_ascii_lowercase())
+            .and_modify(|old| {
+                old.push_str(", ");
+                old.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).ok();
+    OcpiResponse {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+// ----- the server side -----
+
+fn envelope(code: u16, message: &str, data: Option<Value>) -> Value {
+    let mut v = json!({
+        "status_code": code,
+        "status_message": message,
+        "timestamp": crate::now_rfc3339(),
+    });
+    if let Some(d) = data {
+        v["data"] = d;
+    }
+    v
+}
+
+fn ocpi(http: StatusCode, code: u16, message: &str, data: Option<Value>) -> Response {
+    let mut resp = (http, axum::Json(envelope(code, message, data))).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn plain(http: StatusCode, text: &'static str) -> Response {
+    (http, text).into_response()
+}
+
+/// Decode `Token <base64>`; `None` if absent or not base64 of printable text.
+fn decoded_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = value.strip_prefix("Token ")?;
+    let bytes = B64.decode(b64.trim()).ok()?;
+    let s = String::from_utf8(bytes).ok()?;
+    Some(s.trim_end_matches('\n').to_string())
+}
+
+fn headers_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in headers {
+        out.insert(
+            k.as_str().to_ascii_lowercase(),
+            v.to_str().unwrap_or_default().to_string(),
+        );
+    }
+    out
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let at = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let headers = parts.headers;
+
+    let mode = s.lock().mode;
+    let mut resp = if mode == HubMode::Down {
+        if let Some(rest) = path.strip_prefix("/ocpi/emsp/2.2.1/") {
+            record_push(&s, &method, &path, query, rest, &headers, &body, at, 503, None);
+        }
+        plain(StatusCode::SERVICE_UNAVAILABLE, "hub down")
+    } else if path == "/ocpi/versions" || path == "/ocpi/2.2.1" {
+        versions(&s, &method, &path, &headers)
+    } else if path == "/ocpi/2.2.1/credentials" {
+        credentials(&s, &method, &headers, &body, at).await
+    } else if let Some(rest) = path.strip_prefix("/ocpi/emsp/2.2.1/") {
+        functional(&s, &method, &path, query, rest, &headers, &body, at, mode).await
+    } else {
+        plain(StatusCode::NOT_FOUND, "no such path")
+    };
+    // Echo the ids like a real platform.
+    for name in ["x-request-id", "x-correlation-id"] {
+        if let Some(v) = headers.get(name) {
+            resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    resp
+}
+
+fn unauthorized(s: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Response {
+    s.lock().unauthorized.push(Unauthorized {
+        method: method.to_string(),
+        path: path.to_string(),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        at: Instant::now(),
+    });
+    plain(StatusCode::UNAUTHORIZED, "unknown or missing token")
+}
+
+fn versions(s: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Response {
+    let token = decoded_token(headers);
+    let ok = {
+        let inner = s.lock();
+        token.as_deref() == Some(s.opts.token_a.as_str())
+            || (token.is_some() && token == inner.inbound)
+    };
+    if !ok {
+        return unauthorized(s, method, path, headers);
+    }
+    s.lock().versions_calls.push(VersionsCall {
+        path: path.to_string(),
+        token: token.clone(),
+    });
+    if method != Method::GET {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only");
+    }
+    if path == "/ocpi/versions" {
+        ocpi(
+            StatusCode::OK,
+            1000,
+            "Success",
+            Some(json!([{"version": "2.2.1", "url": format!("{}/ocpi/2.2.1", s.base)}])),
+        )
+    } else {
+        let endpoints: Vec<Value> = HUB_MODULES
+            .iter()
+            .map(|(id, role)| {
+                let url = if *id == "credentials" {
+                    format!("{}/ocpi/2.2.1/credentials", s.base)
+                } else {
+                    format!("{}/ocpi/emsp/2.2.1/{id}", s.base)
+                };
+                json!({"identifier": id, "role": role, "url": url})
+            })
+            .collect();
+        ocpi(
+            StatusCode::OK,
+            1000,
+            "Success",
+            Some(json!({"version": "2.2.1", "endpoints": endpoints})),
+        )
+    }
+}
+
+async fn credentials(
+    s: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    at: Instant,
+) -> Response {
+    let path = "/ocpi/2.2.1/credentials";
+    let token = decoded_token(headers);
+    let (is_a, is_peer, registered) = {
+        let inner = s.lock();
+        (
+            token.as_deref() == Some(s.opts.token_a.as_str()),
+            token.is_some() && token == inner.inbound,
+            inner.registered,
+        )
+    };
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let record = |http: StatusCode, code: Option<u16>| {
+        s.lock().credentials_calls.push(CredentialsCall {
+            method: method.to_string(),
+            body: parsed.clone(),
+            http_status: http.as_u16(),
+            ocpi_status: code,
+            at,
+        });
+    };
+    if !(is_a || is_peer) {
+        record(StatusCode::UNAUTHORIZED, None);
+        return unauthorized(s, method, path, headers);
+    }
+    match *method {
+        Method::GET => {
+            if !registered {
+                record(StatusCode::METHOD_NOT_ALLOWED, None);
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "not registered");
+            }
+            record(StatusCode::OK, Some(1000));
+            let token = s.lock().inbound.clone();
+            ocpi(
+                StatusCode::OK,
+                1000,
+                "Success",
+                Some(json!({"token": token, "url": format!("{}/ocpi/versions", s.base), "roles": [own_role(&s.opts)]})),
+            )
+        }
+        Method::DELETE => {
+            if !registered {
+                record(StatusCode::METHOD_NOT_ALLOWED, None);
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "not registered");
+            }
+            {
+                let mut inner = s.lock();
+                inner.registered = false;
+                inner.inbound = None;
+                inner.outbound = None;
+            }
+            record(StatusCode::OK, Some(1000));
+            ocpi(StatusCode::OK, 1000, "Unregistered", None)
+        }
+        Method::POST | Method::PUT => {
+            if *method == Method::POST && registered {
+                record(StatusCode::METHOD_NOT_ALLOWED, None);
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "already registered");
+            }
+            if *method == Method::PUT && !registered {
+                record(StatusCode::METHOD_NOT_ALLOWED, None);
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "not registered");
+            }
+            let Some(creds) = parsed.clone() else {
+                record(StatusCode::BAD_REQUEST, None);
+                return plain(StatusCode::BAD_REQUEST, "body is not JSON");
+            };
+            let (Some(their_token), Some(their_url)) =
+                (creds["token"].as_str(), creds["url"].as_str())
+            else {
+                record(StatusCode::OK, Some(2001));
+                return ocpi(StatusCode::OK, 2001, "token and url required", None);
+            };
+            match callback(s, their_url, their_token).await {
+                Ok(endpoints) => {
+                    let token_c = format!("hub-token-c-{}", uuid::Uuid::new_v4().simple());
+                    {
+                        let mut inner = s.lock();
+                        inner.inbound = Some(token_c.clone());
+                        inner.outbound = Some(their_token.to_string());
+                        inner.registered = true;
+                        inner.bridge_versions_url = Some(their_url.to_string());
+                        inner.bridge_roles = creds["roles"].clone();
+                        inner.bridge_endpoints = endpoints;
+                    }
+                    record(StatusCode::OK, Some(1000));
+                    ocpi(
+                        StatusCode::OK,
+                        1000,
+                        "Success",
+                        Some(json!({
+                            "token": token_c,
+                            "url": format!("{}/ocpi/versions", s.base),
+                            "roles": [own_role(&s.opts)],
+                        })),
+                    )
+                }
+                Err(why) => {
+                    record(StatusCode::OK, Some(3001));
+                    ocpi(StatusCode::OK, 3001, &why, None)
+                }
+            }
+        }
+        _ => {
+            record(StatusCode::METHOD_NOT_ALLOWED, None);
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+    }
+}
+
+/// The registration callback: the daemon's versions + 2.2.1 details with the token it sent.
+async fn callback(
+    s: &Shared,
+    versions_url: &str,
+    token: &str,
+) -> Result<Vec<(String, String, String)>, String> {
+    let get = |url: String| {
+        let req = s
+            .http
+            .get(url.clone())
+            .header(header::AUTHORIZATION, auth_value(token))
+            .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+            .header("X-Correlation-ID", uuid::Uuid::new_v4().to_string());
+        async move {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| format!("callback GET {url}: {e}"))?;
+            let r = read_response(resp).await;
+            if r.status != 200 || r.ocpi_status() != Some(1000) {
+                return Err(format!(
+                    "callback GET {url} with the token from the POST → {} {}",
+                    r.status, r.text
+                ));
+            }
+            Ok(r)
+        }
+    };
+    let versions = get(versions_url.to_string()).await?;
+    let detail_url = versions
+        .data()
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+        .and_then(|v| v["url"].as_str())
+        .ok_or_else(|| format!("no 2.2.1 in {}", versions.text))?
+        .to_string();
+    let details = get(detail_url).await?;
+    Ok(parse_endpoints(details.data()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_push(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<String>,
+    rest: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    at: Instant,
+    http_status: u16,
+    ocpi_status: Option<u16>,
+) {
+    let mut segs = rest.split('/').filter(|p| !p.is_empty()).map(str::to_string);
+    let module = segs.next().unwrap_or_default();
+    let segments: Vec<String> = segs.collect();
+    let parsed = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned())),
+        )
+    };
+    s.lock().pushes.push(Push {
+        method: method.to_string(),
+        path: path.to_string(),
+        query,
+        module,
+        segments,
+        headers: headers_map(headers),
+        body: parsed,
+        at,
+        http_status,
+        ocpi_status,
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn functional(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<String>,
+    rest: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    at: Instant,
+    mode: HubMode,
+) -> Response {
+    let token = decoded_token(headers);
+    let ok = {
+        let inner = s.lock();
+        inner.registered && token.is_some() && token == inner.inbound
+    };
+    if !ok {
+        return unauthorized(s, method, path, headers);
+    }
+    if let HubMode::Slow(d) = mode {
+        tokio::time::sleep(d).await;
+    }
+    if !body.is_empty() && serde_json::from_slice::<Value>(body).is_err() {
+        record_push(s, method, path, query, rest, headers, body, at, 400, None);
+        return plain(StatusCode::BAD_REQUEST, "body is not JSON");
+    }
+    if *method == Method::GET {
+        // Sender interfaces of the hub (tokens): an empty list.
+        record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+        let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(json!([])));
+        resp.headers_mut()
+            .insert("x-total-count", HeaderValue::from_static("0"));
+        resp.headers_mut()
+            .insert("x-limit", HeaderValue::from_static("100"));
+        return resp;
+    }
+    // A mode switched while we slept applies to this answer too.
+    let mode = s.lock().mode;
+    if mode == HubMode::Refuse {
+        record_push(s, method, path, query, rest, headers, body, at, 200, Some(2001));
+        return ocpi(StatusCode::OK, 2001, "bad object", None);
+    }
+    if mode == HubMode::Down {
+        record_push(s, method, path, query, rest, headers, body, at, 503, None);
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "hub down");
+    }
+    record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+    let mut resp = ocpi(StatusCode::OK, 1000, "Success", None);
+    if *method == Method::POST && rest.starts_with("cdrs") {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        if let Ok(v) = HeaderValue::from_str(&format!("{}/ocpi/emsp/2.2.1/cdrs/{id}", s.base)) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
+}
