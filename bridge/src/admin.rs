@@ -49,6 +49,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/transactions", get(transactions))
         .route("/admin/transactions/{id}", get(transaction))
         .route("/admin/peers", get(peers))
+        .route("/admin/sessions", get(sessions))
+        .route("/admin/cdrs", get(cdrs))
+        .route("/admin/tokens", get(tokens_summary))
         .route("/admin/outbox", get(outbox))
         .route(
             "/admin/outbox/{peer}/{seq}/retry",
@@ -381,4 +384,35 @@ async fn outbox_drop(
         )
             .into_response()),
     }
+}
+
+async fn sessions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let Some(flow) = state.platform.backend().flow() else {
+        return Ok(Json(json!([])));
+    };
+    Ok(Json(Value::Array(flow.sessions()?)))
+}
+
+async fn cdrs(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for doc in state.store.docs(crate::session::CDR_KIND)? {
+        let mut v = doc.value;
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        v["delivered_location"] = state
+            .store
+            .index_get(crate::session::CDR_LOCATION, &id)?
+            .map_or(Value::Null, Value::String);
+        out.push(v);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "count": crate::tokens::count(&state.store)? }),
+    ))
 }

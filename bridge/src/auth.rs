@@ -112,6 +112,12 @@ pub struct Authorizer {
     timeout: Duration,
     cache_for: Duration,
     cache: Mutex<HashMap<(String, String), (Decision, Instant)>>,
+    /// Operator identifiers accepted locally (upper case).
+    local: Vec<String>,
+    /// Accept identifiers nobody knows.
+    free_vend: bool,
+    /// 2.0.1 RequestStartTransaction intents by (station, remoteStartId).
+    remote_starts: Mutex<HashMap<(String, i32), (Decision, Instant)>>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -133,7 +139,44 @@ impl Authorizer {
             timeout,
             cache_for: Duration::from_secs(15 * 60),
             cache: Mutex::new(HashMap::new()),
+            remote_starts: Mutex::new(HashMap::new()),
+            local: Vec::new(),
+            free_vend: false,
         }
+    }
+
+    /// Accepts the operator's own identifiers locally, and with `free_vend` every identifier
+    /// no eMSP knows.
+    pub fn with_local_policy(mut self, local_id_tags: &[String], free_vend: bool) -> Self {
+        self.local = local_id_tags
+            .iter()
+            .map(|t| t.to_ascii_uppercase())
+            .collect();
+        self.free_vend = free_vend;
+        self
+    }
+
+    /// Remembers the decision behind a 2.0.1 RequestStartTransaction: the transaction that
+    /// echoes `remote_start_id` gets it.
+    pub fn pre_authorize_remote(
+        &self,
+        station: &StationId,
+        remote_start_id: i32,
+        decision: Decision,
+    ) {
+        let mut map = self.remote_starts.lock().expect("remote starts");
+        map.retain(|_, (_, at)| at.elapsed() < self.cache_for);
+        map.insert(
+            (station.0.clone(), remote_start_id),
+            (decision, Instant::now()),
+        );
+    }
+
+    /// The decision behind a 2.0.1 remote start, if it is known.
+    pub fn remote_start(&self, station: &StationId, remote_start_id: i32) -> Option<Decision> {
+        let map = self.remote_starts.lock().expect("remote starts");
+        map.get(&(station.0.clone(), remote_start_id))
+            .map(|(d, _)| d.clone())
     }
 
     /// Remembers a decision made elsewhere (START_SESSION) for a station and token uid.
@@ -147,7 +190,11 @@ impl Authorizer {
     fn cached(&self, station: &StationId, uid: &str) -> Option<Decision> {
         let mut cache = self.cache.lock().expect("auth cache");
         cache.retain(|_, (_, at)| at.elapsed() < self.cache_for);
-        cache.get(&cache_key(station, uid)).map(|(d, _)| d.clone())
+        // Only acceptances are reused: a rejection is asked again, so an unblocked token works.
+        cache
+            .get(&cache_key(station, uid))
+            .map(|(d, _)| d.clone())
+            .filter(Decision::accepted)
     }
 
     /// Authorizes a token presented at a station. `location` is where (for the eMSP's
@@ -181,6 +228,32 @@ impl Authorizer {
     }
 
     async fn decide(
+        &self,
+        uid: &str,
+        kind: IdTokenKind,
+        location: Option<LocationReferences>,
+    ) -> Decision {
+        if self.local.contains(&uid.to_ascii_uppercase()) {
+            return Decision {
+                info: IdTokenInfo::accepted(),
+                token: None,
+                peer: None,
+                method: AuthMethod::Whitelist,
+                authorization_reference: None,
+            };
+        }
+        let d = self.decide_ocpi(uid, kind, location).await;
+        if self.free_vend && d.token.is_none() && !d.accepted() {
+            return Decision {
+                info: IdTokenInfo::accepted(),
+                method: AuthMethod::Whitelist,
+                ..d
+            };
+        }
+        d
+    }
+
+    async fn decide_ocpi(
         &self,
         uid: &str,
         kind: IdTokenKind,
@@ -451,6 +524,37 @@ mod tests {
             .authorize(&StationId::from("CS1"), &rfid("AABBCC"), None, true)
             .await;
         assert_eq!(d.info.status, AuthorizationStatus::Invalid);
+    }
+
+    #[tokio::test]
+    async fn local_tags_and_free_vend_accept_without_an_emsp() {
+        let (_d, a) = authorizer(token(WhitelistType::Never, true));
+        let a = a.with_local_policy(&["fleet-1".into()], false);
+        let station = StationId::from("CS1");
+        let d = a.authorize(&station, &rfid("FLEET-1"), None, true).await;
+        assert!(d.accepted());
+        assert!(d.token.is_none(), "no OCPI token: no session");
+        assert_eq!(
+            a.authorize(&station, &rfid("NOPE"), None, true)
+                .await
+                .info
+                .status,
+            AuthorizationStatus::Unknown
+        );
+        let a = a.with_local_policy(&[], true);
+        assert!(
+            a.authorize(&station, &rfid("NOPE"), None, true)
+                .await
+                .accepted()
+        );
+        // A known eMSP token keeps its eMSP's rules (NEVER + unreachable = rejected).
+        assert_eq!(
+            a.authorize(&station, &rfid("AABBCC"), None, true)
+                .await
+                .info
+                .status,
+            AuthorizationStatus::Invalid
+        );
     }
 
     #[tokio::test]

@@ -117,6 +117,12 @@ pub struct OcppSettings {
     pub max_frame_bytes: usize,
     /// Most concurrent station connections.
     pub max_connections: usize,
+    /// The operator's own identifiers (fleet, staff cards): accepted locally without asking any
+    /// eMSP; their transactions produce no OCPI Session or CDR.
+    pub local_id_tags: Vec<String>,
+    /// Accept every identifier no eMSP accepted or rejected (free charging, demos). Known eMSP
+    /// tokens still follow their eMSP's rules.
+    pub free_vend: bool,
 }
 
 impl Default for OcppSettings {
@@ -129,6 +135,8 @@ impl Default for OcppSettings {
             ping_interval: 60,
             max_frame_bytes: 64 * 1024,
             max_connections: 20_000,
+            local_id_tags: Vec::new(),
+            free_vend: false,
         }
     }
 }
@@ -164,6 +172,14 @@ pub struct OcpiSettings {
     pub token_a: Option<SecretString>,
     /// Seconds a station may be offline before its EVSEs are shown as UNKNOWN.
     pub offline_grace: u64,
+    /// Milliseconds to wait for an eMSP's real-time authorization before the whitelist
+    /// fallback applies.
+    pub authorize_timeout_ms: u64,
+    /// Seconds between full token pulls from each eMSP's Tokens sender (0 = only after
+    /// registration).
+    pub token_pull_interval: u64,
+    /// Seconds between Session updates pushed for one session (the final update is always sent).
+    pub session_update_interval: u64,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
 }
@@ -178,6 +194,9 @@ impl Default for OcpiSettings {
             business_name: "Example CPO".into(),
             token_a: None,
             offline_grace: 300,
+            authorize_timeout_ms: 3000,
+            token_pull_interval: 6 * 3600,
+            session_update_interval: 60,
             peers: Vec::new(),
         }
     }

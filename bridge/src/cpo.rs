@@ -64,8 +64,29 @@ impl PushControl {
     }
 }
 
+/// Executes OCPI commands (implemented by the commands module).
+pub trait CommandHandler: Send + Sync + 'static {
+    /// Answers a validated command synchronously; the station's outcome follows as a
+    /// CommandResult through the outbox.
+    fn handle(
+        &self,
+        caller: Peer,
+        command: ocpi::types::Command,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<ocpi::types::CommandResponse, OcpiError>>
+                + Send
+                + '_,
+        >,
+    >;
+}
+
 /// The daemon's [`ocpi::CpoBackend`].
 pub struct Cpo {
+    /// Set once at start-up, after the station side exists.
+    commands: std::sync::OnceLock<Arc<dyn CommandHandler>>,
+    /// Sessions and CDRs (set once at start-up).
+    flow: std::sync::OnceLock<Arc<crate::flow::Flow>>,
     settings: Arc<Settings>,
     ocpi: ocpi::Settings,
     store: Store,
@@ -240,6 +261,8 @@ impl Cpo {
                 .map_or(now, |t| t.with_timezone(&Utc))
         };
         let cpo = Cpo {
+            commands: std::sync::OnceLock::new(),
+            flow: std::sync::OnceLock::new(),
             ocpi: ocpi_settings(&settings),
             settings,
             store,
@@ -248,6 +271,67 @@ impl Cpo {
             config_changed_at,
         };
         Ok((cpo, changed))
+    }
+
+    /// The OCPI Tariff (JSON) that applies to a station's connectors: the station's first
+    /// `tariff_ids` entry, else its location's `tariff_id`.
+    pub fn tariff_for(&self, station: &str) -> Option<serde_json::Value> {
+        let st = self.settings.station(station)?;
+        let id = st
+            .tariff_ids
+            .first()
+            .cloned()
+            .or_else(|| self.location_of(station)?.tariff_id.clone())?;
+        let tariff = self.tariffs.iter().find(|t| t.id == id.as_str())?;
+        serde_json::to_value(tariff).ok()
+    }
+
+    /// The OCPI CdrLocation (JSON) of a station's EVSE/connector as configured now: frozen into
+    /// a session when it starts.
+    pub fn cdr_location(
+        &self,
+        station: &str,
+        evse_id: u32,
+        connector_id: u32,
+        uid: &str,
+    ) -> serde_json::Value {
+        let (Some(st), Some(loc)) = (self.settings.station(station), self.location_of(station))
+        else {
+            return serde_json::Value::Null;
+        };
+        let es = state::EvseState {
+            v: state::SCHEMA_VERSION,
+            station_id: station.to_owned(),
+            evse_id,
+            uid: uid.to_owned(),
+            status: "CHARGING".into(),
+            connectors: vec![connector_id],
+            last_updated: Utc::now(),
+        };
+        let evse = self.evse(st, loc, &es);
+        let mut location = match self.build_location(loc) {
+            Ok(l) => l,
+            Err(_) => return serde_json::Value::Null,
+        };
+        location.evses = None;
+        let cdr_location =
+            ocpi::types::CdrLocation::from_location(&location, &evse, &evse.connectors[0]);
+        serde_json::to_value(cdr_location).unwrap_or_default()
+    }
+
+    /// The charging flow, once installed.
+    pub fn flow(&self) -> Option<&Arc<crate::flow::Flow>> {
+        self.flow.get()
+    }
+
+    /// Installs the charging flow (once).
+    pub fn set_flow(&self, flow: Arc<crate::flow::Flow>) {
+        let _ = self.flow.set(flow);
+    }
+
+    /// Installs the command handler (once).
+    pub fn set_command_handler(&self, handler: Arc<dyn CommandHandler>) {
+        let _ = self.commands.set(handler);
     }
 
     /// The configured tariffs.
@@ -555,6 +639,78 @@ impl ocpi::CpoBackend for Cpo {
             tracing::error!(error = %e, "flush after queueing the full sync failed");
         }
         self.push.wake([&peer.id.0]);
+    }
+
+    fn sessions(&self, _caller: &Peer) -> Result<Vec<ocpi::types::Session>, OcpiError> {
+        let Some(flow) = self.flow.get() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for v in flow.sessions().map_err(server_error)? {
+            match serde_json::from_value(v) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::error!(error = %e, "a rendered session does not parse as OCPI"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn cdrs(&self, _caller: &Peer) -> Result<Vec<ocpi::types::Cdr>, OcpiError> {
+        let mut out = Vec::new();
+        for doc in self
+            .store
+            .docs(crate::session::CDR_KIND)
+            .map_err(server_error)?
+        {
+            match serde_json::from_value(doc.value) {
+                Ok(c) => out.push(c),
+                Err(e) => tracing::error!(error = %e, "a stored CDR does not parse as OCPI"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn token(
+        &self,
+        _caller: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+        uid: &ocpi::types::TokenUid,
+        kind: &ocpi::types::TokenType,
+    ) -> Result<Option<ocpi::types::Token>, OcpiError> {
+        let kind = crate::tokens::type_str(kind);
+        Ok(crate::tokens::get(
+            &self.store,
+            country_code.as_str(),
+            party_id.as_str(),
+            uid.as_str(),
+            &kind,
+        )
+        .map_err(server_error)?
+        .map(|t| t.token))
+    }
+
+    fn put_token(&self, caller: &Peer, token: ocpi::types::Token) -> Result<(), OcpiError> {
+        self.store
+            .update(|tx| crate::tokens::put(tx, &token, caller.id.as_str()))
+            .map_err(server_error)?;
+        self.store.flush_blocking().map_err(server_error)?;
+        metrics::counter!("ocpi_tokens_received_total").increment(1);
+        Ok(())
+    }
+
+    async fn command(
+        &self,
+        caller: &Peer,
+        command: ocpi::types::Command,
+    ) -> Result<ocpi::types::CommandResponse, OcpiError> {
+        match self.commands.get() {
+            Some(h) => h.handle(caller.clone(), command).await,
+            None => Ok(ocpi::types::CommandResponse::new(
+                ocpi::types::CommandResponseType::NotSupported,
+                0,
+            )),
+        }
     }
 
     async fn peer_unregistered(&self, id: &PeerId) {

@@ -24,13 +24,16 @@
 
 pub mod admin;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod cpo;
 pub mod evse;
+pub mod flow;
 pub mod meter;
 pub mod periods;
 pub mod pricing;
 pub mod push;
+pub mod session;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
@@ -120,19 +123,51 @@ pub async fn run(
             store.flush().await?;
         }
     }
-    let service = Arc::new(
-        station::StationService::new(settings.clone(), store.clone()).with_ocpi(
-            station::OcpiHooks {
+    let authorizer = Arc::new(
+        auth::Authorizer::new(
+            store.clone(),
+            Some(platform.clone()),
+            Duration::from_millis(settings.ocpi.authorize_timeout_ms),
+        )
+        .with_local_policy(&settings.ocpp.local_id_tags, settings.ocpp.free_vend),
+    );
+    let flow = Arc::new(flow::Flow::new(
+        settings.clone(),
+        store.clone(),
+        platform.clone(),
+        push.clone(),
+    ));
+    platform.backend().set_flow(flow.clone());
+    flow.recover().await;
+    #[allow(unused_mut)]
+    let mut service =
+        station::StationService::new(settings.clone(), store.clone(), authorizer.clone())
+            .with_ocpi(station::OcpiHooks {
                 platform: platform.clone(),
                 push: push.clone(),
-            },
-        ),
-    );
+                flow: flow.clone(),
+            });
+    // --- OCPI commands wiring (issue 5): build the handler, install it with
+    // platform.backend().set_command_handler(..) and service = service.with_observer(..) ---
+    let commands = Arc::new(commands::Commands::new(
+        settings.clone(),
+        store.clone(),
+        registry.clone(),
+        authorizer.clone(),
+        push.clone(),
+    ));
+    // Commands left in flight by a crash or restart get their (FAILED) result now.
+    commands.recover().await;
+    platform.backend().set_command_handler(commands.clone());
+    service = service.with_observer(commands.clone());
+    // --- end of commands wiring ---
+    let service = Arc::new(service);
 
     let tasks = tokio_util::task::TaskTracker::new();
     let ocpp_task = tasks.spawn(ocpp_server.run(service.clone(), shutdown.clone()));
     tasks.spawn(push::run(
         platform.clone(),
+        Some(flow.clone()),
         store.clone(),
         push_commands,
         shutdown.clone(),
@@ -140,6 +175,13 @@ pub async fn run(
     tasks.spawn(sweep_offline(
         service.clone(),
         settings.ocpi.offline_grace,
+        shutdown.clone(),
+    ));
+    tasks.spawn(finish_sessions(flow.clone(), shutdown.clone()));
+    tasks.spawn(pull_tokens(
+        platform.clone(),
+        store.clone(),
+        settings.ocpi.token_pull_interval,
         shutdown.clone(),
     ));
     for (id, versions_url) in cpo::configured_peer_ids(&settings) {
@@ -236,6 +278,83 @@ pub fn public_url_with_port(url: &str, port: u16) -> String {
             format!("{scheme}://{host}:{port}{sep}{path}")
         }
         None => url.to_owned(),
+    }
+}
+
+/// Every minute: CDRs that waited for missing 2.0.1 events, and anything interrupted.
+async fn finish_sessions(flow: Arc<flow::Flow>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => flow.recover().await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Pulls every token from each registered peer's Tokens sender: soon after it registers, then
+/// every `interval_secs` (0 = only once).
+async fn pull_tokens(
+    platform: Arc<ocpi::Platform<cpo::Cpo>>,
+    store: state::Store,
+    interval_secs: u64,
+    shutdown: CancellationToken,
+) {
+    use ocpi::types::{InterfaceRole, ModuleId};
+    let mut last: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        for peer in platform.peers().all() {
+            if peer.status != ocpi::PeerStatus::Registered
+                || peer
+                    .endpoint(&ModuleId::Tokens, InterfaceRole::Sender)
+                    .is_none()
+            {
+                continue;
+            }
+            let due = match last.get(&peer.id.0) {
+                None => true,
+                Some(t) => interval_secs > 0 && t.elapsed() >= Duration::from_secs(interval_secs),
+            };
+            if !due {
+                continue;
+            }
+            last.insert(peer.id.0.clone(), std::time::Instant::now());
+            match platform.client().fetch_tokens(&peer, None, None).await {
+                Ok(list) => {
+                    let n = list.len();
+                    let stored = store.update(|tx| {
+                        for t in &list {
+                            tokens::put(tx, t, peer.id.as_str())?;
+                        }
+                        Ok(())
+                    });
+                    match stored {
+                        Ok(()) => {
+                            let _ = store.flush().await;
+                            tracing::info!(peer = %peer.id, tokens = n, "token pull done");
+                            metrics::counter!("ocpi_token_pulls_total", "outcome" => "ok")
+                                .increment(1);
+                        }
+                        Err(e) => {
+                            tracing::error!(peer = %peer.id, error = %e, "storing pulled tokens failed")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "token pull failed; retrying later");
+                    metrics::counter!("ocpi_token_pulls_total", "outcome" => "failed").increment(1);
+                    // Try again in a minute rather than a whole interval.
+                    last.insert(
+                        peer.id.0.clone(),
+                        std::time::Instant::now()
+                            - Duration::from_secs(interval_secs.saturating_sub(60)),
+                    );
+                }
+            }
+        }
     }
 }
 

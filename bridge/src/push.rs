@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use ocpi::types::{InterfaceRole, ModuleId};
-use ocpi::{Peer, PeerId, PeerStatus, Platform, PushError};
+use ocpi::{Peer, PeerId, PeerStatus, Platform};
 use rand::Rng;
 use state::{OutboxEntry, Store};
 use tokio::sync::{Notify, mpsc};
@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::cpo::{Cpo, PushCommand};
+use crate::flow::Flow;
+use ocpi::client::Recipient;
+use ocpi::types::{CountryCode, PartyId};
 
 /// Backoff bounds for retryable failures.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -38,6 +41,7 @@ struct Task {
 /// follows [`PushCommand`]s.
 pub async fn run(
     platform: Arc<Platform<Cpo>>,
+    flow: Option<Arc<Flow>>,
     store: Store,
     mut commands: mpsc::UnboundedReceiver<PushCommand>,
     shutdown: CancellationToken,
@@ -56,6 +60,7 @@ pub async fn run(
         tracker.spawn(
             deliver(
                 platform.clone(),
+                flow.clone(),
                 store.clone(),
                 id.clone(),
                 wake.clone(),
@@ -115,6 +120,7 @@ enum Outcome {
 
 async fn deliver(
     platform: Arc<Platform<Cpo>>,
+    flow: Option<Arc<Flow>>,
     store: Store,
     peer_id: PeerId,
     wake: Arc<Notify>,
@@ -149,7 +155,7 @@ async fn deliver(
             }
             continue;
         };
-        let outcome = attempt(&platform, &store, &peer, entry.seq).await;
+        let outcome = attempt(&platform, flow.as_deref(), &store, &peer, entry.seq).await;
         match outcome {
             Outcome::Delivered => {
                 backoff = BACKOFF_MIN;
@@ -202,40 +208,86 @@ fn module_id(name: &str) -> ModuleId {
         .unwrap_or(ModuleId::Other(name.to_owned()))
 }
 
-async fn attempt(platform: &Platform<Cpo>, store: &Store, peer: &Peer, seq: u64) -> Outcome {
+async fn attempt(
+    platform: &Platform<Cpo>,
+    flow: Option<&Flow>,
+    store: &Store,
+    peer: &Peer,
+    seq: u64,
+) -> Outcome {
     let entry: OutboxEntry = match store.outbox_pick(peer.id.as_str(), seq) {
         Ok(Some(e)) => e,
         Ok(None) => return Outcome::Delivered, // merged away or dropped meanwhile
         Err(e) => return Outcome::Retry(format!("store: {e}")),
     };
-    let (path, body) = match &entry.render {
-        Some(key) => match platform.backend().render(key) {
-            Ok(Some(rendered)) => rendered,
-            Ok(None) => {
-                tracing::info!(peer = %peer.id, render = %key, "object no longer exists; entry dropped");
-                return Outcome::Delivered;
-            }
-            Err(e) => return Outcome::Retry(format!("render: {e}")),
+    let rendered = match &entry.render {
+        Some(key) if key.starts_with("session") => match flow {
+            Some(f) => f.render(key, peer.id.as_str()),
+            None => Ok(None),
         },
-        None => (entry.path.clone(), entry.body.clone()),
+        Some(key) => platform.backend().render(key),
+        None => Ok(Some((entry.path.clone(), entry.body.clone()))),
     };
-    let method = match entry.method.as_str() {
-        "PUT" => Method::PUT,
-        "PATCH" => Method::PATCH,
-        "POST" => Method::POST,
-        "DELETE" => Method::DELETE,
-        other => return Outcome::Refused(format!("unsupported method {other}")),
+    let (path, body) = match rendered {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            tracing::info!(peer = %peer.id, render = ?entry.render, "object no longer exists; entry dropped");
+            return Outcome::Delivered;
+        }
+        Err(e) => return Outcome::Retry(format!("render: {e}")),
     };
-    let module = module_id(&entry.module);
-    let body = (!body.is_null()).then_some(&body);
-    match platform
-        .client()
-        .send(peer, &module, InterfaceRole::Receiver, method, &path, body)
-        .await
-    {
-        Ok(_) => Outcome::Delivered,
+    let to = match &entry.to_party {
+        Some((cc, pid)) => {
+            Recipient::Party(CountryCode::new(cc.clone()), PartyId::new(pid.clone()))
+        }
+        None => Recipient::PeerParty,
+    };
+    let result = if entry.module == "command_result" {
+        match serde_json::from_value::<ocpi::types::CommandResult>(body.clone()) {
+            Ok(result) => {
+                platform
+                    .client()
+                    .post_command_result(peer, &path, &result, &to)
+                    .await
+            }
+            Err(e) => return Outcome::Refused(format!("not a CommandResult: {e}")),
+        }
+    } else {
+        let method = match entry.method.as_str() {
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "POST" => Method::POST,
+            "DELETE" => Method::DELETE,
+            other => return Outcome::Refused(format!("unsupported method {other}")),
+        };
+        let module = module_id(&entry.module);
+        let body = (!body.is_null()).then_some(&body);
+        platform
+            .client()
+            .send_to(
+                peer,
+                &module,
+                InterfaceRole::Receiver,
+                method,
+                &path,
+                body,
+                &to,
+            )
+            .await
+    };
+    match result {
+        Ok(accepted) => {
+            if let Some(f) = flow {
+                f.delivered(
+                    peer.id.as_str(),
+                    &entry,
+                    &body,
+                    accepted.location_header.as_deref(),
+                );
+            }
+            Outcome::Delivered
+        }
         Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),
-        Err(e @ PushError::Refused { .. }) => Outcome::Refused(e.to_string()),
         Err(e) => Outcome::Refused(e.to_string()),
     }
 }

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use ocpp::{
-    Admission, CallFault, Credentials, DataTransferStatus, ErrorCode, IdToken, IdTokenInfo,
-    OcppVersion, RegistrationStatus, RequestContext, StationHandle, StationId, StationRequest,
-    StationResponse,
+    Admission, CallFault, Credentials, DataTransferStatus, ErrorCode, IdToken, OcppVersion,
+    RegistrationStatus, RequestContext, StationHandle, StationId, StationRequest, StationResponse,
 };
 use rust_decimal::Decimal;
 use secrecy::ExposeSecret;
 use state::{Store, Transaction, TransactionStatus};
 
+use crate::auth::Authorizer;
 use crate::config::Settings;
 use crate::cpo::{Cpo, PushControl, render};
 use crate::{evse, meter};
@@ -33,14 +33,33 @@ pub struct OcpiHooks {
     pub platform: Arc<ocpi::Platform<Cpo>>,
     /// Wakes the pusher.
     pub push: PushControl,
+    /// Sessions and CDRs.
+    pub flow: Arc<crate::flow::Flow>,
 }
 
-/// Decides whether a driver's identifier may charge.
-///
-/// The single point the charging-flow work replaces with OCPI token rules (whitelists and
-/// real-time authorization); until then every identifier is accepted.
-pub async fn authorize(_station: &StationId, _token: &IdToken) -> IdTokenInfo {
-    IdTokenInfo::accepted()
+/// Hears what stations do, for features that react to it (OCPI commands, reservations).
+/// Methods are called after the station's message was stored; they must not block.
+pub trait StationObserver: Send + Sync + 'static {
+    /// A connector status was stored.
+    fn status(&self, station: &StationId, at: ocpp::EvseRef, status: ocpp::ConnectorStatus) {
+        let _ = (station, at, status);
+    }
+    /// An acknowledged notification (e.g. 2.0.1 ReservationStatusUpdate).
+    fn notification(&self, station: &StationId, action: &str, payload: &serde_json::Value) {
+        let _ = (station, action, payload);
+    }
+    /// A transaction started (first time it was seen).
+    fn transaction_started(&self, station: &StationId, transaction: &Transaction) {
+        let _ = (station, transaction);
+    }
+    /// A station connected.
+    fn connected(&self, station: &StationId) {
+        let _ = station;
+    }
+    /// A station's current connection closed.
+    fn disconnected(&self, station: &StationId) {
+        let _ = station;
+    }
 }
 
 /// The bridge's OCPP application.
@@ -52,6 +71,10 @@ pub struct StationService {
     connections: Mutex<HashMap<StationId, u64>>,
     /// OCPI publication (absent in unit tests of the OCPP side alone).
     ocpi: Option<OcpiHooks>,
+    /// Decides authorizations.
+    authorizer: Arc<Authorizer>,
+    /// Reacts to station events (commands, reservations).
+    observer: Option<Arc<dyn StationObserver>>,
 }
 
 impl std::fmt::Debug for StationService {
@@ -68,12 +91,92 @@ fn internal(e: state::Error) -> CallFault {
 
 impl StationService {
     /// A service over the store.
-    pub fn new(settings: Arc<Settings>, store: Store) -> Self {
+    pub fn new(settings: Arc<Settings>, store: Store, authorizer: Arc<Authorizer>) -> Self {
         StationService {
             settings,
             store,
             connections: Mutex::new(HashMap::new()),
             ocpi: None,
+            authorizer,
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` about station events.
+    pub fn with_observer(mut self, observer: Arc<dyn StationObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The authorizer.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
+    fn flow(&self) -> Option<&Arc<crate::flow::Flow>> {
+        self.ocpi.as_ref().map(|h| &h.flow)
+    }
+
+    /// Where a token is used, for the eMSP's real-time authorization.
+    fn location_refs(
+        &self,
+        station: &str,
+        evse_id: Option<u32>,
+    ) -> Option<ocpi::types::LocationReferences> {
+        let location_id = self.location_id(station)?;
+        let evse_uids = evse_id
+            .filter(|e| *e > 0)
+            .and_then(|e| self.store.evse_uid(station, e).ok().flatten())
+            .map(|uid| vec![ocpi::types::EvseUid::new(uid)]);
+        Some(ocpi::types::LocationReferences {
+            location_id: ocpi::types::LocationId::new(location_id),
+            evse_uids,
+        })
+    }
+
+    async fn decide(
+        &self,
+        station: &StationId,
+        token: &IdToken,
+        evse_id: Option<u32>,
+    ) -> crate::auth::Decision {
+        let refs = self.location_refs(station.as_str(), evse_id);
+        self.authorizer.authorize(station, token, refs, false).await
+    }
+
+    /// Tells the flow a transaction started, with the decision that authorized it.
+    async fn session_started(
+        &self,
+        station: &StationId,
+        ocpp_tx: &str,
+        decision: &crate::auth::Decision,
+    ) {
+        let Ok(Some(t)) = self.store.transaction_by_ocpp(station.as_str(), ocpp_tx) else {
+            return;
+        };
+        if let Some(o) = &self.observer {
+            o.transaction_started(station, &t);
+        }
+        if let Some(flow) = self.flow()
+            && let Err(e) = flow.started(&t, decision).await
+        {
+            tracing::error!(session = %t.id, error = %e, "opening the OCPI session failed");
+        }
+    }
+
+    /// Tells the flow a transaction changed (progress or end).
+    async fn session_changed(&self, station: &StationId, ocpp_tx: &str) {
+        let Some(flow) = self.flow() else { return };
+        let Ok(Some(t)) = self.store.transaction_by_ocpp(station.as_str(), ocpp_tx) else {
+            return;
+        };
+        let result = if t.status == TransactionStatus::Completed {
+            flow.stopped(&t.id).await
+        } else {
+            flow.updated(&t.id).await
+        };
+        if let Err(e) = result {
+            tracing::error!(session = %t.id, error = %e, "updating the OCPI session failed");
         }
     }
 
@@ -348,6 +451,9 @@ impl StationService {
         if queued {
             self.wake(&receivers);
         }
+        if let Some(o) = &self.observer {
+            o.status(station, report.at, report.status);
+        }
         tracing::info!(evse = report.at.evse_id, connector = report.at.connector_id,
             status = report.status.as_str(), error = ?report.error_code, applied = changed, "status");
         Ok(())
@@ -424,7 +530,8 @@ impl StationService {
             id: req.id_tag.clone(),
             kind: ocpp::IdTokenKind::IdTag,
         };
-        let info = authorize(station, &token).await;
+        let decision = self.decide(station, &token, Some(req.connector_id)).await;
+        let info = decision.info.clone();
         let key = state::Start16Key {
             station: station.as_str(),
             connector_id: req.connector_id,
@@ -463,6 +570,10 @@ impl StationService {
             retry = !created,
             "transaction started"
         );
+        if created {
+            self.session_started(station, &id.to_string(), &decision)
+                .await;
+        }
         Ok(StationResponse::StartTransaction {
             transaction_id: id,
             id_tag_info: info,
@@ -521,17 +632,15 @@ impl StationService {
         self.durable().await?;
         metrics::counter!("bridge_transactions_stopped_total").increment(1);
         tracing::info!(transaction = req.transaction_id, known, reason = %reason, "transaction stopped");
+        self.session_changed(station, &ocpp_id).await;
         let id_tag_info = match &req.id_tag {
-            Some(tag) => Some(
-                authorize(
-                    station,
-                    &IdToken {
-                        id: tag.clone(),
-                        kind: ocpp::IdTokenKind::IdTag,
-                    },
-                )
-                .await,
-            ),
+            Some(tag) => {
+                let token = IdToken {
+                    id: tag.clone(),
+                    kind: ocpp::IdTokenKind::IdTag,
+                };
+                Some(self.decide(station, &token, None).await.info)
+            }
             None => None,
         };
         Ok(StationResponse::StopTransaction { id_tag_info })
@@ -567,6 +676,9 @@ impl StationService {
             );
         }
         self.durable().await?;
+        if known {
+            self.session_changed(&ctx.station, &ocpp_id).await;
+        }
         Ok(StationResponse::Ack)
     }
 
@@ -618,9 +730,24 @@ impl StationService {
                 ocpp::TransactionEventType::Updated => {}
             }
         }
-        let id_token_info = match &ev.id_token {
-            Some(t) => Some(authorize(station, t).await),
-            None => None,
+        // Authorization: a remote start we asked for, else the token this event carries.
+        let remote = ev
+            .remote_start_id
+            .and_then(|id| self.authorizer.remote_start(station, id));
+        let decision = match (&ev.id_token, remote) {
+            (_, Some(d)) => Some(d),
+            (Some(t), None) => Some(self.decide(station, t, ev.evse.map(|e| e.evse_id)).await),
+            (None, None) => None,
+        };
+        if let Some(d) = &decision {
+            self.session_started(station, &ev.transaction_id, d).await;
+        }
+        if applied {
+            self.session_changed(station, &ev.transaction_id).await;
+        }
+        let id_token_info = match (&ev.id_token, &decision) {
+            (Some(_), Some(d)) => Some(d.info.clone()),
+            _ => None,
         };
         Ok(StationResponse::TransactionEvent { id_token_info })
     }
@@ -766,9 +893,8 @@ impl ocpp::Csms for StationService {
                 Ok(StationResponse::Ack)
             }
             StationRequest::Authorize(token) => {
-                let info = authorize(station, token).await;
-                tracing::info!(status = ?info.status, "authorize");
-                Ok(StationResponse::Authorize(info))
+                let decision = self.decide(station, token, None).await;
+                Ok(StationResponse::Authorize(decision.info))
             }
             StationRequest::StartTransaction(req) => self.start16(ctx, req).await,
             StationRequest::StopTransaction(req) => self.stop16(ctx, req).await,

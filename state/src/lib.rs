@@ -500,6 +500,25 @@ impl Store {
             .collect()
     }
 
+    /// The 2.0.1 seqNos applied for a transaction, ascending.
+    pub fn events_seen(&self, station: &str, ocpp_tx_id: &str) -> Result<Vec<u32>, Error> {
+        let mut prefix = keys::tx_by_ocpp(station, ocpp_tx_id);
+        prefix.push(0);
+        let n = prefix.len();
+        self.tree(idx::TX_EVENTS)
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let b: [u8; 4] = k[n..].try_into().map_err(|_| Error::Corrupt {
+                    tree: tree::TX_EVENTS,
+                    reason: "seq key".into(),
+                })?;
+                Ok(u32::from_be_bytes(b))
+            })
+            .collect()
+    }
+
     /// The published EVSE states of a station, by EVSE number.
     pub fn evse_states(&self, station: &str) -> Result<Vec<EvseState>, Error> {
         scan(

@@ -6,8 +6,14 @@
 
 mod boot;
 mod check_config;
+mod commands;
 mod connections;
 mod errors;
+mod ocpi_outbox;
+mod ocpi_push;
+mod ocpi_registration;
+mod ocpi_server;
+mod ocpi_support;
 mod restart;
 mod shutdown;
 mod transactions;

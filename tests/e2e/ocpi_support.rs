@@ -16,7 +16,10 @@ pub(crate) const REGISTER_SOON: Duration = Duration::from_secs(20);
 /// OCPI on port 0 with `public_url` substituted, token A, a tariff on LOC1, and four stations at
 /// LOC1: CS001/CS002 (1.6), CS201/CS202 (2.0.1).
 pub(crate) fn ocpi_config() -> TestConfig {
-    TestConfig::new()
+    let mut config = TestConfig::new();
+    // sled's debug output drowns the daemon's own lines in failure reports.
+    config.log_level = "debug,sled=info,hyper_util=info,reqwest=info".into();
+    config
         .ocpi_port0()
         .ocpi_token_a(TOKEN_A)
         .tariff("T1", "EUR", 0.35)

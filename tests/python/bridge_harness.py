@@ -65,7 +65,7 @@ def _q(s: str) -> str:
     return json.dumps(s)
 
 
-def config_toml(data_dir: Path, heartbeat_interval: int = 300) -> str:
+def config_toml(data_dir: Path, heartbeat_interval: int = 300, free_vend: bool = True) -> str:
     text = f"""[state]
 path = {_q(str(data_dir))}
 
@@ -80,6 +80,7 @@ heartbeat_interval = {heartbeat_interval}
 call_timeout = 30
 ping_interval = 0
 max_frame_bytes = 65536
+free_vend = {"true" if free_vend else "false"}
 
 [ocpi]
 listen = "127.0.0.1:0"

@@ -68,6 +68,9 @@ pub struct TestConfig {
     pub ping_interval: u64,
     /// `[ocpp] max_frame_bytes`.
     pub max_frame_bytes: u64,
+    /// `[ocpp] free_vend`: accept identifiers no eMSP knows (default true here, so OCPP-only
+    /// tests need no tokens; OCPI tests that check authorization switch it off).
+    pub free_vend: bool,
     /// `[[stations]]`.
     pub stations: Vec<TestStation>,
     /// Raw TOML appended verbatim (for tests of config validation).
@@ -96,6 +99,7 @@ impl Default for TestConfig {
             call_timeout: 30,
             ping_interval: 0,
             max_frame_bytes: 65536,
+            free_vend: true,
             stations: Vec::new(),
             extra_toml: String::new(),
             ocpi_public_url: "http://127.0.0.1:9100".into(),
@@ -141,6 +145,12 @@ impl TestConfig {
     /// Set `[ocpp] heartbeat_interval`.
     pub fn heartbeat_interval(mut self, seconds: u64) -> Self {
         self.heartbeat_interval = seconds;
+        self
+    }
+
+    /// Set `[ocpp] free_vend`.
+    pub fn free_vend(mut self, on: bool) -> Self {
+        self.free_vend = on;
         self
     }
 
@@ -244,6 +254,7 @@ heartbeat_interval = {hb}
 call_timeout = {ct}
 ping_interval = {pi}
 max_frame_bytes = {mfb}
+free_vend = {fv}
 
 [ocpi]
 listen = "127.0.0.1:0"
@@ -260,6 +271,7 @@ business_name = "Example CPO"
             ct = self.call_timeout,
             pi = self.ping_interval,
             mfb = self.max_frame_bytes,
+            fv = self.free_vend,
             public_url = quote(&self.ocpi_public_url),
         );
         if let Some(token) = &self.ocpi_token_a {

@@ -29,7 +29,12 @@ fn service(dir: &std::path::Path) -> StationService {
         cache_bytes: 8 << 20,
     })
     .unwrap();
-    StationService::new(Arc::new(settings), store)
+    let authorizer = Arc::new(Authorizer::new(
+        store.clone(),
+        None,
+        std::time::Duration::from_millis(100),
+    ));
+    StationService::new(Arc::new(settings), store, authorizer)
 }
 
 fn ctx(version: OcppVersion) -> RequestContext {

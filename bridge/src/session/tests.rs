@@ -1,0 +1,209 @@
+use super::*;
+use chrono::TimeZone;
+use std::str::FromStr;
+
+fn at(min: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap() + chrono::Duration::minutes(min)
+}
+
+fn sample(min: i64, wh: &str, context: Option<&str>) -> state::MeterSample {
+    state::MeterSample {
+        v: 1,
+        timestamp: at(min),
+        measurand: crate::meter::ENERGY_REGISTER.into(),
+        value: Decimal::from_str(wh).ok(),
+        raw: wh.into(),
+        unit: "Wh".into(),
+        multiplier: 0,
+        phase: None,
+        context: context.map(str::to_owned),
+        location: None,
+        format: None,
+        signed: None,
+    }
+}
+
+fn transaction(completed: bool) -> state::Transaction {
+    state::Transaction {
+        v: 1,
+        id: "0b5f1c2e-1111-4222-8333-944445555666".into(),
+        station_id: "CS1".into(),
+        evse_id: 1,
+        connector_id: 1,
+        ocpp_transaction_id: "7".into(),
+        ocpp_version: "1.6".into(),
+        id_token: Some("AABB".into()),
+        id_token_type: Some("IdTag".into()),
+        status: if completed {
+            state::TransactionStatus::Completed
+        } else {
+            state::TransactionStatus::Active
+        },
+        started_at: at(0),
+        stopped_at: completed.then(|| at(90)),
+        meter_start_wh: Some(Decimal::from(1000)),
+        meter_stop_wh: completed.then(|| Decimal::from(11000)),
+        meter_last_wh: Some(Decimal::from(11000)),
+        stop_reason: completed.then(|| "Local".to_owned()),
+        offline: false,
+        remote_start_id: None,
+        reservation_id: None,
+        charging_state: None,
+        time_spent_charging: None,
+        last_seq_no: None,
+        samples: 3,
+        created_at: at(0),
+        updated_at: at(90),
+    }
+}
+
+fn record(tariff: Option<Value>) -> SessionRecord {
+    SessionRecord {
+        id: "0b5f1c2e-1111-4222-8333-944445555666".into(),
+        peer: Some("emsp".into()),
+        cdr_token: json!({"country_code": "DE", "party_id": "EMS", "uid": "AABB", "type": "RFID", "contract_id": "DE-EMS-C1"}),
+        auth_method: AuthMethod::Whitelist,
+        authorization_reference: Some("REF1".into()),
+        location_id: "LOC1".into(),
+        evse_uid: "CS1-1".into(),
+        connector_id: "1".into(),
+        cdr_location: json!({"id": "LOC1", "address": "a", "city": "b", "country": "NLD",
+            "coordinates": {"latitude": "52.09073", "longitude": "5.12142"}, "evse_uid": "CS1-1",
+            "evse_id": "NL*BRG*ECS1*1", "connector_id": "1", "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"}),
+        time_zone: "Europe/Amsterdam".into(),
+        currency: "EUR".into(),
+        tariff,
+        meter_id: Some("MTR-1".into()),
+        status: SessionStatus::Active,
+        last_updated: at(0),
+    }
+}
+
+fn energy_tariff() -> Value {
+    json!({"country_code": "NL", "party_id": "BRG", "id": "T1", "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 21.0, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z"})
+}
+
+/// 10 kWh charged in the first hour, then 30 minutes without energy (parking).
+fn samples() -> Vec<state::MeterSample> {
+    vec![
+        sample(0, "1000", Some("Transaction.Begin")),
+        sample(30, "6000", None),
+        sample(60, "11000", None),
+        sample(90, "11000", Some("Transaction.End")),
+    ]
+}
+
+#[test]
+fn a_cdr_is_priced_from_the_tariff_frozen_at_start() {
+    let cdr = render_cdr(
+        "NL",
+        "BRG",
+        &record(Some(energy_tariff())),
+        &transaction(true),
+        &samples(),
+    );
+    let parsed: ocpi::types::Cdr = serde_json::from_value(cdr.clone()).expect("a valid OCPI CDR");
+    parsed.validate().expect("CDR passes OCPI validation");
+    // 10 kWh × 0.30 = 3.00 excl; × 1.21 = 3.63 incl.
+    assert_eq!(cdr["total_energy"], json!(10));
+    assert_eq!(
+        Decimal::from_str(&cdr["total_cost"]["excl_vat"].to_string()).unwrap(),
+        Decimal::from(3)
+    );
+    assert_eq!(
+        Decimal::from_str(&cdr["total_cost"]["incl_vat"].to_string()).unwrap(),
+        Decimal::from_str("3.63").unwrap()
+    );
+    assert_eq!(
+        Decimal::from_str(&cdr["total_time"].to_string()).unwrap(),
+        Decimal::from_str("1.5").unwrap()
+    );
+    assert_eq!(
+        Decimal::from_str(&cdr["total_parking_time"].to_string()).unwrap(),
+        Decimal::from_str("0.5").unwrap()
+    );
+    assert_eq!(cdr["auth_method"], "WHITELIST");
+    assert_eq!(cdr["authorization_reference"], "REF1");
+    assert_eq!(cdr["session_id"], cdr["id"]);
+    assert_eq!(cdr["meter_id"], "MTR-1");
+    assert_eq!(cdr["cdr_token"]["contract_id"], "DE-EMS-C1");
+}
+
+#[test]
+fn a_short_session_does_not_have_zero_time() {
+    let mut t = transaction(true);
+    t.stopped_at = Some(at(0) + chrono::Duration::seconds(40));
+    let s = vec![sample(0, "1000", None)];
+    let cdr = render_cdr("NL", "BRG", &record(None), &t, &s);
+    let hours = Decimal::from_str(&cdr["total_time"].to_string()).unwrap();
+    assert_eq!(hours, Decimal::from_str("0.0111").unwrap());
+    assert_eq!(cdr["total_cost"], json!({"excl_vat": 0, "incl_vat": 0}));
+}
+
+#[test]
+fn an_active_session_shows_only_closed_periods_and_a_patch_appends_the_rest() {
+    let samples = samples();
+    let active = render_session(
+        "NL",
+        "BRG",
+        &record(Some(energy_tariff())),
+        &transaction(false),
+        &samples[..3],
+        at(60),
+    );
+    let parsed: ocpi::types::Session =
+        serde_json::from_value(active.clone()).expect("a valid OCPI Session");
+    parsed.validate().expect("Session passes OCPI validation");
+    assert_eq!(active["status"], "ACTIVE");
+    assert_eq!(active["kwh"], json!(10));
+    let before = active["charging_periods"].as_array().unwrap().len();
+    let mut done = record(Some(energy_tariff()));
+    done.status = SessionStatus::Completed;
+    let completed = render_session("NL", "BRG", &done, &transaction(true), &samples, at(90));
+    let after = completed["charging_periods"].as_array().unwrap().len();
+    assert!(after > before, "{before} → {after}");
+    let patch = session_patch(&completed, before);
+    assert_eq!(
+        patch["charging_periods"].as_array().unwrap().len(),
+        after - before
+    );
+    assert_eq!(patch["status"], "COMPLETED");
+    assert!(patch.get("end_date_time").is_some());
+    assert!(patch.get("last_updated").is_some());
+}
+
+#[test]
+fn signed_meter_values_become_ocpi_signed_data() {
+    let mut begin = sample(0, "1000", Some("Transaction.Begin"));
+    begin.value = None;
+    begin.format = Some("SignedData".into());
+    begin.signed = Some(state::SignedData {
+        signed_meter_data: "OCMF|{\"RD\":[{\"RV\":1.0}]}|{\"SD\":\"30440220\"}".into(),
+        signing_method: String::new(),
+        encoding_method: "OCMF".into(),
+        public_key: None,
+    });
+    let mut end = sample(90, "11000", Some("Transaction.End"));
+    end.signed = Some(state::SignedData {
+        signed_meter_data: base64::engine::general_purpose::STANDARD.encode("OCMF|end|sig"),
+        signing_method: "ECDSA".into(),
+        encoding_method: "OCMF".into(),
+        public_key: Some("KEY".into()),
+    });
+    let sd = signed_data(&[begin, end]).unwrap();
+    assert_eq!(sd["encoding_method"], "OCMF");
+    assert_eq!(sd["public_key"], "KEY");
+    let values = sd["signed_values"].as_array().unwrap();
+    assert_eq!(values[0]["nature"], "Start");
+    assert!(
+        values[0]["plain_data"]
+            .as_str()
+            .unwrap()
+            .starts_with("OCMF|")
+    );
+    assert_eq!(values[1]["nature"], "End");
+    assert_eq!(values[1]["plain_data"], "OCMF|end|sig");
+}
