@@ -114,9 +114,26 @@ impl From<state::Error> for ApiError {
 async fn healthz(State(state): State<AdminState>) -> Response {
     let ready = state.ready.load(Ordering::SeqCst);
     let (v16, v201) = state.registry.count_by_version();
+    let peers = state.platform.peers().all();
+    let ids: Vec<String> = peers.iter().map(|p| p.id.0.clone()).collect();
+    let stats = state.store.outbox_stats(&ids).unwrap_or_default();
+    let peers: Vec<Value> = peers
+        .iter()
+        .map(|p| {
+            let s = stats.iter().find(|s| s.peer == p.id.0);
+            json!({
+                "id": p.id,
+                "registration": p.status,
+                "outbox": s.map(outbox_stats_json),
+            })
+        })
+        .collect();
     let body = json!({
-        "status": if ready { "ok" } else { "starting" },
+        "status": if ready { "ok" } else { "unavailable" },
+        "state_open": true,
+        "listeners_bound": ready,
         "stations_connected": {"1.6": v16, "2.0.1": v201},
+        "peers": peers,
         "state_recovered_from_corruption": state.store.recovered_from().map(|p| p.display().to_string()),
     });
     let code = if ready {
@@ -127,7 +144,55 @@ async fn healthz(State(state): State<AdminState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Gauges that are facts of the store, not of this process's history: set at scrape time so
+/// they are right after a restart too.
+fn refresh_gauges(state: &AdminState) {
+    let ids: Vec<String> = state
+        .platform
+        .peers()
+        .all()
+        .iter()
+        .map(|p| p.id.0.clone())
+        .collect();
+    if let Ok(stats) = state.store.outbox_stats(&ids) {
+        for s in stats {
+            metrics::gauge!("ocpi_outbox_depth", "peer" => s.peer.clone()).set(s.depth as f64);
+            metrics::gauge!("ocpi_outbox_parked", "peer" => s.peer.clone()).set(s.parked as f64);
+            let age = s.oldest.map_or(0.0, |o| {
+                (chrono::Utc::now() - o).num_milliseconds() as f64 / 1000.0
+            });
+            metrics::gauge!("ocpi_outbox_oldest_age_seconds", "peer" => s.peer.clone()).set(age);
+        }
+    }
+    if let Ok(docs) = state.store.docs(crate::session::SESSION_KIND) {
+        let active = docs
+            .iter()
+            .filter(|d| d.value.get("status").and_then(Value::as_str) == Some("ACTIVE"))
+            .count();
+        metrics::gauge!("bridge_sessions_active").set(active as f64);
+    }
+    if let Ok(tx) = state.store.transactions() {
+        let open = tx
+            .iter()
+            .filter(|t| t.status == state::TransactionStatus::Active)
+            .count();
+        metrics::gauge!("bridge_transactions_active").set(open as f64);
+    }
+    let (v16, v201) = state.registry.count_by_version();
+    metrics::gauge!("ocpp_stations_connected", "version" => "1.6").set(v16 as f64);
+    metrics::gauge!("ocpp_stations_connected", "version" => "2.0.1").set(v201 as f64);
+    if let Ok(size) = state.store.size_on_disk() {
+        metrics::gauge!("bridge_state_size_bytes").set(size as f64);
+    }
+    metrics::gauge!("bridge_ready").set(if state.ready.load(Ordering::SeqCst) {
+        1.0
+    } else {
+        0.0
+    });
+}
+
 async fn metrics(State(state): State<AdminState>) -> Response {
+    refresh_gauges(&state);
     match &state.metrics {
         Some(handle) => (
             [(

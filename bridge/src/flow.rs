@@ -202,7 +202,6 @@ impl Flow {
             }
             Ok(rec)
         })?;
-        metrics::gauge!("bridge_sessions_active").increment(1.0);
         tracing::info!(session = %rec.id, status = ?rec.status, method = ?rec.auth_method, peer = ?rec.peer, "OCPI session opened");
         self.commit(peer).await
     }
@@ -310,9 +309,6 @@ impl Flow {
             }
             Ok(())
         })?;
-        if was_active {
-            metrics::gauge!("bridge_sessions_active").decrement(1.0);
-        }
         if let Some(cdr) = &cdr {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
             tracing::info!(session = %tx_id, total_energy = %cdr["total_energy"], total_cost = %cdr["total_cost"], peer = ?cdr_peer, "CDR created");

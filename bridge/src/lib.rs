@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cpo;

@@ -38,9 +38,62 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Health, connected stations and OCPI peer queues of the running daemon.
+    Status(AdminArgs),
+    /// Stations and connector statuses of the running daemon.
+    Stations(AdminArgs),
+    /// OCPI sessions of the running daemon.
+    Sessions(AdminArgs),
+    /// OCPI peers: registration, version, endpoints.
+    Peers(AdminArgs),
+    /// The push outbox: queues, parked pushes; retry or drop a parked push.
+    Outbox {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+}
+
+/// How to reach the running daemon's admin API.
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// Admin API base URL (default: from `[admin] listen` of the configuration).
+    #[arg(long, env = "BRIDGE_ADMIN_URL")]
+    admin_url: Option<String>,
+    /// Admin bearer token (default: `[admin] token` of the configuration).
+    #[arg(long, env = "BRIDGE_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Print the admin API's JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxAction {
+    /// Put a parked push back into its peer's queue.
+    Retry {
+        /// Peer id.
+        peer: String,
+        /// Entry number (`#seq` in the listing).
+        seq: u64,
+    },
+    /// Drop a parked push for good.
+    Drop {
+        /// Peer id.
+        peer: String,
+        /// Entry number.
+        seq: u64,
+        /// Why (logged).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn main() -> ExitCode {
+    // reqwest is built without a bundled TLS provider: install ring once, before any client
+    // (OCPI pushes, the admin CLI) is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let settings = match config::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -69,6 +122,50 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status(a) => admin_command(&settings, a, "/healthz", bridge::cli::render_status),
+        Command::Stations(a) => admin_command(
+            &settings,
+            a,
+            "/admin/stations",
+            bridge::cli::render_stations,
+        ),
+        Command::Sessions(a) => admin_command(
+            &settings,
+            a,
+            "/admin/sessions",
+            bridge::cli::render_sessions,
+        ),
+        Command::Peers(a) => admin_command(&settings, a, "/admin/peers", bridge::cli::render_peers),
+        Command::Outbox {
+            admin,
+            action: None,
+        } => admin_command(
+            &settings,
+            admin,
+            "/admin/outbox",
+            bridge::cli::render_outbox,
+        ),
+        Command::Outbox {
+            admin,
+            action: Some(action),
+        } => {
+            let (path, body) = match action {
+                OutboxAction::Retry { peer, seq } => (
+                    format!("/admin/outbox/{peer}/{seq}/retry"),
+                    serde_json::json!({}),
+                ),
+                OutboxAction::Drop { peer, seq, reason } => (
+                    format!("/admin/outbox/{peer}/{seq}/drop"),
+                    serde_json::json!({ "reason": reason }),
+                ),
+            };
+            admin_call(
+                &settings,
+                &admin,
+                move |c| async move { c.post(&path, &body).await },
+                |v| format!("{v}\n"),
+            )
+        }
         Command::Run => {
             let format = cli.log_format.unwrap_or(settings.log.format);
             bridge::telemetry::init_logging(format, &settings.log.level);
@@ -82,6 +179,79 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn admin_client(
+    settings: &config::Settings,
+    args: &AdminArgs,
+) -> anyhow::Result<bridge::cli::AdminClient> {
+    use secrecy::ExposeSecret;
+    let base = args
+        .admin_url
+        .clone()
+        .unwrap_or_else(|| bridge::cli::AdminClient::base_for(settings.admin.listen));
+    let token = args.admin_token.clone().or_else(|| {
+        settings
+            .admin
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+    });
+    bridge::cli::AdminClient::new(base, token)
+}
+
+fn admin_call<F, Fut>(
+    settings: &config::Settings,
+    args: &AdminArgs,
+    call: F,
+    render: impl Fn(&serde_json::Value) -> String,
+) -> ExitCode
+where
+    F: FnOnce(bridge::cli::AdminClient) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(u16, serde_json::Value)>>,
+{
+    let result = admin_client(settings, args).and_then(|client| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(call(client))
+    });
+    match result {
+        Ok((status, body)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render(&body));
+            }
+            if (200..300).contains(&status) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("admin API answered HTTP {status}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin_command(
+    settings: &config::Settings,
+    args: AdminArgs,
+    path: &'static str,
+    render: fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    admin_call(
+        settings,
+        &args,
+        move |c| async move { c.get(path).await },
+        render,
+    )
 }
 
 fn export(path: PathBuf) -> anyhow::Result<()> {
@@ -106,7 +276,6 @@ fn export(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn run(settings: config::Settings, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -52,7 +52,13 @@ impl Emsp<'_> {
         let url = format!("{}/{kind}", self.hub.bridge_module_url("commands"));
         let token = self.hub.token_for_bridge().expect("hub registered");
         self.hub
-            .request(Method::POST, &url, Some(&token), Some(body.to_string()), &[])
+            .request(
+                Method::POST,
+                &url,
+                Some(&token),
+                Some(body.to_string()),
+                &[],
+            )
             .await
     }
 
@@ -91,7 +97,10 @@ impl Emsp<'_> {
             body.get("status_code").is_none() && body.get("data").is_none(),
             "a CommandResult is a bare body, no envelope: {body}"
         );
-        assert!(p.header("authorization").is_some(), "results carry our token");
+        assert!(
+            p.header("authorization").is_some(),
+            "results carry our token"
+        );
         body
     }
 
@@ -123,7 +132,12 @@ pub(crate) async fn evse_uid(hub: &Hub, station: &str, n: u32) -> String {
 }
 
 /// A booted station with EVSE 1 Available, and that EVSE's uid.
-async fn station_ready(hub: &Hub, daemon: &Daemon, id: &str, version: OcppVersion) -> (Station, String) {
+async fn station_ready(
+    hub: &Hub,
+    daemon: &Daemon,
+    id: &str,
+    version: OcppVersion,
+) -> (Station, String) {
     let cs = booted(daemon, id, version).await;
     set_status(&cs, 1, "Available").await;
     let uid = evse_uid(hub, id, 1).await;
@@ -240,19 +254,32 @@ async fn every_answer(station: &str, version: OcppVersion) {
     }
     for (reply, want) in start_rows {
         cs.on(start, reply.clone());
-        let got = emsp.accepted_result("START_SESSION", start_body("app-user-1", &evse)).await;
+        let got = emsp
+            .accepted_result("START_SESSION", start_body("app-user-1", &evse))
+            .await;
         assert_eq!(got, want, "{start} answered {reply:?}");
     }
     // A rejected start is explained by the EVSE's stored status.
     cs.on(start, status("Rejected"));
-    for (evse_status, want) in [("Faulted", "EVSE_INOPERATIVE"), ("Unavailable", "EVSE_INOPERATIVE")] {
+    for (evse_status, want) in [
+        ("Faulted", "EVSE_INOPERATIVE"),
+        ("Unavailable", "EVSE_INOPERATIVE"),
+    ] {
         set_status(&cs, 1, evse_status).await;
-        let got = emsp.accepted_result("START_SESSION", start_body("app-user-1", &evse)).await;
+        let got = emsp
+            .accepted_result("START_SESSION", start_body("app-user-1", &evse))
+            .await;
         assert_eq!(got, want, "rejected start on a {evse_status} EVSE");
     }
-    let busy = if version == OcppVersion::V16 { "Charging" } else { "Occupied" };
+    let busy = if version == OcppVersion::V16 {
+        "Charging"
+    } else {
+        "Occupied"
+    };
     set_status(&cs, 1, busy).await;
-    let got = emsp.accepted_result("START_SESSION", start_body("app-user-1", &evse)).await;
+    let got = emsp
+        .accepted_result("START_SESSION", start_body("app-user-1", &evse))
+        .await;
     assert_eq!(got, "EVSE_OCCUPIED", "rejected start on a {busy} EVSE");
     set_status(&cs, 1, "Available").await;
 
@@ -261,19 +288,34 @@ async fn every_answer(station: &str, version: OcppVersion) {
     assert!(!sent.is_empty());
     match version {
         OcppVersion::V16 => {
-            assert_eq!(sent[0], json!({"connectorId": 1, "idTag": "app-user-1"}), "{sent:?}");
+            assert_eq!(
+                sent[0],
+                json!({"connectorId": 1, "idTag": "app-user-1"}),
+                "{sent:?}"
+            );
         }
         _ => {
             assert_eq!(sent[0]["evseId"], 1, "{}", sent[0]);
-            assert_eq!(sent[0]["idToken"], json!({"idToken": "app-user-1", "type": "Central",
+            assert_eq!(
+                sent[0]["idToken"],
+                json!({"idToken": "app-user-1", "type": "Central",
                 "additionalInfo": [{"additionalIdToken": "DE-TNM-C12345678-X", "type": "eMAID"}]}),
-                "{}", sent[0]);
-            let ids: Vec<i64> = sent.iter().map(|p| p["remoteStartId"].as_i64().unwrap()).collect();
+                "{}",
+                sent[0]
+            );
+            let ids: Vec<i64> = sent
+                .iter()
+                .map(|p| p["remoteStartId"].as_i64().unwrap())
+                .collect();
             assert!(ids.iter().all(|i| *i > 0), "{ids:?}");
             let mut unique = ids.clone();
             unique.sort_unstable();
             unique.dedup();
-            assert_eq!(unique.len(), ids.len(), "a fresh remoteStartId per command: {ids:?}");
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "a fresh remoteStartId per command: {ids:?}"
+            );
         }
     }
 
@@ -294,7 +336,9 @@ async fn every_answer(station: &str, version: OcppVersion) {
     }
     for (reply, want) in unlock_rows {
         cs.on("UnlockConnector", reply.clone());
-        let got = emsp.accepted_result("UNLOCK_CONNECTOR", unlock_body(&evse)).await;
+        let got = emsp
+            .accepted_result("UNLOCK_CONNECTOR", unlock_body(&evse))
+            .await;
         assert_eq!(got, want, "UnlockConnector answered {reply:?}");
     }
     let unlock = calls(&cs, "UnlockConnector");
@@ -327,22 +371,36 @@ async fn every_answer(station: &str, version: OcppVersion) {
         OcppVersion::V16 => {
             assert_eq!(reserve[0]["connectorId"], 1, "{}", reserve[0]);
             assert_eq!(reserve[0]["idTag"], "resv-user", "{}", reserve[0]);
-            assert!(reserve[0]["reservationId"].as_i64().unwrap() > 0, "{}", reserve[0]);
+            assert!(
+                reserve[0]["reservationId"].as_i64().unwrap() > 0,
+                "{}",
+                reserve[0]
+            );
         }
         _ => {
             assert_eq!(reserve[0]["evseId"], 1, "{}", reserve[0]);
-            assert_eq!(reserve[0]["idToken"]["idToken"], "resv-user", "{}", reserve[0]);
+            assert_eq!(
+                reserve[0]["idToken"]["idToken"], "resv-user",
+                "{}",
+                reserve[0]
+            );
             assert!(reserve[0]["id"].as_i64().unwrap() > 0, "{}", reserve[0]);
         }
     }
 
     // CANCEL_RESERVATION: answers-0 was accepted and is live.
     cs.on("CancelReservation", status("Rejected"));
-    let got = emsp.accepted_result("CANCEL_RESERVATION", cancel_body("answers-0")).await;
+    let got = emsp
+        .accepted_result("CANCEL_RESERVATION", cancel_body("answers-0"))
+        .await;
     assert_eq!(got, "UNKNOWN_RESERVATION");
     // The station did not know it: it is forgotten, a second cancel is refused at once.
-    emsp.command("CANCEL_RESERVATION", &with_url(&emsp, cancel_body("answers-0")), "REJECTED")
-        .await;
+    emsp.command(
+        "CANCEL_RESERVATION",
+        &with_url(&emsp, cancel_body("answers-0")),
+        "REJECTED",
+    )
+    .await;
     for (reply, want) in [
         (error("NotImplemented"), "NOT_SUPPORTED"),
         (error("InternalError"), "FAILED"),
@@ -350,14 +408,22 @@ async fn every_answer(station: &str, version: OcppVersion) {
         (status("Accepted"), "ACCEPTED"),
     ] {
         cs.on("ReserveNow", status("Accepted"));
-        let again = emsp.accepted_result("RESERVE_NOW", reserve_body("cancel-me", Some(&evse))).await;
+        let again = emsp
+            .accepted_result("RESERVE_NOW", reserve_body("cancel-me", Some(&evse)))
+            .await;
         assert_eq!(again, "ACCEPTED");
         cs.on("CancelReservation", reply.clone());
-        let got = emsp.accepted_result("CANCEL_RESERVATION", cancel_body("cancel-me")).await;
+        let got = emsp
+            .accepted_result("CANCEL_RESERVATION", cancel_body("cancel-me"))
+            .await;
         assert_eq!(got, want, "CancelReservation answered {reply:?}");
     }
-    emsp.command("CANCEL_RESERVATION", &with_url(&emsp, cancel_body("cancel-me")), "REJECTED")
-        .await;
+    emsp.command(
+        "CANCEL_RESERVATION",
+        &with_url(&emsp, cancel_body("cancel-me")),
+        "REJECTED",
+    )
+    .await;
 
     // STOP_SESSION
     let session = station_transaction(&daemon, &cs, "LOCALTAG1").await;
@@ -369,7 +435,9 @@ async fn every_answer(station: &str, version: OcppVersion) {
         (status("Accepted"), "ACCEPTED"),
     ] {
         cs.on(stop, reply.clone());
-        let got = emsp.accepted_result("STOP_SESSION", stop_body(&session)).await;
+        let got = emsp
+            .accepted_result("STOP_SESSION", stop_body(&session))
+            .await;
         assert_eq!(got, want, "{stop} answered {reply:?}");
     }
     let stops = calls(&cs, stop);
@@ -447,7 +515,8 @@ async fn commands_that_cannot_be_forwarded_are_answered_at_once() {
         ("CANCEL_RESERVATION", cancel_body("never-made")),
     ];
     for (kind, body) in rejected {
-        emsp.command(kind, &with_url(&emsp, body.clone()), "REJECTED").await;
+        emsp.command(kind, &with_url(&emsp, body.clone()), "REJECTED")
+            .await;
     }
     emsp.command(
         "STOP_SESSION",
@@ -468,11 +537,19 @@ async fn commands_that_cannot_be_forwarded_are_answered_at_once() {
         .received_calls()
         .into_iter()
         .filter(|(a, _)| {
-            ["RemoteStartTransaction", "ReserveNow", "UnlockConnector", "CancelReservation"]
-                .contains(&a.as_str())
+            [
+                "RemoteStartTransaction",
+                "ReserveNow",
+                "UnlockConnector",
+                "CancelReservation",
+            ]
+            .contains(&a.as_str())
         })
         .collect();
-    assert!(command_calls.is_empty(), "nothing reached the station: {command_calls:?}");
+    assert!(
+        command_calls.is_empty(),
+        "nothing reached the station: {command_calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -483,100 +560,193 @@ async fn same_reservation_id_replaces_the_reservation_and_cancel_ends_it() {
         let (cs, evse) = station_ready(&hub, &daemon, station, version).await;
         cs.on("ReserveNow", status("Accepted"));
         cs.on("CancelReservation", status("Accepted"));
-        let id_field = if version == OcppVersion::V16 { "reservationId" } else { "id" };
+        let id_field = if version == OcppVersion::V16 {
+            "reservationId"
+        } else {
+            "id"
+        };
 
         for rid in ["RES-1", "res-1", "RES-2"] {
-            let got = emsp.accepted_result("RESERVE_NOW", reserve_body(rid, Some(&evse))).await;
+            let got = emsp
+                .accepted_result("RESERVE_NOW", reserve_body(rid, Some(&evse)))
+                .await;
             assert_eq!(got, "ACCEPTED", "{station} {rid}");
         }
         // Without an EVSE: any EVSE (1.6 connector 0, 2.0.1 without evseId).
-        let got = emsp.accepted_result("RESERVE_NOW", reserve_body("RES-ANY", None)).await;
+        let got = emsp
+            .accepted_result("RESERVE_NOW", reserve_body("RES-ANY", None))
+            .await;
         assert_eq!(got, "ACCEPTED");
         let sent = calls(&cs, "ReserveNow");
         assert_eq!(sent.len(), 4, "{sent:?}");
-        assert_eq!(sent[0][id_field], sent[1][id_field], "same reservation_id → same OCPP id: {sent:?}");
+        assert_eq!(
+            sent[0][id_field], sent[1][id_field],
+            "same reservation_id → same OCPP id: {sent:?}"
+        );
         assert_ne!(sent[0][id_field], sent[2][id_field], "{sent:?}");
         match version {
             OcppVersion::V16 => assert_eq!(sent[3]["connectorId"], 0, "{}", sent[3]),
             _ => assert!(sent[3].get("evseId").is_none(), "{}", sent[3]),
         }
 
-        let got = emsp.accepted_result("CANCEL_RESERVATION", cancel_body("Res-1")).await;
+        let got = emsp
+            .accepted_result("CANCEL_RESERVATION", cancel_body("Res-1"))
+            .await;
         assert_eq!(got, "ACCEPTED");
         let cancel = calls(&cs, "CancelReservation");
         assert_eq!(cancel[0]["reservationId"], sent[0][id_field], "{cancel:?}");
-        emsp.command("CANCEL_RESERVATION", &with_url(&emsp, cancel_body("RES-1")), "REJECTED")
-            .await;
+        emsp.command(
+            "CANCEL_RESERVATION",
+            &with_url(&emsp, cancel_body("RES-1")),
+            "REJECTED",
+        )
+        .await;
         // RES-2 is untouched.
-        let got = emsp.accepted_result("CANCEL_RESERVATION", cancel_body("RES-2")).await;
+        let got = emsp
+            .accepted_result("CANCEL_RESERVATION", cancel_body("RES-2"))
+            .await;
         assert_eq!(got, "ACCEPTED");
         // After a cancel the id is free: a new reservation gets a new OCPP id.
-        let got = emsp.accepted_result("RESERVE_NOW", reserve_body("RES-1", Some(&evse))).await;
+        let got = emsp
+            .accepted_result("RESERVE_NOW", reserve_body("RES-1", Some(&evse)))
+            .await;
         assert_eq!(got, "ACCEPTED");
         let last = calls(&cs, "ReserveNow").pop().unwrap();
         assert_ne!(last[id_field], sent[0][id_field], "{last}");
     }
 }
 
-#[tokio::test]
-async fn a_reservation_the_station_drops_is_reported_canceled_and_a_consumed_one_is_not() {
-    let (hub, daemon) = daemon_with_hub(config()).await;
-    let emsp = Emsp { hub: &hub };
-
-    // 1.6: Reserved → Available before the expiry.
-    let (cs, evse) = station_ready(&hub, &daemon, "CS001", OcppVersion::V16).await;
+/// RESERVE_NOW accepted by `cs` on `evse`; returns the response_url and the OCPP id sent.
+async fn reserved(
+    emsp: &Emsp<'_>,
+    cs: &Station,
+    reservation_id: &str,
+    evse: &str,
+) -> (String, Value) {
     cs.on("ReserveNow", status("Accepted"));
     let url = emsp.response_url("RESERVE_NOW");
-    let mut body = reserve_body("drop-16", Some(&evse));
+    let mut body = reserve_body(reservation_id, Some(evse));
     body["response_url"] = json!(url);
     emsp.command("RESERVE_NOW", &body, "ACCEPTED").await;
     assert_eq!(emsp.result(&url, 1).await["result"], "ACCEPTED");
+    let sent = calls(cs, "ReserveNow").pop().unwrap();
+    let id = match cs.version() {
+        OcppVersion::V16 => sent["reservationId"].clone(),
+        _ => sent["id"].clone(),
+    };
+    (url, id)
+}
+
+/// How many CANCELED_RESERVATION results the hub received.
+fn canceled_count(hub: &Hub) -> usize {
+    hub.pushes()
+        .into_iter()
+        .filter(|p| {
+            p.body
+                .as_ref()
+                .is_some_and(|b| b["result"] == "CANCELED_RESERVATION")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn ocpp16_reservation_dropped_by_the_station_is_reported_canceled() {
+    let (hub, daemon) = daemon_with_hub(config()).await;
+    let emsp = Emsp { hub: &hub };
+    let (cs, evse) = station_ready(&hub, &daemon, "CS001", OcppVersion::V16).await;
+    let (url, _) = reserved(&emsp, &cs, "drop-16", &evse).await;
     set_status(&cs, 1, "Reserved").await;
     set_status(&cs, 1, "Available").await;
     assert_eq!(emsp.result(&url, 2).await["result"], "CANCELED_RESERVATION");
-    emsp.command("CANCEL_RESERVATION", &with_url(&emsp, cancel_body("drop-16")), "REJECTED")
-        .await;
-
-    // 1.6: a transaction consuming the reservation ends it silently.
-    let url = emsp.response_url("RESERVE_NOW");
-    let mut body = reserve_body("use-16", Some(&evse));
-    body["response_url"] = json!(url);
-    emsp.command("RESERVE_NOW", &body, "ACCEPTED").await;
-    assert_eq!(emsp.result(&url, 1).await["result"], "ACCEPTED");
-    let rid = calls(&cs, "ReserveNow").pop().unwrap()["reservationId"].clone();
-    set_status(&cs, 1, "Reserved").await;
-    let mut start = v16::start(1, "resv-user", 100, &now_rfc3339());
-    start["reservationId"] = rid;
-    cs.call_ok("StartTransaction", start).await;
-    set_status(&cs, 1, "Charging").await;
-    eventually("reservation consumed", RESULT_WAIT, || async {
-        let r = emsp.send("CANCEL_RESERVATION", &with_url(&emsp, cancel_body("use-16"))).await;
-        if r.data()["result"] == "REJECTED" { Ok(()) } else { Err(r.text) }
-    })
+    emsp.command(
+        "CANCEL_RESERVATION",
+        &with_url(&emsp, cancel_body("drop-16")),
+        "REJECTED",
+    )
     .await;
+    // Our own cancel is not reported as a CPO cancellation.
+    let (url, _) = reserved(&emsp, &cs, "mine-16", &evse).await;
+    set_status(&cs, 1, "Reserved").await;
+    cs.on("CancelReservation", status("Accepted"));
+    let got = emsp
+        .accepted_result("CANCEL_RESERVATION", cancel_body("mine-16"))
+        .await;
+    assert_eq!(got, "ACCEPTED");
+    set_status(&cs, 1, "Available").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        canceled_count(&hub),
+        1,
+        "{}",
+        bridge_tests::hub::summarize(&hub.pushes())
+    );
+    assert_eq!(
+        hub.pushes()
+            .iter()
+            .filter(|p| url.ends_with(&p.path))
+            .count(),
+        1
+    );
+}
 
-    // 2.0.1: ReservationStatusUpdate Removed.
-    let (cs2, evse2) = station_ready(&hub, &daemon, "CS201", OcppVersion::V201).await;
-    cs2.on("ReserveNow", status("Accepted"));
-    let url = emsp.response_url("RESERVE_NOW");
-    let mut body = reserve_body("drop-201", Some(&evse2));
-    body["response_url"] = json!(url);
-    emsp.command("RESERVE_NOW", &body, "ACCEPTED").await;
-    assert_eq!(emsp.result(&url, 1).await["result"], "ACCEPTED");
-    let rid = calls(&cs2, "ReserveNow").pop().unwrap()["id"].clone();
-    cs2.call_ok(
+#[tokio::test]
+async fn ocpp201_reservation_removed_by_the_station_is_reported_canceled() {
+    let (hub, daemon) = daemon_with_hub(config()).await;
+    let emsp = Emsp { hub: &hub };
+    let (cs, evse) = station_ready(&hub, &daemon, "CS201", OcppVersion::V201).await;
+    let (url, rid) = reserved(&emsp, &cs, "drop-201", &evse).await;
+    cs.call_ok(
         "ReservationStatusUpdate",
         json!({"reservationId": rid, "reservationUpdateStatus": "Removed"}),
     )
     .await;
     assert_eq!(emsp.result(&url, 2).await["result"], "CANCELED_RESERVATION");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let results = hub
-        .pushes()
-        .into_iter()
-        .filter(|p| p.body.as_ref().is_some_and(|b| b["result"] == "CANCELED_RESERVATION"))
-        .count();
-    assert_eq!(results, 2, "{}", bridge_tests::hub::summarize(&hub.pushes()));
+    emsp.command(
+        "CANCEL_RESERVATION",
+        &with_url(&emsp, cancel_body("drop-201")),
+        "REJECTED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transaction_consuming_a_reservation_ends_it_silently() {
+    for (station, version) in [("CS001", OcppVersion::V16), ("CS201", OcppVersion::V201)] {
+        let (hub, daemon) = daemon_with_hub(config()).await;
+        let emsp = Emsp { hub: &hub };
+        let (cs, evse) = station_ready(&hub, &daemon, station, version).await;
+        let (_, rid) = reserved(&emsp, &cs, "use-me", &evse).await;
+        set_status(&cs, 1, "Reserved").await;
+        match version {
+            OcppVersion::V16 => {
+                let mut start = v16::start(1, "resv-user", 100, &now_rfc3339());
+                start["reservationId"] = rid;
+                cs.call_ok("StartTransaction", start).await;
+                set_status(&cs, 1, "Charging").await;
+            }
+            _ => {
+                let mut ev = v201::tx_started("resv-tx-1", "resv-user", 100.0);
+                ev["reservationId"] = rid;
+                cs.call_ok("TransactionEvent", ev).await;
+                set_status(&cs, 1, "Occupied").await;
+            }
+        }
+        eventually("reservation consumed", RESULT_WAIT, || async {
+            let r = emsp
+                .send(
+                    "CANCEL_RESERVATION",
+                    &with_url(&emsp, cancel_body("use-me")),
+                )
+                .await;
+            if r.data()["result"] == "REJECTED" {
+                Ok(())
+            } else {
+                Err(r.text)
+            }
+        })
+        .await;
+        assert_eq!(canceled_count(&hub), 0, "{station}");
+    }
 }
 
 #[tokio::test]
@@ -599,7 +769,8 @@ async fn offline_station_is_rejected_and_a_silent_one_times_out() {
     assert_eq!(r["result"], "TIMEOUT", "{r}");
     let took = sent_at.elapsed();
     assert!(
-        took >= Duration::from_secs(CALL_TIMEOUT) && took < Duration::from_secs(CALL_TIMEOUT * 2 + 5),
+        took >= Duration::from_secs(CALL_TIMEOUT)
+            && took < Duration::from_secs(CALL_TIMEOUT * 2 + 5),
         "TIMEOUT after the call timeout, took {took:?}"
     );
     // Without an EVSE the online station at the location is chosen.
@@ -611,7 +782,10 @@ async fn offline_station_is_rejected_and_a_silent_one_times_out() {
         )
         .await;
     assert_eq!(got, "ACCEPTED");
-    assert_eq!(calls(&cs, "RemoteStartTransaction").pop().unwrap(), json!({"idTag": "u-any"}));
+    assert_eq!(
+        calls(&cs, "RemoteStartTransaction").pop().unwrap(),
+        json!({"idTag": "u-any"})
+    );
 }
 
 #[tokio::test]
@@ -635,7 +809,11 @@ async fn a_command_in_flight_at_a_crash_gets_failed_after_restart() {
     let r = emsp.result(&url, 1).await;
     assert_eq!(r["result"], "FAILED", "{r}");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let n = hub.pushes().iter().filter(|p| url.ends_with(&p.path)).count();
+    let n = hub
+        .pushes()
+        .iter()
+        .filter(|p| url.ends_with(&p.path))
+        .count();
     assert_eq!(n, 1, "exactly one result");
 }
 
@@ -650,7 +828,9 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
         cs.on(stop, status("Accepted"));
         // A uid longer than 20 characters: 1.6 gets an alias.
         let uid = "NL-TNM-APP-USER-0123456789";
-        let got = emsp.accepted_result("START_SESSION", start_body(uid, &evse)).await;
+        let got = emsp
+            .accepted_result("START_SESSION", start_body(uid, &evse))
+            .await;
         assert_eq!(got, "ACCEPTED");
         let req = calls(&cs, start).pop().unwrap();
         let tag = req["idTag"].as_str().unwrap_or_default().to_string();
@@ -661,7 +841,10 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
                 let auth = cs.call_ok("Authorize", v16::authorize(&tag)).await;
                 assert_eq!(auth["idTagInfo"]["status"], "Accepted", "{auth}");
                 let r = cs
-                    .call_ok("StartTransaction", v16::start(1, &tag, 1000, &now_rfc3339()))
+                    .call_ok(
+                        "StartTransaction",
+                        v16::start(1, &tag, 1000, &now_rfc3339()),
+                    )
                     .await;
                 assert_eq!(r["idTagInfo"]["status"], "Accepted", "{r}");
                 r["transactionId"].as_i64().unwrap().to_string()
@@ -676,7 +859,16 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
                 "cmd-tx-1".to_string()
             }
         };
-        set_status(&cs, 1, if version == OcppVersion::V16 { "Charging" } else { "Occupied" }).await;
+        set_status(
+            &cs,
+            1,
+            if version == OcppVersion::V16 {
+                "Charging"
+            } else {
+                "Occupied"
+            },
+        )
+        .await;
         let session = hub
             .wait_accepted("Session PUT", 1, RESULT_WAIT, |p| p.is("PUT", "sessions"))
             .await
@@ -685,23 +877,35 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
             .body
             .unwrap();
         assert_eq!(session["auth_method"], "COMMAND", "{station}: {session:#}");
-        assert_eq!(session["authorization_reference"], "ref-start-1", "{session:#}");
+        assert_eq!(
+            session["authorization_reference"], "ref-start-1",
+            "{session:#}"
+        );
         assert_eq!(session["cdr_token"]["uid"], uid, "{session:#}");
         let session_id = session["id"].as_str().unwrap().to_string();
 
         // STOP_SESSION of that session, then the station stops.
-        let got = emsp.accepted_result("STOP_SESSION", stop_body(&session_id)).await;
+        let got = emsp
+            .accepted_result("STOP_SESSION", stop_body(&session_id))
+            .await;
         assert_eq!(got, "ACCEPTED");
         let stop_req = calls(&cs, stop).pop().unwrap();
         match version {
             OcppVersion::V16 => {
-                assert_eq!(stop_req, json!({"transactionId": ocpp_tx.parse::<i64>().unwrap()}));
-                cs.call_ok("StopTransaction", v16::stop(ocpp_tx.parse().unwrap(), &tag, 5000, "Remote"))
-                    .await;
+                assert_eq!(
+                    stop_req,
+                    json!({"transactionId": ocpp_tx.parse::<i64>().unwrap()})
+                );
+                cs.call_ok(
+                    "StopTransaction",
+                    v16::stop(ocpp_tx.parse().unwrap(), &tag, 5000, "Remote"),
+                )
+                .await;
             }
             _ => {
                 assert_eq!(stop_req, json!({"transactionId": ocpp_tx}));
-                cs.call_ok("TransactionEvent", v201::tx_ended(&ocpp_tx, 1, 5000.0)).await;
+                cs.call_ok("TransactionEvent", v201::tx_ended(&ocpp_tx, 1, 5000.0))
+                    .await;
             }
         }
         let cdr = hub
@@ -715,7 +919,11 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
         assert_eq!(cdr["authorization_reference"], "ref-start-1", "{cdr:#}");
         assert_eq!(cdr["session_id"], session_id.as_str(), "{cdr:#}");
         // The session is over: a second stop is UNKNOWN_SESSION.
-        emsp.command("STOP_SESSION", &with_url(&emsp, stop_body(&session_id)), "UNKNOWN_SESSION")
-            .await;
+        emsp.command(
+            "STOP_SESSION",
+            &with_url(&emsp, stop_body(&session_id)),
+            "UNKNOWN_SESSION",
+        )
+        .await;
     }
 }

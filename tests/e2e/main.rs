@@ -14,6 +14,7 @@ mod ocpi_push;
 mod ocpi_registration;
 mod ocpi_server;
 mod ocpi_support;
+mod ops;
 mod restart;
 mod shutdown;
 mod transactions;

@@ -20,7 +20,8 @@ const AFTER_OUTAGE: Duration = Duration::from_secs(40);
 /// CS001 booted with connector 1 Available and its EVSE published to `hub`.
 async fn published_cs001(hub: &Hub, daemon: &Daemon) -> Station {
     let cs = booted(daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     hub.wait_accepted("PUT LOC1 with CS001-1", 1, PUSH_SOON, |p| {
         p.is_location_put("LOC1") && p.evse_uids().iter().any(|u| u == "CS001-1")
     })
@@ -61,14 +62,18 @@ fn assert_in_order_newest_last(got: &[String], sent: &[&str], hub: &Hub) {
 
 /// Wait until `/admin/outbox` shows a backlog for `peer`.
 async fn wait_backlog(daemon: &Daemon, peer: &str) -> Value {
-    eventually(&format!("outbox depth > 0 for {peer}"), PUSH_SOON, || async {
-        let s = outbox_stats(daemon, peer).await;
-        if s["depth"].as_u64().unwrap_or(0) > 0 {
-            Ok(s)
-        } else {
-            Err(daemon.admin_get("/admin/outbox").await)
-        }
-    })
+    eventually(
+        &format!("outbox depth > 0 for {peer}"),
+        PUSH_SOON,
+        || async {
+            let s = outbox_stats(daemon, peer).await;
+            if s["depth"].as_u64().unwrap_or(0) > 0 {
+                Ok(s)
+            } else {
+                Err(daemon.admin_get("/admin/outbox").await)
+            }
+        },
+    )
     .await
 }
 
@@ -89,7 +94,8 @@ async fn hub_outage_queues_and_delivers_in_order_with_the_newest_status_last() {
         cs.call_ok("StatusNotification", v16::status(1, ocpp)).await;
     }
     // A second EVSE appears during the outage too.
-    cs.call_ok("StatusNotification", v16::status(2, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(2, "Available"))
+        .await;
 
     let stats = wait_backlog(&daemon, &peer).await;
     assert!(stats["oldest"].is_string(), "{stats:#}");
@@ -112,33 +118,48 @@ async fn hub_outage_queues_and_delivers_in_order_with_the_newest_status_last() {
     })
     .await;
     // Retries record the error.
-    eventually("an attempt recorded in /admin/outbox", PUSH_SOON, || async {
-        let ob = daemon.admin_get("/admin/outbox").await;
-        let tried = ob["queued"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|e| e["attempts"].as_u64().unwrap_or(0) >= 1 && !e["last_error"].is_null())
-        });
-        if tried { Ok(()) } else { Err(ob) }
-    })
+    eventually(
+        "an attempt recorded in /admin/outbox",
+        PUSH_SOON,
+        || async {
+            let ob = daemon.admin_get("/admin/outbox").await;
+            let tried = ob["queued"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["attempts"].as_u64().unwrap_or(0) >= 1 && !e["last_error"].is_null())
+            });
+            if tried { Ok(()) } else { Err(ob) }
+        },
+    )
     .await;
 
     hub.set_mode(HubMode::Normal);
-    eventually("OUTOFORDER delivered after the outage", AFTER_OUTAGE, || async {
-        match hub.last_status("LOC1", "CS001-1").as_deref() {
-            Some("OUTOFORDER") => Ok(()),
-            _ => Err(summarize(&hub.pushes())),
-        }
-    })
+    eventually(
+        "OUTOFORDER delivered after the outage",
+        AFTER_OUTAGE,
+        || async {
+            match hub.last_status("LOC1", "CS001-1").as_deref() {
+                Some("OUTOFORDER") => Ok(()),
+                _ => Err(summarize(&hub.pushes())),
+            }
+        },
+    )
     .await;
     let ocpi: Vec<&str> = sent.iter().map(|(_, o)| *o).collect();
     assert_in_order_newest_last(&statuses(&hub), &ocpi, &hub);
-    hub.wait_accepted("PUT LOC1 with CS001-2 after the outage", 1, AFTER_OUTAGE, |p| {
-        p.is_location_put("LOC1") && p.evse_uids().iter().any(|u| u == "CS001-2")
-    })
+    hub.wait_accepted(
+        "PUT LOC1 with CS001-2 after the outage",
+        1,
+        AFTER_OUTAGE,
+        |p| p.is_location_put("LOC1") && p.evse_uids().iter().any(|u| u == "CS001-2"),
+    )
     .await;
     eventually("outbox drained", AFTER_OUTAGE, || async {
         let s = outbox_stats(&daemon, &peer).await;
-        if s["depth"].as_u64() == Some(0) { Ok(()) } else { Err(s) }
+        if s["depth"].as_u64() == Some(0) {
+            Ok(())
+        } else {
+            Err(s)
+        }
     })
     .await;
 }
@@ -154,7 +175,8 @@ async fn one_peer_down_does_not_delay_the_other() {
     up.wait_registered(REGISTER_SOON).await;
     down.wait_registered(REGISTER_SOON).await;
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     for hub in [&up, &down] {
         hub.wait_accepted("PUT LOC1 with CS001-1", 1, PUSH_SOON, |p| {
             p.is_location_put("LOC1") && p.evse_uids().iter().any(|u| u == "CS001-1")
@@ -193,7 +215,11 @@ async fn one_peer_down_does_not_delay_the_other() {
         }
     })
     .await;
-    assert_in_order_newest_last(&statuses(&down), &["CHARGING", "AVAILABLE", "RESERVED"], &down);
+    assert_in_order_newest_last(
+        &statuses(&down),
+        &["CHARGING", "AVAILABLE", "RESERVED"],
+        &down,
+    );
 }
 
 #[tokio::test]
@@ -203,8 +229,10 @@ async fn backlog_survives_sigkill_and_is_delivered_after_restart() {
     let peer = hub.peer_id();
 
     hub.set_mode(HubMode::Down);
-    cs.call_ok("StatusNotification", v16::status(1, "Preparing")).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Faulted")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Preparing"))
+        .await;
+    cs.call_ok("StatusNotification", v16::status(1, "Faulted"))
+        .await;
     wait_backlog(&daemon, &peer).await;
 
     daemon.sigkill();
@@ -215,12 +243,16 @@ async fn backlog_survives_sigkill_and_is_delivered_after_restart() {
     assert!(stats["depth"].as_u64().unwrap() > 0, "{stats:#}");
 
     hub.set_mode(HubMode::Normal);
-    eventually("OUTOFORDER delivered after SIGKILL + restart", AFTER_OUTAGE, || async {
-        match hub.last_status("LOC1", "CS001-1").as_deref() {
-            Some("OUTOFORDER") => Ok(()),
-            _ => Err(summarize(&hub.pushes())),
-        }
-    })
+    eventually(
+        "OUTOFORDER delivered after SIGKILL + restart",
+        AFTER_OUTAGE,
+        || async {
+            match hub.last_status("LOC1", "CS001-1").as_deref() {
+                Some("OUTOFORDER") => Ok(()),
+                _ => Err(summarize(&hub.pushes())),
+            }
+        },
+    )
     .await;
     assert_in_order_newest_last(&statuses(&hub), &["CHARGING", "OUTOFORDER"], &hub);
     let posts = hub
@@ -253,16 +285,24 @@ async fn wait_parked(daemon: &Daemon, peer: &str, pred: impl Fn(&Value) -> bool)
 async fn a_refused_push_is_parked_and_can_be_retried_or_dropped() {
     let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
     let peer = hub.peer_id();
-    hub.wait_accepted("initial PUT LOC1", 1, PUSH_SOON, |p| p.is_location_put("LOC1"))
-        .await;
+    hub.wait_accepted("initial PUT LOC1", 1, PUSH_SOON, |p| {
+        p.is_location_put("LOC1")
+    })
+    .await;
 
     // Refused Location PUT → parked; retry after the hub is fixed → delivered.
     hub.set_mode(HubMode::Refuse);
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
-    let entry = wait_parked(&daemon, &peer, |e| e["method"] == "PUT" && e["module"] == "locations").await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
+    let entry = wait_parked(&daemon, &peer, |e| {
+        e["method"] == "PUT" && e["module"] == "locations"
+    })
+    .await;
     assert!(
-        entry["parked_reason"].as_str().is_some_and(|r| !r.is_empty()),
+        entry["parked_reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
         "{entry:#}"
     );
     let p = admin_peer(&daemon, &peer).await;
@@ -278,7 +318,8 @@ async fn a_refused_push_is_parked_and_can_be_retried_or_dropped() {
 
     hub.set_mode(HubMode::Normal);
     let seq = entry["seq"].as_u64().expect("seq");
-    let (status, body) = admin_post(&daemon, &format!("/admin/outbox/{peer}/{seq}/retry"), None).await;
+    let (status, body) =
+        admin_post(&daemon, &format!("/admin/outbox/{peer}/{seq}/retry"), None).await;
     assert_eq!(status, 200, "{body}");
     hub.wait_accepted("PUT LOC1 with CS001-1 after retry", 1, PUSH_SOON, |p| {
         p.is_location_put("LOC1") && p.evse_uids().iter().any(|u| u == "CS001-1")
@@ -292,13 +333,19 @@ async fn a_refused_push_is_parked_and_can_be_retried_or_dropped() {
 
     // Refused PATCH → parked; drop needs a reason; after the drop it is gone.
     hub.set_mode(HubMode::Refuse);
-    cs.call_ok("StatusNotification", v16::status(1, "Preparing")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Preparing"))
+        .await;
     let entry = wait_parked(&daemon, &peer, |e| e["method"] == "PATCH").await;
     let seq = entry["seq"].as_u64().expect("seq");
     let drop_path = format!("/admin/outbox/{peer}/{seq}/drop");
     let (status, _) = admin_post(&daemon, &drop_path, None).await;
     assert_eq!(status, 400, "drop without a reason must be refused");
-    let (status, body) = admin_post(&daemon, &drop_path, Some(json!({"reason": "test: hub rejects it"}))).await;
+    let (status, body) = admin_post(
+        &daemon,
+        &drop_path,
+        Some(json!({"reason": "test: hub rejects it"})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(parked(&daemon, &peer).await.iter().all(|e| e["seq"] != seq));
     let (status, _) = admin_post(&daemon, &format!("/admin/outbox/{peer}/{seq}/retry"), None).await;
@@ -306,7 +353,8 @@ async fn a_refused_push_is_parked_and_can_be_retried_or_dropped() {
 
     // Parked entries do not block the queue: later pushes flow.
     hub.set_mode(HubMode::Normal);
-    cs.call_ok("StatusNotification", v16::status(1, "Faulted")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Faulted"))
+        .await;
     hub.wait_status("LOC1", "CS001-1", "OUTOFORDER").await;
     assert!(
         !statuses(&hub).iter().any(|s| s == "CHARGING"),
@@ -330,12 +378,16 @@ async fn a_lagging_peer_gets_coalesced_updates_with_the_newest_status() {
     for (ocpp, _) in sent {
         cs.call_ok("StatusNotification", v16::status(1, ocpp)).await;
     }
-    eventually("OUTOFORDER delivered to the slow hub", AFTER_OUTAGE, || async {
-        match hub.last_status("LOC1", "CS001-1").as_deref() {
-            Some("OUTOFORDER") => Ok(()),
-            _ => Err(summarize(&hub.pushes())),
-        }
-    })
+    eventually(
+        "OUTOFORDER delivered to the slow hub",
+        AFTER_OUTAGE,
+        || async {
+            match hub.last_status("LOC1", "CS001-1").as_deref() {
+                Some("OUTOFORDER") => Ok(()),
+                _ => Err(summarize(&hub.pushes())),
+            }
+        },
+    )
     .await;
     let got = statuses(&hub);
     let ocpi: Vec<&str> = sent.iter().map(|(_, o)| *o).collect();

@@ -53,8 +53,18 @@ async fn every_location_and_tariff_is_put_after_registration() {
         assert_eq!(body["id"], loc, "{body:#}");
         assert_eq!(body["country_code"], "NL", "{body:#}");
         assert_eq!(body["party_id"], "BRG", "{body:#}");
-        for field in ["address", "city", "country", "coordinates", "time_zone", "last_updated"] {
-            assert!(!body[field].is_null(), "Location {loc} lacks {field}: {body:#}");
+        for field in [
+            "address",
+            "city",
+            "country",
+            "coordinates",
+            "time_zone",
+            "last_updated",
+        ] {
+            assert!(
+                !body[field].is_null(),
+                "Location {loc} lacks {field}: {body:#}"
+            );
         }
         assert_eq!(body["coordinates"]["latitude"], "52.090737", "{body:#}");
         // No station reported yet: no EVSEs (an empty list or none at all).
@@ -80,11 +90,16 @@ async fn every_location_and_tariff_is_put_after_registration() {
 async fn pushes_carry_auth_content_type_ids_and_routing_headers() {
     let (hub, _daemon) = daemon_with_hub(ocpi_config()).await;
     let put = hub
-        .wait_accepted("PUT location LOC1", 1, PUSH_SOON, |p| p.is_location_put("LOC1"))
+        .wait_accepted("PUT location LOC1", 1, PUSH_SOON, |p| {
+            p.is_location_put("LOC1")
+        })
         .await
         .remove(0);
     let token_c = hub.inbound_token().expect("token C");
-    assert_eq!(put.header("authorization"), Some(auth_value(&token_c).as_str()));
+    assert_eq!(
+        put.header("authorization"),
+        Some(auth_value(&token_c).as_str())
+    );
     assert!(
         put.header("content-type")
             .is_some_and(|c| c.starts_with("application/json")),
@@ -98,13 +113,36 @@ async fn pushes_carry_auth_content_type_ids_and_routing_headers() {
             put.headers
         );
     }
-    assert_eq!(put.header("ocpi-from-country-code"), Some("NL"), "{:?}", put.headers);
-    assert_eq!(put.header("ocpi-from-party-id"), Some("BRG"), "{:?}", put.headers);
-    assert_eq!(put.header("ocpi-to-country-code"), Some("NL"), "{:?}", put.headers);
-    assert_eq!(put.header("ocpi-to-party-id"), Some("HUB"), "{:?}", put.headers);
+    assert_eq!(
+        put.header("ocpi-from-country-code"),
+        Some("NL"),
+        "{:?}",
+        put.headers
+    );
+    assert_eq!(
+        put.header("ocpi-from-party-id"),
+        Some("BRG"),
+        "{:?}",
+        put.headers
+    );
+    assert_eq!(
+        put.header("ocpi-to-country-code"),
+        Some("NL"),
+        "{:?}",
+        put.headers
+    );
+    assert_eq!(
+        put.header("ocpi-to-party-id"),
+        Some("HUB"),
+        "{:?}",
+        put.headers
+    );
     // X-Request-ID is unique per request.
     let all = hub.accepted();
-    let mut ids: Vec<&str> = all.iter().filter_map(|p| p.header("x-request-id")).collect();
+    let mut ids: Vec<&str> = all
+        .iter()
+        .filter_map(|p| p.header("x-request-id"))
+        .collect();
     let n = ids.len();
     ids.sort_unstable();
     ids.dedup();
@@ -114,10 +152,13 @@ async fn pushes_carry_auth_content_type_ids_and_routing_headers() {
 #[tokio::test]
 async fn a_new_evse_triggers_a_location_put_with_it() {
     let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
-    hub.wait_accepted("initial PUT LOC1", 1, PUSH_SOON, |p| p.is_location_put("LOC1"))
-        .await;
+    hub.wait_accepted("initial PUT LOC1", 1, PUSH_SOON, |p| {
+        p.is_location_put("LOC1")
+    })
+    .await;
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     let put = location_put_with(&hub, "LOC1", &["CS001-1"]).await;
     let evse = put.evse("CS001-1").expect("EVSE CS001-1");
     assert_eq!(evse["status"], "AVAILABLE", "{evse:#}");
@@ -128,7 +169,8 @@ async fn a_new_evse_triggers_a_location_put_with_it() {
     );
     assert!(evse["last_updated"].is_string(), "{evse:#}");
 
-    cs.call_ok("StatusNotification", v16::status(2, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(2, "Available"))
+        .await;
     let put = location_put_with(&hub, "LOC1", &["CS001-1", "CS001-2"]).await;
     assert_eq!(put.evse("CS001-2").unwrap()["evse_id"], "NL*BRG*ECS001*2");
 
@@ -141,12 +183,17 @@ async fn a_new_evse_triggers_a_location_put_with_it() {
         .as_array()
         .map(|a| a.iter().filter_map(|e| e["uid"].as_str()).collect())
         .unwrap_or_default();
-    assert!(uids.contains(&"CS001-1") && uids.contains(&"CS001-2"), "{}", loc.text);
+    assert!(
+        uids.contains(&"CS001-1") && uids.contains(&"CS001-2"),
+        "{}",
+        loc.text
+    );
 }
 
 /// Sends `status` on connector 1 and, when `expect` is `Some`, waits for that PATCH.
 async fn step16(hub: &Hub, cs: &Station, status: &str, expect: Option<&str>) {
-    cs.call_ok("StatusNotification", v16::status(1, status)).await;
+    cs.call_ok("StatusNotification", v16::status(1, status))
+        .await;
     if let Some(ocpi) = expect {
         hub.wait_status("LOC1", "CS001-1", ocpi).await;
     }
@@ -156,7 +203,8 @@ async fn step16(hub: &Hub, cs: &Station, status: &str, expect: Option<&str>) {
 async fn ocpp16_status_changes_are_patched_with_the_mapped_status() {
     let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     location_put_with(&hub, "LOC1", &["CS001-1"]).await;
 
     step16(&hub, &cs, "Preparing", Some("CHARGING")).await;
@@ -173,15 +221,32 @@ async fn ocpp16_status_changes_are_patched_with_the_mapped_status() {
 
     assert_eq!(
         patch_statuses(&hub, "LOC1", "CS001-1"),
-        ["CHARGING", "AVAILABLE", "RESERVED", "INOPERATIVE", "OUTOFORDER", "AVAILABLE"],
+        [
+            "CHARGING",
+            "AVAILABLE",
+            "RESERVED",
+            "INOPERATIVE",
+            "OUTOFORDER",
+            "AVAILABLE"
+        ],
         "one PATCH per OCPI status change:\n{}",
         bridge_tests::hub::summarize(&hub.pushes())
     );
-    for p in hub.accepted().iter().filter(|p| p.is_evse_patch("LOC1", "CS001-1")) {
+    for p in hub
+        .accepted()
+        .iter()
+        .filter(|p| p.is_evse_patch("LOC1", "CS001-1"))
+    {
         let body = p.body.as_ref().unwrap();
-        assert!(body["last_updated"].is_string(), "PATCH without last_updated: {body}");
         assert!(
-            body.as_object().unwrap().keys().all(|k| k == "status" || k == "last_updated"),
+            body["last_updated"].is_string(),
+            "PATCH without last_updated: {body}"
+        );
+        assert!(
+            body.as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k == "status" || k == "last_updated"),
             "PATCH body must be {{status, last_updated}}: {body}"
         );
     }
@@ -191,21 +256,28 @@ async fn ocpp16_status_changes_are_patched_with_the_mapped_status() {
 async fn ocpp16_connector_zero_faulted_puts_every_evse_out_of_order() {
     let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
     let cs = booted(&daemon, "CS002", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
-    cs.call_ok("StatusNotification", v16::status(2, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
+    cs.call_ok("StatusNotification", v16::status(2, "Available"))
+        .await;
     location_put_with(&hub, "LOC1", &["CS002-1", "CS002-2"]).await;
 
-    cs.call_ok("StatusNotification", v16::status_fault(0, "GroundFailure", "station down"))
-        .await;
+    cs.call_ok(
+        "StatusNotification",
+        v16::status_fault(0, "GroundFailure", "station down"),
+    )
+    .await;
     hub.wait_status("LOC1", "CS002-1", "OUTOFORDER").await;
     hub.wait_status("LOC1", "CS002-2", "OUTOFORDER").await;
-    cs.call_ok("StatusNotification", v16::status(0, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(0, "Available"))
+        .await;
     hub.wait_status("LOC1", "CS002-1", "AVAILABLE").await;
     hub.wait_status("LOC1", "CS002-2", "AVAILABLE").await;
     // Connector 0 is the whole station, never an EVSE of its own.
     assert!(
-        !hub.accepted().iter().any(|p| p.path.contains("CS002-0")
-            || p.evse_uids().iter().any(|u| u == "CS002-0")),
+        !hub.accepted()
+            .iter()
+            .any(|p| p.path.contains("CS002-0") || p.evse_uids().iter().any(|u| u == "CS002-0")),
         "{}",
         bridge_tests::hub::summarize(&hub.pushes())
     );
@@ -215,7 +287,8 @@ async fn ocpp16_connector_zero_faulted_puts_every_evse_out_of_order() {
 async fn ocpp201_status_changes_are_patched_with_the_mapped_status() {
     let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
     let cs = booted(&daemon, "CS201", OcppVersion::V201).await;
-    cs.call_ok("StatusNotification", v201::status(1, 1, "Available")).await;
+    cs.call_ok("StatusNotification", v201::status(1, 1, "Available"))
+        .await;
     let put = location_put_with(&hub, "LOC1", &["CS201-1"]).await;
     assert_eq!(put.evse("CS201-1").unwrap()["status"], "AVAILABLE");
     assert_eq!(put.evse("CS201-1").unwrap()["evse_id"], "NL*BRG*ECS201*1");
@@ -228,12 +301,20 @@ async fn ocpp201_status_changes_are_patched_with_the_mapped_status() {
         ("Faulted", "OUTOFORDER"),
         ("Available", "AVAILABLE"),
     ] {
-        cs.call_ok("StatusNotification", v201::status(1, 1, ocpp)).await;
+        cs.call_ok("StatusNotification", v201::status(1, 1, ocpp))
+            .await;
         hub.wait_status("LOC1", "CS201-1", ocpi).await;
     }
     assert_eq!(
         patch_statuses(&hub, "LOC1", "CS201-1"),
-        ["CHARGING", "AVAILABLE", "RESERVED", "INOPERATIVE", "OUTOFORDER", "AVAILABLE"],
+        [
+            "CHARGING",
+            "AVAILABLE",
+            "RESERVED",
+            "INOPERATIVE",
+            "OUTOFORDER",
+            "AVAILABLE"
+        ],
         "{}",
         bridge_tests::hub::summarize(&hub.pushes())
     );
@@ -243,7 +324,8 @@ async fn ocpp201_status_changes_are_patched_with_the_mapped_status() {
 async fn offline_station_becomes_unknown_after_the_grace_and_recovers_on_reconnect() {
     let (hub, daemon) = daemon_with_hub(ocpi_config().offline_grace(2)).await;
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     location_put_with(&hub, "LOC1", &["CS001-1"]).await;
 
     cs.close().await;
@@ -272,7 +354,8 @@ async fn offline_station_becomes_unknown_after_the_grace_and_recovers_on_reconne
 async fn a_short_disconnect_within_the_grace_is_not_pushed() {
     let (hub, daemon) = daemon_with_hub(ocpi_config().offline_grace(3)).await;
     let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
-    cs.call_ok("StatusNotification", v16::status(1, "Available")).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
     location_put_with(&hub, "LOC1", &["CS001-1"]).await;
     cs.close().await;
     drop(cs);
@@ -294,17 +377,25 @@ async fn hub_registered_with_us_also_receives_pushes() {
     let hub = Hub::start().await;
     hub.register_with(&versions_url(&daemon), crate::ocpi_support::TOKEN_A)
         .await;
-    hub.wait_accepted("PUT LOC1 to a hub that registered with us", 1, PUSH_SOON, |p| {
-        p.is_location_put("LOC1")
-    })
+    hub.wait_accepted(
+        "PUT LOC1 to a hub that registered with us",
+        1,
+        PUSH_SOON,
+        |p| p.is_location_put("LOC1"),
+    )
     .await;
     let cs = booted(&daemon, "CS202", OcppVersion::V201).await;
-    cs.call_ok("StatusNotification", v201::status(1, 1, "Available")).await;
+    cs.call_ok("StatusNotification", v201::status(1, 1, "Available"))
+        .await;
     location_put_with(&hub, "LOC1", &["CS202-1"]).await;
-    cs.call_ok("StatusNotification", v201::status(1, 1, "Occupied")).await;
+    cs.call_ok("StatusNotification", v201::status(1, 1, "Occupied"))
+        .await;
     let p = hub.wait_status("LOC1", "CS202-1", "CHARGING").await;
     // Pushes to it use its token B.
     let token_b = hub.inbound_token().unwrap();
-    assert_eq!(p.header("authorization"), Some(auth_value(&token_b).as_str()));
+    assert_eq!(
+        p.header("authorization"),
+        Some(auth_value(&token_b).as_str())
+    );
     assert!(hub.unauthorized().is_empty(), "{:#?}", hub.unauthorized());
 }

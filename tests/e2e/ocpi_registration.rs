@@ -12,7 +12,9 @@ use crate::ocpi_support::{
 
 /// Our CPO role as the daemon must present it.
 fn assert_cpo_roles(roles: &Value) {
-    let roles = roles.as_array().unwrap_or_else(|| panic!("roles not an array: {roles}"));
+    let roles = roles
+        .as_array()
+        .unwrap_or_else(|| panic!("roles not an array: {roles}"));
     let cpo = roles
         .iter()
         .find(|r| r["role"] == "CPO")
@@ -29,7 +31,11 @@ fn assert_cpo_roles(roles: &Value) {
 async fn assert_token_rules(hub: &Hub, daemon: &Daemon) {
     let locations = hub.bridge_module_url("locations");
     let ok = hub.get_as_peer(&locations).await;
-    assert_eq!(ok.status, 200, "GET locations with the peer token: {}", ok.text);
+    assert_eq!(
+        ok.status, 200,
+        "GET locations with the peer token: {}",
+        ok.text
+    );
     assert_eq!(ok.ocpi_status(), Some(1000), "{}", ok.text);
     assert!(
         ok.data()
@@ -45,7 +51,11 @@ async fn assert_token_rules(hub: &Hub, daemon: &Daemon) {
         ("no token", None),
     ] {
         let r = raw_request(Method::GET, &locations, auth.as_deref(), None, &[]).await;
-        assert_eq!(r.status, 401, "GET locations with {what} must be 401: {}", r.text);
+        assert_eq!(
+            r.status, 401,
+            "GET locations with {what} must be 401: {}",
+            r.text
+        );
     }
     // Versions stay open to the peer token.
     let v = hub.get_as_peer(&versions_url(daemon)).await;
@@ -162,7 +172,13 @@ async fn credentials_put_rotates_and_delete_unregisters() {
 
     let body = json!({"token": token_b, "url": hub.versions_url(), "roles": [{"role": "HUB", "country_code": "NL", "party_id": "HUB", "business_details": {"name": "Fake hub"}}]});
     let put = hub
-        .request(Method::PUT, &cred_url, Some(&old_c), Some(body.to_string()), &[])
+        .request(
+            Method::PUT,
+            &cred_url,
+            Some(&old_c),
+            Some(body.to_string()),
+            &[],
+        )
         .await;
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(put.ocpi_status(), Some(1000), "{}", put.text);
@@ -174,14 +190,22 @@ async fn credentials_put_rotates_and_delete_unregisters() {
     let fresh = hub.get(&locations, Some(&new_c)).await;
     assert_eq!(fresh.status, 200, "new token after PUT: {}", fresh.text);
 
-    let del = hub.request(Method::DELETE, &cred_url, Some(&new_c), None, &[]).await;
+    let del = hub
+        .request(Method::DELETE, &cred_url, Some(&new_c), None, &[])
+        .await;
     assert_eq!(del.status, 200, "{}", del.text);
     let after = hub.get(&locations, Some(&new_c)).await;
     assert_eq!(after.status, 401, "token after DELETE: {}", after.text);
     // Not registered any more: PUT/DELETE with token A → 405.
     for m in [Method::DELETE, Method::PUT] {
         let r = hub
-            .request(m.clone(), &cred_url, Some(TOKEN_A), Some(body.to_string()), &[])
+            .request(
+                m.clone(),
+                &cred_url,
+                Some(TOKEN_A),
+                Some(body.to_string()),
+                &[],
+            )
             .await;
         assert_eq!(r.status, 405, "{m} when not registered: {}", r.text);
     }
@@ -197,11 +221,17 @@ async fn restart_does_not_register_again() {
     assert_eq!(peer["status"], "registered", "{peer:#}");
     // Our token B still works on the new incarnation.
     let locations = hub.bridge_module_url("locations").replace(
-        &hub.bridge_versions_url().unwrap().replace("/ocpi/versions", ""),
+        &hub.bridge_versions_url()
+            .unwrap()
+            .replace("/ocpi/versions", ""),
         &format!("http://{}", daemon.ocpi_addr()),
     );
     let r = hub.get(&locations, Some(&token_b)).await;
-    assert_eq!(r.status, 200, "token B after restart: {} ({locations})", r.text);
+    assert_eq!(
+        r.status, 200,
+        "token B after restart: {} ({locations})",
+        r.text
+    );
     // Give a re-registration every chance to happen (the first retry is 0.5 s away).
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let posts = hub
@@ -274,9 +304,9 @@ async fn credentials_post_with_an_unreachable_callback_is_3001() {
     assert_eq!(r.ocpi_status(), Some(3001), "{} {}", r.status, r.text);
     let peers = daemon.admin_get("/admin/peers").await;
     assert!(
-        !peers
-            .as_array()
-            .is_some_and(|a| a.iter().any(|p| p["id"] == "DEXYZ" && p["status"] == "registered")),
+        !peers.as_array().is_some_and(|a| a
+            .iter()
+            .any(|p| p["id"] == "DEXYZ" && p["status"] == "registered")),
         "a failed callback must not register: {peers:#}"
     );
 }

@@ -24,7 +24,10 @@ async fn version_details_list_the_cpo_modules_with_roles() {
         );
     }
     for module in ["credentials", "sessions", "tokens"] {
-        assert!(eps.iter().any(|(id, _, _)| id == module), "{module} missing: {eps:?}");
+        assert!(
+            eps.iter().any(|(id, _, _)| id == module),
+            "{module} missing: {eps:?}"
+        );
     }
 }
 
@@ -42,17 +45,28 @@ async fn locations_pagination_walk_sees_every_location_once() {
     assert_eq!(pages.len(), 3, "7 locations at limit 3 → 3 pages");
     let mut seen = Vec::new();
     for (i, page) in pages.iter().enumerate() {
-        assert_eq!(page.header("x-total-count"), Some("7"), "page {i}: {:?}", page.headers);
+        assert_eq!(
+            page.header("x-total-count"),
+            Some("7"),
+            "page {i}: {:?}",
+            page.headers
+        );
         let x_limit: usize = page
             .header("x-limit")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("page {i}: X-Limit missing: {:?}", page.headers));
         let items = page.data().as_array().expect("data is an array");
         assert!(items.len() <= 3, "page {i} has {} items", items.len());
-        assert!(x_limit >= items.len() && x_limit <= 100, "X-Limit {x_limit}");
+        assert!(
+            x_limit >= items.len() && x_limit <= 100,
+            "X-Limit {x_limit}"
+        );
         if i + 1 < pages.len() {
             let next = page.next_link().unwrap();
-            assert!(next.contains("date_from="), "Link must keep filters: {next}");
+            assert!(
+                next.contains("date_from="),
+                "Link must keep filters: {next}"
+            );
             assert!(next.contains("limit=3"), "Link must keep the limit: {next}");
         } else {
             assert!(page.next_link().is_none(), "last page must have no Link");
@@ -76,12 +90,23 @@ async fn bad_pagination_parameters_are_ocpi_2001() {
     let (hub, _daemon) = daemon_with_hub(ocpi_config()).await;
     let locations = hub.bridge_module_url("locations");
     let tariffs = hub.bridge_module_url("tariffs");
-    for query in ["offset=-1", "limit=abc", "date_from=yesterday", "date_to=2026-13-45T99:00:00Z"] {
+    for query in [
+        "offset=-1",
+        "limit=abc",
+        "date_from=yesterday",
+        "date_to=2026-13-45T99:00:00Z",
+    ] {
         for base in [&locations, &tariffs] {
             let url = format!("{base}?{query}");
             let r = hub.get_as_peer(&url).await;
             assert!(r.status < 500, "{url} → {}: {}", r.status, r.text);
-            assert_eq!(r.ocpi_status(), Some(2001), "{url} → {}: {}", r.status, r.text);
+            assert_eq!(
+                r.ocpi_status(),
+                Some(2001),
+                "{url} → {}: {}",
+                r.status,
+                r.text
+            );
         }
     }
 }
@@ -98,12 +123,25 @@ async fn request_and_correlation_ids_are_echoed() {
             &url,
             Some(&auth),
             None,
-            &[("X-Request-ID", "req-12345"), ("X-Correlation-ID", "corr-67890")],
+            &[
+                ("X-Request-ID", "req-12345"),
+                ("X-Correlation-ID", "corr-67890"),
+            ],
         )
         .await;
         assert_eq!(r.status, 200, "{url}: {}", r.text);
-        assert_eq!(r.header("x-request-id"), Some("req-12345"), "{url}: {:?}", r.headers);
-        assert_eq!(r.header("x-correlation-id"), Some("corr-67890"), "{url}: {:?}", r.headers);
+        assert_eq!(
+            r.header("x-request-id"),
+            Some("req-12345"),
+            "{url}: {:?}",
+            r.headers
+        );
+        assert_eq!(
+            r.header("x-correlation-id"),
+            Some("corr-67890"),
+            "{url}: {:?}",
+            r.headers
+        );
     }
     // Even a 401 carries them.
     let r = raw_request(
@@ -119,7 +157,10 @@ async fn request_and_correlation_ids_are_echoed() {
     // Envelope shape.
     let ok = hub.get_as_peer(&locations).await;
     let body = ok.body.expect("JSON");
-    assert!(body["timestamp"].is_string() && body["status_code"] == 1000, "{body}");
+    assert!(
+        body["timestamp"].is_string() && body["status_code"] == 1000,
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -92,7 +92,10 @@ pub(crate) async fn admin_post(daemon: &Daemon, path: &str, body: Option<Value>)
         .unwrap_or_else(|e| panic!("POST {url}: {e:#}"));
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A plain OCPI client for requests that are not the hub's (wrong tokens, bad bodies).

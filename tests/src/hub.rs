@@ -351,9 +351,7 @@ impl Hub {
                 versions_calls: Vec::new(),
             }),
         });
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -376,7 +374,10 @@ impl Hub {
 
     /// The id the daemon gives the hub when the hub registered itself: `{cc}{pid}`.
     pub fn party_key(&self) -> String {
-        format!("{}{}", self.shared.opts.country_code, self.shared.opts.party_id)
+        format!(
+            "{}{}",
+            self.shared.opts.country_code, self.shared.opts.party_id
+        )
     }
 
     /// The hub's versions URL (`[[ocpi.peers]] versions_url`).
@@ -858,7 +859,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let mode = s.lock().mode;
     let mut resp = if mode == HubMode::Down {
         if let Some(rest) = path.strip_prefix("/ocpi/emsp/2.2.1/") {
-            record_push(&s, &method, &path, query, rest, &headers, &body, at, 503, None);
+            record_push(
+                &s, &method, &path, query, rest, &headers, &body, at, 503, None,
+            );
         }
         plain(StatusCode::SERVICE_UNAVAILABLE, "hub down")
     } else if path == "/ocpi/versions" || path == "/ocpi/2.2.1" {
@@ -980,7 +983,9 @@ async fn credentials(
                 StatusCode::OK,
                 1000,
                 "Success",
-                Some(json!({"token": token, "url": format!("{}/ocpi/versions", s.base), "roles": [own_role(&s.opts)]})),
+                Some(
+                    json!({"token": token, "url": format!("{}/ocpi/versions", s.base), "roles": [own_role(&s.opts)]}),
+                ),
             )
         }
         Method::DELETE => {
@@ -1106,7 +1111,10 @@ fn record_push(
     http_status: u16,
     ocpi_status: Option<u16>,
 ) {
-    let mut segs = rest.split('/').filter(|p| !p.is_empty()).map(str::to_string);
+    let mut segs = rest
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
     let module = segs.next().unwrap_or_default();
     let segments: Vec<String> = segs.collect();
     let parsed = if body.is_empty() {
@@ -1146,7 +1154,9 @@ async fn functional(
     let token = decoded_token(headers);
     let ok = {
         let inner = s.lock();
-        inner.registered && token.is_some() && token == inner.inbound
+        // Not `registered`: when the hub registers with the daemon, the daemon may push with
+        // token B before the hub has read the answer to its POST (the Sender must be ready).
+        token.is_some() && token == inner.inbound
     };
     if !ok {
         return unauthorized(s, method, path, headers);
@@ -1160,7 +1170,18 @@ async fn functional(
     }
     if *method == Method::GET {
         // Sender interfaces of the hub (tokens): an empty list.
-        record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+        record_push(
+            s,
+            method,
+            path,
+            query,
+            rest,
+            headers,
+            body,
+            at,
+            200,
+            Some(1000),
+        );
         let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(json!([])));
         resp.headers_mut()
             .insert("x-total-count", HeaderValue::from_static("0"));
@@ -1171,14 +1192,36 @@ async fn functional(
     // A mode switched while we slept applies to this answer too.
     let mode = s.lock().mode;
     if mode == HubMode::Refuse {
-        record_push(s, method, path, query, rest, headers, body, at, 200, Some(2001));
+        record_push(
+            s,
+            method,
+            path,
+            query,
+            rest,
+            headers,
+            body,
+            at,
+            200,
+            Some(2001),
+        );
         return ocpi(StatusCode::OK, 2001, "bad object", None);
     }
     if mode == HubMode::Down {
         record_push(s, method, path, query, rest, headers, body, at, 503, None);
         return plain(StatusCode::SERVICE_UNAVAILABLE, "hub down");
     }
-    record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+    record_push(
+        s,
+        method,
+        path,
+        query,
+        rest,
+        headers,
+        body,
+        at,
+        200,
+        Some(1000),
+    );
     let mut resp = ocpi(StatusCode::OK, 1000, "Success", None);
     if *method == Method::POST && rest.starts_with("cdrs") {
         let id = uuid::Uuid::new_v4().simple().to_string();

@@ -21,8 +21,8 @@ pub mod station;
 pub mod wait;
 
 pub use config::{TestConfig, TestLocation, TestPeer, TestStation, TestTariff};
-pub use hub::{Hub, HubMode, HubOptions, Push};
 pub use daemon::{Daemon, ReadyInfo};
+pub use hub::{Hub, HubMode, HubOptions, Push};
 pub use station::{
     CallError, CloseInfo, ConnectError, OcppVersion, Reply, Station, StationOptions,
 };

@@ -1,0 +1,367 @@
+//! Operator commands that talk to the running daemon's admin API (sled allows one process per
+//! database, so tools never open the store while the daemon runs): `status`, `stations`,
+//! `sessions`, `outbox` (and retry / drop of parked pushes), `peers`.
+//!
+//! Rendering is pure (JSON in, text out) so each view is unit-tested; `--json` prints the admin
+//! API's answer unchanged for scripts.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// Where the admin API is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:9200`).
+    pub fn new(base: impl Into<String>, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(AdminClient {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    /// The admin base URL for a listen address: a wildcard address is reached on loopback.
+    pub fn base_for(listen: std::net::SocketAddr) -> String {
+        let ip = match listen.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the daemon's admin API at {} ({e}); is it running?",
+                self.base
+            )
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET {base}{path}`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `POST {base}{path}` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `status`: health, connected stations, peers and their queues.
+pub fn render_status(health: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "status: {}", s(&health["status"]));
+    let c = &health["stations_connected"];
+    let _ = writeln!(
+        out,
+        "stations connected: {} (OCPP 1.6), {} (OCPP 2.0.1)",
+        s(&c["1.6"]),
+        s(&c["2.0.1"])
+    );
+    let peers = health["peers"].as_array().cloned().unwrap_or_default();
+    if peers.is_empty() {
+        let _ = writeln!(out, "OCPI peers: none registered");
+    }
+    for p in peers {
+        let o = &p["outbox"];
+        let _ = writeln!(
+            out,
+            "peer {}: {} — outbox {} queued (oldest {} s), {} parked",
+            s(&p["id"]),
+            s(&p["registration"]),
+            s(&o["depth"]),
+            o["oldest_age_seconds"]
+                .as_f64()
+                .map_or("-".into(), |a| format!("{a:.0}")),
+            s(&o["parked"]),
+        );
+    }
+    if !health["state_recovered_from_corruption"].is_null() {
+        let _ = writeln!(
+            out,
+            "WARNING: state was corrupt and moved aside to {}",
+            s(&health["state_recovered_from_corruption"])
+        );
+    }
+    out
+}
+
+/// `stations`: one line per station, one per connector.
+pub fn render_stations(stations: &Value) -> String {
+    let mut out = String::new();
+    for st in stations.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} {} OCPP {} {} {} fw {} last seen {}",
+            s(&st["id"]),
+            if st["online"].as_bool() == Some(true) {
+                "online "
+            } else {
+                "offline"
+            },
+            s(&st["ocpp_version"]),
+            s(&st["vendor"]),
+            s(&st["model"]),
+            s(&st["firmware_version"]),
+            s(&st["last_seen"]),
+        );
+        for c in st["connectors"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  evse {} connector {}: {}{}",
+                s(&c["evse_id"]),
+                s(&c["connector_id"]),
+                s(&c["status"]),
+                c["error_code"]
+                    .as_str()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no stations yet\n");
+    }
+    out
+}
+
+/// `sessions`: one line per OCPI session.
+pub fn render_sessions(sessions: &Value) -> String {
+    let mut out = String::new();
+    for x in sessions.as_array().into_iter().flatten() {
+        let cost = &x["total_cost"];
+        let _ = writeln!(
+            out,
+            "{} {} {} kWh at {}/{} token {} ({}) since {}{}",
+            s(&x["id"]),
+            s(&x["status"]),
+            s(&x["kwh"]),
+            s(&x["location_id"]),
+            s(&x["evse_uid"]),
+            s(&x["cdr_token"]["uid"]),
+            s(&x["auth_method"]),
+            s(&x["start_date_time"]),
+            if cost.is_null() {
+                String::new()
+            } else {
+                format!(
+                    ", cost {} {} excl. VAT",
+                    s(&cost["excl_vat"]),
+                    s(&x["currency"])
+                )
+            },
+        );
+    }
+    if out.is_empty() {
+        out.push_str("no sessions yet\n");
+    }
+    out
+}
+
+/// `outbox`: queue depth per peer, the head of each queue and every parked push.
+pub fn render_outbox(outbox: &Value) -> String {
+    let mut out = String::new();
+    for p in outbox["peers"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "peer {}: {} queued, {} parked",
+            s(&p["peer"]),
+            s(&p["depth"]),
+            s(&p["parked"])
+        );
+    }
+    for e in outbox["queued"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  queued {} #{} {} {} {} attempts {}{}",
+            s(&e["peer"]),
+            s(&e["seq"]),
+            s(&e["method"]),
+            s(&e["module"]),
+            e["render"]
+                .as_str()
+                .map_or_else(|| s(&e["path"]), str::to_owned),
+            s(&e["attempts"]),
+            e["last_error"]
+                .as_str()
+                .map(|x| format!(" last error: {x}"))
+                .unwrap_or_default(),
+        );
+    }
+    for e in outbox["parked"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  PARKED {} #{} {} {} {}: {}",
+            s(&e["peer"]),
+            s(&e["seq"]),
+            s(&e["method"]),
+            s(&e["module"]),
+            e["render"]
+                .as_str()
+                .map_or_else(|| s(&e["path"]), str::to_owned),
+            s(&e["parked_reason"]),
+        );
+    }
+    if out.is_empty() {
+        out.push_str("outbox empty\n");
+    }
+    out
+}
+
+/// `peers`: registration, version, roles and endpoints.
+pub fn render_peers(peers: &Value) -> String {
+    let mut out = String::new();
+    for p in peers.as_array().into_iter().flatten() {
+        let roles: Vec<String> = p["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} {}{}",
+                    s(&r["role"]),
+                    s(&r["country_code"]),
+                    s(&r["party_id"])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} {} OCPI {} ({}) initiated by {} — {}",
+            s(&p["id"]),
+            s(&p["status"]),
+            s(&p["version"]),
+            roles.join(", "),
+            s(&p["initiated_by"]),
+            s(&p["versions_url"]),
+        );
+        for e in p["endpoints"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {} {} {}",
+                s(&e["identifier"]),
+                s(&e["role"]),
+                s(&e["url"])
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no OCPI peers\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_shows_health_stations_and_peer_queues() {
+        let text = render_status(&json!({
+            "status": "ok", "stations_connected": {"1.6": 2, "2.0.1": 1},
+            "peers": [{"id": "hub", "registration": "registered",
+                       "outbox": {"depth": 3, "oldest_age_seconds": 12.4, "parked": 1}}],
+            "state_recovered_from_corruption": null
+        }));
+        assert!(text.contains("status: ok"));
+        assert!(text.contains("2 (OCPP 1.6), 1 (OCPP 2.0.1)"));
+        assert!(
+            text.contains("peer hub: registered — outbox 3 queued (oldest 12 s), 1 parked"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stations_list_connectors_and_errors() {
+        let text = render_stations(&json!([{"id": "CS1", "online": true, "ocpp_version": "1.6",
+            "vendor": "V", "model": "M", "firmware_version": "1.0", "last_seen": "t",
+            "connectors": [{"evse_id": 1, "connector_id": 1, "status": "Faulted", "error_code": "GroundFailure"}]}]));
+        assert!(text.starts_with("CS1 online  OCPP 1.6 V M"), "{text}");
+        assert!(text.contains("evse 1 connector 1: Faulted (GroundFailure)"));
+        assert_eq!(render_stations(&json!([])), "no stations yet\n");
+    }
+
+    #[test]
+    fn outbox_shows_parked_entries_with_reasons() {
+        let text = render_outbox(&json!({
+            "peers": [{"peer": "hub", "depth": 1, "parked": 1}],
+            "queued": [{"peer": "hub", "seq": 5, "method": "PATCH", "module": "locations", "render": "evse:1:CS1", "attempts": 2, "last_error": "HTTP 503"}],
+            "parked": [{"peer": "hub", "seq": 4, "method": "PUT", "module": "tariffs", "path": "/NL/BRG/T1", "parked_reason": "OCPI 2001 bad"}]
+        }));
+        assert!(text.contains("peer hub: 1 queued, 1 parked"));
+        assert!(
+            text.contains(
+                "queued hub #5 PATCH locations evse:1:CS1 attempts 2 last error: HTTP 503"
+            )
+        );
+        assert!(text.contains("PARKED hub #4 PUT tariffs /NL/BRG/T1: OCPI 2001 bad"));
+    }
+
+    #[test]
+    fn sessions_and_peers_render() {
+        let text = render_sessions(
+            &json!([{"id": "S1", "status": "ACTIVE", "kwh": 1.5, "location_id": "LOC1",
+            "evse_uid": "CS1-1", "cdr_token": {"uid": "AA"}, "auth_method": "WHITELIST",
+            "start_date_time": "t", "total_cost": {"excl_vat": 0.5}, "currency": "EUR"}]),
+        );
+        assert!(text.contains("S1 ACTIVE 1.5 kWh at LOC1/CS1-1 token AA (WHITELIST) since t, cost 0.5 EUR excl. VAT"), "{text}");
+        let text = render_peers(
+            &json!([{"id": "hub", "status": "registered", "version": "2.2.1",
+            "roles": [{"role": "HUB", "country_code": "NL", "party_id": "HUB"}], "initiated_by": "us",
+            "versions_url": "http://h/versions", "endpoints": [{"identifier": "locations", "role": "RECEIVER", "url": "http://h/l"}]}]),
+        );
+        assert!(
+            text.contains(
+                "hub registered OCPI 2.2.1 (HUB NLHUB) initiated by us — http://h/versions"
+            )
+        );
+        assert!(text.contains("  locations RECEIVER http://h/l"));
+    }
+
+    #[test]
+    fn a_wildcard_listen_address_is_reached_on_loopback() {
+        assert_eq!(
+            AdminClient::base_for("0.0.0.0:9200".parse().unwrap()),
+            "http://127.0.0.1:9200"
+        );
+        assert_eq!(
+            AdminClient::base_for("127.0.0.1:9300".parse().unwrap()),
+            "http://127.0.0.1:9300"
+        );
+    }
+}
