@@ -481,3 +481,90 @@ async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, 
         json!({ "count": crate::tokens::count(&state.store)? }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path, ready: bool) -> AdminState {
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, "").unwrap();
+        let settings = Arc::new(crate::config::load_with_env(Some(&path), []).unwrap());
+        let store = Store::open(&state::Settings {
+            path: dir.join("db"),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap();
+        let (push, _rx) = crate::cpo::PushControl::new();
+        let (cpo, _) = crate::cpo::Cpo::new(settings.clone(), store.clone(), push.clone()).unwrap();
+        let platform = ocpi::Platform::new(Arc::new(cpo)).unwrap();
+        AdminState {
+            settings,
+            store,
+            registry: ocpp::Registry::default(),
+            ready: Arc::new(AtomicBool::new(ready)),
+            metrics: None,
+            platform,
+            push,
+        }
+    }
+
+    async fn get(app: Router, path: &str) -> (StatusCode, Value) {
+        let resp = app
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn healthz_flips_with_readiness() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), false);
+        let (code, body) = get(router(st.clone()), "/healthz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "unavailable");
+        st.ready.store(true, Ordering::SeqCst);
+        let (code, body) = get(router(st.clone()), "/healthz").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+    }
+
+    #[tokio::test]
+    async fn an_admin_token_guards_the_admin_api_but_not_health() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = state(dir.path(), true);
+        let mut settings = (*st.settings).clone();
+        settings.admin.token = Some(secrecy::SecretString::from("t0ken"));
+        st.settings = Arc::new(settings);
+        let (code, _) = get(router(st.clone()), "/admin/stations").await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, _) = get(router(st.clone()), "/healthz").await;
+        assert_eq!(code, StatusCode::OK);
+        let resp = router(st)
+            .oneshot(
+                axum::http::Request::get("/admin/stations")
+                    .header("authorization", "Bearer t0ken")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}

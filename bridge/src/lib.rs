@@ -205,12 +205,15 @@ pub async fn run(
         push: push.clone(),
     });
     let ocpi_app = platform.router();
+    // The admin listener keeps serving until the station side has closed and the state is
+    // flushed, so `/healthz` answers 503 (not "connection refused") while the daemon stops.
+    let admin_shutdown = CancellationToken::new();
     let http_shutdown = shutdown.clone();
     tasks.spawn(serve(
         "admin",
         admin_listener,
         admin_app,
-        http_shutdown.clone(),
+        admin_shutdown.clone(),
     ));
     tasks.spawn(serve("ocpi", ocpi_listener, ocpi_app, http_shutdown));
     tasks.close();
@@ -234,6 +237,10 @@ pub async fn run(
     {
         tracing::warn!("station connections did not close in time");
     }
+    if let Err(e) = store.flush().await {
+        tracing::error!(error = %e, "flushing the state failed");
+    }
+    admin_shutdown.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
         .is_err()
