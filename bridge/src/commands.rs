@@ -365,6 +365,18 @@ struct Inner {
     registry: Registry,
     authorizer: Arc<Authorizer>,
     push: PushControl,
+    /// Opens RESERVATION Sessions for accepted reservations.
+    flow: std::sync::OnceLock<Arc<crate::flow::Flow>>,
+}
+
+/// Whether the reservation with this OCPP id is still live (requested or active, not expired).
+pub fn reservation_live(store: &Store, ocpp_reservation_id: i32) -> bool {
+    store
+        .doc(RESERVATION_DOC, &ocpp_reservation_id.to_string())
+        .ok()
+        .flatten()
+        .and_then(|d| serde_json::from_value::<Reservation>(d.value).ok())
+        .is_some_and(|r| r.live(Utc::now()))
 }
 
 impl std::fmt::Debug for Commands {
@@ -389,8 +401,14 @@ impl Commands {
                 registry,
                 authorizer,
                 push,
+                flow: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Reservations get OCPI Sessions with status RESERVATION through `flow`.
+    pub fn set_flow(&self, flow: Arc<crate::flow::Flow>) {
+        let _ = self.inner.flow.set(flow);
     }
 
     /// The `timeout` of an ACCEPTED response: a call may wait behind another one for up to the
@@ -972,6 +990,10 @@ impl Commands {
         tracing::info!(station = %target.station, peer = %caller.id, reservation = %reserve.reservation_id,
             ocpp_id = rid, evse = ?target.at, "RESERVE_NOW forwarded");
         let this = self.clone();
+        let session_token = reserve.token.clone();
+        let session_reference = reserve.authorization_reference.clone();
+        let session_peer = caller.id.0.clone();
+        let session_station = station.clone();
         tokio::spawn(async move {
             this.run_call(id, cmd, target, call, move |tx, result| {
                 let Some(mut r) = load_reservation(tx, rid)? else {
@@ -988,6 +1010,21 @@ impl Commands {
                 }
             })
             .await;
+            if reservation_live(&this.inner.store, rid)
+                && let Some(flow) = this.inner.flow.get()
+                && let Err(e) = flow
+                    .reservation_accepted(
+                        &session_peer,
+                        &session_token,
+                        session_reference,
+                        &session_station,
+                        evse_id,
+                        rid,
+                    )
+                    .await
+            {
+                tracing::error!(reservation = rid, error = %e, "opening the reservation session failed");
+            }
         });
         Ok(self.accepted())
     }

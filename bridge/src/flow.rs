@@ -25,6 +25,13 @@ use crate::config::Settings;
 use crate::cpo::{Cpo, PushControl};
 use crate::session::{self, CDR_KIND, SESSION_KIND, SessionRecord, SessionStatus};
 
+/// Index: our transaction id → the session id, when the session began as a reservation.
+const SESSION_OF_TX: &str = "session_of_tx";
+/// Index: `{station}\0{OCPP reservation id}` → session id.
+const RESERVATION_SESSION: &str = "reservation_session";
+/// Index: session id → `{station}\0{OCPP reservation id}`.
+const SESSION_RESERVATION: &str = "session_reservation";
+
 /// How long a CDR waits for missing 2.0.1 events before it is made with what arrived.
 pub const CDR_GAP_WAIT: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -114,6 +121,125 @@ impl Flow {
         self.platform.backend()
     }
 
+    /// The session of a transaction (its own, or the reservation session it consumed).
+    fn record_for_tx(&self, tx_id: &str) -> Result<Option<SessionRecord>, state::Error> {
+        let sid = self
+            .store
+            .index_get(SESSION_OF_TX, tx_id)?
+            .unwrap_or_else(|| tx_id.to_owned());
+        record(&self.store, &sid)
+    }
+
+    /// Opens a RESERVATION Session for a reservation the station accepted (once per
+    /// reservation; a replaced reservation keeps its session).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reservation_accepted(
+        &self,
+        peer: &str,
+        token: &ocpi::types::Token,
+        authorization_reference: Option<String>,
+        station: &str,
+        evse_id: Option<u32>,
+        ocpp_reservation_id: i32,
+    ) -> Result<(), state::Error> {
+        let key = format!("{station}\0{ocpp_reservation_id}");
+        if let Some(existing) = self.store.index_get(RESERVATION_SESSION, &key)?
+            && record(&self.store, &existing)?
+                .is_some_and(|r| r.status == SessionStatus::Reservation)
+        {
+            return Ok(());
+        }
+        let cpo = self.cpo();
+        let Some(loc) = cpo.location_of(station) else {
+            return Ok(());
+        };
+        let (evse_uid, connector_id, cdr_location) = match evse_id {
+            Some(e) => {
+                let uid = self.store.update(|tx| tx.evse_uid(station, e))?;
+                let cdr_location = cpo.cdr_location(station, e, 1, &uid);
+                (uid, "1".to_owned(), cdr_location)
+            }
+            None => ("#NA".to_owned(), "#NA".to_owned(), Value::Null),
+        };
+        let tariff = cpo.tariff_for(station);
+        let currency = tariff
+            .as_ref()
+            .and_then(|t| t.get("currency"))
+            .and_then(Value::as_str)
+            .unwrap_or("EUR")
+            .to_owned();
+        let now = Utc::now();
+        let rec = SessionRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            transaction_id: None,
+            created_at: now,
+            peer: Some(peer.to_owned()),
+            cdr_token: session::cdr_token(token),
+            auth_method: crate::auth::AuthMethod::Command,
+            authorization_reference,
+            location_id: loc.id.clone(),
+            evse_uid,
+            connector_id,
+            cdr_location,
+            time_zone: loc.time_zone.clone(),
+            currency,
+            tariff,
+            meter_id: None,
+            status: SessionStatus::Reservation,
+            last_updated: now,
+        };
+        let target = self.receiver(Some(peer), ModuleId::Sessions);
+        self.store.update(|tx| {
+            put_record(tx, &rec)?;
+            tx.index_put(RESERVATION_SESSION, &key, &rec.id)?;
+            tx.index_put(SESSION_RESERVATION, &rec.id, &key)?;
+            if let Some(p) = &target {
+                tx.push_outbox(entry(
+                    &rec,
+                    p,
+                    "PUT",
+                    "sessions",
+                    Some(render::session(&rec.id)),
+                    String::new(),
+                    Value::Null,
+                ))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(session = %rec.id, station, reservation = ocpp_reservation_id, "OCPI reservation session opened");
+        self.commit(target).await
+    }
+
+    /// Completes a RESERVATION Session whose reservation ended without charging.
+    pub async fn reservation_over(&self, session_id: &str) -> Result<(), state::Error> {
+        let Some(mut rec) = record(&self.store, session_id)? else {
+            return Ok(());
+        };
+        if rec.status != SessionStatus::Reservation {
+            return Ok(());
+        }
+        rec.status = SessionStatus::Completed;
+        rec.last_updated = Utc::now();
+        let target = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
+        self.store.update(|tx| {
+            put_record(tx, &rec)?;
+            if let Some(p) = &target {
+                tx.push_outbox(entry(
+                    &rec,
+                    p,
+                    "PATCH",
+                    "sessions",
+                    Some(render::session_patch(&rec.id)),
+                    String::new(),
+                    Value::Null,
+                ))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(session = %session_id, "reservation ended without charging; session COMPLETED");
+        self.commit(target).await
+    }
+
     /// The peer if it is registered and has a receiver for `module`.
     fn receiver(&self, peer: Option<&str>, module: ModuleId) -> Option<String> {
         let peer = self.platform.peers().get(&PeerId(peer?.to_owned()))?;
@@ -138,9 +264,22 @@ impl Flow {
         tx_rec: &Transaction,
         decision: &Decision,
     ) -> Result<(), state::Error> {
-        if record(&self.store, &tx_rec.id)?.is_some() {
+        if self.record_for_tx(&tx_rec.id)?.is_some() {
             return Ok(());
         }
+        // A transaction that consumes a reservation continues the reservation's Session.
+        let reserved = match tx_rec.reservation_id {
+            Some(r) => match self
+                .store
+                .index_get(RESERVATION_SESSION, &format!("{}\0{r}", tx_rec.station_id))?
+            {
+                Some(sid) => {
+                    record(&self.store, &sid)?.filter(|r| r.status == SessionStatus::Reservation)
+                }
+                None => None,
+            },
+            None => None,
+        };
         let Some(token) = &decision.token else {
             tracing::info!(session = %tx_rec.id, "no OCPI token for this transaction; no Session");
             return Ok(());
@@ -168,26 +307,39 @@ impl Flow {
         let location_id = loc.id.clone();
         let time_zone = loc.time_zone.clone();
         let station_id = tx_rec.station_id.clone();
-        let rec = self.store.update(|tx| {
-            let uid = tx.evse_uid(&station_id, evse_id)?;
-            let cdr_location = cpo.cdr_location(&station_id, evse_id, connector_id, &uid);
-            let rec = SessionRecord {
-                id: tx_rec.id.clone(),
-                peer: decision.peer.clone(),
-                cdr_token: session::cdr_token(token),
-                auth_method: decision.method,
-                authorization_reference: decision.authorization_reference.clone(),
-                location_id: location_id.clone(),
-                evse_uid: uid,
-                connector_id: connector_id.to_string(),
-                cdr_location,
-                time_zone: time_zone.clone(),
-                currency: currency.clone(),
-                tariff: tariff.clone(),
-                meter_id: station.as_ref().and_then(|s| s.meter_serial_number.clone()),
-                status,
-                last_updated: Utc::now(),
-            };
+        // Reads of the store must not happen inside a store transaction (sled would deadlock):
+        // allocate the EVSE uid first (idempotent), then build the snapshot, then commit.
+        let uid = self.store.update(|tx| tx.evse_uid(&station_id, evse_id))?;
+        let cdr_location = cpo.cdr_location(&station_id, evse_id, connector_id, &uid);
+        let rec = SessionRecord {
+            id: reserved
+                .as_ref()
+                .map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
+            transaction_id: Some(tx_rec.id.clone()),
+            created_at: reserved.as_ref().map_or_else(Utc::now, |r| r.created_at),
+            peer: decision.peer.clone(),
+            cdr_token: session::cdr_token(token),
+            auth_method: decision.method,
+            authorization_reference: decision.authorization_reference.clone(),
+            location_id,
+            evse_uid: uid,
+            connector_id: connector_id.to_string(),
+            cdr_location,
+            time_zone,
+            currency,
+            tariff,
+            meter_id: station.as_ref().and_then(|s| s.meter_serial_number.clone()),
+            status,
+            last_updated: Utc::now(),
+        };
+        let linked = reserved.is_some();
+        self.store.update(|tx| {
+            if !linked && tx.doc(SESSION_KIND, &rec.id)?.is_some() {
+                return Ok(());
+            }
+            if linked {
+                tx.index_put(SESSION_OF_TX, &tx_rec.id, &rec.id)?;
+            }
             put_record(tx, &rec)?;
             if let Some(p) = &peer {
                 tx.push_outbox(entry(
@@ -200,7 +352,7 @@ impl Flow {
                     Value::Null,
                 ))?;
             }
-            Ok(rec)
+            Ok(())
         })?;
         tracing::info!(session = %rec.id, status = ?rec.status, method = ?rec.auth_method, peer = ?rec.peer, "OCPI session opened");
         self.commit(peer).await
@@ -360,6 +512,19 @@ impl Flow {
             let Ok(rec) = serde_json::from_value::<SessionRecord>(doc.value) else {
                 continue;
             };
+            if rec.status == SessionStatus::Reservation {
+                let over = match self.store.index_get(SESSION_RESERVATION, &rec.id) {
+                    Ok(Some(key)) => key
+                        .rsplit_once('\0')
+                        .and_then(|(_, rid)| rid.parse::<i32>().ok())
+                        .is_some_and(|rid| !crate::commands::reservation_live(&self.store, rid)),
+                    _ => false,
+                };
+                if over && let Err(e) = self.reservation_over(&rec.id).await {
+                    tracing::error!(session = %rec.id, error = %e, "completing a reservation session failed");
+                }
+                continue;
+            }
             let pending = match rec.status {
                 SessionStatus::Active => true,
                 SessionStatus::Completed => self
@@ -369,10 +534,13 @@ impl Flow {
                     .unwrap_or(false),
                 _ => false,
             };
+            let Some(tx_id) = rec.tx_id().map(str::to_owned) else {
+                continue;
+            };
             if pending
-                && let Ok(Some(t)) = self.store.transaction(&rec.id)
+                && let Ok(Some(t)) = self.store.transaction(&tx_id)
                 && t.status == TransactionStatus::Completed
-                && let Err(e) = self.stopped(&rec.id).await
+                && let Err(e) = self.stopped(&tx_id).await
             {
                 tracing::error!(session = %rec.id, error = %e, "finishing a session failed");
             }
@@ -390,18 +558,16 @@ impl Flow {
             let Ok(rec) = serde_json::from_value::<SessionRecord>(doc.value) else {
                 continue;
             };
-            let Some(t) = self.store.transaction(&rec.id)? else {
-                continue;
-            };
-            let samples = self.store.samples(&rec.id)?;
-            out.push(session::render_session(
-                cc,
-                pid,
-                &rec,
-                &t,
-                &samples,
-                Utc::now(),
-            ));
+            out.push(match rec.tx_id() {
+                None => session::render_reservation(cc, pid, &rec),
+                Some(tx_id) => {
+                    let Some(t) = self.store.transaction(tx_id)? else {
+                        continue;
+                    };
+                    let samples = self.store.samples(tx_id)?;
+                    session::render_session(cc, pid, &rec, &t, &samples, Utc::now())
+                }
+            });
         }
         Ok(out)
     }
@@ -423,11 +589,16 @@ impl Flow {
         let Some(rec) = record(&self.store, id)? else {
             return Ok(None);
         };
-        let Some(t) = self.store.transaction(id)? else {
-            return Ok(None);
+        let session = match rec.tx_id() {
+            None => session::render_reservation(cc, pid, &rec),
+            Some(tx_id) => {
+                let Some(t) = self.store.transaction(tx_id)? else {
+                    return Ok(None);
+                };
+                let samples = self.store.samples(tx_id)?;
+                session::render_session(cc, pid, &rec, &t, &samples, Utc::now())
+            }
         };
-        let samples = self.store.samples(id)?;
-        let session = session::render_session(cc, pid, &rec, &t, &samples, Utc::now());
         let path = format!("/{cc}/{pid}/{id}");
         if patch {
             let sent = self

@@ -140,7 +140,6 @@ pub async fn run(
     ));
     platform.backend().set_flow(flow.clone());
     flow.recover().await;
-    #[allow(unused_mut)]
     let mut service =
         station::StationService::new(settings.clone(), store.clone(), authorizer.clone())
             .with_ocpi(station::OcpiHooks {
@@ -148,8 +147,8 @@ pub async fn run(
                 push: push.clone(),
                 flow: flow.clone(),
             });
-    // --- OCPI commands wiring (issue 5): build the handler, install it with
-    // platform.backend().set_command_handler(..) and service = service.with_observer(..) ---
+    // OCPI commands: executed on the stations, results through the outbox; they also observe
+    // station events (reservations ending, transactions consuming them).
     let commands = Arc::new(commands::Commands::new(
         settings.clone(),
         store.clone(),
@@ -157,11 +156,11 @@ pub async fn run(
         authorizer.clone(),
         push.clone(),
     ));
+    commands.set_flow(flow.clone());
     // Commands left in flight by a crash or restart get their (FAILED) result now.
     commands.recover().await;
     platform.backend().set_command_handler(commands.clone());
     service = service.with_observer(commands.clone());
-    // --- end of commands wiring ---
     let service = Arc::new(service);
 
     let tasks = tokio_util::task::TaskTracker::new();
@@ -289,11 +288,12 @@ pub fn public_url_with_port(url: &str, port: u16) -> String {
     }
 }
 
-/// Every minute: CDRs that waited for missing 2.0.1 events, and anything interrupted.
+/// Every 15 s: CDRs that waited for missing 2.0.1 events, reservation sessions whose
+/// reservation ended unused, and anything interrupted.
 async fn finish_sessions(flow: Arc<flow::Flow>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => flow.recover().await,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => flow.recover().await,
             _ = shutdown.cancelled() => return,
         }
     }

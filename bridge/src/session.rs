@@ -49,8 +49,15 @@ pub enum SessionStatus {
 /// What a Session and its CDR need that was fixed when the session began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
-    /// Session id (= our transaction id = CDR id).
+    /// Session id (= CDR id): our transaction id, or a fresh id for a session that began as a
+    /// reservation.
     pub id: String,
+    /// The transaction behind it (`None` while it is only a reservation; older records: `id`).
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// When the session record was created (a reservation's start).
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
     /// The peer that owns the token: Sessions and the CDR go there.
     pub peer: Option<String>,
     /// OCPI CdrToken JSON `{country_code, party_id, uid, type, contract_id}`.
@@ -82,6 +89,15 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// Our transaction id behind this session, if charging began.
+    pub fn tx_id(&self) -> Option<&str> {
+        match (&self.transaction_id, self.status) {
+            (Some(t), _) => Some(t),
+            (None, SessionStatus::Reservation) => None,
+            (None, _) => Some(&self.id),
+        }
+    }
+
     /// The peer's party (`cdr_token` country code and party id), for routing headers.
     pub fn owner(&self) -> Option<(String, String)> {
         let cc = self.cdr_token.get("country_code")?.as_str()?;
@@ -356,6 +372,32 @@ pub fn render_session(
         let mut cdr = cdr_base(cc, pid, rec, tx, &m, &periods);
         apply_costs(rec, &mut cdr);
         session["total_cost"] = cdr["total_cost"].clone();
+    }
+    session
+}
+
+/// A Session that is (still) only a reservation: no energy, no periods yet.
+pub fn render_reservation(cc: &str, pid: &str, rec: &SessionRecord) -> Value {
+    let mut session = json!({
+        "country_code": cc,
+        "party_id": pid,
+        "id": rec.id,
+        "start_date_time": ocpi_datetime(rec.created_at),
+        "kwh": 0,
+        "cdr_token": rec.cdr_token,
+        "auth_method": rec.auth_method,
+        "location_id": rec.location_id,
+        "evse_uid": rec.evse_uid,
+        "connector_id": rec.connector_id,
+        "currency": rec.currency,
+        "status": rec.status,
+        "last_updated": ocpi_datetime(rec.last_updated),
+    });
+    if rec.status == SessionStatus::Completed {
+        session["end_date_time"] = Value::String(ocpi_datetime(rec.last_updated));
+    }
+    if let Some(r) = &rec.authorization_reference {
+        session["authorization_reference"] = Value::String(r.clone());
     }
     session
 }

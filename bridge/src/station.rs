@@ -916,6 +916,9 @@ impl ocpp::Csms for StationService {
                     self.touch(station, |s| s.firmware_status = status.clone())?;
                 }
                 tracing::info!(action = %action, payload = %payload, "notification");
+                if let Some(o) = &self.observer {
+                    o.notification(station, action, payload);
+                }
                 Ok(StationResponse::Ack)
             }
         }

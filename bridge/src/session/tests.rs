@@ -60,6 +60,8 @@ fn transaction(completed: bool) -> state::Transaction {
 fn record(tariff: Option<Value>) -> SessionRecord {
     SessionRecord {
         id: "0b5f1c2e-1111-4222-8333-944445555666".into(),
+        transaction_id: None,
+        created_at: at(0),
         peer: Some("emsp".into()),
         cdr_token: json!({"country_code": "DE", "party_id": "EMS", "uid": "AABB", "type": "RFID", "contract_id": "DE-EMS-C1"}),
         auth_method: AuthMethod::Whitelist,
