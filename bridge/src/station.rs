@@ -448,6 +448,11 @@ impl StationService {
                 Ok((true, queued))
             })
             .map_err(internal)?;
+        // A status the station will not send again: durable before the answer (group commit
+        // keeps this cheap), together with the pushes it queued.
+        if changed {
+            self.durable().await?;
+        }
         if queued {
             self.wake(&receivers);
         }
@@ -845,6 +850,21 @@ impl ocpp::Csms for StationService {
             tracing::error!(station = %station, error = %e, "recording the connection failed");
         }
         tracing::info!(station = %station, version = %version, "station connected");
+        // Ask for the current connector statuses: whatever happened while we were away (a
+        // restart, a network outage) must not leave a stale status published. Spawned, because
+        // the answer is read by the connection task that is calling us.
+        let trigger = handle.clone();
+        let id = station.clone();
+        tokio::spawn(async move {
+            let call = ocpp::StationCall::TriggerMessage {
+                message: ocpp::TriggerMessageKind::StatusNotification,
+                at: None,
+            };
+            match trigger.send(&call).await {
+                Ok(answer) => tracing::debug!(station = %id, ?answer, "status refresh requested"),
+                Err(e) => tracing::debug!(station = %id, error = %e, "status refresh not possible"),
+            }
+        });
         if let Err(e) = self.refresh_station(station.as_str(), true).await {
             tracing::error!(station = %station, error = %e, "re-publishing EVSEs failed");
         }
