@@ -850,21 +850,34 @@ impl ocpp::Csms for StationService {
             tracing::error!(station = %station, error = %e, "recording the connection failed");
         }
         tracing::info!(station = %station, version = %version, "station connected");
-        // Ask for the current connector statuses: whatever happened while we were away (a
-        // restart, a network outage) must not leave a stale status published. Spawned, because
-        // the answer is read by the connection task that is calling us.
+        // A station that reconnects without booting (we restarted, or the network dropped) is
+        // asked for its current connector statuses, so no stale status stays published. A new
+        // station sends them after its BootNotification anyway. Spawned, because the answer is
+        // read by the connection task that is calling us.
+        let booted_before = self
+            .store
+            .station(station.as_str())
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.last_boot.is_some());
         let trigger = handle.clone();
         let id = station.clone();
-        tokio::spawn(async move {
-            let call = ocpp::StationCall::TriggerMessage {
-                message: ocpp::TriggerMessageKind::StatusNotification,
-                at: None,
-            };
-            match trigger.send(&call).await {
-                Ok(answer) => tracing::debug!(station = %id, ?answer, "status refresh requested"),
-                Err(e) => tracing::debug!(station = %id, error = %e, "status refresh not possible"),
-            }
-        });
+        if booted_before {
+            tokio::spawn(async move {
+                let call = ocpp::StationCall::TriggerMessage {
+                    message: ocpp::TriggerMessageKind::StatusNotification,
+                    at: None,
+                };
+                match trigger.send(&call).await {
+                    Ok(answer) => {
+                        tracing::debug!(station = %id, ?answer, "status refresh requested")
+                    }
+                    Err(e) => {
+                        tracing::debug!(station = %id, error = %e, "status refresh not possible")
+                    }
+                }
+            });
+        }
         if let Err(e) = self.refresh_station(station.as_str(), true).await {
             tracing::error!(station = %station, error = %e, "re-publishing EVSEs failed");
         }

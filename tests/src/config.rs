@@ -87,6 +87,16 @@ pub struct TestConfig {
     pub locations: Vec<TestLocation>,
     /// Inline `[[tariffs]]`.
     pub tariffs: Vec<TestTariff>,
+    /// Complete OCPI Tariff objects rendered as further inline `[[tariffs]]`.
+    pub tariff_objects: Vec<serde_json::Value>,
+    /// `[ocpp] local_id_tags` (not written when empty).
+    pub local_id_tags: Vec<String>,
+    /// `[ocpi] authorize_timeout_ms` (daemon default when `None`).
+    pub authorize_timeout_ms: Option<u64>,
+    /// `[ocpi] token_pull_interval` in seconds (daemon default when `None`).
+    pub token_pull_interval: Option<u64>,
+    /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
+    pub session_update_interval: Option<u64>,
 }
 
 impl Default for TestConfig {
@@ -112,6 +122,11 @@ impl Default for TestConfig {
                 tariff_id: None,
             }],
             tariffs: Vec::new(),
+            tariff_objects: Vec::new(),
+            local_id_tags: Vec::new(),
+            authorize_timeout_ms: None,
+            token_pull_interval: None,
+            session_update_interval: None,
         }
     }
 }
@@ -229,6 +244,36 @@ impl TestConfig {
         self
     }
 
+    /// Add a complete OCPI 2.2.1 Tariff object as an inline `[[tariffs]]` entry.
+    pub fn tariff_object(mut self, tariff: serde_json::Value) -> Self {
+        self.tariff_objects.push(tariff);
+        self
+    }
+
+    /// Set `[ocpp] local_id_tags`.
+    pub fn local_id_tags(mut self, tags: &[&str]) -> Self {
+        self.local_id_tags = tags.iter().map(|t| (*t).to_string()).collect();
+        self
+    }
+
+    /// Set `[ocpi] authorize_timeout_ms`.
+    pub fn authorize_timeout_ms(mut self, ms: u64) -> Self {
+        self.authorize_timeout_ms = Some(ms);
+        self
+    }
+
+    /// Set `[ocpi] token_pull_interval` (seconds).
+    pub fn token_pull_interval(mut self, seconds: u64) -> Self {
+        self.token_pull_interval = Some(seconds);
+        self
+    }
+
+    /// Set `[ocpi] session_update_interval` (seconds).
+    pub fn session_update_interval(mut self, seconds: u64) -> Self {
+        self.session_update_interval = Some(seconds);
+        self
+    }
+
     /// Set `[log] format`.
     pub fn log_format(mut self, format: &str) -> Self {
         self.log_format = format.into();
@@ -255,7 +300,7 @@ call_timeout = {ct}
 ping_interval = {pi}
 max_frame_bytes = {mfb}
 free_vend = {fv}
-
+{local_tags}
 [ocpi]
 listen = "127.0.0.1:0"
 public_url = {public_url}
@@ -272,6 +317,18 @@ business_name = "Example CPO"
             pi = self.ping_interval,
             mfb = self.max_frame_bytes,
             fv = self.free_vend,
+            local_tags = if self.local_id_tags.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "local_id_tags = [{}]\n",
+                    self.local_id_tags
+                        .iter()
+                        .map(|t| quote(t))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
             public_url = quote(&self.ocpi_public_url),
         );
         if let Some(token) = &self.ocpi_token_a {
@@ -279,6 +336,15 @@ business_name = "Example CPO"
         }
         if let Some(grace) = self.offline_grace {
             let _ = writeln!(s, "offline_grace = {grace}");
+        }
+        if let Some(ms) = self.authorize_timeout_ms {
+            let _ = writeln!(s, "authorize_timeout_ms = {ms}");
+        }
+        if let Some(secs) = self.token_pull_interval {
+            let _ = writeln!(s, "token_pull_interval = {secs}");
+        }
+        if let Some(secs) = self.session_update_interval {
+            let _ = writeln!(s, "session_update_interval = {secs}");
         }
         for peer in &self.ocpi_peers {
             let _ = write!(
@@ -347,6 +413,16 @@ step_size = 1
                 vat = toml_float(t.vat),
             );
         }
+        for t in &self.tariff_objects {
+            s.push_str("\n[[tariffs]]\n");
+            if let Some(obj) = t.as_object() {
+                for (k, v) in obj {
+                    if !v.is_null() {
+                        let _ = writeln!(s, "{k} = {}", toml_value(v));
+                    }
+                }
+            }
+        }
         if !self.extra_toml.is_empty() {
             s.push('\n');
             s.push_str(&self.extra_toml);
@@ -363,6 +439,29 @@ fn toml_float(x: f64) -> String {
         s
     } else {
         format!("{s}.0")
+    }
+}
+
+/// A JSON value as a TOML inline value (objects as inline tables; `null` members dropped).
+fn toml_value(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "\"\"".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(t) => quote(t),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{ {} }}",
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{} = {}", quote(k), toml_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -274,6 +274,110 @@ struct Inner {
     unauthorized: Vec<Unauthorized>,
     credentials_calls: Vec<CredentialsCall>,
     versions_calls: Vec<VersionsCall>,
+    /// The hub's Tokens sender list (served on `GET …/tokens`, paginated).
+    tokens: Vec<Value>,
+    /// Page size of the Tokens sender list.
+    tokens_page_size: usize,
+    /// Scripted real-time authorization answers by upper-cased uid.
+    auth_replies: BTreeMap<String, AuthReply>,
+    /// Every real-time authorization request, in arrival order (recorded on arrival).
+    auth_requests: Vec<AuthRequest>,
+}
+
+/// What the hub's real-time authorization endpoint answers for one uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKind {
+    /// HTTP 200 + OCPI 1000 with an AuthorizationInfo whose `allowed` is this value
+    /// (`ALLOWED`, `BLOCKED`, `EXPIRED`, `NO_CREDIT`, `NOT_ALLOWED`).
+    Allowed(String),
+    /// HTTP 404 + OCPI 2004: the eMSP does not know the token.
+    NotFound,
+    /// HTTP 200 + OCPI 2004: unknown token, the other way eMSPs say it.
+    Unknown2004,
+}
+
+/// A scripted answer of `POST {tokens}/{uid}/authorize` (see [`Hub::script_authorize`]).
+#[derive(Debug, Clone)]
+pub struct AuthReply {
+    /// The verdict.
+    pub kind: AuthKind,
+    /// `authorization_reference` of the AuthorizationInfo.
+    pub reference: Option<String>,
+    /// Wait this long before answering (to exceed the daemon's `authorize_timeout_ms`).
+    pub delay: Duration,
+    /// The `token` of the AuthorizationInfo (default: the uid's entry in the Tokens sender
+    /// list, else a token of the hub's party built from the uid).
+    pub token: Option<Value>,
+}
+
+impl AuthReply {
+    /// `allowed` = `ALLOWED`, `BLOCKED`, `EXPIRED`, `NO_CREDIT` or `NOT_ALLOWED`.
+    pub fn allowed(allowed: &str) -> AuthReply {
+        AuthReply {
+            kind: AuthKind::Allowed(allowed.into()),
+            reference: None,
+            delay: Duration::ZERO,
+            token: None,
+        }
+    }
+
+    /// HTTP 404 (unknown token).
+    pub fn not_found() -> AuthReply {
+        AuthReply {
+            kind: AuthKind::NotFound,
+            ..AuthReply::allowed("ALLOWED")
+        }
+    }
+
+    /// OCPI 2004 (unknown token).
+    pub fn unknown_2004() -> AuthReply {
+        AuthReply {
+            kind: AuthKind::Unknown2004,
+            ..AuthReply::allowed("ALLOWED")
+        }
+    }
+
+    /// With this `authorization_reference`.
+    pub fn reference(mut self, reference: &str) -> AuthReply {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Answer only after `delay`.
+    pub fn delay(mut self, delay: Duration) -> AuthReply {
+        self.delay = delay;
+        self
+    }
+
+    /// With this `token` object in the answer.
+    pub fn token(mut self, token: Value) -> AuthReply {
+        self.token = Some(token);
+        self
+    }
+}
+
+/// One `POST {tokens}/{uid}/authorize` the daemon made.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// The uid from the path.
+    pub uid: String,
+    /// Query string (`type=RFID`).
+    pub query: Option<String>,
+    /// Request headers, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    /// Parsed body (LocationReferences), if any.
+    pub body: Option<Value>,
+    /// Arrival time.
+    pub at: Instant,
+}
+
+impl AuthRequest {
+    /// A header value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
 }
 
 #[derive(Debug)]
@@ -349,6 +453,10 @@ impl Hub {
                 unauthorized: Vec::new(),
                 credentials_calls: Vec::new(),
                 versions_calls: Vec::new(),
+                tokens: Vec::new(),
+                tokens_page_size: 100,
+                auth_replies: BTreeMap::new(),
+                auth_requests: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -570,6 +678,120 @@ impl Hub {
             }
         })
         .await
+    }
+
+
+    // ----- the hub as eMSP: tokens, real-time authorization, sessions and CDRs -----
+
+    /// Replace the hub's Tokens sender list (what the daemon's token pulls get).
+    pub fn set_tokens(&self, tokens: Vec<Value>) {
+        self.shared.lock().tokens = tokens;
+    }
+
+    /// Page size of the Tokens sender list (default 100; `Link` + `X-Total-Count` are sent).
+    pub fn set_tokens_page_size(&self, n: usize) {
+        self.shared.lock().tokens_page_size = n.max(1);
+    }
+
+    /// Script the real-time authorization answer for `uid` (case-insensitive). Without a
+    /// script: ALLOWED for a uid in the Tokens sender list, else HTTP 404.
+    pub fn script_authorize(&self, uid: &str, reply: AuthReply) {
+        self.shared
+            .lock()
+            .auth_replies
+            .insert(uid.to_ascii_uppercase(), reply);
+    }
+
+    /// Every real-time authorization request so far.
+    pub fn authorize_requests(&self) -> Vec<AuthRequest> {
+        self.shared.lock().auth_requests.clone()
+    }
+
+    /// Real-time authorization requests for `uid` (case-insensitive).
+    pub fn authorize_requests_for(&self, uid: &str) -> Vec<AuthRequest> {
+        self.authorize_requests()
+            .into_iter()
+            .filter(|r| r.uid.eq_ignore_ascii_case(uid))
+            .collect()
+    }
+
+    /// The GETs of the Tokens sender list the daemon made (pulls, one per page).
+    pub fn token_pulls(&self) -> Vec<Push> {
+        self.pushes()
+            .into_iter()
+            .filter(|p| p.is("GET", "tokens"))
+            .collect()
+    }
+
+    /// Every Session push (`PUT`/`PATCH sessions/{cc}/{pid}/{id}`) of session `id`, in order.
+    pub fn session_pushes(&self, id: &str) -> Vec<Push> {
+        self.pushes()
+            .into_iter()
+            .filter(|p| p.module == "sessions" && p.segments.last().map(String::as_str) == Some(id))
+            .collect()
+    }
+
+    /// Every CDR `POST` received (whatever the answer), in order.
+    pub fn cdr_posts(&self) -> Vec<Push> {
+        self.pushes()
+            .into_iter()
+            .filter(|p| p.is("POST", "cdrs"))
+            .collect()
+    }
+
+    /// Wait (bounded) for the first accepted Session PUT; returns it.
+    pub async fn wait_session_put(&self, timeout: Duration) -> Push {
+        self.wait_accepted("PUT session", 1, timeout, |p| p.is("PUT", "sessions"))
+            .await
+            .remove(0)
+    }
+
+    /// Wait (bounded) for an accepted CDR POST with `id`; returns it.
+    pub async fn wait_cdr(&self, id: &str, timeout: Duration) -> Push {
+        self.wait_accepted(&format!("POST CDR {id}"), 1, timeout, |p| {
+            p.is("POST", "cdrs") && p.body.as_ref().is_some_and(|b| b["id"] == id)
+        })
+        .await
+        .remove(0)
+    }
+
+    /// The daemon's Tokens receiver URL of one token: `{tokens}/{cc}/{pid}/{uid}[?type=]`.
+    pub fn bridge_token_url(&self, cc: &str, pid: &str, uid: &str, kind: Option<&str>) -> String {
+        let base = self.bridge_module_url("tokens");
+        let mut url = format!("{}/{cc}/{pid}/{uid}", base.trim_end_matches('/'));
+        if let Some(k) = kind {
+            url.push_str("?type=");
+            url.push_str(k);
+        }
+        url
+    }
+
+    /// PUT a token object to the daemon's Tokens receiver (URL from the token's own fields,
+    /// `?type=` its type), with the hub's token for the daemon.
+    pub async fn put_token(&self, token: &Value) -> OcpiResponse {
+        let s = |k: &str| token[k].as_str().unwrap_or_default().to_string();
+        let url = self.bridge_token_url(&s("country_code"), &s("party_id"), &s("uid"), Some(&s("type")));
+        self.send_to_bridge(Method::PUT, &url, Some(token.to_string()))
+            .await
+    }
+
+    /// PUT a token and panic unless the daemon answered OCPI 1000.
+    pub async fn put_token_ok(&self, token: &Value) {
+        let r = self.put_token(token).await;
+        assert!(
+            (r.status == 200 || r.status == 201) && r.ocpi_status() == Some(1000),
+            "PUT token {token}: {} {}",
+            r.status,
+            r.text
+        );
+    }
+
+    /// Any request to `url` on the daemon with the hub's token (`body` sent as JSON text).
+    pub async fn send_to_bridge(&self, method: Method, url: &str, body: Option<String>) -> OcpiResponse {
+        let token = self
+            .token_for_bridge()
+            .expect("hub holds no token for the daemon (not registered)");
+        self.request(method, url, Some(&token), body, &[]).await
     }
 
     // ----- the hub as a client of the daemon -----
@@ -1168,6 +1390,16 @@ async fn functional(
         record_push(s, method, path, query, rest, headers, body, at, 400, None);
         return plain(StatusCode::BAD_REQUEST, "body is not JSON");
     }
+    if *method == Method::GET && rest.trim_end_matches('/') == "tokens" {
+        return tokens_page(s, method, path, query, rest, headers, body, at);
+    }
+    if *method == Method::POST
+        && let Some(uid) = rest
+            .strip_prefix("tokens/")
+            .and_then(|r| r.trim_end_matches('/').strip_suffix("/authorize"))
+    {
+        return authorize(s, uid, query, headers, body, at).await;
+    }
     if *method == Method::GET {
         // Sender interfaces of the hub (tokens): an empty list.
         record_push(
@@ -1230,4 +1462,128 @@ async fn functional(
         }
     }
     resp
+}
+
+/// Query parameter `name` of `query`, if present.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// `GET …/tokens[?offset=&limit=]`: one page of the Tokens sender list with `X-Total-Count`,
+/// `X-Limit` and a `Link` to the next page.
+#[allow(clippy::too_many_arguments)]
+fn tokens_page(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<String>,
+    rest: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    at: Instant,
+) -> Response {
+    let (tokens, page_size) = {
+        let inner = s.lock();
+        (inner.tokens.clone(), inner.tokens_page_size)
+    };
+    let offset: usize = query_param(query.as_deref(), "offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_param(query.as_deref(), "limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(page_size)
+        .min(page_size)
+        .max(1);
+    record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+    let page: Vec<Value> = tokens.iter().skip(offset).take(limit).cloned().collect();
+    let total = tokens.len();
+    let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(Value::Array(page)));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
+        h.insert("x-total-count", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&limit.to_string()) {
+        h.insert("x-limit", v);
+    }
+    if offset + limit < total {
+        let next = format!(
+            "<{}/ocpi/emsp/2.2.1/tokens?offset={}&limit={limit}>; rel=\"next\"",
+            s.base,
+            offset + limit
+        );
+        if let Ok(v) = HeaderValue::from_str(&next) {
+            h.insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+/// A token of the hub's own party for `uid` (used when the script gives none).
+fn default_token(opts: &HubOptions, uid: &str, kind: &str) -> Value {
+    json!({
+        "country_code": opts.country_code,
+        "party_id": opts.party_id,
+        "uid": uid,
+        "type": kind,
+        "contract_id": format!("{}-{}-C{}", opts.country_code, opts.party_id, uid),
+        "issuer": "Fake hub eMSP",
+        "valid": true,
+        "whitelist": "ALLOWED",
+        "last_updated": "2026-01-01T00:00:00Z",
+    })
+}
+
+/// `POST …/tokens/{uid}/authorize[?type=]`: the scripted real-time authorization answer.
+async fn authorize(
+    s: &Shared,
+    uid: &str,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    at: Instant,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let (script, listed) = {
+        let mut inner = s.lock();
+        inner.auth_requests.push(AuthRequest {
+            uid: uid.to_string(),
+            query: query.clone(),
+            headers: headers_map(headers),
+            body: parsed,
+            at,
+        });
+        let listed = inner
+            .tokens
+            .iter()
+            .find(|t| t["uid"].as_str().is_some_and(|u| u.eq_ignore_ascii_case(uid)))
+            .cloned();
+        (inner.auth_replies.get(&uid.to_ascii_uppercase()).cloned(), listed)
+    };
+    let reply = match (script, &listed) {
+        (Some(r), _) => r,
+        (None, Some(_)) => AuthReply::allowed("ALLOWED"),
+        (None, None) => AuthReply::not_found(),
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    match reply.kind {
+        AuthKind::NotFound => ocpi(StatusCode::NOT_FOUND, 2004, "Unknown token", None),
+        AuthKind::Unknown2004 => ocpi(StatusCode::OK, 2004, "Unknown token", None),
+        AuthKind::Allowed(allowed) => {
+            let kind = query_param(query.as_deref(), "type").unwrap_or_else(|| "RFID".into());
+            let token = reply
+                .token
+                .or(listed)
+                .unwrap_or_else(|| default_token(&s.opts, uid, &kind));
+            let mut info = json!({ "allowed": allowed, "token": token });
+            if let Some(r) = reply.reference {
+                info["authorization_reference"] = Value::String(r);
+            }
+            ocpi(StatusCode::OK, 1000, "Success", Some(info))
+        }
+    }
 }

@@ -113,6 +113,38 @@ pub mod v16 {
         })
     }
 
+    /// MeterValues.req for a transaction with one energy/power sample at `timestamp`.
+    pub fn meter_values_at(
+        connector_id: u32,
+        transaction_id: i64,
+        timestamp: &str,
+        energy_wh: i64,
+    ) -> Value {
+        json!({
+            "connectorId": connector_id,
+            "transactionId": transaction_id,
+            "meterValue": [meter_value(timestamp, energy_wh, 7200, "Sample.Periodic")],
+        })
+    }
+
+    /// StopTransaction.req at `timestamp` with `transactionData` (the final reading).
+    pub fn stop_at(
+        transaction_id: i64,
+        id_tag: &str,
+        meter_stop: i64,
+        timestamp: &str,
+        reason: &str,
+    ) -> Value {
+        json!({
+            "transactionId": transaction_id,
+            "idTag": id_tag,
+            "meterStop": meter_stop,
+            "timestamp": timestamp,
+            "reason": reason,
+            "transactionData": [meter_value(timestamp, meter_stop, 0, "Transaction.End")],
+        })
+    }
+
     /// Heartbeat.req.
     pub fn heartbeat() -> Value {
         json!({})
@@ -233,8 +265,87 @@ pub mod v201 {
         })
     }
 
+    /// A TransactionEventRequest of any type at `timestamp` with one energy reading, EVSE 1 /
+    /// connector 1; `id` adds an idToken, `offline` sets the `offline` flag.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tx_event_at(
+        event_type: &str,
+        transaction_id: &str,
+        seq_no: u32,
+        timestamp: &str,
+        energy_wh: f64,
+        id: Option<&str>,
+        offline: bool,
+    ) -> Value {
+        let (trigger, context, state) = match event_type {
+            "Started" => ("Authorized", "Transaction.Begin", "Charging"),
+            "Ended" => ("EVCommunicationLost", "Transaction.End", "Idle"),
+            _ => ("MeterValuePeriodic", "Sample.Periodic", "Charging"),
+        };
+        let mut info = json!({ "transactionId": transaction_id, "chargingState": state });
+        if event_type == "Ended" {
+            info["stoppedReason"] = json!("EVDisconnected");
+        }
+        let mut v = json!({
+            "eventType": event_type,
+            "timestamp": timestamp,
+            "triggerReason": trigger,
+            "seqNo": seq_no,
+            "transactionInfo": info,
+            "evse": { "id": 1, "connectorId": 1 },
+            "meterValue": [meter_value(timestamp, energy_wh, 0.0, context)],
+        });
+        if let Some(id) = id {
+            v["idToken"] = id_token(id);
+        }
+        if offline {
+            v["offline"] = json!(true);
+        }
+        v
+    }
+
     /// HeartbeatRequest.
     pub fn heartbeat() -> Value {
         json!({})
+    }
+}
+
+/// OCPI 2.2.1 objects an eMSP / hub sends (for the fake hub and tariff configs).
+pub mod ocpi {
+    use serde_json::{Value, json};
+
+    /// An RFID Token of party `cc`/`pid` with `whitelist` (`ALWAYS`, `ALLOWED`,
+    /// `ALLOWED_OFFLINE`, `NEVER`), valid, contract id `{cc}-{pid}-C{uid}`.
+    pub fn token(cc: &str, pid: &str, uid: &str, whitelist: &str) -> Value {
+        json!({
+            "country_code": cc,
+            "party_id": pid,
+            "uid": uid,
+            "type": "RFID",
+            "contract_id": format!("{cc}-{pid}-C{uid}"),
+            "visual_number": format!("VIS-{uid}"),
+            "issuer": format!("eMSP {cc}{pid}"),
+            "valid": true,
+            "whitelist": whitelist,
+            "last_updated": "2026-01-01T00:00:00Z",
+        })
+    }
+
+    /// A Tariff of NL/BRG with one element holding `components` (each
+    /// `{type, price, vat, step_size}`).
+    pub fn tariff(id: &str, currency: &str, components: Value) -> Value {
+        json!({
+            "country_code": "NL",
+            "party_id": "BRG",
+            "id": id,
+            "currency": currency,
+            "elements": [ { "price_components": components } ],
+            "last_updated": "2026-01-01T00:00:00Z",
+        })
+    }
+
+    /// One PriceComponent.
+    pub fn component(kind: &str, price: f64, vat: f64, step_size: u64) -> Value {
+        json!({ "type": kind, "price": price, "vat": vat, "step_size": step_size })
     }
 }
