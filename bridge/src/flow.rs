@@ -100,6 +100,44 @@ fn entry(
     e
 }
 
+/// The tariff that applies at a station now and its currency (EUR without a tariff).
+fn tariff_and_currency(cpo: &Cpo, station: &str) -> (Option<Value>, String) {
+    let tariff = cpo.tariff_for(station);
+    let currency = tariff
+        .as_ref()
+        .and_then(|t| t.get("currency"))
+        .and_then(Value::as_str)
+        .unwrap_or("EUR")
+        .to_owned();
+    (tariff, currency)
+}
+
+/// A PUT of the whole Session, rendered when sent.
+fn session_put(rec: &SessionRecord, peer: &str) -> OutboxEntry {
+    entry(
+        rec,
+        peer,
+        "PUT",
+        "sessions",
+        Some(render::session(&rec.id)),
+        String::new(),
+        Value::Null,
+    )
+}
+
+/// A PATCH of the Session, rendered when sent.
+fn session_patch(rec: &SessionRecord, peer: &str) -> OutboxEntry {
+    entry(
+        rec,
+        peer,
+        "PATCH",
+        "sessions",
+        Some(render::session_patch(&rec.id)),
+        String::new(),
+        Value::Null,
+    )
+}
+
 impl Flow {
     /// The flow over the store and the OCPI platform.
     pub fn new(
@@ -161,13 +199,7 @@ impl Flow {
             }
             None => ("#NA".to_owned(), "#NA".to_owned(), Value::Null),
         };
-        let tariff = cpo.tariff_for(station);
-        let currency = tariff
-            .as_ref()
-            .and_then(|t| t.get("currency"))
-            .and_then(Value::as_str)
-            .unwrap_or("EUR")
-            .to_owned();
+        let (tariff, currency) = tariff_and_currency(cpo, station);
         let now = Utc::now();
         let rec = SessionRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -194,15 +226,7 @@ impl Flow {
             tx.index_put(RESERVATION_SESSION, &key, &rec.id)?;
             tx.index_put(SESSION_RESERVATION, &rec.id, &key)?;
             if let Some(p) = &target {
-                tx.push_outbox(entry(
-                    &rec,
-                    p,
-                    "PUT",
-                    "sessions",
-                    Some(render::session(&rec.id)),
-                    String::new(),
-                    Value::Null,
-                ))?;
+                tx.push_outbox(session_put(&rec, p))?;
             }
             Ok(())
         })?;
@@ -224,15 +248,7 @@ impl Flow {
         self.store.update(|tx| {
             put_record(tx, &rec)?;
             if let Some(p) = &target {
-                tx.push_outbox(entry(
-                    &rec,
-                    p,
-                    "PATCH",
-                    "sessions",
-                    Some(render::session_patch(&rec.id)),
-                    String::new(),
-                    Value::Null,
-                ))?;
+                tx.push_outbox(session_patch(&rec, p))?;
             }
             Ok(())
         })?;
@@ -291,13 +307,7 @@ impl Flow {
         let evse_id = tx_rec.evse_id.max(1);
         let connector_id = tx_rec.connector_id.max(1);
         let station = self.store.station(&tx_rec.station_id)?;
-        let tariff = cpo.tariff_for(&tx_rec.station_id);
-        let currency = tariff
-            .as_ref()
-            .and_then(|t| t.get("currency"))
-            .and_then(Value::as_str)
-            .unwrap_or("EUR")
-            .to_owned();
+        let (tariff, currency) = tariff_and_currency(cpo, &tx_rec.station_id);
         let status = if decision.accepted() {
             SessionStatus::Active
         } else {
@@ -342,15 +352,7 @@ impl Flow {
             }
             put_record(tx, &rec)?;
             if let Some(p) = &peer {
-                tx.push_outbox(entry(
-                    &rec,
-                    p,
-                    "PUT",
-                    "sessions",
-                    Some(render::session(&rec.id)),
-                    String::new(),
-                    Value::Null,
-                ))?;
+                tx.push_outbox(session_put(&rec, p))?;
             }
             Ok(())
         })?;
@@ -377,17 +379,8 @@ impl Flow {
         let Some(peer) = self.receiver(rec.peer.as_deref(), ModuleId::Sessions) else {
             return Ok(());
         };
-        self.store.update(|tx| {
-            tx.push_outbox(entry(
-                &rec,
-                &peer,
-                "PATCH",
-                "sessions",
-                Some(render::session_patch(&rec.id)),
-                String::new(),
-                Value::Null,
-            ))
-        })?;
+        self.store
+            .update(|tx| tx.push_outbox(session_patch(&rec, &peer)))?;
         self.commit(Some(peer)).await
     }
 
@@ -433,15 +426,7 @@ impl Flow {
         self.store.update(|tx| {
             put_record(tx, &rec)?;
             if was_active && let Some(p) = &session_peer {
-                tx.push_outbox(entry(
-                    &rec,
-                    p,
-                    "PATCH",
-                    "sessions",
-                    Some(render::session_patch(&rec.id)),
-                    String::new(),
-                    Value::Null,
-                ))?;
+                tx.push_outbox(session_patch(&rec, p))?;
             }
             if let Some(cdr) = &cdr
                 && tx.doc(CDR_KIND, &rec.id)?.is_none()

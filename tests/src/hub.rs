@@ -282,6 +282,8 @@ struct Inner {
     auth_replies: BTreeMap<String, AuthReply>,
     /// Every real-time authorization request, in arrival order (recorded on arrival).
     auth_requests: Vec<AuthRequest>,
+    /// `(CDR id, Location URL)` the hub answered to each accepted CDR POST.
+    cdr_locations: Vec<(String, String)>,
 }
 
 /// What the hub's real-time authorization endpoint answers for one uid.
@@ -457,6 +459,7 @@ impl Hub {
                 tokens_page_size: 100,
                 auth_replies: BTreeMap::new(),
                 auth_requests: Vec::new(),
+                cdr_locations: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -729,6 +732,11 @@ impl Hub {
             .into_iter()
             .filter(|p| p.module == "sessions" && p.segments.last().map(String::as_str) == Some(id))
             .collect()
+    }
+
+    /// `(CDR id, Location URL)` the hub answered to each accepted CDR POST, in order.
+    pub fn cdr_locations(&self) -> Vec<(String, String)> {
+        self.shared.lock().cdr_locations.clone()
     }
 
     /// Every CDR `POST` received (whatever the answer), in order.
@@ -1457,9 +1465,15 @@ async fn functional(
     let mut resp = ocpi(StatusCode::OK, 1000, "Success", None);
     if *method == Method::POST && rest.starts_with("cdrs") {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        if let Ok(v) = HeaderValue::from_str(&format!("{}/ocpi/emsp/2.2.1/cdrs/{id}", s.base)) {
+        let location = format!("{}/ocpi/emsp/2.2.1/cdrs/{id}", s.base);
+        if let Ok(v) = HeaderValue::from_str(&location) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
+        let cdr_id = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b["id"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        s.lock().cdr_locations.push((cdr_id, location));
     }
     resp
 }
