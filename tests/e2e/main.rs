@@ -5,6 +5,7 @@
 //! starts its own daemon, so tests run in parallel without sharing ports or state.
 
 mod boot;
+mod charging;
 mod check_config;
 mod commands;
 mod connections;

@@ -65,7 +65,15 @@ def _q(s: str) -> str:
     return json.dumps(s)
 
 
-def config_toml(data_dir: Path, heartbeat_interval: int = 300, free_vend: bool = True) -> str:
+def config_toml(
+    data_dir: Path,
+    heartbeat_interval: int = 300,
+    free_vend: bool = True,
+    ocpi_extra: str = "",
+    extra: str = "",
+) -> str:
+    """The daemon config. `ocpi_extra`: more `[ocpi]` lines (e.g. `authorize_timeout_ms = 700`);
+    `extra`: TOML appended at the end (e.g. `[[tariffs]]`)."""
     text = f"""[state]
 path = {_q(str(data_dir))}
 
@@ -88,7 +96,7 @@ public_url = "http://127.0.0.1:9100"
 country_code = "NL"
 party_id = "BRG"
 business_name = "Example CPO"
-
+{ocpi_extra}
 [admin]
 listen = "127.0.0.1:0"
 
@@ -107,18 +115,29 @@ time_zone = "Europe/Amsterdam"
         text += f'\n[[stations]]\nid = {_q(sid)}\nlocation = "LOC1"\n'
         if password:
             text += f"password = {_q(password)}\n"
+    if extra:
+        text += "\n" + extra + "\n"
     return text
 
 
 class BridgeDaemon:
     """One daemon process in `workdir`."""
 
-    def __init__(self, workdir: Path, heartbeat_interval: int = 300):
+    def __init__(
+        self,
+        workdir: Path,
+        heartbeat_interval: int = 300,
+        free_vend: bool = True,
+        ocpi_extra: str = "",
+        extra: str = "",
+    ):
         self.dir = workdir
         self.config = workdir / "config.toml"
         self.ready_file = workdir / "ready.json"
         self.log_file = workdir / "daemon.log"
-        self.config.write_text(config_toml(workdir / "data", heartbeat_interval))
+        self.config.write_text(
+            config_toml(workdir / "data", heartbeat_interval, free_vend, ocpi_extra, extra)
+        )
         self.proc: subprocess.Popen | None = None
         self.ready: dict = {}
 

@@ -11,6 +11,8 @@ import base64
 import json
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +43,15 @@ class FakeHub:
         self.unauthorized: list[tuple[str, str]] = []
         self.bridge_credentials: dict | None = None
         self.lock = threading.Lock()
+        # As eMSP (charging tests): the Tokens sender list, scripted real-time authorization
+        # answers by upper-cased uid ({"allowed", "reference", "delay", "unknown": 404|2004}),
+        # every authorization request (recorded on arrival), the Location answered per CDR id.
+        self.tokens: list[dict] = []
+        self.tokens_page_size = 100
+        self.auth_answers: dict[str, dict] = {}
+        self.auth_requests: list[tuple[str, str, dict | None, dict]] = []
+        self.cdr_locations: dict[str, str] = {}
+        self.pushed_tokens: list[dict] = []
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,22 +67,24 @@ class FakeHub:
                 except Exception:
                     return None
 
-            def _send(self, status, body=None):
+            def _send(self, status, body=None, headers=None):
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 for h in ("X-Request-ID", "X-Correlation-ID"):
                     if self.headers.get(h):
                         self.send_header(h, self.headers[h])
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _ok(self, data=None):
+            def _ok(self, data=None, headers=None):
                 body = {"status_code": 1000, "status_message": "Success", "timestamp": now()}
                 if data is not None:
                     body["data"] = data
-                self._send(200, body)
+                self._send(200, body, headers)
 
             def _body(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -98,7 +111,45 @@ class FakeHub:
                     return self._ok({"version": "2.2.1", "endpoints": eps})
                 if token is None or token != hub.token_c:
                     return self._deny()
+                if self.path.split("?")[0].rstrip("/") == "/ocpi/emsp/2.2.1/tokens":
+                    return self._tokens_page()
                 self._ok([])
+
+            def _tokens_page(self):
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                with hub.lock:
+                    tokens = list(hub.tokens)
+                    size = hub.tokens_page_size
+                    hub.pushes.append(("GET", self.path, None))
+                offset = int(query.get("offset", 0))
+                limit = max(1, min(int(query.get("limit", size)), size))
+                headers = {"X-Total-Count": str(len(tokens)), "X-Limit": str(limit)}
+                if offset + limit < len(tokens):
+                    headers["Link"] = (
+                        f'<{hub.base}/ocpi/emsp/2.2.1/tokens?offset={offset + limit}&limit={limit}>; rel="next"'
+                    )
+                self._ok(tokens[offset : offset + limit], headers)
+
+            def _authorize(self, uid):
+                body = self._body()
+                with hub.lock:
+                    hub.auth_requests.append((uid, self.path, body, dict(self.headers)))
+                    answer = hub.auth_answers.get(uid.upper())
+                    known = next(
+                        (t for t in hub.tokens + hub.pushed_tokens[::-1] if t["uid"].upper() == uid.upper()),
+                        None,
+                    )
+                if answer is None:
+                    answer = {"allowed": "ALLOWED"} if known else {"unknown": 404}
+                time.sleep(answer.get("delay", 0))
+                if answer.get("unknown") == 404:
+                    return self._send(404, {"status_code": 2004, "status_message": "Unknown token", "timestamp": now()})
+                if answer.get("unknown") == 2004:
+                    return self._send(200, {"status_code": 2004, "status_message": "Unknown token", "timestamp": now()})
+                info = {"allowed": answer["allowed"], "token": answer.get("token") or known}
+                if answer.get("reference"):
+                    info["authorization_reference"] = answer["reference"]
+                self._ok(info)
 
             def do_POST(self):
                 token = self._token()
@@ -133,6 +184,12 @@ class FakeHub:
                             ],
                         }
                     )
+                path = self.path.split("?")[0]
+                prefix = "/ocpi/emsp/2.2.1/tokens/"
+                if path.startswith(prefix) and path.endswith("/authorize"):
+                    if token is None or token != hub.token_c:
+                        return self._deny()
+                    return self._authorize(path[len(prefix) : -len("/authorize")])
                 self._push()
 
             def _push(self):
@@ -141,7 +198,13 @@ class FakeHub:
                 body = self._body()
                 with hub.lock:
                     hub.pushes.append((self.command, self.path, body))
-                self._ok()
+                headers = None
+                if self.command == "POST" and self.path.startswith("/ocpi/emsp/2.2.1/cdrs"):
+                    location = f"{hub.base}/ocpi/emsp/2.2.1/cdrs/{uuid.uuid4().hex}"
+                    headers = {"Location": location}
+                    with hub.lock:
+                        hub.cdr_locations[(body or {}).get("id", "")] = location
+                self._ok(None, headers)
 
             do_PUT = _push
             do_PATCH = _push
@@ -180,6 +243,55 @@ class FakeHub:
     def evse_patches(self, loc: str, uid: str):
         suffix = f"/locations/NL/BRG/{loc}/{uid}"
         return [b["status"] for (m, p, b) in self.snapshot() if m == "PATCH" and p.endswith(suffix)]
+
+    # ----- as eMSP (charging tests) -----
+
+    def sessions(self, session_id: str | None = None):
+        """(method, body) of every Session push, optionally of one session, in order."""
+        return [
+            (m, b)
+            for (m, p, b) in self.snapshot()
+            if "/sessions/" in p and (session_id is None or p.rstrip("/").endswith(f"/{session_id}"))
+        ]
+
+    def cdrs(self):
+        """Bodies of every CDR POST, in order."""
+        return [b for (m, p, b) in self.snapshot() if m == "POST" and p.startswith("/ocpi/emsp/2.2.1/cdrs")]
+
+    def authorize_requests(self, uid: str):
+        with self.lock:
+            return [r for r in self.auth_requests if r[0].upper() == uid.upper()]
+
+    def bridge_endpoint(self, module: str, bridge_versions_url: str) -> str:
+        """The daemon's endpoint URL for `module`, discovered with the token it gave us."""
+        versions = self._bridge_get(bridge_versions_url)
+        details = self._bridge_get(next(v["url"] for v in versions if v["version"] == "2.2.1"))
+        return next(e["url"] for e in details["endpoints"] if e["identifier"] == module)
+
+    def _bridge_get(self, url: str):
+        req = urllib.request.Request(url, headers={"Authorization": f"Token {b64(self.token_b)}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = json.loads(resp.read())
+        assert body["status_code"] == 1000, body
+        return body["data"]
+
+    def put_token(self, bridge_versions_url: str, token: dict) -> dict:
+        """PUT `token` to the daemon's Tokens receiver; returns the OCPI envelope."""
+        base = self.bridge_endpoint("tokens", bridge_versions_url).rstrip("/")
+        url = f"{base}/{token['country_code']}/{token['party_id']}/{token['uid']}?type={token['type']}"
+        with self.lock:
+            self.pushed_tokens.append(token)
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(token).encode(),
+            method="PUT",
+            headers={"Authorization": f"Token {b64(self.token_b)}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read() or b"{}")
 
     def stop(self):
         self.server.shutdown()

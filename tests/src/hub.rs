@@ -284,6 +284,8 @@ struct Inner {
     auth_requests: Vec<AuthRequest>,
     /// `(CDR id, Location URL)` the hub answered to each accepted CDR POST.
     cdr_locations: Vec<(String, String)>,
+    /// Tokens the hub PUT to the daemon (it knows them as their eMSP).
+    pushed_tokens: Vec<Value>,
 }
 
 /// What the hub's real-time authorization endpoint answers for one uid.
@@ -308,7 +310,8 @@ pub struct AuthReply {
     /// Wait this long before answering (to exceed the daemon's `authorize_timeout_ms`).
     pub delay: Duration,
     /// The `token` of the AuthorizationInfo (default: the uid's entry in the Tokens sender
-    /// list, else a token of the hub's party built from the uid).
+    /// list, else the token the hub PUT to the daemon, else a token of the hub's party built
+    /// from the uid).
     pub token: Option<Value>,
 }
 
@@ -460,6 +463,7 @@ impl Hub {
                 auth_replies: BTreeMap::new(),
                 auth_requests: Vec::new(),
                 cdr_locations: Vec::new(),
+                pushed_tokens: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -683,7 +687,6 @@ impl Hub {
         .await
     }
 
-
     // ----- the hub as eMSP: tokens, real-time authorization, sessions and CDRs -----
 
     /// Replace the hub's Tokens sender list (what the daemon's token pulls get).
@@ -697,7 +700,7 @@ impl Hub {
     }
 
     /// Script the real-time authorization answer for `uid` (case-insensitive). Without a
-    /// script: ALLOWED for a uid in the Tokens sender list, else HTTP 404.
+    /// script: ALLOWED for a uid in the Tokens sender list or PUT by the hub, else HTTP 404.
     pub fn script_authorize(&self, uid: &str, reply: AuthReply) {
         self.shared
             .lock()
@@ -778,7 +781,13 @@ impl Hub {
     /// `?type=` its type), with the hub's token for the daemon.
     pub async fn put_token(&self, token: &Value) -> OcpiResponse {
         let s = |k: &str| token[k].as_str().unwrap_or_default().to_string();
-        let url = self.bridge_token_url(&s("country_code"), &s("party_id"), &s("uid"), Some(&s("type")));
+        let url = self.bridge_token_url(
+            &s("country_code"),
+            &s("party_id"),
+            &s("uid"),
+            Some(&s("type")),
+        );
+        self.shared.lock().pushed_tokens.push(token.clone());
         self.send_to_bridge(Method::PUT, &url, Some(token.to_string()))
             .await
     }
@@ -795,7 +804,12 @@ impl Hub {
     }
 
     /// Any request to `url` on the daemon with the hub's token (`body` sent as JSON text).
-    pub async fn send_to_bridge(&self, method: Method, url: &str, body: Option<String>) -> OcpiResponse {
+    pub async fn send_to_bridge(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<String>,
+    ) -> OcpiResponse {
         let token = self
             .token_for_bridge()
             .expect("hub holds no token for the daemon (not registered)");
@@ -1511,7 +1525,18 @@ fn tokens_page(
         .unwrap_or(page_size)
         .min(page_size)
         .max(1);
-    record_push(s, method, path, query, rest, headers, body, at, 200, Some(1000));
+    record_push(
+        s,
+        method,
+        path,
+        query,
+        rest,
+        headers,
+        body,
+        at,
+        200,
+        Some(1000),
+    );
     let page: Vec<Value> = tokens.iter().skip(offset).take(limit).cloned().collect();
     let total = tokens.len();
     let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(Value::Array(page)));
@@ -1569,12 +1594,17 @@ async fn authorize(
             body: parsed,
             at,
         });
-        let listed = inner
-            .tokens
-            .iter()
-            .find(|t| t["uid"].as_str().is_some_and(|u| u.eq_ignore_ascii_case(uid)))
-            .cloned();
-        (inner.auth_replies.get(&uid.to_ascii_uppercase()).cloned(), listed)
+        let same_uid = |t: &&Value| {
+            t["uid"]
+                .as_str()
+                .is_some_and(|u| u.eq_ignore_ascii_case(uid))
+        };
+        let listed = inner.tokens.iter().find(same_uid).cloned();
+        let pushed = inner.pushed_tokens.iter().rev().find(same_uid).cloned();
+        (
+            inner.auth_replies.get(&uid.to_ascii_uppercase()).cloned(),
+            listed.or(pushed),
+        )
     };
     let reply = match (script, &listed) {
         (Some(r), _) => r,
