@@ -1,3 +1,5 @@
+//! Tests of the store: id allocation, idempotence keys, outbox semantics, documents.
+
 use super::*;
 use chrono::{TimeZone, Utc};
 

@@ -1,3 +1,5 @@
+//! Tests of the command handler: every row of the CommandResult mapping and the command flow.
+
 use super::*;
 use CommandResultType as R;
 

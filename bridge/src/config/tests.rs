@@ -1,3 +1,5 @@
+//! Tests of configuration loading: shipped examples, defaults, layering, key-naming errors.
+
 use super::*;
 
 fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {

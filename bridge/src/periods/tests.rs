@@ -1,3 +1,5 @@
+//! Tests of charging-period computation and tariff boundaries.
+
 use super::*;
 use chrono_tz::Europe::Amsterdam;
 

@@ -1,3 +1,5 @@
+//! Tests of Session and CDR rendering: pricing, hours, periods, PATCH appends, signed data.
+
 use super::*;
 use chrono::TimeZone;
 use std::str::FromStr;

@@ -1,3 +1,5 @@
+//! Tests of the station service: admission, idempotent transactions, event order, statuses.
+
 use super::*;
 use chrono::TimeZone;
 use ocpp::Csms;

@@ -1,3 +1,5 @@
+//! Pagination of Sender lists over real HTTP: Link, X-Total-Count, X-Limit, filters.
+
 use crate::helpers::*;
 
 fn query_of(link: &str) -> String {

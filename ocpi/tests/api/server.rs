@@ -1,3 +1,5 @@
+//! The OCPI server over real HTTP: envelope, auth, headers, module endpoints.
+
 use axum::body::Body;
 use axum::http::Request;
 
