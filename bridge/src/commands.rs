@@ -1076,6 +1076,7 @@ impl Commands {
         let call = StationCall::CancelReservation { id: rid };
         tracing::info!(station = %target.station, peer = %caller.id, reservation = %wanted, ocpp_id = rid,
             "CANCEL_RESERVATION forwarded");
+        let station_for_session = target.station.0.clone();
         let this = self.clone();
         tokio::spawn(async move {
             this.run_call(id, cmd, target, call, move |tx, result| {
@@ -1095,6 +1096,12 @@ impl Commands {
                 }
             })
             .await;
+            if !reservation_live(&this.inner.store, rid)
+                && let Some(flow) = this.inner.flow.get()
+                && let Err(e) = flow.reservation_ended(&station_for_session, rid).await
+            {
+                tracing::error!(error = %e, "completing the reservation session failed");
+            }
         });
         Ok(self.accepted())
     }
@@ -1179,6 +1186,11 @@ impl Commands {
             Ok(Some((r, report))) => {
                 tracing::info!(station = %r.station, reservation = %r.reservation_id, ocpp_id = rid,
                     why, canceled_reported = report, "reservation ended by the station");
+                if let Some(flow) = self.inner.flow.get()
+                    && let Err(e) = flow.reservation_ended(&r.station, rid).await
+                {
+                    tracing::error!(error = %e, "completing the reservation session failed");
+                }
                 if report {
                     if let Err(e) = store.flush().await {
                         tracing::error!(error = %e, "flush after a reservation end failed");

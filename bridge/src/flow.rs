@@ -234,6 +234,21 @@ impl Flow {
         self.commit(target).await
     }
 
+    /// A reservation ended: completes its Session unless a transaction took it over.
+    pub async fn reservation_ended(
+        &self,
+        station: &str,
+        ocpp_reservation_id: i32,
+    ) -> Result<(), state::Error> {
+        match self.store.index_get(
+            RESERVATION_SESSION,
+            &format!("{station}\0{ocpp_reservation_id}"),
+        )? {
+            Some(session) => self.reservation_over(&session).await,
+            None => Ok(()),
+        }
+    }
+
     /// Completes a RESERVATION Session whose reservation ended without charging.
     pub async fn reservation_over(&self, session_id: &str) -> Result<(), state::Error> {
         let Some(mut rec) = record(&self.store, session_id)? else {

@@ -89,13 +89,10 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// Our transaction id behind this session, if charging began.
+    /// Our transaction id behind this session, if charging began (a session that was only a
+    /// reservation has none, also after it completed).
     pub fn tx_id(&self) -> Option<&str> {
-        match (&self.transaction_id, self.status) {
-            (Some(t), _) => Some(t),
-            (None, SessionStatus::Reservation) => None,
-            (None, _) => Some(&self.id),
-        }
+        self.transaction_id.as_deref()
     }
 
     /// The peer's party (`cdr_token` country code and party id), for routing headers.

@@ -154,13 +154,15 @@ impl StationService {
         let Ok(Some(t)) = self.store.transaction_by_ocpp(station.as_str(), ocpp_tx) else {
             return;
         };
-        if let Some(o) = &self.observer {
-            o.transaction_started(station, &t);
-        }
+        // The flow first: a transaction consuming a reservation takes over its Session before
+        // the reservation is ended (which would complete that Session).
         if let Some(flow) = self.flow()
             && let Err(e) = flow.started(&t, decision).await
         {
             tracing::error!(session = %t.id, error = %e, "opening the OCPI session failed");
+        }
+        if let Some(o) = &self.observer {
+            o.transaction_started(station, &t);
         }
     }
 

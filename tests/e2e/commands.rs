@@ -927,3 +927,74 @@ async fn start_session_leads_to_a_session_and_cdr_with_auth_method_command() {
         .await;
     }
 }
+
+/// The Session pushes (PUT or PATCH) for one session id with this status.
+async fn session_push(hub: &Hub, method: &str, session_id: Option<&str>, status: &str) -> Value {
+    let got = hub
+        .wait_received(&format!("{method} session {status}"), 1, RESULT_WAIT, |p| {
+            p.method == method
+                && p.module == "sessions"
+                && session_id.is_none_or(|id| p.path.ends_with(id))
+                && p.body.as_ref().is_some_and(|b| b["status"] == status)
+        })
+        .await;
+    got[0].body.clone().expect("a session body")
+}
+
+#[tokio::test]
+async fn a_reservation_is_a_session_that_its_transaction_continues() {
+    for (station, version) in [("CS001", OcppVersion::V16), ("CS201", OcppVersion::V201)] {
+        let (hub, daemon) = daemon_with_hub(config()).await;
+        let emsp = Emsp { hub: &hub };
+        let (cs, evse) = station_ready(&hub, &daemon, station, version).await;
+        let (_, rid) = reserved(&emsp, &cs, "sess-resv", &evse).await;
+        let reservation = session_push(&hub, "PUT", None, "RESERVATION").await;
+        let id = reservation["id"].as_str().expect("session id").to_owned();
+        assert_eq!(
+            reservation["auth_method"], "COMMAND",
+            "{station}: {reservation}"
+        );
+        assert_eq!(reservation["evse_uid"], evse.as_str());
+        assert_eq!(reservation["cdr_token"]["uid"], "resv-user");
+        assert_eq!(reservation["kwh"], 0);
+        match version {
+            OcppVersion::V16 => {
+                let mut start = v16::start(1, "resv-user", 100, &now_rfc3339());
+                start["reservationId"] = rid;
+                cs.call_ok("StartTransaction", start).await;
+            }
+            _ => {
+                let mut ev = v201::tx_started("resv-tx-2", "resv-user", 100.0);
+                ev["reservationId"] = rid;
+                cs.call_ok("TransactionEvent", ev).await;
+            }
+        }
+        // The same Session object moves on to ACTIVE (spec: mod_sessions, Reservation).
+        let active = session_push(&hub, "PUT", Some(&id), "ACTIVE").await;
+        assert_eq!(active["id"], id.as_str(), "{station}");
+        assert_eq!(active["evse_uid"], evse.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_cancelled_without_charging_completes_its_session() {
+    let (hub, daemon) = daemon_with_hub(config()).await;
+    let emsp = Emsp { hub: &hub };
+    let (cs, evse) = station_ready(&hub, &daemon, "CS001", OcppVersion::V16).await;
+    reserved(&emsp, &cs, "sess-cancel", &evse).await;
+    let reservation = session_push(&hub, "PUT", None, "RESERVATION").await;
+    let id = reservation["id"].as_str().expect("session id").to_owned();
+    cs.on("CancelReservation", status("Accepted"));
+    let got = emsp
+        .accepted_result("CANCEL_RESERVATION", cancel_body("sess-cancel"))
+        .await;
+    assert_eq!(got, "ACCEPTED");
+    let done = session_push(&hub, "PATCH", Some(&id), "COMPLETED").await;
+    assert!(done.get("end_date_time").is_some(), "{done}");
+    let cdrs = daemon.admin_get("/admin/cdrs").await;
+    assert_eq!(
+        cdrs,
+        json!([]),
+        "no CDR for a reservation without charging or reservation costs"
+    );
+}
