@@ -167,6 +167,25 @@ async fn deliver(
                     tracing::error!(peer = %peer_id, error = %e, "flush after delivery failed");
                 }
             }
+            Outcome::Refused(reason) if heal_location(&platform, &entry).is_some() => {
+                // "If a PATCH fails, send the whole object": queue the Location PUT, then drop
+                // the PATCH (a crash in between only repeats the PATCH).
+                let loc = heal_location(&platform, &entry).unwrap_or_default();
+                tracing::warn!(peer = %peer_id, seq = entry.seq, location = %loc, reason = %reason,
+                    "peer refused an EVSE update; sending the whole Location instead");
+                let put = OutboxEntry::rendered(
+                    peer_id.as_str(),
+                    "PUT",
+                    "locations",
+                    crate::cpo::render::location(&loc),
+                );
+                if let Err(e) = store.update(|tx| tx.push_outbox(put.clone())) {
+                    tracing::error!(peer = %peer_id, error = %e, "queueing the Location failed");
+                } else if let Err(e) = store.outbox_ack(peer_id.as_str(), entry.seq) {
+                    tracing::error!(peer = %peer_id, error = %e, "removing the refused PATCH failed");
+                }
+                let _ = store.flush().await;
+            }
             Outcome::Refused(reason) => {
                 metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "parked").increment(1);
                 tracing::warn!(peer = %peer_id, seq = entry.seq, method = %entry.method, module = %entry.module, reason = %reason, "peer refused a push; parked");
@@ -288,6 +307,21 @@ async fn attempt(
             Outcome::Delivered
         }
         Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),
+        // 401/403: our credentials are not (yet) accepted — typically a token rotation in
+        // progress. Nothing else to this peer can succeed either, so wait and retry in order.
+        Err(
+            e @ ocpi::PushError::Refused {
+                http_status: 401 | 403,
+                ..
+            },
+        ) => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Refused(e.to_string()),
     }
+}
+
+/// The Location to re-send when a peer refuses an EVSE update (it may not know the Location).
+fn heal_location(platform: &Platform<Cpo>, entry: &OutboxEntry) -> Option<String> {
+    let rest = entry.render.as_deref()?.strip_prefix("evse:")?;
+    let (_, station) = rest.split_once(':')?;
+    Some(platform.backend().location_of(station)?.id.clone())
 }

@@ -334,11 +334,28 @@ async fn a_refused_push_is_parked_and_can_be_retried_or_dropped() {
     })
     .await;
 
-    // Refused PATCH → parked; drop needs a reason; after the drop it is gone.
+    // Refused PATCH → the whole Location is sent instead (the peer may lack it); refused too →
+    // parked; drop needs a reason; after the drop it is gone.
     hub.set_mode(HubMode::Refuse);
     cs.call_ok("StatusNotification", v16::status(1, "Preparing"))
         .await;
-    let entry = wait_parked(&daemon, &peer, |e| e["method"] == "PATCH").await;
+    let entry = wait_parked(&daemon, &peer, |e| {
+        e["method"] == "PUT" && e["module"] == "locations"
+    })
+    .await;
+    let refused_patches = hub
+        .pushes()
+        .iter()
+        .filter(|p| p.ocpi_status == Some(2001) && p.method == "PATCH")
+        .count();
+    assert_eq!(refused_patches, 1, "{}", summarize(&hub.pushes()));
+    assert!(
+        parked(&daemon, &peer)
+            .await
+            .iter()
+            .all(|e| e["method"] != "PATCH"),
+        "a refused EVSE PATCH is replaced by the Location PUT, not parked"
+    );
     let seq = entry["seq"].as_u64().expect("seq");
     let drop_path = format!("/admin/outbox/{peer}/{seq}/drop");
     let (status, _) = admin_post(&daemon, &drop_path, None).await;
@@ -400,4 +417,25 @@ async fn a_lagging_peer_gets_coalesced_updates_with_the_newest_status() {
         "a lagging peer should get coalesced updates, got all {}: {got:?}",
         got.len()
     );
+}
+
+#[tokio::test]
+async fn a_push_answered_401_waits_in_the_queue_and_is_delivered_later() {
+    let (hub, daemon) = daemon_with_hub(ocpi_config()).await;
+    let peer = hub.peer_id();
+    let cs = published_cs001(&hub, &daemon).await;
+    hub.set_mode(HubMode::Unauthorized);
+    cs.call_ok("StatusNotification", v16::status(1, "Faulted"))
+        .await;
+    eventually("the 401 was retried at least once", PUSH_SOON, || async {
+        let n = hub.pushes().iter().filter(|p| p.http_status == 401).count();
+        if n >= 2 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    assert!(
+        parked(&daemon, &peer).await.is_empty(),
+        "a 401 is retried, not parked"
+    );
+    hub.set_mode(HubMode::Normal);
+    hub.wait_status("LOC1", "CS001-1", "OUTOFORDER").await;
 }

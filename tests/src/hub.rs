@@ -57,6 +57,8 @@ pub enum HubMode {
     Refuse,
     /// Pushes are answered normally after this delay.
     Slow(Duration),
+    /// Pushes get HTTP 401 (as while a peer rotates credentials); configuration modules work.
+    Unauthorized,
 }
 
 /// Construction parameters of a [`Hub`].
@@ -1407,6 +1409,10 @@ async fn functional(
     }
     if let HubMode::Slow(d) = mode {
         tokio::time::sleep(d).await;
+    }
+    if mode == HubMode::Unauthorized && *method != Method::GET {
+        record_push(s, method, path, query, rest, headers, body, at, 401, None);
+        return plain(StatusCode::UNAUTHORIZED, "credentials being rotated");
     }
     if !body.is_empty() && serde_json::from_slice::<Value>(body).is_err() {
         record_push(s, method, path, query, rest, headers, body, at, 400, None);
