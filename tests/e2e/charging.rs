@@ -672,9 +672,9 @@ async fn realtime_verdicts_map_to_ocpp_statuses_on_16_and_201() {
 
 #[tokio::test]
 async fn realtime_timeout_falls_back_per_whitelist() {
-    // authorize_timeout_ms = 700; the hub answers after 3 s.
+    // authorize_timeout_ms = 700; the hub answers after 8 s.
     let (hub, daemon) = start(config()).await;
-    let slow = Duration::from_secs(3);
+    let slow = Duration::from_secs(8);
     for (uid, whitelist) in [
         ("SLOWALLOWED", "ALLOWED"),
         ("SLOWOFFLINE", "ALLOWED_OFFLINE"),
@@ -701,8 +701,8 @@ async fn realtime_timeout_falls_back_per_whitelist() {
         assert_eq!(authorize16(&cs, uid).await, want, "{uid}");
         let took = t0.elapsed();
         assert!(
-            took < Duration::from_millis(2500),
-            "{uid}: the driver waited {took:?} (timeout 700 ms, hub answers after 3 s)"
+            took < Duration::from_secs(5),
+            "{uid}: the driver waited {took:?} (timeout 700 ms, hub answers after 8 s)"
         );
         assert_eq!(hub.authorize_requests_for(uid).len(), 1, "{uid} asked once");
     }
