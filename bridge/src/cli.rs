@@ -192,6 +192,21 @@ pub fn render_sessions(sessions: &Value) -> String {
     out
 }
 
+/// `{peer} #{seq} {method} {module} {target}` of an outbox entry.
+fn entry_head(e: &Value) -> String {
+    let target = e["render"]
+        .as_str()
+        .map_or_else(|| s(&e["path"]), str::to_owned);
+    format!(
+        "{} #{} {} {} {}",
+        s(&e["peer"]),
+        s(&e["seq"]),
+        s(&e["method"]),
+        s(&e["module"]),
+        target
+    )
+}
+
 /// `outbox`: queue depth per peer, the head of each queue and every parked push.
 pub fn render_outbox(outbox: &Value) -> String {
     let mut out = String::new();
@@ -207,14 +222,8 @@ pub fn render_outbox(outbox: &Value) -> String {
     for e in outbox["queued"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "  queued {} #{} {} {} {} attempts {}{}",
-            s(&e["peer"]),
-            s(&e["seq"]),
-            s(&e["method"]),
-            s(&e["module"]),
-            e["render"]
-                .as_str()
-                .map_or_else(|| s(&e["path"]), str::to_owned),
+            "  queued {} attempts {}{}",
+            entry_head(e),
             s(&e["attempts"]),
             e["last_error"]
                 .as_str()
@@ -225,14 +234,8 @@ pub fn render_outbox(outbox: &Value) -> String {
     for e in outbox["parked"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "  PARKED {} #{} {} {} {}: {}",
-            s(&e["peer"]),
-            s(&e["seq"]),
-            s(&e["method"]),
-            s(&e["module"]),
-            e["render"]
-                .as_str()
-                .map_or_else(|| s(&e["path"]), str::to_owned),
+            "  PARKED {}: {}",
+            entry_head(e),
             s(&e["parked_reason"]),
         );
     }

@@ -149,13 +149,6 @@ pub fn load_tariffs(settings: &Settings) -> anyhow::Result<Vec<Tariff>> {
     Ok(out)
 }
 
-/// FNV-1a over text: a fingerprint stable across releases (std's hasher is not).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// A fingerprint of everything the configuration contributes to Locations and Tariffs.
 fn config_fingerprint(settings: &Settings, tariffs: &[Tariff]) -> String {
     let stations: Vec<_> = settings
@@ -201,7 +194,7 @@ fn config_fingerprint(settings: &Settings, tariffs: &[Tariff]) -> String {
         "tariffs": tariffs,
     })
     .to_string();
-    format!("{:016x}", fnv1a(&text))
+    format!("{:016x}", crate::fnv1a(text.as_bytes()))
 }
 
 /// The eMI3 EVSE id `CC*PID*E{station}*{evse}`: upper-case letters and digits only, the part
@@ -309,11 +302,7 @@ impl Cpo {
             last_updated: Utc::now(),
         };
         let evse = self.evse(st, loc, &es);
-        let mut location = match self.build_location(loc) {
-            Ok(l) => l,
-            Err(_) => return serde_json::Value::Null,
-        };
-        location.evses = None;
+        let location = self.location_object(loc, None, es.last_updated);
         let cdr_location =
             ocpi::types::CdrLocation::from_location(&location, &evse, &evse.connectors[0]);
         serde_json::to_value(cdr_location).unwrap_or_default()
@@ -434,7 +423,17 @@ impl Cpo {
                 evses.push(self.evse(st, loc, &es));
             }
         }
-        Ok(Location {
+        Ok(self.location_object(loc, Some(evses), updated))
+    }
+
+    /// The Location object of a configured location with the given EVSEs (no store access).
+    fn location_object(
+        &self,
+        loc: &LocationSettings,
+        evses: Option<Vec<Evse>>,
+        updated: DateTime<Utc>,
+    ) -> Location {
+        Location {
             country_code: CountryCode::new(self.settings.ocpi.country_code.clone()),
             party_id: PartyId::new(self.settings.ocpi.party_id.clone()),
             id: LocationId::new(loc.id.clone()),
@@ -452,7 +451,7 @@ impl Cpo {
             },
             related_locations: None,
             parking_type: None,
-            evses: Some(evses),
+            evses,
             directions: None,
             operator: Some(ocpi::types::BusinessDetails {
                 name: self.settings.ocpi.business_name.clone(),
@@ -468,7 +467,7 @@ impl Cpo {
             images: None,
             energy_mix: None,
             last_updated: updated.into(),
-        })
+        }
     }
 
     /// All Locations in configuration order.

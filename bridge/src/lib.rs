@@ -62,6 +62,14 @@ pub struct Addresses {
     pub admin: SocketAddr,
 }
 
+/// FNV-1a: a hash stable across releases and platforms (std's hasher is not), for fingerprints
+/// and aliases that are stored or handed to stations.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// How long shutdown waits for connections and HTTP requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 

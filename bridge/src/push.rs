@@ -142,7 +142,6 @@ async fn deliver(
                 Vec::new()
             }
         };
-        update_gauges(&store, &peer_id);
         let Some(entry) = head
             .into_iter()
             .next()
@@ -167,33 +166,34 @@ async fn deliver(
                     tracing::error!(peer = %peer_id, error = %e, "flush after delivery failed");
                 }
             }
-            Outcome::Refused(reason) if heal_location(&platform, &entry).is_some() => {
+            Outcome::Refused(reason) => match heal_location(&platform, &entry) {
                 // "If a PATCH fails, send the whole object": queue the Location PUT, then drop
                 // the PATCH (a crash in between only repeats the PATCH).
-                let loc = heal_location(&platform, &entry).unwrap_or_default();
-                tracing::warn!(peer = %peer_id, seq = entry.seq, location = %loc, reason = %reason,
-                    "peer refused an EVSE update; sending the whole Location instead");
-                let put = OutboxEntry::rendered(
-                    peer_id.as_str(),
-                    "PUT",
-                    "locations",
-                    crate::cpo::render::location(&loc),
-                );
-                if let Err(e) = store.update(|tx| tx.push_outbox(put.clone())) {
-                    tracing::error!(peer = %peer_id, error = %e, "queueing the Location failed");
-                } else if let Err(e) = store.outbox_ack(peer_id.as_str(), entry.seq) {
-                    tracing::error!(peer = %peer_id, error = %e, "removing the refused PATCH failed");
+                Some(loc) => {
+                    tracing::warn!(peer = %peer_id, seq = entry.seq, location = %loc, reason = %reason,
+                        "peer refused an EVSE update; sending the whole Location instead");
+                    let put = OutboxEntry::rendered(
+                        peer_id.as_str(),
+                        "PUT",
+                        "locations",
+                        crate::cpo::render::location(&loc),
+                    );
+                    if let Err(e) = store.update(|tx| tx.push_outbox(put.clone())) {
+                        tracing::error!(peer = %peer_id, error = %e, "queueing the Location failed");
+                    } else if let Err(e) = store.outbox_ack(peer_id.as_str(), entry.seq) {
+                        tracing::error!(peer = %peer_id, error = %e, "removing the refused PATCH failed");
+                    }
+                    let _ = store.flush().await;
                 }
-                let _ = store.flush().await;
-            }
-            Outcome::Refused(reason) => {
-                metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "parked").increment(1);
-                tracing::warn!(peer = %peer_id, seq = entry.seq, method = %entry.method, module = %entry.module, reason = %reason, "peer refused a push; parked");
-                if let Err(e) = store.outbox_park(peer_id.as_str(), entry.seq, &reason) {
-                    tracing::error!(peer = %peer_id, error = %e, "parking failed");
+                None => {
+                    metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "parked").increment(1);
+                    tracing::warn!(peer = %peer_id, seq = entry.seq, method = %entry.method, module = %entry.module, reason = %reason, "peer refused a push; parked");
+                    if let Err(e) = store.outbox_park(peer_id.as_str(), entry.seq, &reason) {
+                        tracing::error!(peer = %peer_id, error = %e, "parking failed");
+                    }
+                    let _ = store.flush().await;
                 }
-                let _ = store.flush().await;
-            }
+            },
             Outcome::Retry(reason) => {
                 metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(), "module" => entry.module.clone(), "outcome" => "retry").increment(1);
                 let _ = store.outbox_failed(peer_id.as_str(), entry.seq, &reason);
@@ -206,18 +206,6 @@ async fn deliver(
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
-        }
-    }
-}
-
-fn update_gauges(store: &Store, peer: &PeerId) {
-    if let Ok(stats) = store.outbox_stats(std::slice::from_ref(&peer.0)) {
-        for s in stats.into_iter().filter(|s| s.peer == peer.0) {
-            metrics::gauge!("ocpi_outbox_depth", "peer" => s.peer.clone()).set(s.depth as f64);
-            let age = s.oldest.map_or(0.0, |o| {
-                (chrono::Utc::now() - o).num_milliseconds() as f64 / 1000.0
-            });
-            metrics::gauge!("ocpi_outbox_oldest_age_seconds", "peer" => s.peer.clone()).set(age);
         }
     }
 }

@@ -65,9 +65,7 @@ pub fn alias(uid: &str) -> String {
         return uid.to_owned();
     }
     let upper = uid.to_ascii_uppercase();
-    let hash = upper.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::fnv1a(upper.as_bytes());
     const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let code: String = (0..13)
         .map(|i| B32[((hash >> (i * 5)) & 31) as usize] as char)

@@ -867,14 +867,7 @@ impl Txn<'_> {
             return Ok(None);
         };
         self.trees[idx::OUTBOX].remove(key)?;
-        if let Some(c) = &e.coalesce {
-            let ckey = keys::coalesce(peer, c);
-            if self.trees[idx::OUTBOX_COALESCE].get(&ckey)?.as_deref()
-                == Some(&seq.to_be_bytes()[..])
-            {
-                self.trees[idx::OUTBOX_COALESCE].remove(ckey)?;
-            }
-        }
+        self.release_coalesce(&e)?;
         Ok(Some(e))
     }
 
