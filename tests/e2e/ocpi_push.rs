@@ -399,3 +399,63 @@ async fn hub_registered_with_us_also_receives_pushes() {
     );
     assert!(hub.unauthorized().is_empty(), "{:#?}", hub.unauthorized());
 }
+
+#[tokio::test]
+async fn a_configuration_change_puts_the_locations_again_after_restart() {
+    let (hub, mut daemon) = daemon_with_hub(ocpi_config()).await;
+    hub.wait_accepted("initial PUT LOC1", 1, PUSH_SOON, |p| {
+        p.is_location_put("LOC1")
+    })
+    .await;
+    // Same configuration: a restart pushes nothing new.
+    daemon.restart().await;
+    // Renamed location: the next start queues every Location for the registered peer.
+    let mut changed = daemon.config().clone();
+    changed.locations[0].name = "Depot (renamed)".into();
+    std::fs::write(
+        daemon.config_path(),
+        changed.to_toml(&daemon.dir().join("data")),
+    )
+    .unwrap();
+    daemon.restart().await;
+    let got = hub
+        .wait_accepted("PUT LOC1 with the new name", 1, PUSH_SOON, |p| {
+            p.is_location_put("LOC1")
+                && p.body
+                    .as_ref()
+                    .is_some_and(|b| b["name"] == "Depot (renamed)")
+        })
+        .await;
+    assert_eq!(got.len(), 1);
+    let puts = hub
+        .accepted()
+        .iter()
+        .filter(|p| p.is_location_put("LOC1"))
+        .count();
+    assert_eq!(
+        puts, 2,
+        "one initial PUT, none for the unchanged restart, one for the change"
+    );
+}
+
+#[tokio::test]
+async fn a_station_reconnecting_without_boot_is_asked_for_its_statuses() {
+    let (_hub, daemon) = daemon_with_hub(ocpi_config()).await;
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    assert!(
+        cs.wait_for_call("TriggerMessage", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a station that just booted sends its statuses itself"
+    );
+    cs.close().await;
+    let again = Station::connect_to(&daemon, "CS001", OcppVersion::V16).await;
+    let trigger = again
+        .wait_for_call("TriggerMessage", PUSH_SOON)
+        .await
+        .expect("TriggerMessage after a reconnect without BootNotification");
+    assert_eq!(
+        trigger["requestedMessage"], "StatusNotification",
+        "{trigger}"
+    );
+}
