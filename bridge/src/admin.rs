@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use state::Store;
 
 use crate::config::Settings;
+use crate::outbox::{Entry, Push};
+use crate::periods::json_number;
+use crate::records::{SessionRecord, StoredToken};
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -29,10 +32,12 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Renders Prometheus text.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The OCPI side (peers).
-    pub platform: Arc<ocpi::Platform<crate::cpo::Cpo>>,
+    /// The registered OCPI peers.
+    pub peers: ocpi::Peers,
     /// Wakes the pusher (after an operator retries a parked entry).
-    pub push: crate::cpo::PushControl,
+    pub push: crate::outbox::PushQueue,
+    /// Sessions and CDRs.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -92,7 +97,7 @@ async fn require_token(
     next.run(req).await
 }
 
-struct ApiError(state::Error);
+struct ApiError(crate::error::Error);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -107,6 +112,12 @@ impl IntoResponse for ApiError {
 
 impl From<state::Error> for ApiError {
     fn from(e: state::Error) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl From<crate::error::Error> for ApiError {
+    fn from(e: crate::error::Error) -> Self {
         ApiError(e)
     }
 }
@@ -114,7 +125,7 @@ impl From<state::Error> for ApiError {
 async fn healthz(State(state): State<AdminState>) -> Response {
     let ready = state.ready.load(Ordering::SeqCst);
     let (v16, v201) = state.registry.count_by_version();
-    let peers = state.platform.peers().all();
+    let peers = state.peers.all();
     let ids: Vec<String> = peers.iter().map(|p| p.id.0.clone()).collect();
     let stats = state.store.outbox_stats(&ids).unwrap_or_default();
     let peers: Vec<Value> = peers
@@ -147,13 +158,7 @@ async fn healthz(State(state): State<AdminState>) -> Response {
 /// Gauges that are facts of the store, not of this process's history: set at scrape time so
 /// they are right after a restart too.
 fn refresh_gauges(state: &AdminState) {
-    let ids: Vec<String> = state
-        .platform
-        .peers()
-        .all()
-        .iter()
-        .map(|p| p.id.0.clone())
-        .collect();
+    let ids: Vec<String> = state.peers.all().iter().map(|p| p.id.0.clone()).collect();
     if let Ok(stats) = state.store.outbox_stats(&ids) {
         for s in stats {
             metrics::gauge!("ocpi_outbox_depth", "peer" => s.peer.clone()).set(s.depth as f64);
@@ -164,10 +169,10 @@ fn refresh_gauges(state: &AdminState) {
             metrics::gauge!("ocpi_outbox_oldest_age_seconds", "peer" => s.peer.clone()).set(age);
         }
     }
-    if let Ok(docs) = state.store.docs(crate::session::SESSION_KIND) {
-        let active = docs
+    if let Ok(records) = state.store.records::<SessionRecord>() {
+        let active = records
             .iter()
-            .filter(|d| d.value.get("status").and_then(Value::as_str) == Some("ACTIVE"))
+            .filter(|r| r.status == ocpi::types::SessionStatus::Active)
             .count();
         metrics::gauge!("bridge_sessions_active").set(active as f64);
     }
@@ -278,9 +283,9 @@ fn transaction_json(t: &state::Transaction) -> Value {
         "status": t.status,
         "started_at": t.started_at,
         "stopped_at": t.stopped_at,
-        "meter_start_wh": t.meter_start_wh.map(decimal_json),
-        "meter_stop_wh": t.meter_stop_wh.map(decimal_json),
-        "meter_last_wh": t.meter_last_wh.map(decimal_json),
+        "meter_start_wh": t.meter_start_wh.map(json_number),
+        "meter_stop_wh": t.meter_stop_wh.map(json_number),
+        "meter_last_wh": t.meter_last_wh.map(json_number),
         "stop_reason": t.stop_reason,
         "offline": t.offline,
         "remote_start_id": t.remote_start_id,
@@ -291,11 +296,6 @@ fn transaction_json(t: &state::Transaction) -> Value {
         "samples": t.samples,
         "updated_at": t.updated_at,
     })
-}
-
-/// A decimal as a JSON number (the admin API is read by scripts; numbers, not strings).
-fn decimal_json(d: rust_decimal::Decimal) -> Value {
-    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
 async fn transactions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
@@ -345,7 +345,7 @@ fn peer_json(p: &ocpi::Peer) -> Value {
 }
 
 async fn peers(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let peers = state.platform.peers().all();
+    let peers = state.peers.all();
     let ids: Vec<String> = peers.iter().map(|p| p.id.0.clone()).collect();
     let stats = state.store.outbox_stats(&ids)?;
     let out = peers
@@ -368,30 +368,30 @@ fn outbox_stats_json(s: &state::OutboxStats) -> Value {
     json!({"peer": s.peer, "depth": s.depth, "oldest": s.oldest, "oldest_age_seconds": age, "parked": s.parked})
 }
 
-fn entry_json(e: &state::OutboxEntry) -> Value {
+fn entry_json(e: &Entry) -> Value {
     json!({
-        "peer": e.peer, "seq": e.seq, "method": e.method, "module": e.module,
-        "path": e.path, "render": e.render, "created_at": e.created_at,
+        "peer": e.peer, "seq": e.seq, "method": e.push.method(), "module": e.push.module(),
+        "path": e.push.subject(), "push": e.push, "created_at": e.created_at,
         "attempts": e.attempts, "last_error": e.last_error, "parked_reason": e.parked_reason,
     })
 }
 
 async fn outbox(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let ids: Vec<String> = state
-        .platform
-        .peers()
-        .all()
-        .iter()
-        .map(|p| p.id.0.clone())
-        .collect();
+    let ids: Vec<String> = state.peers.all().iter().map(|p| p.id.0.clone()).collect();
     let stats = state.store.outbox_stats(&ids)?;
     let mut queued = Vec::new();
     for id in &ids {
-        queued.extend(state.store.outbox_head(id, 50)?.iter().map(entry_json));
+        queued.extend(
+            state
+                .store
+                .outbox_head::<Push>(id, 50)?
+                .iter()
+                .map(entry_json),
+        );
     }
     let parked: Vec<Value> = state
         .store
-        .outbox_parked()?
+        .outbox_parked::<Push>()?
         .iter()
         .map(entry_json)
         .collect();
@@ -406,7 +406,7 @@ async fn outbox_retry(
     State(state): State<AdminState>,
     Path((peer, seq)): Path<(String, u64)>,
 ) -> Result<Response, ApiError> {
-    if state.store.outbox_retry_parked(&peer, seq)? {
+    if state.store.outbox_retry_parked::<Push>(&peer, seq)? {
         state.store.flush().await?;
         state.push.wake([&peer]);
         tracing::info!(peer = %peer, seq, "operator re-queued a parked push");
@@ -437,10 +437,10 @@ async fn outbox_drop(
         )
             .into_response());
     };
-    match state.store.outbox_drop_parked(&peer, seq)? {
+    match state.store.outbox_drop_parked::<Push>(&peer, seq)? {
         Some(e) => {
             state.store.flush().await?;
-            tracing::warn!(peer = %peer, seq, module = %e.module, path = %e.path, reason = %reason, "operator dropped a parked push");
+            tracing::warn!(peer = %peer, seq, module = e.push.module(), push = %e.push.subject(), reason = %reason, "operator dropped a parked push");
             Ok(Json(json!({"dropped": entry_json(&e), "reason": reason})).into_response())
         }
         None => Ok((
@@ -452,24 +452,18 @@ async fn outbox_drop(
 }
 
 async fn sessions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let Some(flow) = state.platform.backend().flow() else {
-        return Ok(Json(json!([])));
-    };
-    Ok(Json(Value::Array(flow.sessions()?)))
+    Ok(Json(
+        serde_json::to_value(state.sessions.list()?).unwrap_or_default(),
+    ))
 }
 
 async fn cdrs(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for doc in state.store.docs(crate::session::CDR_KIND)? {
-        let mut v = doc.value;
-        let id = v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    for cdr in state.sessions.cdrs()? {
+        let mut v = serde_json::to_value(&cdr).unwrap_or_default();
         v["delivered_location"] = state
-            .store
-            .index_get(crate::session::CDR_LOCATION, &id)?
+            .sessions
+            .cdr_location_url(cdr.id.as_str())?
             .map_or(Value::Null, Value::String);
         out.push(v);
     }
@@ -477,9 +471,7 @@ async fn cdrs(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> 
 }
 
 async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "count": crate::tokens::count(&state.store)? }),
-    ))
+    Ok(Json(json!({ "count": state.store.count::<StoredToken>() })))
 }
 
 #[cfg(test)]
@@ -496,17 +488,18 @@ mod tests {
             cache_bytes: 8 << 20,
         })
         .unwrap();
-        let (push, _rx) = crate::cpo::PushControl::new();
-        let (cpo, _) = crate::cpo::Cpo::new(settings.clone(), store.clone(), push.clone()).unwrap();
-        let platform = ocpi::Platform::new(Arc::new(cpo)).unwrap();
+        let registry = ocpp::Registry::default();
+        let (core, _wakes) =
+            crate::app::Core::build(settings.clone(), store.clone(), registry.clone()).unwrap();
         AdminState {
             settings,
             store,
-            registry: ocpp::Registry::default(),
+            registry,
             ready: Arc::new(AtomicBool::new(ready)),
             metrics: None,
-            platform,
-            push,
+            peers: core.peers,
+            push: core.push,
+            sessions: core.sessions,
         }
     }
 

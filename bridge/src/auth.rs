@@ -16,32 +16,20 @@
 //! its token the same way (auth method COMMAND).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ocpi::client::{AuthorizeOutcome, Recipient};
 use ocpi::types::{
-    AllowedType, InterfaceRole, LocationReferences, ModuleId, Token, TokenType, TokenUid,
-    WhitelistType,
+    AllowedType, AuthMethod, InterfaceRole, LocationReferences, ModuleId, Token, TokenType,
+    TokenUid, WhitelistType,
 };
-use ocpi::{PeerStatus, Platform};
+use ocpi::{Client, PeerStatus, Peers};
 use ocpp::{AuthorizationStatus, IdToken, IdTokenInfo, IdTokenKind, StationId};
 use state::Store;
 
-use crate::cpo::Cpo;
+use crate::error::Logged;
 use crate::tokens;
-
-/// How a session was authorized (OCPI AuthMethod).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AuthMethod {
-    /// Real-time authorization at the eMSP.
-    AuthRequest,
-    /// An OCPI command (START_SESSION / RESERVE_NOW).
-    Command,
-    /// Local whitelist.
-    Whitelist,
-}
 
 /// The outcome of an authorization.
 #[derive(Debug, Clone)]
@@ -108,7 +96,8 @@ pub fn token_type_for(kind: IdTokenKind) -> TokenType {
 /// Decides authorizations; shared by the station service and the command handler.
 pub struct Authorizer {
     store: Store,
-    platform: Option<Arc<Platform<Cpo>>>,
+    /// The registered peers and the client to reach them (absent: no real-time requests).
+    ocpi: Option<(Peers, Client)>,
     timeout: Duration,
     cache_for: Duration,
     cache: Mutex<HashMap<(String, String), (Decision, Instant)>>,
@@ -131,11 +120,12 @@ fn cache_key(station: &StationId, uid: &str) -> (String, String) {
 }
 
 impl Authorizer {
-    /// An authorizer; without a platform only stored ALWAYS tokens are accepted.
-    pub fn new(store: Store, platform: Option<Arc<Platform<Cpo>>>, timeout: Duration) -> Self {
+    /// An authorizer; without the OCPI side (peers and client) only stored ALWAYS tokens are
+    /// accepted.
+    pub fn new(store: Store, ocpi: Option<(Peers, Client)>, timeout: Duration) -> Self {
         Authorizer {
             store,
-            platform,
+            ocpi,
             timeout,
             cache_for: Duration::from_secs(15 * 60),
             cache: Mutex::new(HashMap::new()),
@@ -333,17 +323,15 @@ impl Authorizer {
         location: Option<LocationReferences>,
         known: Option<&Token>,
     ) -> Result<Option<Decision>, String> {
-        let platform = self.platform.as_ref().ok_or("no OCPI platform")?;
-        let peer = platform
-            .peers()
+        let (peers, client) = self.ocpi.as_ref().ok_or("no OCPI side")?;
+        let peer = peers
             .get(&ocpi::PeerId(peer_id.to_owned()))
             .filter(|p| p.status == PeerStatus::Registered)
             .ok_or_else(|| format!("peer {peer_id} not registered"))?;
         let to = known.map_or(Recipient::PeerParty, |t| {
             Recipient::party(&t.country_code, &t.party_id)
         });
-        let outcome = platform
-            .client()
+        let outcome = client
             .authorize_token(&peer, uid, kind, location.as_ref(), self.timeout, &to)
             .await
             .map_err(|e| e.to_string())?;
@@ -351,9 +339,9 @@ impl Authorizer {
             AuthorizeOutcome::Authorized(info) => {
                 // Keep the token the eMSP described, so the session's cdr_token is right.
                 let token = info.token.clone();
-                if let Err(e) = self.store.update(|tx| tokens::put(tx, &token, peer_id)) {
-                    tracing::warn!(error = %e, "storing the authorized token failed");
-                }
+                self.store
+                    .update(|tx| tokens::put(tx, &token, peer_id))
+                    .or_log("storing the authorized token");
                 Ok(Some(Decision {
                     info: IdTokenInfo {
                         status: map_allowed(info.allowed),
@@ -379,7 +367,7 @@ impl Authorizer {
         kind: &TokenType,
         location: Option<LocationReferences>,
     ) -> Decision {
-        let Some(platform) = &self.platform else {
+        let Some((peers, _)) = &self.ocpi else {
             return Decision::rejected(
                 AuthorizationStatus::Unknown,
                 None,
@@ -387,8 +375,7 @@ impl Authorizer {
                 AuthMethod::AuthRequest,
             );
         };
-        let senders: Vec<String> = platform
-            .peers()
+        let senders: Vec<String> = peers
             .all()
             .into_iter()
             .filter(|p| p.status == PeerStatus::Registered)

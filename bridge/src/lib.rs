@@ -4,63 +4,59 @@
 //! OCPI 2.2.1 CPO endpoint. This crate is the wiring and all OCPP ↔ OCPI translation; the
 //! protocols live in the `ocpp` and `ocpi` crates and storage in `state`.
 //!
-//! ## Layout
-//! - [`config`]: settings, layered loading (defaults < TOML < `BRIDGE__*` env), validation.
-//! - [`telemetry`]: tracing subscriber (text / JSON) and the Prometheus recorder.
-//! - [`supervisor`]: signals, sd-notify READY / WATCHDOG / STOPPING.
-//! - [`station`]: the [`ocpp::Csms`] implementation — applies station messages to the store
-//!   and answers only after transaction messages are durable.
-//! - [`meter`]: meter-value translation (units, energy register readings).
-//! - [`evse`]: OCPP connector status → OCPI EVSE status (mapping and aggregation).
-//! - [`cpo`]: the [`ocpi::CpoBackend`]: Locations and Tariffs from configuration and store,
-//!   peer persistence, full sync on registration.
-//! - [`push`]: the pusher — one delivery task per OCPI peer draining the durable outbox.
-//! - [`admin`]: `/healthz`, `/metrics`, `/admin/*` JSON.
+//! ## Layout (bottom-up: each module uses only the ones above it)
+//! - Foundations: [`config`] (settings, layered loading, validation), [`telemetry`],
+//!   [`supervisor`] (signals, sd-notify), [`error`] (what callers act on; failed background
+//!   writes are logged and counted).
+//! - Pure translation: [`evse`] (OCPP connector status → OCPI EVSE status), [`meter`]
+//!   (sampled values → Wh), [`periods`] (samples → charging periods, tariff boundaries),
+//!   [`pricing`] (the `ocpi-tariffs` boundary).
+//! - What is stored: [`records`] (every record kind and index the bridge keeps in `state`).
+//! - Facts and handles: [`catalog`] (what the configuration contributes: Locations, EVSE ids,
+//!   connectors, tariffs, `CdrLocation`), [`outbox`] (the push protocol as data, who receives
+//!   what, the [`outbox::PushQueue`] handle), [`tokens`] (token store, 1.6 aliases),
+//!   [`peers`] (peer persistence, configured peers).
+//! - The flows: [`auth`] (driver authorization), [`sessions`] (Sessions and CDRs from
+//!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
+//!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
+//! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
+//!   thin [`ocpi::CpoBackend`] adapter), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
+//!   [`cli`] (the admin CLI's rendering).
+//! - [`app`]: builds all of it in order ([`app::Core::build`]) and runs the daemon
+//!   ([`run`]).
 //!
 //! ## Runtime shape
 //! [`run`] opens the store, binds the three listeners (OCPP, OCPI, admin), reports the bound
 //! addresses, then serves until the shutdown token is cancelled: it stops accepting, closes
-//! station sockets with 1001, stops the HTTP servers, flushes the store and returns.
+//! station sockets with 1001, stops the HTTP servers, flushes the store and returns. Data flows
+//! one way: station → `ocpp` event → [`station`] applies it to the store (the fact and its
+//! outbox entries in one transaction) → [`push`] drains the outbox per peer.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cpo;
+pub mod error;
 pub mod evse;
-pub mod flow;
 pub mod meter;
+pub mod outbox;
+pub mod peers;
 pub mod periods;
 pub mod pricing;
 pub mod push;
-pub mod session;
+pub mod records;
+pub mod reservations;
+pub mod sessions;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tokens;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use anyhow::Context;
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
-
-use crate::config::Settings;
-
-/// The addresses the daemon actually bound (port 0 in the config becomes a real port).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Addresses {
-    /// OCPP websocket listener.
-    pub ocpp: SocketAddr,
-    /// OCPI HTTP listener.
-    pub ocpi: SocketAddr,
-    /// Admin HTTP listener.
-    pub admin: SocketAddr,
-}
+pub use app::{Addresses, public_url_with_port, run};
 
 /// FNV-1a: a hash stable across releases and platforms (std's hasher is not), for fingerprints
 /// and aliases that are stored or handed to stations.
@@ -68,377 +64,4 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// How long shutdown waits for connections and HTTP requests to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Runs the daemon until `shutdown` is cancelled. `on_ready` is called once the store is open
-/// and every listener is bound.
-pub async fn run(
-    settings: Settings,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    shutdown: CancellationToken,
-    on_ready: impl FnOnce(&Addresses),
-) -> anyhow::Result<()> {
-    let mut settings = settings;
-    let store_settings = state::Settings {
-        path: settings.state.path.clone(),
-        cache_bytes: settings.state.cache_mb * 1024 * 1024,
-    };
-    let store = tokio::task::spawn_blocking(move || state::Store::open(&store_settings))
-        .await
-        .context("opening the state store panicked")?
-        .with_context(|| format!("cannot open state at {}", settings.state.path.display()))?;
-    // (settings is re-wrapped below once the OCPI port is known)
-    if let Some(aside) = store.recovered_from() {
-        tracing::error!(aside = %aside.display(), "state was corrupt and has been moved aside");
-        metrics::counter!("bridge_state_recovered_total").increment(1);
-    }
-    store.mark_all_offline(chrono::Utc::now())?;
-
-    let ocpp_server = ocpp::Server::bind(settings.ocpp.listen, settings.ocpp.server_settings())
-        .with_context(|| format!("cannot bind ocpp.listen {}", settings.ocpp.listen))?;
-    let ocpi_listener = tokio::net::TcpListener::bind(settings.ocpi.listen)
-        .await
-        .with_context(|| format!("cannot bind ocpi.listen {}", settings.ocpi.listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(settings.admin.listen)
-        .await
-        .with_context(|| format!("cannot bind admin.listen {}", settings.admin.listen))?;
-    let addresses = Addresses {
-        ocpp: ocpp_server.local_addr(),
-        ocpi: ocpi_listener.local_addr()?,
-        admin: admin_listener.local_addr()?,
-    };
-    settings.ocpi.public_url =
-        public_url_with_port(&settings.ocpi.public_url, addresses.ocpi.port());
-    let settings = Arc::new(settings);
-
-    let ready = Arc::new(AtomicBool::new(false));
-    let registry = ocpp_server.registry();
-
-    let (push, push_commands) = cpo::PushControl::new();
-    let (backend, config_changed) = cpo::Cpo::new(settings.clone(), store.clone(), push.clone())?;
-    let platform = ocpi::Platform::new(Arc::new(backend))
-        .map_err(|e| anyhow::anyhow!("OCPI set-up failed: {e}"))?;
-    if config_changed {
-        let peers = platform.peers().all();
-        if !peers.is_empty() {
-            tracing::info!(
-                peers = peers.len(),
-                "configuration changed: queueing Locations and Tariffs for every peer"
-            );
-            platform.backend().queue_full_sync(&peers)?;
-            store.flush().await?;
-        }
-    }
-    let authorizer = Arc::new(
-        auth::Authorizer::new(
-            store.clone(),
-            Some(platform.clone()),
-            Duration::from_millis(settings.ocpi.authorize_timeout_ms),
-        )
-        .with_local_policy(&settings.ocpp.local_id_tags, settings.ocpp.free_vend),
-    );
-    let flow = Arc::new(flow::Flow::new(
-        settings.clone(),
-        store.clone(),
-        platform.clone(),
-        push.clone(),
-    ));
-    platform.backend().set_flow(flow.clone());
-    flow.recover().await;
-    let mut service =
-        station::StationService::new(settings.clone(), store.clone(), authorizer.clone())
-            .with_ocpi(station::OcpiHooks {
-                platform: platform.clone(),
-                push: push.clone(),
-                flow: flow.clone(),
-            });
-    // OCPI commands: executed on the stations, results through the outbox; they also observe
-    // station events (reservations ending, transactions consuming them).
-    let commands = Arc::new(commands::Commands::new(
-        settings.clone(),
-        store.clone(),
-        registry.clone(),
-        authorizer.clone(),
-        push.clone(),
-    ));
-    commands.set_flow(flow.clone());
-    // Commands left in flight by a crash or restart get their (FAILED) result now.
-    commands.recover().await;
-    platform.backend().set_command_handler(commands.clone());
-    service = service.with_observer(commands.clone());
-    let service = Arc::new(service);
-
-    let tasks = tokio_util::task::TaskTracker::new();
-    let ocpp_task = tasks.spawn(ocpp_server.run(service.clone(), shutdown.clone()));
-    tasks.spawn(push::run(
-        platform.clone(),
-        Some(flow.clone()),
-        store.clone(),
-        push_commands,
-        shutdown.clone(),
-    ));
-    tasks.spawn(sweep_offline(
-        service.clone(),
-        settings.ocpi.offline_grace,
-        shutdown.clone(),
-    ));
-    tasks.spawn(finish_sessions(flow.clone(), shutdown.clone()));
-    tasks.spawn(pull_tokens(
-        platform.clone(),
-        store.clone(),
-        settings.ocpi.token_pull_interval,
-        shutdown.clone(),
-    ));
-    for (id, versions_url) in cpo::configured_peer_ids(&settings) {
-        tasks.spawn(register_peer(
-            platform.clone(),
-            settings.clone(),
-            id,
-            versions_url,
-            shutdown.clone(),
-        ));
-    }
-
-    let admin_app = admin::router(admin::AdminState {
-        settings: settings.clone(),
-        store: store.clone(),
-        registry: registry.clone(),
-        ready: ready.clone(),
-        metrics,
-        platform: platform.clone(),
-        push: push.clone(),
-    });
-    let ocpi_app = platform.router();
-    // The admin listener keeps serving until the station side has closed and the state is
-    // flushed, so `/healthz` answers 503 (not "connection refused") while the daemon stops.
-    let admin_shutdown = CancellationToken::new();
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(serve(
-        "admin",
-        admin_listener,
-        admin_app,
-        admin_shutdown.clone(),
-    ));
-    tasks.spawn(serve("ocpi", ocpi_listener, ocpi_app, http_shutdown));
-    tasks.close();
-
-    ready.store(true, Ordering::SeqCst);
-    tracing::info!(ocpp = %addresses.ocpp, ocpi = %addresses.ocpi, admin = %addresses.admin, "ready");
-    supervisor::notify_ready();
-    {
-        let ready = ready.clone();
-        supervisor::spawn_watchdog(shutdown.clone(), move || ready.load(Ordering::SeqCst));
-    }
-    on_ready(&addresses);
-
-    shutdown.cancelled().await;
-    supervisor::notify_stopping();
-    ready.store(false, Ordering::SeqCst);
-    tracing::info!("shutting down: closing station connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, ocpp_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("station connections did not close in time");
-    }
-    if let Err(e) = store.flush().await {
-        tracing::error!(error = %e, "flushing the state failed");
-    }
-    admin_shutdown.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTP servers did not stop in time");
-    }
-    store
-        .flush()
-        .await
-        .context("final flush of the state failed")?;
-    tracing::info!("state flushed; bye");
-    Ok(())
-}
-
-async fn serve(
-    name: &'static str,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        Duration::from_secs(30),
-    ));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(listener = name, error = %e, "HTTP server failed");
-    }
-}
-
-/// `http://host:0/…` becomes `http://host:{port}/…`: with `ocpi.listen` on port 0 (tests, or a
-/// port chosen by the system) the advertised URLs must carry the port actually bound.
-pub fn public_url_with_port(url: &str, port: u16) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    match authority.strip_suffix(":0") {
-        Some(host) => {
-            let sep = if path.is_empty() { "" } else { "/" };
-            format!("{scheme}://{host}:{port}{sep}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-/// Every 15 s: CDRs that waited for missing 2.0.1 events, reservation sessions whose
-/// reservation ended unused, and anything interrupted.
-async fn finish_sessions(flow: Arc<flow::Flow>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(15)) => flow.recover().await,
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Pulls every token from each registered peer's Tokens sender: soon after it registers, then
-/// every `interval_secs` (0 = only once).
-async fn pull_tokens(
-    platform: Arc<ocpi::Platform<cpo::Cpo>>,
-    store: state::Store,
-    interval_secs: u64,
-    shutdown: CancellationToken,
-) {
-    use ocpi::types::{InterfaceRole, ModuleId};
-    let mut last: std::collections::HashMap<String, std::time::Instant> = Default::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        for peer in platform.peers().all() {
-            if peer.status != ocpi::PeerStatus::Registered
-                || peer
-                    .endpoint(&ModuleId::Tokens, InterfaceRole::Sender)
-                    .is_none()
-            {
-                continue;
-            }
-            let due = match last.get(&peer.id.0) {
-                None => true,
-                Some(t) => interval_secs > 0 && t.elapsed() >= Duration::from_secs(interval_secs),
-            };
-            if !due {
-                continue;
-            }
-            last.insert(peer.id.0.clone(), std::time::Instant::now());
-            match platform.client().fetch_tokens(&peer, None, None).await {
-                Ok(list) => {
-                    let n = list.len();
-                    let stored = store.update(|tx| {
-                        for t in &list {
-                            tokens::put(tx, t, peer.id.as_str())?;
-                        }
-                        Ok(())
-                    });
-                    match stored {
-                        Ok(()) => {
-                            let _ = store.flush().await;
-                            tracing::info!(peer = %peer.id, tokens = n, "token pull done");
-                            metrics::counter!("ocpi_token_pulls_total", "outcome" => "ok")
-                                .increment(1);
-                        }
-                        Err(e) => {
-                            tracing::error!(peer = %peer.id, error = %e, "storing pulled tokens failed")
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(peer = %peer.id, error = %e, "token pull failed; retrying later");
-                    metrics::counter!("ocpi_token_pulls_total", "outcome" => "failed").increment(1);
-                    // Try again in a minute rather than a whole interval.
-                    last.insert(
-                        peer.id.0.clone(),
-                        std::time::Instant::now()
-                            - Duration::from_secs(interval_secs.saturating_sub(60)),
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Every few seconds: stations offline longer than `grace_secs` get their EVSEs published as
-/// UNKNOWN (once); they return to their real status when the station reconnects.
-async fn sweep_offline(
-    service: Arc<station::StationService>,
-    grace_secs: u64,
-    shutdown: CancellationToken,
-) {
-    let grace = chrono::Duration::seconds(grace_secs as i64);
-    let started = chrono::Utc::now();
-    let every = Duration::from_secs((grace_secs / 4).clamp(1, 30));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => service.sweep_offline(grace, started).await,
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Registers with a configured peer unless a registration is already stored (a restart never
-/// re-registers), retrying with capped exponential backoff until it succeeds or the daemon
-/// stops.
-async fn register_peer(
-    platform: Arc<ocpi::Platform<cpo::Cpo>>,
-    settings: Arc<Settings>,
-    id: ocpi::PeerId,
-    versions_url: String,
-    shutdown: CancellationToken,
-) {
-    use secrecy::ExposeSecret;
-    if platform
-        .peers()
-        .get(&id)
-        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
-    {
-        tracing::info!(peer = %id, "already registered");
-        return;
-    }
-    let Some(cfg) = settings
-        .ocpi
-        .peers
-        .iter()
-        .find(|p| p.versions_url == versions_url)
-    else {
-        return;
-    };
-    let token = ocpi::types::AuthToken::new(cfg.token_a.expose_secret());
-    let mut wait = Duration::from_millis(500);
-    loop {
-        match platform
-            .register(id.clone(), &versions_url, token.clone())
-            .await
-        {
-            Ok(peer) => {
-                tracing::info!(peer = %peer.id, "registered with OCPI peer");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(peer = %id, error = %e, retry_in = ?wait, "registration with OCPI peer failed");
-                metrics::counter!("ocpi_registration_failures_total").increment(1);
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        wait = (wait * 2).min(Duration::from_secs(60));
-    }
 }

@@ -23,6 +23,7 @@ use std::str::FromStr;
 use chrono::{
     DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc,
 };
+use ocpi::types::{CdrDimension, CdrDimensionType, ChargingPeriod, TariffId};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
@@ -54,7 +55,7 @@ pub struct Period {
     pub charging: bool,
     /// Highest `Power.Active.Import` sample inside the period, kW (emitted as MAX_POWER).
     pub max_power_kw: Option<Decimal>,
-    /// Tariff of this period when it differs per period; see [`to_ocpi_json`].
+    /// Tariff of this period when it differs per period; see [`charging_periods`].
     pub tariff_id: Option<String>,
 }
 
@@ -69,7 +70,7 @@ pub struct Totals {
     pub parking_h: Decimal,
 }
 
-/// Decimal places used for the volumes in [`to_ocpi_json`] (hours: 0.36 s resolution, so a short
+/// Decimal places used for the volumes in [`charging_periods`] (hours: 0.36 s resolution, so a short
 /// session never shows 0 hours).
 pub const VOLUME_DECIMALS: u32 = 4;
 
@@ -477,16 +478,6 @@ pub fn hours(d: TimeDelta) -> Decimal {
     secs + nanos
 }
 
-/// OCPI DateTime: `YYYY-MM-DDTHH:MM:SSZ`, with `.mmm` only when there are milliseconds
-/// (peers reject longer fractions and `+00:00`, ocpi.md §6 #10).
-pub fn ocpi_datetime(t: DateTime<Utc>) -> String {
-    if t.timestamp_subsec_millis() == 0 {
-        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
-}
-
 /// A Decimal as an exact JSON number (serde_json `arbitrary_precision` is on in this build).
 pub fn json_number(d: Decimal) -> Value {
     serde_json::Number::from_str(&d.normalize().to_string()).map_or(Value::Null, Value::Number)
@@ -496,19 +487,19 @@ fn round(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(VOLUME_DECIMALS, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// The OCPI `charging_periods` array: per period ENERGY (kWh), TIME or PARKING_TIME (hours),
+/// The OCPI `charging_periods`: per period ENERGY (kWh), TIME or PARKING_TIME (hours),
 /// MAX_POWER (kW) when known, and `tariff_id` (the period's own, else `tariff_id`).
 ///
 /// Volumes are rounded to [`VOLUME_DECIMALS`] *cumulatively* (each volume is the difference of
 /// the rounded running totals), so the rounded volumes add up to the rounded session totals
 /// that the CDR reports and ocpi-tariffs recomputes from these periods.
-pub fn to_ocpi_json(periods: &[Period], tariff_id: Option<&str>) -> Value {
+pub fn charging_periods(periods: &[Period], tariff_id: Option<&str>) -> Vec<ChargingPeriod> {
     let Some(first) = periods.first() else {
-        return Value::Array(Vec::new());
+        return Vec::new();
     };
     let (mut energy, mut energy_rounded) = (Decimal::ZERO, Decimal::ZERO);
     let mut time_rounded = Decimal::ZERO;
-    let out = periods
+    periods
         .iter()
         .map(|p| {
             energy += p.energy_kwh;
@@ -516,29 +507,31 @@ pub fn to_ocpi_json(periods: &[Period], tariff_id: Option<&str>) -> Value {
             let t = round(hours(p.end - first.start));
             let (de, dt) = (e - energy_rounded, t - time_rounded);
             (energy_rounded, time_rounded) = (e, t);
-            let mut dims = vec![
-                serde_json::json!({"type": "ENERGY", "volume": json_number(de)}),
-                serde_json::json!({
-                    "type": if p.charging { "TIME" } else { "PARKING_TIME" },
-                    "volume": json_number(dt),
-                }),
+            let dimension = |kind, volume: Decimal| CdrDimension {
+                kind,
+                volume: volume.normalize(),
+            };
+            let mut dimensions = vec![
+                dimension(CdrDimensionType::Energy, de),
+                dimension(
+                    if p.charging {
+                        CdrDimensionType::Time
+                    } else {
+                        CdrDimensionType::ParkingTime
+                    },
+                    dt,
+                ),
             ];
             if let Some(kw) = p.max_power_kw {
-                dims.push(
-                    serde_json::json!({"type": "MAX_POWER", "volume": json_number(round(kw))}),
-                );
+                dimensions.push(dimension(CdrDimensionType::MaxPower, round(kw)));
             }
-            let mut period = serde_json::json!({
-                "start_date_time": ocpi_datetime(p.start),
-                "dimensions": dims,
-            });
-            if let Some(id) = p.tariff_id.as_deref().or(tariff_id) {
-                period["tariff_id"] = Value::String(id.to_owned());
+            ChargingPeriod {
+                start_date_time: p.start.into(),
+                dimensions,
+                tariff_id: p.tariff_id.as_deref().or(tariff_id).map(TariffId::new),
             }
-            period
         })
-        .collect();
-    Value::Array(out)
+        .collect()
 }
 
 #[cfg(test)]

@@ -126,16 +126,6 @@ pub trait CpoBackend: Send + Sync + 'static {
         .collect()
     }
 
-    /// All persisted peers; read once when the [`crate::Ocpi`] handle is built.
-    fn peers(&self) -> Result<Vec<Peer>, OcpiError>;
-
-    /// Persist (insert or replace by id) a peer. Must be durable before returning: the handshake answers only
-    /// after this succeeded.
-    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError>;
-
-    /// Forget a peer (no error if absent).
-    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError>;
-
     /// Called after a handshake (either direction, POST or PUT) completed; e.g. queue initial full pushes.
     fn peer_registered(&self, peer: &Peer) -> impl Future<Output = ()> + Send {
         let _ = peer;

@@ -322,17 +322,19 @@ impl Client {
     }
 
     /// `PATCH {sessions}/{cc}/{pid}/{session_id}` (cc/pid = the session's owner, i.e. us) with the changed fields.
-    /// The patch must be an object with `last_updated` (checked before sending: [`PushError::Serialize`]).
-    /// Remember that the receiver *appends* `charging_periods` from a PATCH. `to` should be the token owner.
-    pub async fn patch_session(
+    /// The patch (typically a [`crate::types::SessionPatch`]) must serialise to an object with `last_updated`
+    /// (checked before sending: [`PushError::Serialize`]). Remember that the receiver *appends* `charging_periods`
+    /// from a PATCH. `to` should be the token owner.
+    pub async fn patch_session<P: Serialize + ?Sized>(
         &self,
         peer: &Peer,
         country_code: &CountryCode,
         party_id: &PartyId,
         session_id: &SessionId,
-        patch: &serde_json::Value,
+        patch: &P,
         to: &Recipient,
     ) -> Result<Accepted, PushError> {
+        let patch = serde_json::to_value(patch).map_err(|e| PushError::Serialize(e.to_string()))?;
         if patch
             .get("last_updated")
             .is_none_or(serde_json::Value::is_null)
@@ -352,7 +354,7 @@ impl Client {
             InterfaceRole::Receiver,
             Method::PATCH,
             &path,
-            Some(patch),
+            Some(&patch),
             to,
         )
         .await

@@ -7,7 +7,7 @@
 //!   Credentials, Version…) with `validate()` where the spec has rules serde can't check.
 //! - [`envelope`]: the response envelope, [`OcpiError`] (HTTP + OCPI status mapping), the [`envelope::OcpiJson`]
 //!   extractor.
-//! - [`CpoBackend`]: what the daemon implements (data, peer persistence, hooks).
+//! - [`CpoBackend`]: what the daemon implements (data, hooks); [`PeerStore`]: where peers are persisted.
 //! - [`Platform`]: backend + peer cache + client; [`Platform::router`] serves `/ocpi/...`.
 //! - [`server`]: routes and middleware (auth, request ids, routing headers, pagination).
 //! - [`client`]: outbound requests with retry classification.
@@ -37,7 +37,7 @@ pub mod types;
 pub use backend::CpoBackend;
 pub use client::{Accepted, AuthorizeOutcome, Client, PushError, Recipient, RetryReason};
 pub use envelope::{OcpiError, Response};
-pub use peer::{Initiator, Peer, PeerId, PeerStatus, Peers};
+pub use peer::{Initiator, Peer, PeerId, PeerStatus, PeerStore, Peers};
 pub use platform::Platform;
 pub use registration::{DiscoverError, RegistrationError};
 pub use settings::{DEFAULT_PAGE_LIMIT, Settings};

@@ -117,23 +117,17 @@ impl Peer {
     }
 }
 
-/// Object-safe view of the peer persistence part of [`crate::CpoBackend`].
-pub(crate) trait PeerStore: Send + Sync + 'static {
+/// Where peers are persisted. The daemon implements it over its store and builds [`Peers`] with
+/// [`Peers::load`] before anything else, so that parts of the daemon that only need to know the
+/// peers (who receives what) do not depend on the backend.
+pub trait PeerStore: Send + Sync + 'static {
+    /// All persisted peers.
     fn load_peers(&self) -> Result<Vec<Peer>, OcpiError>;
+    /// Persist (insert or replace by id) a peer. Must be durable before returning: the handshake answers only
+    /// after this succeeded.
     fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError>;
+    /// Forget a peer (no error if absent).
     fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError>;
-}
-
-impl<B: crate::CpoBackend> PeerStore for B {
-    fn load_peers(&self) -> Result<Vec<Peer>, OcpiError> {
-        crate::CpoBackend::peers(self)
-    }
-    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
-        crate::CpoBackend::save_peer(self, peer)
-    }
-    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
-        crate::CpoBackend::delete_peer(self, id)
-    }
 }
 
 /// In-memory cache of peers with write-through to the backend (`CpoBackend::save_peer` / `delete_peer`).
@@ -153,7 +147,7 @@ impl std::fmt::Debug for Peers {
 
 impl Peers {
     /// Loads all peers from the store.
-    pub(crate) fn load(store: Arc<dyn PeerStore>) -> Result<Self, OcpiError> {
+    pub fn load(store: Arc<dyn PeerStore>) -> Result<Self, OcpiError> {
         let peers = store.load_peers()?;
         Ok(Self {
             cache: Arc::new(RwLock::new(peers)),

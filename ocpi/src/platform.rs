@@ -27,22 +27,20 @@ impl<B> std::fmt::Debug for Platform<B> {
 }
 
 impl<B: CpoBackend> Platform<B> {
-    /// Loads the peers from the backend and builds a default [`Client`].
-    pub fn new(backend: Arc<B>) -> Result<Arc<Self>, OcpiError> {
+    /// The platform over `backend` and the peer cache (loaded with [`Peers::load`]), with a default [`Client`].
+    pub fn new(backend: Arc<B>, peers: Peers) -> Result<Arc<Self>, OcpiError> {
         let client =
             Client::new(backend.settings()).map_err(|e| OcpiError::Server(e.to_string()))?;
-        Self::with_client(backend, client)
+        Ok(Self::with_client(backend, peers, client))
     }
 
     /// Like [`Platform::new`] with a custom client (timeouts).
-    pub fn with_client(backend: Arc<B>, client: Client) -> Result<Arc<Self>, OcpiError> {
-        let store: Arc<dyn crate::peer::PeerStore> = backend.clone();
-        let peers = Peers::load(store)?;
-        Ok(Arc::new(Self {
+    pub fn with_client(backend: Arc<B>, peers: Peers, client: Client) -> Arc<Self> {
+        Arc::new(Self {
             backend,
             peers,
             client,
-        }))
+        })
     }
 
     /// The daemon's backend.

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::error::{CallFault, ErrorCode};
 use crate::event::{EvseRef, IdToken, OcppVersion};
 use crate::handle::CallFailure;
-use crate::v16::lenient::{fault, json_kind};
+use crate::lenient::{fault, json_kind};
 
 /// A call the CSMS sends to a station, independent of its OCPP version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

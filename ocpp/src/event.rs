@@ -341,6 +341,34 @@ pub struct StatusReport {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// FirmwareStatusNotification (1.6, the 1.6 security extension's SignedFirmwareStatusNotification,
+/// 2.0.1): the status as the station spelled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareStatusReport {
+    /// `Downloaded`, `Installing`, `Installed`, `InstallationFailed`, … (version-specific).
+    pub status: String,
+    /// requestId of the firmware update it reports on (security extension, 2.0.1).
+    pub request_id: Option<i32>,
+}
+
+/// What a 2.0.1 ReservationStatusUpdate says happened to a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationUpdate {
+    /// The reservation expired at the station.
+    Expired,
+    /// The station removed it (e.g. the EVSE became unavailable).
+    Removed,
+}
+
+/// 2.0.1 ReservationStatusUpdate: a reservation ended at the station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationStatusReport {
+    /// The CSMS's reservation id.
+    pub reservation_id: i32,
+    /// Why it ended.
+    pub status: ReservationUpdate,
+}
+
 /// 1.6 StartTransaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartTransaction {
@@ -462,9 +490,13 @@ pub enum StationRequest {
     MeterValues(MeterValuesReport),
     /// DataTransfer.
     DataTransfer(DataTransfer),
+    /// FirmwareStatusNotification (and 1.6 SignedFirmwareStatusNotification).
+    FirmwareStatus(FirmwareStatusReport),
+    /// 2.0.1 ReservationStatusUpdate.
+    ReservationStatus(ReservationStatusReport),
     /// A message that is only acknowledged and recorded (NotifyReport, NotifyEvent,
-    /// SecurityEventNotification, FirmwareStatusNotification, LogStatusNotification,
-    /// DiagnosticsStatusNotification): the action and its payload as received.
+    /// SecurityEventNotification, LogStatusNotification, DiagnosticsStatusNotification, …):
+    /// the action and its payload as received.
     Notification {
         /// The action name.
         action: String,

@@ -15,6 +15,8 @@
 //! - [`v16`], [`v201`]: per-version action tables: decode a CALL payload into a
 //!   [`StationRequest`] (lenient with what real stations send) and encode a [`StationResponse`]
 //!   (strictly schema-valid).
+//! - `lenient` (private): the leniency helpers both action tables share (typed decoding with
+//!   OCPP error codes, timestamp normalisation, meter values as real stations send them).
 //! - [`server`]: the accept loop and websocket handshake (path → [`StationId`], Basic auth,
 //!   subprotocol negotiation).
 //! - [`connection`]: one task per station; all messages of a station are handled in order.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod handle;
+mod lenient;
 pub mod server;
 pub mod v16;
 pub mod v201;

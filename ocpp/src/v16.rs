@@ -1,8 +1,8 @@
 //! OCPP 1.6J action table: decodes a station's CALL payload into a version-neutral
 //! [`StationRequest`] and encodes the CSMS's [`StationResponse`] into the 1.6 CALLRESULT payload.
 //!
-//! Owns the 1.6 side of the adapter and the [`lenient`] helpers shared with
-//! [`crate::v201`]. Decoding is lenient where real stations deviate from the schema in ways that
+//! Owns the 1.6 side of the adapter (the leniency helpers it shares with [`crate::v201`] are in
+//! the crate's `lenient` module). Decoding is lenient where real stations deviate from the schema in ways that
 //! carry no ambiguity (missing time zones, numeric sampled values, vendor units and measurands,
 //! signed OCMF data in `value`, unknown extra properties); everything else that breaks the schema
 //! becomes a CALLERROR with the matching OCPP error code. Encoding is strict: every payload is
@@ -10,11 +10,9 @@
 //!
 //! Payload types come from rust-ocpp 3.0.4 where they work (BootNotification,
 //! StatusNotification, Authorize, Start/StopTransaction, DataTransfer, Firmware/Diagnostics
-//! status); meter values use the own lenient types in [`lenient`], the security-extension
+//! status); meter values use the own lenient types of the `lenient` module, the security-extension
 //! notifications (missing in rust-ocpp) are checked by hand, and responses are written by hand
 //! because rust-ocpp's 1.6 types serialise timestamps with nanoseconds.
-
-pub(crate) mod lenient;
 
 use rust_ocpp::v1_6::messages::authorize::AuthorizeRequest;
 use rust_ocpp::v1_6::messages::boot_notification::BootNotificationRequest;
@@ -27,16 +25,16 @@ use rust_ocpp::v1_6::messages::stop_transaction::StopTransactionRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use self::lenient::{
-    MeterValue16, Want, check_fields, check_len, decode_object, enum_text, expect_object,
-    format_timestamp, meter_values_16, non_empty, normalize_timestamps, not_implemented,
-    not_supported, property, typed,
-};
 use crate::error::CallFault;
 use crate::event::{
     AuthorizationStatus, BootInfo, ConnectorStatus, DataTransfer, DataTransferStatus, EvseRef,
-    IdToken, IdTokenInfo, IdTokenKind, MeterValuesReport, RegistrationStatus, StartTransaction,
-    StationRequest, StationResponse, StatusReport, StopTransaction,
+    FirmwareStatusReport, IdToken, IdTokenInfo, IdTokenKind, MeterValuesReport, RegistrationStatus,
+    StartTransaction, StationRequest, StationResponse, StatusReport, StopTransaction,
+};
+use crate::lenient::{
+    MeterValue16, Want, check_fields, check_len, decode_object, enum_text, expect_object,
+    format_timestamp, meter_values_16, non_empty, normalize_timestamps, not_implemented,
+    not_supported, property, typed,
 };
 
 const VERSION: &str = "1.6";
@@ -64,8 +62,11 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
         "MeterValues" => meter_values(payload),
         "DataTransfer" => data_transfer(payload),
         "FirmwareStatusNotification" => {
-            decode_object::<FirmwareStatusNotificationRequest>(action, payload.clone())?;
-            Ok(notification(action, payload))
+            let req = decode_object::<FirmwareStatusNotificationRequest>(action, payload)?;
+            Ok(StationRequest::FirmwareStatus(FirmwareStatusReport {
+                status: enum_text(&req.status),
+                request_id: None,
+            }))
         }
         "DiagnosticsStatusNotification" => {
             decode_object::<DiagnosticsStatusNotificationRequest>(action, payload.clone())?;
@@ -97,7 +98,7 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
                 &[("status", Want::Enum(SIGNED_FIRMWARE_STATUS))],
                 &[("requestId", Want::Int)],
             )?;
-            Ok(notification(action, payload))
+            Ok(firmware_status(&payload))
         }
         "SignCertificate" => Err(not_supported(VERSION, action)),
         _ => Err(not_implemented(VERSION, action)),
@@ -132,6 +133,16 @@ const SIGNED_FIRMWARE_STATUS: &[&str] = &[
     "InvalidSignature",
     "SignatureVerified",
 ];
+
+/// A FirmwareStatusNotification whose fields [`check_fields`] already checked.
+pub(crate) fn firmware_status(payload: &Value) -> StationRequest {
+    StationRequest::FirmwareStatus(FirmwareStatusReport {
+        status: payload["status"].as_str().unwrap_or_default().to_owned(),
+        request_id: payload["requestId"]
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok()),
+    })
+}
 
 fn notification(action: &str, payload: Value) -> StationRequest {
     StationRequest::Notification {
@@ -454,7 +465,7 @@ pub fn encode_call(call: &StationCall) -> Result<(&'static str, Value), CallFaul
         }
         StationCall::TriggerMessage { message, at } => {
             if *message == TriggerMessageKind::TransactionEvent {
-                return Err(lenient::fault(
+                return Err(crate::lenient::fault(
                     crate::error::ErrorCode::NotSupported,
                     "TriggerMessage TransactionEvent does not exist in OCPP 1.6",
                 ));
@@ -904,7 +915,6 @@ mod tests {
     #[test]
     fn ack_only_notifications() {
         for (action, payload) in [
-            ("FirmwareStatusNotification", json!({"status": "Installed"})),
             (
                 "DiagnosticsStatusNotification",
                 json!({"status": "Uploaded"}),
@@ -918,10 +928,6 @@ mod tests {
                 "LogStatusNotification",
                 json!({"status": "Uploading", "requestId": 3}),
             ),
-            (
-                "SignedFirmwareStatusNotification",
-                json!({"status": "SignatureVerified", "requestId": 4}),
-            ),
         ] {
             assert_eq!(
                 decode(action, payload.clone()).unwrap(),
@@ -932,6 +938,32 @@ mod tests {
                 "{action}"
             );
         }
+    }
+
+    #[test]
+    fn firmware_status_notifications_are_typed() {
+        assert_eq!(
+            decode("FirmwareStatusNotification", json!({"status": "Installed"})).unwrap(),
+            StationRequest::FirmwareStatus(FirmwareStatusReport {
+                status: "Installed".into(),
+                request_id: None,
+            })
+        );
+        assert_eq!(
+            decode(
+                "SignedFirmwareStatusNotification",
+                json!({"status": "SignatureVerified", "requestId": 4})
+            )
+            .unwrap(),
+            StationRequest::FirmwareStatus(FirmwareStatusReport {
+                status: "SignatureVerified".into(),
+                request_id: Some(4),
+            })
+        );
+        assert_eq!(
+            code_of("FirmwareStatusNotification", json!({"status": "Bogus"})),
+            ErrorCode::PropertyConstraintViolation
+        );
     }
 
     // ---- decode: errors ------------------------------------------------------------------

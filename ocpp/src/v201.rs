@@ -2,7 +2,7 @@
 //! [`StationRequest`] and encodes the CSMS's [`StationResponse`] into the 2.0.1 CALLRESULT
 //! payload.
 //!
-//! Uses the leniency helpers of [`crate::v16::lenient`] (timestamps without zone, meter values
+//! Uses the leniency helpers of `lenient` (timestamps without zone, meter values
 //! with vendor measurands, optional `publicKey` in signed meter values, unknown extra properties
 //! ignored); anything still broken becomes a CALLERROR with the matching 2.0.1 error code.
 //! Payload types come from rust-ocpp 3.0.4 for BootNotification, StatusNotification, Authorize
@@ -24,10 +24,10 @@ use serde_json::{Map, Value, json};
 use crate::error::CallFault;
 use crate::event::{
     AuthorizationStatus, BootInfo, ConnectorStatus, DataTransfer, EvseRef, IdToken, IdTokenInfo,
-    IdTokenKind, MeterValuesReport, StationRequest, StationResponse, StatusReport,
-    TransactionEvent, TransactionEventType,
+    IdTokenKind, MeterValuesReport, ReservationStatusReport, ReservationUpdate, StationRequest,
+    StationResponse, StatusReport, TransactionEvent, TransactionEventType,
 };
-use crate::v16::lenient::{
+use crate::lenient::{
     MeterValue201, Want, check_fields, check_len, decode_object, enum_text, expect_object,
     format_timestamp, meter_values_201, non_empty, non_negative, normalize_timestamps,
     not_implemented, not_supported, property, typed,
@@ -83,30 +83,46 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
             &[("type", Want::Str(50)), ("timestamp", Want::Time)],
             &[("techInfo", Want::Str(255))],
         ),
-        "FirmwareStatusNotification" => notify(
-            action,
-            payload,
-            &[("status", Want::Enum(FIRMWARE_STATUS))],
-            &[("requestId", Want::Int)],
-        ),
+        "FirmwareStatusNotification" => {
+            check_fields(
+                action,
+                &payload,
+                &[("status", Want::Enum(FIRMWARE_STATUS))],
+                &[("requestId", Want::Int)],
+            )?;
+            Ok(crate::v16::firmware_status(&payload))
+        }
         "LogStatusNotification" => notify(
             action,
             payload,
             &[("status", Want::Enum(UPLOAD_LOG_STATUS))],
             &[("requestId", Want::Int)],
         ),
-        "ReservationStatusUpdate" => notify(
-            action,
-            payload,
-            &[
-                ("reservationId", Want::Int),
-                (
-                    "reservationUpdateStatus",
-                    Want::Enum(&["Expired", "Removed"]),
-                ),
-            ],
-            &[],
-        ),
+        "ReservationStatusUpdate" => {
+            check_fields(
+                action,
+                &payload,
+                &[
+                    ("reservationId", Want::Int),
+                    (
+                        "reservationUpdateStatus",
+                        Want::Enum(&["Expired", "Removed"]),
+                    ),
+                ],
+                &[],
+            )?;
+            let reservation_id = payload["reservationId"]
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| property("reservationId", "out of range"))?;
+            Ok(StationRequest::ReservationStatus(ReservationStatusReport {
+                reservation_id,
+                status: match payload["reservationUpdateStatus"].as_str() {
+                    Some("Expired") => ReservationUpdate::Expired,
+                    _ => ReservationUpdate::Removed,
+                },
+            }))
+        }
         "NotifyMonitoringReport" => notify(
             action,
             payload,
@@ -690,7 +706,7 @@ pub fn decode_answer(call: &StationCall, payload: Value) -> Result<CallAnswer, C
         StationCall::GetTransactionStatus { .. } => {
             let action = "GetTransactionStatus";
             let Some(messages_in_queue) = answer_bool(action, &payload, "messagesInQueue")? else {
-                return Err(crate::v16::lenient::fault(
+                return Err(crate::lenient::fault(
                     crate::error::ErrorCode::OccurrenceConstraintViolation,
                     "GetTransactionStatus answer: messagesInQueue is missing",
                 ));
@@ -1032,16 +1048,8 @@ mod tests {
                 json!({"type": "SettingSystemTime", "timestamp": "2024-03-01T10:00:00Z"}),
             ),
             (
-                "FirmwareStatusNotification",
-                json!({"status": "Installed", "requestId": 1}),
-            ),
-            (
                 "LogStatusNotification",
                 json!({"status": "Uploaded", "requestId": 2}),
-            ),
-            (
-                "ReservationStatusUpdate",
-                json!({"reservationId": 5, "reservationUpdateStatus": "Expired"}),
             ),
             (
                 "NotifyMonitoringReport",
@@ -1068,6 +1076,37 @@ mod tests {
                     payload
                 },
                 "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn firmware_status_and_reservation_updates_are_typed() {
+        assert_eq!(
+            decode(
+                "FirmwareStatusNotification",
+                json!({"status": "Installed", "requestId": 1})
+            )
+            .unwrap(),
+            StationRequest::FirmwareStatus(crate::FirmwareStatusReport {
+                status: "Installed".into(),
+                request_id: Some(1),
+            })
+        );
+        for (text, status) in [
+            ("Expired", ReservationUpdate::Expired),
+            ("Removed", ReservationUpdate::Removed),
+        ] {
+            assert_eq!(
+                decode(
+                    "ReservationStatusUpdate",
+                    json!({"reservationId": 5, "reservationUpdateStatus": text})
+                )
+                .unwrap(),
+                StationRequest::ReservationStatus(ReservationStatusReport {
+                    reservation_id: 5,
+                    status,
+                })
             );
         }
     }

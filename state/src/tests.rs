@@ -192,14 +192,11 @@ fn a_retried_sample_is_stored_once_and_samples_sort_by_time() {
     assert!(store.samples("T2").unwrap().is_empty());
 }
 
-fn entry(peer: &str, path: &str) -> OutboxEntry {
-    OutboxEntry::new(
-        peer,
-        "PATCH",
-        "locations",
-        path,
-        serde_json::json!({"status": "AVAILABLE"}),
-    )
+/// Test payload: a path standing for a push.
+type Entry = OutboxEntry<String>;
+
+fn entry(peer: &str, path: &str) -> Entry {
+    OutboxEntry::new(peer, path.to_owned())
 }
 
 #[tokio::test]
@@ -218,16 +215,16 @@ async fn the_outbox_keeps_order_per_peer_and_survives_reopen() {
     drop(store);
     let store = open(dir.path());
     let paths: Vec<String> = store
-        .outbox("hub")
+        .outbox::<String>("hub")
         .unwrap()
         .into_iter()
-        .map(|e| e.path)
+        .map(|e| e.push)
         .collect();
     assert_eq!(paths, ["/0", "/1", "/2"]);
-    let head = store.outbox_head("hub", 1).unwrap();
+    let head = store.outbox_head::<String>("hub", 1).unwrap();
     store.outbox_ack("hub", head[0].seq).unwrap();
-    assert_eq!(store.outbox("hub").unwrap().len(), 2);
-    assert_eq!(store.outbox("emsp").unwrap().len(), 3);
+    assert_eq!(store.outbox::<String>("hub").unwrap().len(), 2);
+    assert_eq!(store.outbox::<String>("emsp").unwrap().len(), 3);
     let stats = store.outbox_stats(&["idle".into()]).unwrap();
     let depth: Vec<(String, u64)> = stats.iter().map(|s| (s.peer.clone(), s.depth)).collect();
     assert_eq!(
@@ -244,40 +241,40 @@ fn a_newer_entry_merges_into_an_unpicked_one_with_the_same_key_in_place() {
         .update(|tx| tx.push_outbox(entry("hub", "/put-location")))
         .unwrap();
     let a = store
-        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing("evse-1")))
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 a").coalescing(Some("evse-1".into()))))
         .unwrap();
     store
-        .update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing("evse-2")))
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-2").coalescing(Some("evse-2".into()))))
         .unwrap();
     let b = store
-        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing("evse-1")))
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 b").coalescing(Some("evse-1".into()))))
         .unwrap();
     assert_eq!(a, b, "merged into the older entry");
     let paths: Vec<String> = store
-        .outbox("hub")
+        .outbox::<String>("hub")
         .unwrap()
         .into_iter()
-        .map(|e| e.path)
+        .map(|e| e.push)
         .collect();
     assert_eq!(paths, ["/put-location", "/evse-1 b", "/evse-2"]);
     // Once picked up for delivery, a newer change queues a new entry instead of being lost.
-    let picked = store.outbox_pick("hub", a).unwrap().unwrap();
-    assert_eq!(picked.path, "/evse-1 b");
+    let picked = store.outbox_pick::<String>("hub", a).unwrap().unwrap();
+    assert_eq!(picked.push, "/evse-1 b");
     let c = store
-        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing("evse-1")))
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 c").coalescing(Some("evse-1".into()))))
         .unwrap();
     assert_ne!(c, a);
     store.outbox_ack("hub", a).unwrap();
     let paths: Vec<String> = store
-        .outbox("hub")
+        .outbox::<String>("hub")
         .unwrap()
         .into_iter()
-        .map(|e| e.path)
+        .map(|e| e.push)
         .collect();
     assert_eq!(paths, ["/put-location", "/evse-2", "/evse-1 c"]);
     // Acking the older picked entry did not remove the pointer of the newer one.
     let d = store
-        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 d").coalescing("evse-1")))
+        .update(|tx| tx.push_outbox(entry("hub", "/evse-1 d").coalescing(Some("evse-1".into()))))
         .unwrap();
     assert_eq!(c, d);
 }
@@ -292,22 +289,22 @@ fn a_parked_entry_can_be_retried_or_dropped() {
     store
         .outbox_failed("hub", seq, "connection refused")
         .unwrap();
-    assert_eq!(store.outbox("hub").unwrap()[0].attempts, 1);
+    assert_eq!(store.outbox::<String>("hub").unwrap()[0].attempts, 1);
     store.outbox_park("hub", seq, "2001 invalid").unwrap();
-    assert!(store.outbox("hub").unwrap().is_empty());
-    let parked = store.outbox_parked().unwrap();
+    assert!(store.outbox::<String>("hub").unwrap().is_empty());
+    let parked = store.outbox_parked::<String>().unwrap();
     assert_eq!(parked[0].parked_reason.as_deref(), Some("2001 invalid"));
-    assert!(store.outbox_retry_parked("hub", seq).unwrap());
-    let again = store.outbox("hub").unwrap();
+    assert!(store.outbox_retry_parked::<String>("hub", seq).unwrap());
+    let again = store.outbox::<String>("hub").unwrap();
     assert_eq!(again.len(), 1);
     store.outbox_park("hub", again[0].seq, "still bad").unwrap();
     assert!(
         store
-            .outbox_drop_parked("hub", again[0].seq)
+            .outbox_drop_parked::<String>("hub", again[0].seq)
             .unwrap()
             .is_some()
     );
-    assert!(store.outbox_parked().unwrap().is_empty());
+    assert!(store.outbox_parked::<String>().unwrap().is_empty());
 }
 
 #[test]
@@ -334,72 +331,127 @@ fn deleting_a_peer_drops_its_queue() {
         .put_peer("hub", &serde_json::json!({"id": "hub"}))
         .unwrap();
     store
-        .update(|tx| tx.push_outbox(entry("hub", "/x").coalescing("k")))
+        .update(|tx| tx.push_outbox(entry("hub", "/x").coalescing(Some("k".into()))))
         .unwrap();
     store
         .update(|tx| tx.push_outbox(entry("hubby", "/y")))
         .unwrap();
     store.delete_peer("hub").unwrap();
     assert!(store.peers().unwrap().is_empty());
-    assert!(store.outbox("hub").unwrap().is_empty());
-    assert_eq!(store.outbox("hubby").unwrap().len(), 1);
+    assert!(store.outbox::<String>("hub").unwrap().is_empty());
+    assert_eq!(store.outbox::<String>("hubby").unwrap().len(), 1);
+}
+
+/// A test record kind.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Note {
+    id: String,
+    v: u32,
+}
+
+impl Record for Note {
+    const KIND: &'static str = "note";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// A second kind, to show kinds do not mix.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Other {
+    id: String,
+}
+
+impl Record for Other {
+    const KIND: &'static str = "other";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
 }
 
 #[test]
 fn documents_keep_their_creation_order_when_updated() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    let note = |id: &str, v| Note { id: id.into(), v };
     for id in ["b", "a", "c"] {
-        store
-            .update(|tx| tx.put_doc("session", id, serde_json::json!({"id": id, "v": 1})))
-            .unwrap();
+        store.update(|tx| tx.put_record(&note(id, 1))).unwrap();
     }
+    store.update(|tx| tx.put_record(&note("b", 2))).unwrap();
     store
-        .update(|tx| tx.put_doc("session", "b", serde_json::json!({"id": "b", "v": 2})))
-        .unwrap();
-    store
-        .update(|tx| tx.put_doc("cdr", "x", serde_json::json!({})))
+        .update(|tx| tx.put_record(&Other { id: "x".into() }))
         .unwrap();
     let ids: Vec<String> = store
-        .docs("session")
+        .records::<Note>()
         .unwrap()
-        .iter()
-        .map(|d| d.value["id"].as_str().unwrap().to_owned())
+        .into_iter()
+        .map(|d| d.id)
         .collect();
     assert_eq!(ids, ["b", "a", "c"]);
-    assert_eq!(store.doc("session", "b").unwrap().unwrap().value["v"], 2);
-    assert_eq!(store.docs("cdr").unwrap().len(), 1);
+    assert_eq!(store.record::<Note>("b").unwrap().unwrap().v, 2);
+    assert_eq!(store.records::<Other>().unwrap().len(), 1);
+    assert_eq!(store.count::<Note>(), 3);
+    assert!(store.record::<Other>("b").unwrap().is_none());
 }
+
+const TOKENS: Index = Index("token_uid");
 
 #[test]
 fn indexes_scan_by_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store
-        .update(|tx| tx.index_put("token_uid", "abc\0NL\0EMS\0RFID", "k1"))
+        .update(|tx| tx.index_put(TOKENS, "abc\0NL\0EMS\0RFID", "k1"))
         .unwrap();
     store
-        .update(|tx| tx.index_put("token_uid", "abc\0DE\0XYZ\0RFID", "k2"))
+        .update(|tx| tx.index_put(TOKENS, "abc\0DE\0XYZ\0RFID", "k2"))
         .unwrap();
     store
-        .update(|tx| tx.index_put("token_uid", "abcd\0NL\0EMS\0RFID", "k3"))
+        .update(|tx| tx.index_put(TOKENS, "abcd\0NL\0EMS\0RFID", "k3"))
         .unwrap();
-    let hits = store.index_scan("token_uid", "abc\0").unwrap();
+    let hits = store.index_scan(TOKENS, "abc\0").unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(
         store
-            .index_get("token_uid", "abcd\0NL\0EMS\0RFID")
+            .index_get(TOKENS, "abcd\0NL\0EMS\0RFID")
             .unwrap()
             .as_deref(),
         Some("k3")
     );
     store
-        .update(|tx| tx.index_remove("token_uid", "abcd\0NL\0EMS\0RFID"))
+        .update(|tx| tx.index_remove(TOKENS, "abcd\0NL\0EMS\0RFID"))
         .unwrap();
     assert!(
         store
-            .index_get("token_uid", "abcd\0NL\0EMS\0RFID")
+            .index_get(TOKENS, "abcd\0NL\0EMS\0RFID")
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn counters_are_positive_persistent_and_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = store.update(|tx| tx.next_counter("remote_start")).unwrap();
+    let b = store.update(|tx| tx.next_counter("remote_start")).unwrap();
+    let other = store.update(|tx| tx.next_counter("reservation")).unwrap();
+    assert_eq!((a, b, other), (1, 2, 1));
+    store
+        .update(|tx| {
+            tx.index_put(
+                Index("command_counter"),
+                "remote_start",
+                &(i32::MAX - 1).to_string(),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        store.update(|tx| tx.next_counter("remote_start")).unwrap(),
+        i32::MAX
+    );
+    assert_eq!(
+        store.update(|tx| tx.next_counter("remote_start")).unwrap(),
+        1
     );
 }

@@ -74,10 +74,10 @@ fn cdr_for(m: &Metering, tariff: &Value) -> Value {
     let ps = periods::periods(m, &boundaries);
     serde_json::json!({
         "country_code": "NL", "party_id": "ABC", "id": "CDR1",
-        "start_date_time": periods::ocpi_datetime(m.start),
-        "end_date_time": periods::ocpi_datetime(m.end),
+        "start_date_time": ocpi::types::DateTime::from(m.start),
+        "end_date_time": ocpi::types::DateTime::from(m.end),
         "currency": "EUR",
-        "charging_periods": periods::to_ocpi_json(&ps, tariff["id"].as_str()),
+        "charging_periods": periods::charging_periods(&ps, tariff["id"].as_str()),
         "last_updated": "2024-07-01T00:00:00Z",
     })
 }
@@ -194,7 +194,11 @@ fn cheaper_energy_after_22_local_splits_at_the_boundary() {
     // Control: without the split the only period starts at 21:00 local and the whole session
     // is priced at day rate: 22 × 0.30 = 6.60 — why periods must be cut at tariff changes.
     let mut unsplit = cdr.clone();
-    unsplit["charging_periods"] = periods::to_ocpi_json(&periods::periods(&m, &[]), Some("T1"));
+    unsplit["charging_periods"] = serde_json::to_value(periods::charging_periods(
+        &periods::periods(&m, &[]),
+        Some("T1"),
+    ))
+    .unwrap();
     let c = price(&unsplit, &tr, Amsterdam).expect("priced");
     assert_eq!(c.total_cost.excl_vat, d("6.6"));
 }

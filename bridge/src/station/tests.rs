@@ -1,8 +1,12 @@
 //! Tests of the station service: admission, idempotent transactions, event order, statuses.
 
 use super::*;
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone};
 use ocpp::Csms;
+use rust_decimal::Decimal;
+use state::TransactionStatus;
+
+use crate::meter;
 
 const CONFIG: &str = r#"
 [[locations]]
@@ -31,12 +35,23 @@ fn service(dir: &std::path::Path) -> StationService {
         cache_bytes: 8 << 20,
     })
     .unwrap();
-    let authorizer = Arc::new(Authorizer::new(
-        store.clone(),
-        None,
-        std::time::Duration::from_millis(100),
-    ));
-    StationService::new(Arc::new(settings), store, authorizer)
+    let (core, _wakes) =
+        crate::app::Core::build(Arc::new(settings), store, ocpp::Registry::default()).unwrap();
+    StationService::new(station_parts(&core))
+}
+
+/// The parts of a fully wired core (no peers registered, so nothing is pushed).
+fn station_parts(core: &crate::app::Core) -> Parts {
+    Parts {
+        catalog: core.catalog.clone(),
+        store: core.store.clone(),
+        peers: core.peers.clone(),
+        push: core.push.clone(),
+        authorizer: core.authorizer.clone(),
+        sessions: core.sessions.clone(),
+        reservations: core.reservations.clone(),
+        commands: core.commands.clone(),
+    }
 }
 
 fn ctx(version: OcppVersion) -> RequestContext {

@@ -18,7 +18,7 @@ use crate::platform::Platform;
 use crate::types::{Command, CommandResponse, CommandResponseType, CommandType};
 
 use super::auth::Caller;
-use super::locations::peer;
+use super::list::peer;
 
 pub(super) async fn post<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,

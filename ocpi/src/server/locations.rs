@@ -1,46 +1,18 @@
-//! Locations Sender interface: paginated list and GET of one Location / EVSE / Connector. Ids are matched
+//! Locations Sender interface: GET of one Location / EVSE / Connector. Ids are matched
 //! case-insensitively. Unknown Location → HTTP 404 + OCPI 2003; unknown EVSE/Connector → HTTP 404 + OCPI 2000.
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::Uri;
-use axum::response::Response;
 
 use crate::backend::CpoBackend;
 use crate::envelope::{OcpiError, Response as Envelope};
-use crate::peer::Peer;
 use crate::platform::Platform;
 use crate::types::{Connector, Evse, Location, LocationId};
 
 use super::auth::Caller;
-use super::pagination::{PageParams, paginate};
-
-/// The peer behind a functional request (token A never gets here).
-pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
-    match caller {
-        Caller::Peer(peer) => Ok(peer),
-        Caller::TokenA => Err(OcpiError::Unauthorized),
-    }
-}
-
-pub(super) async fn list<B: CpoBackend>(
-    State(platform): State<Arc<Platform<B>>>,
-    Extension(caller): Extension<Caller>,
-    uri: Uri,
-) -> Result<Response, OcpiError> {
-    let settings = platform.settings();
-    let params = PageParams::from_uri(&uri, settings.page_limit())?;
-    let items = platform.backend().locations(peer(&caller)?)?;
-    Ok(paginate(
-        items,
-        |l| l.last_updated,
-        &params,
-        &settings.module_url("locations"),
-        settings.page_limit(),
-    ))
-}
+use super::list::peer;
 
 fn find<B: CpoBackend>(
     platform: &Platform<B>,

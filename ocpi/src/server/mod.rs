@@ -9,13 +9,12 @@
 //! tokens (`/{country_code}/{party_id}/{token_uid}`) and commands (`/{command}`) as Receiver.
 
 mod auth;
-mod cdrs;
 mod commands;
 mod credentials;
+mod list;
 mod locations;
 mod pagination;
 mod sessions;
-mod tariffs;
 mod tokens;
 mod versions;
 
@@ -65,8 +64,14 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
         ));
 
     let functional = Router::new()
-        .route("/ocpi/2.2.1/locations", get(locations::list::<B>))
-        .route("/ocpi/2.2.1/locations/", get(locations::list::<B>))
+        .route(
+            "/ocpi/2.2.1/locations",
+            get(list::list::<B, list::Locations>),
+        )
+        .route(
+            "/ocpi/2.2.1/locations/",
+            get(list::list::<B, list::Locations>),
+        )
         .route(
             "/ocpi/2.2.1/locations/{location_id}",
             get(locations::location::<B>),
@@ -79,16 +84,19 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
             "/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}",
             get(locations::connector::<B>),
         )
-        .route("/ocpi/2.2.1/tariffs", get(tariffs::list::<B>))
-        .route("/ocpi/2.2.1/tariffs/", get(tariffs::list::<B>))
-        .route("/ocpi/2.2.1/sessions", get(sessions::list::<B>))
-        .route("/ocpi/2.2.1/sessions/", get(sessions::list::<B>))
+        .route("/ocpi/2.2.1/tariffs", get(list::list::<B, list::Tariffs>))
+        .route("/ocpi/2.2.1/tariffs/", get(list::list::<B, list::Tariffs>))
+        .route("/ocpi/2.2.1/sessions", get(list::list::<B, list::Sessions>))
+        .route(
+            "/ocpi/2.2.1/sessions/",
+            get(list::list::<B, list::Sessions>),
+        )
         .route(
             "/ocpi/2.2.1/sessions/{session_id}/charging_preferences",
             put(sessions::charging_preferences::<B>),
         )
-        .route("/ocpi/2.2.1/cdrs", get(cdrs::list::<B>))
-        .route("/ocpi/2.2.1/cdrs/", get(cdrs::list::<B>))
+        .route("/ocpi/2.2.1/cdrs", get(list::list::<B, list::Cdrs>))
+        .route("/ocpi/2.2.1/cdrs/", get(list::list::<B, list::Cdrs>))
         .route(
             "/ocpi/2.2.1/tokens/{country_code}/{party_id}/{token_uid}",
             get(tokens::get::<B>)

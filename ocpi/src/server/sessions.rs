@@ -1,5 +1,5 @@
-//! Sessions Sender interface: paginated list (`date_from` optional although the spec marks it required) and
-//! `PUT /{session_id}/charging_preferences`.
+//! Sessions Sender interface: `PUT /{session_id}/charging_preferences` (the list is [`super::list`]'s; its
+//! `date_from` is optional although the spec marks it required).
 //!
 //! Preferences: unknown session (for this caller) → HTTP 404 + OCPI 2000; EVSE not CHARGING_PREFERENCES_CAPABLE
 //! (backend answers `None`) → HTTP 404 + OCPI 2001 as the spec prescribes; otherwise `data` is the bare
@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::CpoBackend;
@@ -19,25 +18,7 @@ use crate::platform::Platform;
 use crate::types::{ChargingPreferences, SessionId};
 
 use super::auth::Caller;
-use super::locations::peer;
-use super::pagination::{PageParams, paginate};
-
-pub(super) async fn list<B: CpoBackend>(
-    State(platform): State<Arc<Platform<B>>>,
-    Extension(caller): Extension<Caller>,
-    uri: Uri,
-) -> Result<Response, OcpiError> {
-    let settings = platform.settings();
-    let params = PageParams::from_uri(&uri, settings.page_limit())?;
-    let items = platform.backend().sessions(peer(&caller)?)?;
-    Ok(paginate(
-        items,
-        |s| s.last_updated,
-        &params,
-        &settings.module_url("sessions"),
-        settings.page_limit(),
-    ))
-}
+use super::list::peer;
 
 pub(super) async fn charging_preferences<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,

@@ -30,7 +30,7 @@ use crate::platform::Platform;
 use crate::types::{CountryCode, DateTime, PartyId, Token, TokenType, TokenUid};
 
 use super::auth::Caller;
-use super::locations::peer;
+use super::list::peer;
 
 /// Path of a token URL, owner checked.
 struct Key {

@@ -101,6 +101,28 @@ impl Session {
     }
 }
 
+/// What a CPO PATCHes on a Session it pushed: the fields that change. The receiver *appends*
+/// `charging_periods` (only the periods it does not have yet belong here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPatch {
+    /// Energy charged so far (kWh).
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub kwh: Decimal,
+    /// Status.
+    pub status: SessionStatus,
+    /// Last change (required on every PATCH).
+    pub last_updated: DateTime,
+    /// When the session ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date_time: Option<DateTime>,
+    /// Cost so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_cost: Option<Price>,
+    /// Charging periods to append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_periods: Option<Vec<ChargingPeriod>>,
+}
+
 /// Smart charging profile type chosen by the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -7,7 +7,7 @@ use axum::http::{Request, Response};
 use chrono::TimeZone as _;
 use http_body_util::BodyExt as _;
 use ocpi::types::*;
-use ocpi::{CpoBackend, OcpiError, Peer, PeerId, Platform, Settings};
+use ocpi::{CpoBackend, OcpiError, Peer, PeerId, PeerStore, Peers, Platform, Settings};
 use tower::ServiceExt as _;
 
 pub(crate) const TOKEN_A: &str = "token-a-for-tests";
@@ -117,21 +117,6 @@ impl CpoBackend for TestBackend {
             CommandResponse::new(CommandResponseType::Rejected, 0).with_message("test backend")
         })
     }
-    fn peers(&self) -> Result<Vec<Peer>, OcpiError> {
-        Ok(self.initial_peers.clone())
-    }
-    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
-        self.recorded
-            .lock()
-            .expect("lock")
-            .saved
-            .push(peer.id.clone());
-        Ok(())
-    }
-    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
-        self.recorded.lock().expect("lock").deleted.push(id.clone());
-        Ok(())
-    }
     async fn peer_registered(&self, peer: &Peer) {
         self.recorded
             .lock()
@@ -145,6 +130,24 @@ impl CpoBackend for TestBackend {
             .expect("lock")
             .unregistered
             .push(id.clone());
+    }
+}
+
+impl PeerStore for TestBackend {
+    fn load_peers(&self) -> Result<Vec<Peer>, OcpiError> {
+        Ok(self.initial_peers.clone())
+    }
+    fn save_peer(&self, peer: &Peer) -> Result<(), OcpiError> {
+        self.recorded
+            .lock()
+            .expect("lock")
+            .saved
+            .push(peer.id.clone());
+        Ok(())
+    }
+    fn delete_peer(&self, id: &PeerId) -> Result<(), OcpiError> {
+        self.recorded.lock().expect("lock").deleted.push(id.clone());
+        Ok(())
     }
 }
 
@@ -268,7 +271,7 @@ pub(crate) fn app_with_peer(
     let mut backend = TestBackend::new(settings("https://cpo.example.com/", "NL", "CPO"));
     backend.initial_peers = vec![peer("DEEMS", "peer-token", "DE", "EMS")];
     *backend.locations.lock().expect("lock") = locations;
-    let platform = Platform::new(Arc::new(backend)).expect("platform");
+    let platform = platform(backend);
     (platform.router(), platform)
 }
 
@@ -341,7 +344,7 @@ pub(crate) async fn serve(cc: &str, pid: &str, configure: impl FnOnce(&mut TestB
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut backend = TestBackend::new(settings(&url, cc, pid));
     configure(&mut backend);
-    let platform = Platform::new(Arc::new(backend)).expect("platform");
+    let platform = platform(backend);
     let router = platform.router();
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -415,4 +418,11 @@ pub(crate) fn send(method: &str, uri: &str, body: Option<&serde_json::Value>) ->
             .expect("request"),
         None => b.body(Body::empty()).expect("request"),
     }
+}
+
+/// The platform over a test backend (which is its own peer store).
+pub(crate) fn platform(backend: TestBackend) -> Arc<Platform<TestBackend>> {
+    let backend = Arc::new(backend);
+    let peers = Peers::load(backend.clone()).expect("peers");
+    Platform::new(backend, peers).expect("platform")
 }

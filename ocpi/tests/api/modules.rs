@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use ocpi::types::*;
-use ocpi::{CpoBackend, OcpiError, Peer, PeerId, Platform, Settings};
+use ocpi::{CpoBackend, OcpiError, Peer, PeerId, PeerStore, Platform, Settings};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -446,7 +446,10 @@ impl CpoBackend for MinimalBackend {
     fn tariffs(&self, _caller: &Peer) -> Result<Vec<Tariff>, OcpiError> {
         Ok(vec![])
     }
-    fn peers(&self) -> Result<Vec<Peer>, OcpiError> {
+}
+
+impl PeerStore for MinimalBackend {
+    fn load_peers(&self) -> Result<Vec<Peer>, OcpiError> {
         Ok(vec![self.peer.clone()])
     }
     fn save_peer(&self, _peer: &Peer) -> Result<(), OcpiError> {
@@ -464,7 +467,9 @@ async fn default_backend_methods_answer_empty_unknown_and_not_supported() {
         settings: settings("https://cpo.example.com", "NL", "CPO"),
         peer: peer("DEEMS", "peer-token", "DE", "EMS"),
     };
-    let app = Platform::new(Arc::new(backend)).expect("platform").router();
+    let backend = Arc::new(backend);
+    let peers = ocpi::Peers::load(backend.clone()).expect("peers");
+    let app = Platform::new(backend, peers).expect("platform").router();
     let sessions = call(&app, send("GET", "/ocpi/2.2.1/sessions", None)).await;
     assert_eq!(
         (sessions.code(), sessions.json["data"].clone()),

@@ -269,16 +269,42 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
 /// firmwares, mobilityhouse/ocpp#377), on unit `Hertz` (added only by the schema errata) and on
 /// any vendor measurand/unit; our [`SampledValue`] keeps those as strings, so this type takes
 /// them as strings too and never rejects a message for a value it does not know.
+pub(crate) type MeterValue16 = WireMeterValue<SampledValue16>;
+
+/// A MeterValue as either version sends it: a timestamp and sampled values of the version's own
+/// lenient type.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct MeterValue16 {
+pub(crate) struct WireMeterValue<S> {
     timestamp: DateTime<Utc>,
-    sampled_value: Vec<SampledValue16>,
+    sampled_value: Vec<S>,
+}
+
+/// Converts decoded meter values of either version with its sampled-value conversion; `field`
+/// is the payload field they came from (for error paths: `meterValue`, `transactionData`).
+fn meter_values<S>(
+    field: &str,
+    values: Vec<WireMeterValue<S>>,
+    sampled_value: fn(&str, S) -> Result<SampledValue, CallFault>,
+) -> Result<Vec<MeterValue>, CallFault> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, mv) in values.into_iter().enumerate() {
+        let mut sampled = Vec::with_capacity(mv.sampled_value.len());
+        for (j, sv) in mv.sampled_value.into_iter().enumerate() {
+            let path = format!("{field}[{i}].sampledValue[{j}].value");
+            sampled.push(sampled_value(&path, sv)?);
+        }
+        out.push(MeterValue {
+            timestamp: mv.timestamp,
+            sampled,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SampledValue16 {
+pub(crate) struct SampledValue16 {
     value: Value,
     context: Option<String>,
     format: Option<String>,
@@ -288,25 +314,12 @@ struct SampledValue16 {
     unit: Option<String>,
 }
 
-/// Converts decoded 1.6 meter values; `field` is the payload field they came from (for error
-/// paths: `meterValue`, `transactionData`).
+/// Converts decoded 1.6 meter values (`field` names the payload field, for error paths).
 pub(crate) fn meter_values_16(
     field: &str,
     values: Vec<MeterValue16>,
 ) -> Result<Vec<MeterValue>, CallFault> {
-    let mut out = Vec::with_capacity(values.len());
-    for (i, mv) in values.into_iter().enumerate() {
-        let mut sampled = Vec::with_capacity(mv.sampled_value.len());
-        for (j, sv) in mv.sampled_value.into_iter().enumerate() {
-            let path = format!("{field}[{i}].sampledValue[{j}].value");
-            sampled.push(sampled_value_16(&path, sv)?);
-        }
-        out.push(MeterValue {
-            timestamp: mv.timestamp,
-            sampled,
-        });
-    }
-    Ok(out)
+    meter_values(field, values, sampled_value_16)
 }
 
 fn sampled_value_16(path: &str, sv: SampledValue16) -> Result<SampledValue, CallFault> {
@@ -401,16 +414,11 @@ fn detect_encoding(data: &str) -> &'static str {
 
 /// A 2.0.1 MeterValueType, decoded without rust-ocpp's closed enums so that one vendor
 /// measurand does not fail a TransactionEvent (which a station would then retry and drop).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct MeterValue201 {
-    timestamp: DateTime<Utc>,
-    sampled_value: Vec<SampledValue201>,
-}
+pub(crate) type MeterValue201 = WireMeterValue<SampledValue201>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SampledValue201 {
+pub(crate) struct SampledValue201 {
     value: Value,
     context: Option<String>,
     measurand: Option<String>,
@@ -443,19 +451,7 @@ pub(crate) fn meter_values_201(
     field: &str,
     values: Vec<MeterValue201>,
 ) -> Result<Vec<MeterValue>, CallFault> {
-    let mut out = Vec::with_capacity(values.len());
-    for (i, mv) in values.into_iter().enumerate() {
-        let mut sampled = Vec::with_capacity(mv.sampled_value.len());
-        for (j, sv) in mv.sampled_value.into_iter().enumerate() {
-            let path = format!("{field}[{i}].sampledValue[{j}].value");
-            sampled.push(sampled_value_201(&path, sv)?);
-        }
-        out.push(MeterValue {
-            timestamp: mv.timestamp,
-            sampled,
-        });
-    }
-    Ok(out)
+    meter_values(field, values, sampled_value_201)
 }
 
 fn sampled_value_201(path: &str, sv: SampledValue201) -> Result<SampledValue, CallFault> {

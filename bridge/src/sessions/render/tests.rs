@@ -2,7 +2,18 @@
 
 use super::*;
 use chrono::TimeZone;
+use ocpi::types::AuthMethod;
+use serde_json::{Value, json};
 use std::str::FromStr;
+
+fn us() -> Party {
+    Party::new("NL", "BRG")
+}
+
+/// What went on the wire.
+fn wire<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("serialises")
+}
 
 fn at(min: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap() + chrono::Duration::minutes(min)
@@ -65,19 +76,19 @@ fn record(tariff: Option<Value>) -> SessionRecord {
         transaction_id: None,
         created_at: at(0),
         peer: Some("emsp".into()),
-        cdr_token: json!({"country_code": "DE", "party_id": "EMS", "uid": "AABB", "type": "RFID", "contract_id": "DE-EMS-C1"}),
+        cdr_token: serde_json::from_value(json!({"country_code": "DE", "party_id": "EMS", "uid": "AABB", "type": "RFID", "contract_id": "DE-EMS-C1"})).unwrap(),
         auth_method: AuthMethod::Whitelist,
         authorization_reference: Some("REF1".into()),
         location_id: "LOC1".into(),
         evse_uid: "CS1-1".into(),
         connector_id: "1".into(),
-        cdr_location: json!({"id": "LOC1", "address": "a", "city": "b", "country": "NLD",
+        cdr_location: serde_json::from_value(json!({"id": "LOC1", "address": "a", "city": "b", "country": "NLD",
             "coordinates": {"latitude": "52.09073", "longitude": "5.12142"}, "evse_uid": "CS1-1",
             "evse_id": "NL*BRG*ECS1*1", "connector_id": "1", "connector_standard": "IEC_62196_T2",
-            "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"}),
+            "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"})).unwrap(),
         time_zone: "Europe/Amsterdam".into(),
         currency: "EUR".into(),
-        tariff,
+        tariff: tariff.map(|t| serde_json::from_value(t).expect("a valid OCPI Tariff")),
         meter_id: Some("MTR-1".into()),
         status: SessionStatus::Active,
         last_updated: at(0),
@@ -102,12 +113,14 @@ fn samples() -> Vec<state::MeterSample> {
 
 #[test]
 fn a_cdr_is_priced_from_the_tariff_frozen_at_start() {
-    let cdr = render_cdr(
-        "NL",
-        "BRG",
-        &record(Some(energy_tariff())),
-        &transaction(true),
-        &samples(),
+    let cdr = wire(
+        render_cdr(
+            &us(),
+            &record(Some(energy_tariff())),
+            &transaction(true),
+            &samples(),
+        )
+        .unwrap(),
     );
     let parsed: ocpi::types::Cdr = serde_json::from_value(cdr.clone()).expect("a valid OCPI CDR");
     parsed.validate().expect("CDR passes OCPI validation");
@@ -141,7 +154,7 @@ fn a_short_session_does_not_have_zero_time() {
     let mut t = transaction(true);
     t.stopped_at = Some(at(0) + chrono::Duration::seconds(40));
     let s = vec![sample(0, "1000", None)];
-    let cdr = render_cdr("NL", "BRG", &record(None), &t, &s);
+    let cdr = wire(render_cdr(&us(), &record(None), &t, &s).unwrap());
     let hours = Decimal::from_str(&cdr["total_time"].to_string()).unwrap();
     assert_eq!(hours, Decimal::from_str("0.0111").unwrap());
     assert_eq!(cdr["total_cost"], json!({"excl_vat": 0, "incl_vat": 0}));
@@ -150,14 +163,13 @@ fn a_short_session_does_not_have_zero_time() {
 #[test]
 fn an_active_session_shows_only_closed_periods_and_a_patch_appends_the_rest() {
     let samples = samples();
-    let active = render_session(
-        "NL",
-        "BRG",
+    let active = wire(render_session(
+        &us(),
         &record(Some(energy_tariff())),
         &transaction(false),
         &samples[..3],
         at(60),
-    );
+    ));
     let parsed: ocpi::types::Session =
         serde_json::from_value(active.clone()).expect("a valid OCPI Session");
     parsed.validate().expect("Session passes OCPI validation");
@@ -166,10 +178,11 @@ fn an_active_session_shows_only_closed_periods_and_a_patch_appends_the_rest() {
     let before = active["charging_periods"].as_array().unwrap().len();
     let mut done = record(Some(energy_tariff()));
     done.status = SessionStatus::Completed;
-    let completed = render_session("NL", "BRG", &done, &transaction(true), &samples, at(90));
+    let completed_session = render_session(&us(), &done, &transaction(true), &samples, at(90));
+    let completed = wire(&completed_session);
     let after = completed["charging_periods"].as_array().unwrap().len();
     assert!(after > before, "{before} → {after}");
-    let patch = session_patch(&completed, before);
+    let patch = wire(session_patch(&completed_session, before));
     assert_eq!(
         patch["charging_periods"].as_array().unwrap().len(),
         after - before
@@ -197,7 +210,7 @@ fn signed_meter_values_become_ocpi_signed_data() {
         encoding_method: "OCMF".into(),
         public_key: Some("KEY".into()),
     });
-    let sd = signed_data(&[begin, end]).unwrap();
+    let sd = wire(signed_data(&[begin, end]).unwrap());
     assert_eq!(sd["encoding_method"], "OCMF");
     assert_eq!(sd["public_key"], "KEY");
     let values = sd["signed_values"].as_array().unwrap();

@@ -1,4 +1,5 @@
-//! Tests of the command handler: every row of the CommandResult mapping and the command flow.
+//! Tests of the command mappings: every row of the CommandResult mapping, the EVSE hints and
+//! the station identifiers.
 
 use super::*;
 use CommandResultType as R;
@@ -252,87 +253,4 @@ fn tokens_become_station_identifiers_per_version() {
         station_id_token(OcppVersion::V201, &long).id,
         "NL-EMS-C12345678-ABCDEFGHIJKL"
     );
-}
-
-#[test]
-fn command_results_are_bare_bodies_with_an_optional_message() {
-    let body = serde_json::to_value(result_body(R::Timeout, None)).unwrap();
-    assert_eq!(body, serde_json::json!({"result": "TIMEOUT"}));
-    let body = serde_json::to_value(result_body(R::Failed, Some("x".repeat(600)))).unwrap();
-    assert_eq!(body["result"], "FAILED");
-    assert_eq!(body["message"][0]["language"], "en");
-    assert_eq!(body["message"][0]["text"].as_str().unwrap().len(), 512);
-}
-
-fn temp_store(dir: &std::path::Path) -> Store {
-    Store::open(&state::Settings {
-        path: dir.join("db"),
-        cache_bytes: 8 << 20,
-    })
-    .unwrap()
-}
-
-#[test]
-fn counters_are_positive_persistent_and_wrap() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = temp_store(dir.path());
-    let a = store.update(|tx| next_counter(tx, "remote_start")).unwrap();
-    let b = store.update(|tx| next_counter(tx, "remote_start")).unwrap();
-    let other = store.update(|tx| next_counter(tx, "reservation")).unwrap();
-    assert_eq!((a, b, other), (1, 2, 1));
-    store
-        .update(|tx| tx.index_put(COUNTER_INDEX, "remote_start", &(i32::MAX - 1).to_string()))
-        .unwrap();
-    assert_eq!(
-        store.update(|tx| next_counter(tx, "remote_start")).unwrap(),
-        i32::MAX
-    );
-    assert_eq!(
-        store.update(|tx| next_counter(tx, "remote_start")).unwrap(),
-        1
-    );
-}
-
-#[test]
-fn ending_a_reservation_frees_its_reservation_id_only_for_that_reservation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = temp_store(dir.path());
-    let r = Reservation {
-        id: 7,
-        reservation_id: "res-1".into(),
-        party: ("DE".into(), "TNM".into()),
-        peer: "hub".into(),
-        response_url: "http://x/y".into(),
-        station: "CS1".into(),
-        evse_id: Some(1),
-        expiry: Utc::now() + chrono::Duration::hours(1),
-        uid: "u".into(),
-        state: ResvState::Active,
-        seen_reserved: false,
-    };
-    store
-        .update(|tx| {
-            put_reservation(tx, &r)?;
-            tx.index_put(RESERVATION_INDEX, &resv_key("de", "tnm", "RES-1"), "7")
-        })
-        .unwrap();
-    assert_eq!(
-        store.index_get(RESERVATION_INDEX, &r.index_key()).unwrap(),
-        Some("7".into()),
-        "keys ignore case"
-    );
-    assert!(r.live(Utc::now()));
-    store.update(|tx| end_reservation(tx, &r)).unwrap();
-    assert_eq!(
-        store.index_get(RESERVATION_INDEX, &r.index_key()).unwrap(),
-        None
-    );
-    let stored: Reservation =
-        serde_json::from_value(store.doc(RESERVATION_DOC, "7").unwrap().unwrap().value).unwrap();
-    assert_eq!(stored.state, ResvState::Ended);
-    assert!(!stored.live(Utc::now()));
-    // An expired reservation is not live either.
-    let mut old = r.clone();
-    old.expiry = Utc::now() - chrono::Duration::seconds(1);
-    assert!(!old.live(Utc::now()));
 }

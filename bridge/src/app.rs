@@ -1,0 +1,473 @@
+//! Wiring: [`Core::build`] constructs the parts bottom-up (catalog → peers, push queue →
+//! authorization → sessions → reservations → commands → station service → the OCPI adapter),
+//! and [`run`] binds the listeners, starts the background tasks and serves until shutdown.
+//!
+//! Nothing is installed late: every part gets the handles it needs when it is made.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use state::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authorizer;
+use crate::catalog::Catalog;
+use crate::commands::Commands;
+use crate::config::Settings;
+use crate::cpo::{self, Cpo};
+use crate::error::Logged;
+use crate::outbox::{PushQueue, Wake};
+use crate::peers::{self, PeerRecords};
+use crate::push::Pusher;
+use crate::reservations::Reservations;
+use crate::sessions::Sessions;
+use crate::station::{self, StationService};
+use crate::{admin, supervisor, tokens};
+
+/// The addresses the daemon actually bound (port 0 in the config becomes a real port).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Addresses {
+    /// OCPP websocket listener.
+    pub ocpp: SocketAddr,
+    /// OCPI HTTP listener.
+    pub ocpi: SocketAddr,
+    /// Admin HTTP listener.
+    pub admin: SocketAddr,
+}
+
+/// How long shutdown waits for connections and HTTP requests to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Every part of the daemon, built in dependency order.
+#[derive(Debug)]
+pub struct Core {
+    /// Configuration facts.
+    pub catalog: Arc<Catalog>,
+    /// The store.
+    pub store: Store,
+    /// Registered OCPI peers.
+    pub peers: ocpi::Peers,
+    /// Outbound OCPI client.
+    pub client: ocpi::Client,
+    /// Wakes the pusher.
+    pub push: PushQueue,
+    /// Decides authorizations.
+    pub authorizer: Arc<Authorizer>,
+    /// The session flow.
+    pub sessions: Arc<Sessions>,
+    /// Reservations.
+    pub reservations: Reservations,
+    /// OCPI commands.
+    pub commands: Commands,
+    /// The OCPP application.
+    pub station: Arc<StationService>,
+    /// The OCPI side (server router, registration).
+    pub platform: Arc<ocpi::Platform<Cpo>>,
+    /// Whether the configuration changed since the last start.
+    pub config_changed: bool,
+}
+
+impl Core {
+    /// Builds every part over `store`; stations are reached through `registry`. Returns the
+    /// receiver the pusher reads.
+    pub fn build(
+        settings: Arc<Settings>,
+        store: Store,
+        registry: ocpp::Registry,
+    ) -> anyhow::Result<(Core, mpsc::UnboundedReceiver<Wake>)> {
+        let (catalog, config_changed) = Catalog::new(settings.clone(), store.clone())?;
+        let catalog = Arc::new(catalog);
+        let peers = ocpi::Peers::load(Arc::new(PeerRecords(store.clone())))
+            .map_err(|e| anyhow::anyhow!("loading OCPI peers: {e}"))?;
+        let client = ocpi::Client::new(&catalog.ocpi_settings())
+            .map_err(|e| anyhow::anyhow!("OCPI client set-up failed: {e}"))?;
+        let (push, wakes) = PushQueue::new();
+        let authorizer = Arc::new(
+            Authorizer::new(
+                store.clone(),
+                Some((peers.clone(), client.clone())),
+                Duration::from_millis(settings.ocpi.authorize_timeout_ms),
+            )
+            .with_local_policy(&settings.ocpp.local_id_tags, settings.ocpp.free_vend),
+        );
+        let sessions = Arc::new(Sessions::new(
+            catalog.clone(),
+            store.clone(),
+            peers.clone(),
+            push.clone(),
+        ));
+        let reservations = Reservations::new(store.clone(), push.clone(), sessions.clone());
+        let commands = Commands::new(
+            catalog.clone(),
+            store.clone(),
+            registry,
+            authorizer.clone(),
+            push.clone(),
+            reservations.clone(),
+        );
+        let station = Arc::new(StationService::new(station::Parts {
+            catalog: catalog.clone(),
+            store: store.clone(),
+            peers: peers.clone(),
+            push: push.clone(),
+            authorizer: authorizer.clone(),
+            sessions: sessions.clone(),
+            reservations: reservations.clone(),
+            commands: commands.clone(),
+        }));
+        let cpo = Cpo::new(
+            catalog.clone(),
+            store.clone(),
+            sessions.clone(),
+            commands.clone(),
+            push.clone(),
+        );
+        let platform = ocpi::Platform::with_client(Arc::new(cpo), peers.clone(), client.clone());
+        let core = Core {
+            catalog,
+            store,
+            peers,
+            client,
+            push,
+            authorizer,
+            sessions,
+            reservations,
+            commands,
+            station,
+            platform,
+            config_changed,
+        };
+        Ok((core, wakes))
+    }
+
+    /// The pusher over this core's parts.
+    pub fn pusher(&self) -> Pusher {
+        Pusher {
+            peers: self.peers.clone(),
+            client: self.client.clone(),
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled. `on_ready` is called once the store is open
+/// and every listener is bound.
+pub async fn run(
+    settings: Settings,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(&Addresses),
+) -> anyhow::Result<()> {
+    let mut settings = settings;
+    let store_settings = state::Settings {
+        path: settings.state.path.clone(),
+        cache_bytes: settings.state.cache_mb * 1024 * 1024,
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_settings))
+        .await
+        .context("opening the state store panicked")?
+        .with_context(|| format!("cannot open state at {}", settings.state.path.display()))?;
+    if let Some(aside) = store.recovered_from() {
+        tracing::error!(aside = %aside.display(), "state was corrupt and has been moved aside");
+        metrics::counter!("bridge_state_recovered_total").increment(1);
+    }
+    store.mark_all_offline(chrono::Utc::now())?;
+
+    let ocpp_server = ocpp::Server::bind(settings.ocpp.listen, settings.ocpp.server_settings())
+        .with_context(|| format!("cannot bind ocpp.listen {}", settings.ocpp.listen))?;
+    let ocpi_listener = tokio::net::TcpListener::bind(settings.ocpi.listen)
+        .await
+        .with_context(|| format!("cannot bind ocpi.listen {}", settings.ocpi.listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(settings.admin.listen)
+        .await
+        .with_context(|| format!("cannot bind admin.listen {}", settings.admin.listen))?;
+    let addresses = Addresses {
+        ocpp: ocpp_server.local_addr(),
+        ocpi: ocpi_listener.local_addr()?,
+        admin: admin_listener.local_addr()?,
+    };
+    settings.ocpi.public_url =
+        public_url_with_port(&settings.ocpi.public_url, addresses.ocpi.port());
+    let settings = Arc::new(settings);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let registry = ocpp_server.registry();
+    let (core, wakes) = Core::build(settings.clone(), store.clone(), registry.clone())?;
+    if core.config_changed {
+        let peers = core.peers.all();
+        if !peers.is_empty() {
+            tracing::info!(
+                peers = peers.len(),
+                "configuration changed: queueing Locations and Tariffs for every peer"
+            );
+            cpo::queue_full_sync(&store, &core.catalog, &peers)?;
+            store.flush().await?;
+        }
+    }
+    core.sessions.recover().await;
+    // Commands left in flight by a crash or restart get their (FAILED) result now.
+    core.commands.recover().await;
+
+    let tasks = tokio_util::task::TaskTracker::new();
+    let ocpp_task = tasks.spawn(ocpp_server.run(core.station.clone(), shutdown.clone()));
+    tasks.spawn(core.pusher().run(wakes, shutdown.clone()));
+    tasks.spawn(sweep_offline(
+        core.station.clone(),
+        settings.ocpi.offline_grace,
+        shutdown.clone(),
+    ));
+    tasks.spawn(finish_sessions(core.sessions.clone(), shutdown.clone()));
+    tasks.spawn(pull_tokens(
+        core.peers.clone(),
+        core.client.clone(),
+        store.clone(),
+        settings.ocpi.token_pull_interval,
+        shutdown.clone(),
+    ));
+    for (id, versions_url) in peers::configured_peer_ids(&settings) {
+        tasks.spawn(register_peer(
+            core.platform.clone(),
+            settings.clone(),
+            id,
+            versions_url,
+            shutdown.clone(),
+        ));
+    }
+
+    let admin_app = admin::router(admin::AdminState {
+        settings: settings.clone(),
+        store: store.clone(),
+        registry: registry.clone(),
+        ready: ready.clone(),
+        metrics,
+        peers: core.peers.clone(),
+        push: core.push.clone(),
+        sessions: core.sessions.clone(),
+    });
+    let ocpi_app = core.platform.router();
+    // The admin listener keeps serving until the station side has closed and the state is
+    // flushed, so `/healthz` answers 503 (not "connection refused") while the daemon stops.
+    let admin_shutdown = CancellationToken::new();
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(serve(
+        "admin",
+        admin_listener,
+        admin_app,
+        admin_shutdown.clone(),
+    ));
+    tasks.spawn(serve("ocpi", ocpi_listener, ocpi_app, http_shutdown));
+    tasks.close();
+
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(ocpp = %addresses.ocpp, ocpi = %addresses.ocpi, admin = %addresses.admin, "ready");
+    supervisor::notify_ready();
+    {
+        let ready = ready.clone();
+        supervisor::spawn_watchdog(shutdown.clone(), move || ready.load(Ordering::SeqCst));
+    }
+    on_ready(&addresses);
+
+    shutdown.cancelled().await;
+    supervisor::notify_stopping();
+    ready.store(false, Ordering::SeqCst);
+    tracing::info!("shutting down: closing station connections");
+    if tokio::time::timeout(SHUTDOWN_GRACE, ocpp_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("station connections did not close in time");
+    }
+    store.flush().await.or_log("flushing the state");
+    admin_shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP servers did not stop in time");
+    }
+    store
+        .flush()
+        .await
+        .context("final flush of the state failed")?;
+    tracing::info!("state flushed; bye");
+    Ok(())
+}
+
+async fn serve(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(30),
+    ));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(listener = name, error = %e, "HTTP server failed");
+    }
+}
+
+/// `http://host:0/…` becomes `http://host:{port}/…`: with `ocpi.listen` on port 0 (tests, or a
+/// port chosen by the system) the advertised URLs must carry the port actually bound.
+pub fn public_url_with_port(url: &str, port: u16) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.strip_suffix(":0") {
+        Some(host) => {
+            let sep = if path.is_empty() { "" } else { "/" };
+            format!("{scheme}://{host}:{port}{sep}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Every 15 s: CDRs that waited for missing 2.0.1 events, reservation sessions whose
+/// reservation ended unused, and anything interrupted.
+async fn finish_sessions(sessions: Arc<Sessions>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(15)) => sessions.recover().await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Pulls every token from each registered peer's Tokens sender: soon after it registers, then
+/// every `interval_secs` (0 = only once).
+async fn pull_tokens(
+    peers: ocpi::Peers,
+    client: ocpi::Client,
+    store: Store,
+    interval_secs: u64,
+    shutdown: CancellationToken,
+) {
+    use ocpi::types::{InterfaceRole, ModuleId};
+    let mut last: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        for peer in peers.all() {
+            if peer.status != ocpi::PeerStatus::Registered
+                || peer
+                    .endpoint(&ModuleId::Tokens, InterfaceRole::Sender)
+                    .is_none()
+            {
+                continue;
+            }
+            let due = match last.get(&peer.id.0) {
+                None => true,
+                Some(t) => interval_secs > 0 && t.elapsed() >= Duration::from_secs(interval_secs),
+            };
+            if !due {
+                continue;
+            }
+            last.insert(peer.id.0.clone(), std::time::Instant::now());
+            match client.fetch_tokens(&peer, None, None).await {
+                Ok(list) => {
+                    let n = list.len();
+                    let stored = store.update(|tx| {
+                        for t in &list {
+                            tokens::put(tx, t, peer.id.as_str())?;
+                        }
+                        Ok(())
+                    });
+                    if stored.or_log("storing pulled tokens").is_some() {
+                        store.flush().await.or_log("flush after a token pull");
+                        tracing::info!(peer = %peer.id, tokens = n, "token pull done");
+                        metrics::counter!("ocpi_token_pulls_total", "outcome" => "ok").increment(1);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "token pull failed; retrying later");
+                    metrics::counter!("ocpi_token_pulls_total", "outcome" => "failed").increment(1);
+                    // Try again in a minute rather than a whole interval.
+                    last.insert(
+                        peer.id.0.clone(),
+                        std::time::Instant::now()
+                            - Duration::from_secs(interval_secs.saturating_sub(60)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every few seconds: stations offline longer than `grace_secs` get their EVSEs published as
+/// UNKNOWN (once); they return to their real status when the station reconnects.
+async fn sweep_offline(service: Arc<StationService>, grace_secs: u64, shutdown: CancellationToken) {
+    let grace = chrono::Duration::seconds(grace_secs as i64);
+    let started = chrono::Utc::now();
+    let every = Duration::from_secs((grace_secs / 4).clamp(1, 30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => service.sweep_offline(grace, started).await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Registers with a configured peer unless a registration is already stored (a restart never
+/// re-registers), retrying with capped exponential backoff until it succeeds or the daemon
+/// stops.
+async fn register_peer(
+    platform: Arc<ocpi::Platform<Cpo>>,
+    settings: Arc<Settings>,
+    id: ocpi::PeerId,
+    versions_url: String,
+    shutdown: CancellationToken,
+) {
+    use secrecy::ExposeSecret;
+    if platform
+        .peers()
+        .get(&id)
+        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
+    {
+        tracing::info!(peer = %id, "already registered");
+        return;
+    }
+    let Some(cfg) = settings
+        .ocpi
+        .peers
+        .iter()
+        .find(|p| p.versions_url == versions_url)
+    else {
+        return;
+    };
+    let token = ocpi::types::AuthToken::new(cfg.token_a.expose_secret());
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match platform
+            .register(id.clone(), &versions_url, token.clone())
+            .await
+        {
+            Ok(peer) => {
+                tracing::info!(peer = %peer.id, "registered with OCPI peer");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(peer = %id, error = %e, retry_in = ?wait, "registration with OCPI peer failed");
+                metrics::counter!("ocpi_registration_failures_total").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}

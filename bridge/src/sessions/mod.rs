@@ -1,0 +1,577 @@
+//! The charging flow on the OCPI side: opens a Session when a transaction is authorized (or a
+//! reservation is accepted), keeps the token owner's eMSP up to date, completes the Session and
+//! creates exactly one CDR when the transaction ends.
+//!
+//! Every step changes the session record / CDR and queues the pushes in one store transaction,
+//! and is flushed before the station gets its answer. Pushes go only to the peer that owns the
+//! token (routing headers name the token's party), never to every peer.
+//!
+//! A 2.0.1 transaction whose Ended event arrived before some of its earlier events (offline
+//! replay, seqNo gaps) gets its CDR once the gaps are filled, or after [`CDR_GAP_WAIT`] with
+//! what arrived. [`Sessions::recover`] finishes whatever a crash interrupted.
+//!
+//! Depends on narrow handles only: the store, the [`Catalog`], the peer list and the
+//! [`PushQueue`]. Rendering is [`render`]'s (pure).
+
+pub mod render;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ocpi::Peers;
+use ocpi::types::{Cdr, CdrToken, ModuleId, Session, SessionPatch, SessionStatus, Token};
+use state::{Store, Transaction, TransactionStatus};
+
+use crate::auth::Decision;
+use crate::catalog::Catalog;
+use crate::error::{Logged, Result};
+use crate::outbox::{self, Push, PushQueue};
+use crate::records::{
+    CDR_LOCATION_URL, PERIODS_SENT, RESERVATION_SESSION, Reservation, SESSION_OF_TX,
+    SESSION_RESERVATION, SessionRecord, StoredCdr,
+};
+use render::Party;
+
+/// How long a CDR waits for missing 2.0.1 events before it is made with what arrived.
+pub const CDR_GAP_WAIT: chrono::Duration = chrono::Duration::minutes(10);
+
+/// A rendered session push, ready to send.
+#[derive(Debug, Clone)]
+pub enum SessionBody {
+    /// The whole Session (PUT).
+    Put(Session),
+    /// A PATCH of it.
+    Patch(Session, SessionPatch),
+}
+
+/// The charging flow.
+pub struct Sessions {
+    catalog: Arc<Catalog>,
+    store: Store,
+    peers: Peers,
+    push: PushQueue,
+    /// When each session's last update was queued (throttling).
+    last_update: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+/// A session push for `peer`, routed to the token owner.
+fn push_for(rec: &SessionRecord, peer: &str, push: Push) -> outbox::Entry {
+    outbox::entry(peer, push, Some(rec.owner()))
+}
+
+impl Sessions {
+    /// The flow over the store, the catalog, the peers and the push queue.
+    pub fn new(catalog: Arc<Catalog>, store: Store, peers: Peers, push: PushQueue) -> Self {
+        Sessions {
+            catalog,
+            store,
+            peers,
+            push,
+            last_update: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn us(&self) -> Party {
+        Party::new(self.catalog.country_code(), self.catalog.party_id())
+    }
+
+    /// A stored session record.
+    pub fn record(&self, id: &str) -> Result<Option<SessionRecord>> {
+        Ok(self.store.record::<SessionRecord>(id)?)
+    }
+
+    /// The session of a transaction (its own, or the reservation session it consumed).
+    fn record_for_tx(&self, tx_id: &str) -> Result<Option<SessionRecord>> {
+        let sid = self
+            .store
+            .index_get(SESSION_OF_TX, tx_id)?
+            .unwrap_or_else(|| tx_id.to_owned());
+        self.record(&sid)
+    }
+
+    /// The peer if it is registered and has a receiver for `module`.
+    fn receiver(&self, peer: Option<&str>, module: ModuleId) -> Option<String> {
+        outbox::receiver(&self.peers, peer, module)
+    }
+
+    async fn commit(&self, peer: Option<String>) -> Result<()> {
+        self.store.flush().await?;
+        if let Some(p) = peer {
+            self.push.wake([p]);
+        }
+        Ok(())
+    }
+
+    /// The tariff that applies at a station now and its currency (EUR without a tariff).
+    fn tariff_and_currency(&self, station: &str) -> (Option<ocpi::types::Tariff>, String) {
+        let tariff = self.catalog.tariff_for(station).cloned();
+        let currency = tariff
+            .as_ref()
+            .map_or_else(|| "EUR".to_owned(), |t| t.currency.clone());
+        (tariff, currency)
+    }
+
+    /// Opens a RESERVATION Session for a reservation the station accepted (once per
+    /// reservation; a replaced reservation keeps its session).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reservation_accepted(
+        &self,
+        peer: &str,
+        token: &Token,
+        authorization_reference: Option<String>,
+        station: &str,
+        evse_id: Option<u32>,
+        ocpp_reservation_id: i32,
+    ) -> Result<()> {
+        let key = format!("{station}\0{ocpp_reservation_id}");
+        if let Some(existing) = self.store.index_get(RESERVATION_SESSION, &key)?
+            && self
+                .record(&existing)?
+                .is_some_and(|r| r.status == SessionStatus::Reservation)
+        {
+            return Ok(());
+        }
+        let Some(loc) = self.catalog.location_of(station) else {
+            return Ok(());
+        };
+        let (evse_uid, connector_id, cdr_location) = match evse_id {
+            Some(e) => {
+                let uid = self.store.update(|tx| tx.evse_uid(station, e))?;
+                let cdr_location = self.catalog.cdr_location(station, e, 1, &uid);
+                (uid, "1".to_owned(), cdr_location)
+            }
+            None => ("#NA".to_owned(), "#NA".to_owned(), None),
+        };
+        let (tariff, currency) = self.tariff_and_currency(station);
+        let now = Utc::now();
+        let rec = SessionRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            transaction_id: None,
+            created_at: now,
+            peer: Some(peer.to_owned()),
+            cdr_token: CdrToken::from(token),
+            auth_method: ocpi::types::AuthMethod::Command,
+            authorization_reference,
+            location_id: loc.id.clone(),
+            evse_uid,
+            connector_id,
+            cdr_location,
+            time_zone: loc.time_zone.clone(),
+            currency,
+            tariff,
+            meter_id: None,
+            status: SessionStatus::Reservation,
+            last_updated: now,
+        };
+        let target = self.receiver(Some(peer), ModuleId::Sessions);
+        self.store.update(|tx| {
+            tx.put_record(&rec)?;
+            tx.index_put(RESERVATION_SESSION, &key, &rec.id)?;
+            tx.index_put(SESSION_RESERVATION, &rec.id, &key)?;
+            if let Some(p) = &target {
+                tx.push_outbox(push_for(&rec, p, Push::Session { id: rec.id.clone() }))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(session = %rec.id, station, reservation = ocpp_reservation_id, "OCPI reservation session opened");
+        self.commit(target).await
+    }
+
+    /// A reservation ended: completes its Session unless a transaction took it over.
+    pub async fn reservation_ended(&self, station: &str, ocpp_reservation_id: i32) -> Result<()> {
+        match self.store.index_get(
+            RESERVATION_SESSION,
+            &format!("{station}\0{ocpp_reservation_id}"),
+        )? {
+            Some(session) => self.reservation_over(&session).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Completes a RESERVATION Session whose reservation ended without charging.
+    pub async fn reservation_over(&self, session_id: &str) -> Result<()> {
+        let Some(mut rec) = self.record(session_id)? else {
+            return Ok(());
+        };
+        if rec.status != SessionStatus::Reservation {
+            return Ok(());
+        }
+        rec.status = SessionStatus::Completed;
+        rec.last_updated = Utc::now();
+        let target = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
+        self.store.update(|tx| {
+            tx.put_record(&rec)?;
+            if let Some(p) = &target {
+                tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(session = %session_id, "reservation ended without charging; session COMPLETED");
+        self.commit(target).await
+    }
+
+    /// Opens the Session of a transaction once it is authorized (or marks it INVALID when the
+    /// authorization failed). Does nothing if the session exists or the station has no
+    /// configured location.
+    pub async fn started(&self, tx_rec: &Transaction, decision: &Decision) -> Result<()> {
+        if self.record_for_tx(&tx_rec.id)?.is_some() {
+            return Ok(());
+        }
+        // A transaction that consumes a reservation continues the reservation's Session.
+        let reserved = match tx_rec.reservation_id {
+            Some(r) => match self
+                .store
+                .index_get(RESERVATION_SESSION, &format!("{}\0{r}", tx_rec.station_id))?
+            {
+                Some(sid) => self
+                    .record(&sid)?
+                    .filter(|r| r.status == SessionStatus::Reservation),
+                None => None,
+            },
+            None => None,
+        };
+        let Some(token) = &decision.token else {
+            tracing::info!(session = %tx_rec.id, "no OCPI token for this transaction; no Session");
+            return Ok(());
+        };
+        let Some(loc) = self.catalog.location_of(&tx_rec.station_id) else {
+            return Ok(());
+        };
+        let evse_id = tx_rec.evse_id.max(1);
+        let connector_id = tx_rec.connector_id.max(1);
+        let station = self.store.station(&tx_rec.station_id)?;
+        let (tariff, currency) = self.tariff_and_currency(&tx_rec.station_id);
+        let status = if decision.accepted() {
+            SessionStatus::Active
+        } else {
+            SessionStatus::Invalid
+        };
+        let peer = self.receiver(decision.peer.as_deref(), ModuleId::Sessions);
+        let station_id = tx_rec.station_id.clone();
+        // Reads of the store must not happen inside a store transaction (sled would deadlock):
+        // allocate the EVSE uid first (idempotent), then build the snapshot, then commit.
+        let uid = self.store.update(|tx| tx.evse_uid(&station_id, evse_id))?;
+        let cdr_location = self
+            .catalog
+            .cdr_location(&station_id, evse_id, connector_id, &uid);
+        let rec = SessionRecord {
+            id: reserved
+                .as_ref()
+                .map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
+            transaction_id: Some(tx_rec.id.clone()),
+            created_at: reserved.as_ref().map_or_else(Utc::now, |r| r.created_at),
+            peer: decision.peer.clone(),
+            cdr_token: CdrToken::from(token),
+            auth_method: decision.method,
+            authorization_reference: decision.authorization_reference.clone(),
+            location_id: loc.id.clone(),
+            evse_uid: uid,
+            connector_id: connector_id.to_string(),
+            cdr_location,
+            time_zone: loc.time_zone.clone(),
+            currency,
+            tariff,
+            meter_id: station.as_ref().and_then(|s| s.meter_serial_number.clone()),
+            status,
+            last_updated: Utc::now(),
+        };
+        let linked = reserved.is_some();
+        self.store.update(|tx| {
+            if !linked && tx.record::<SessionRecord>(&rec.id)?.is_some() {
+                return Ok(());
+            }
+            if linked {
+                tx.index_put(SESSION_OF_TX, &tx_rec.id, &rec.id)?;
+            }
+            tx.put_record(&rec)?;
+            if let Some(p) = &peer {
+                tx.push_outbox(push_for(&rec, p, Push::Session { id: rec.id.clone() }))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(session = %rec.id, status = ?rec.status, method = ?rec.auth_method, peer = ?rec.peer, "OCPI session opened");
+        self.commit(peer).await
+    }
+
+    /// Queues a Session update (at most one per `ocpi.session_update_interval`).
+    pub async fn updated(&self, tx_id: &str) -> Result<()> {
+        let interval = Duration::from_secs(self.catalog.settings().ocpi.session_update_interval);
+        {
+            let mut map = self.last_update.lock().expect("throttle");
+            if map.get(tx_id).is_some_and(|t| t.elapsed() < interval) {
+                return Ok(());
+            }
+            map.insert(tx_id.to_owned(), Instant::now());
+        }
+        let Some(rec) = self.record(tx_id)? else {
+            return Ok(());
+        };
+        if rec.status != SessionStatus::Active {
+            return Ok(());
+        }
+        let Some(peer) = self.receiver(rec.peer.as_deref(), ModuleId::Sessions) else {
+            return Ok(());
+        };
+        self.store.update(|tx| {
+            tx.push_outbox(push_for(
+                &rec,
+                &peer,
+                Push::SessionPatch { id: rec.id.clone() },
+            ))
+        })?;
+        self.commit(Some(peer)).await
+    }
+
+    /// Completes the Session of a stopped transaction and creates its CDR (unless 2.0.1 events
+    /// are still missing and [`CDR_GAP_WAIT`] has not passed).
+    pub async fn stopped(&self, tx_id: &str) -> Result<()> {
+        self.last_update.lock().expect("throttle").remove(tx_id);
+        let Some(tx_rec) = self.store.transaction(tx_id)? else {
+            return Ok(());
+        };
+        let Some(mut rec) = self.record(tx_id)? else {
+            return Ok(());
+        };
+        if tx_rec.status != TransactionStatus::Completed {
+            return Ok(());
+        }
+        let already_cdr = self.store.record::<StoredCdr>(tx_id)?.is_some();
+        let was_active = rec.status == SessionStatus::Active;
+        if !was_active && (already_cdr || rec.status == SessionStatus::Invalid) {
+            return Ok(());
+        }
+        let missing = self.missing_events(&tx_rec)?;
+        let waited = Utc::now() - tx_rec.updated_at >= CDR_GAP_WAIT;
+        let make_cdr =
+            rec.status != SessionStatus::Invalid && !already_cdr && (missing.is_empty() || waited);
+        if !missing.is_empty() && !waited {
+            tracing::info!(session = %tx_id, missing = ?missing, "transaction ended with events still missing; CDR waits");
+        }
+        let session_peer = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
+        let cdr_peer = self.receiver(rec.peer.as_deref(), ModuleId::Cdrs);
+        let cdr = if make_cdr {
+            let samples = self.store.samples(tx_id)?;
+            let cdr = render::render_cdr(&self.us(), &rec, &tx_rec, &samples);
+            if cdr.is_none() {
+                tracing::error!(session = %tx_id, "no location snapshot; no CDR");
+            }
+            cdr
+        } else {
+            None
+        };
+        rec.status = SessionStatus::Completed;
+        rec.last_updated = Utc::now();
+        self.store.update(|tx| {
+            tx.put_record(&rec)?;
+            if was_active && let Some(p) = &session_peer {
+                tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+            }
+            if let Some(cdr) = &cdr
+                && tx.record::<StoredCdr>(&rec.id)?.is_none()
+            {
+                tx.put_record(&StoredCdr(cdr.clone()))?;
+                if let Some(p) = &cdr_peer {
+                    tx.push_outbox(push_for(&rec, p, Push::Cdr { id: rec.id.clone() }))?;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(cdr) = &cdr {
+            metrics::counter!("bridge_cdrs_created_total").increment(1);
+            tracing::info!(session = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
+            self.backup_cdr(cdr);
+        }
+        self.commit(session_peer.or(cdr_peer)).await
+    }
+
+    /// 2.0.1 seqNos below the highest seen that never arrived.
+    fn missing_events(&self, tx_rec: &Transaction) -> Result<Vec<u32>> {
+        if tx_rec.ocpp_version != "2.0.1" {
+            return Ok(Vec::new());
+        }
+        let Some(last) = tx_rec.last_seq_no else {
+            return Ok(Vec::new());
+        };
+        let seen = self
+            .store
+            .events_seen(&tx_rec.station_id, &tx_rec.ocpp_transaction_id)?;
+        Ok((0..last).filter(|s| !seen.contains(s)).collect())
+    }
+
+    /// A second copy of every CDR as a JSON line next to the store (a lost CDR is lost money).
+    fn backup_cdr(&self, cdr: &Cdr) {
+        use std::io::Write;
+        let path = self.catalog.settings().state.path.join("cdrs.jsonl");
+        let result = serde_json::to_string(cdr)
+            .map_err(std::io::Error::other)
+            .and_then(|line| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| {
+                        f.write_all(format!("{line}\n").as_bytes())
+                            .and_then(|_| f.sync_data())
+                    })
+            });
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "writing the CDR backup copy failed");
+        }
+    }
+
+    /// Finishes what a crash interrupted and what waited for missing events: every session
+    /// whose transaction completed gets completed and its CDR; a reservation session whose
+    /// reservation is over gets completed.
+    pub async fn recover(&self) {
+        let Some(records) = self
+            .store
+            .records::<SessionRecord>()
+            .or_log("reading sessions for recovery")
+        else {
+            return;
+        };
+        let now = Utc::now();
+        for rec in records {
+            if rec.status == SessionStatus::Reservation {
+                let over = match self.store.index_get(SESSION_RESERVATION, &rec.id) {
+                    Ok(Some(key)) => key
+                        .rsplit_once('\0')
+                        .and_then(|(_, rid)| self.store.record::<Reservation>(rid).ok())
+                        .is_some_and(|r| !r.is_some_and(|r| r.live(now))),
+                    _ => false,
+                };
+                if over {
+                    self.reservation_over(&rec.id)
+                        .await
+                        .or_log("completing a reservation session");
+                }
+                continue;
+            }
+            let pending = match rec.status {
+                SessionStatus::Active => true,
+                SessionStatus::Completed => self
+                    .store
+                    .record::<StoredCdr>(&rec.id)
+                    .map(|d| d.is_none())
+                    .unwrap_or(false),
+                _ => false,
+            };
+            let Some(tx_id) = rec.tx_id().map(str::to_owned) else {
+                continue;
+            };
+            if pending
+                && let Ok(Some(t)) = self.store.transaction(&tx_id)
+                && t.status == TransactionStatus::Completed
+            {
+                self.stopped(&tx_id).await.or_log("finishing a session");
+            }
+        }
+    }
+
+    /// The Session of a record, rendered now (`None` when its transaction is gone).
+    fn render(&self, rec: &SessionRecord) -> Result<Option<Session>> {
+        Ok(match rec.tx_id() {
+            None => Some(render::render_reservation(&self.us(), rec)),
+            Some(tx_id) => match self.store.transaction(tx_id)? {
+                Some(t) => {
+                    let samples = self.store.samples(tx_id)?;
+                    Some(render::render_session(
+                        &self.us(),
+                        rec,
+                        &t,
+                        &samples,
+                        Utc::now(),
+                    ))
+                }
+                None => None,
+            },
+        })
+    }
+
+    /// Every Session, rendered now, in creation order.
+    pub fn list(&self) -> Result<Vec<Session>> {
+        let mut out = Vec::new();
+        for rec in self.store.records::<SessionRecord>()? {
+            out.extend(self.render(&rec)?);
+        }
+        Ok(out)
+    }
+
+    /// Every CDR, in creation order.
+    pub fn cdrs(&self) -> Result<Vec<Cdr>> {
+        Ok(self
+            .store
+            .records::<StoredCdr>()?
+            .into_iter()
+            .map(|c| c.0)
+            .collect())
+    }
+
+    /// A stored CDR.
+    pub fn cdr(&self, id: &str) -> Result<Option<Cdr>> {
+        Ok(self.store.record::<StoredCdr>(id)?.map(|c| c.0))
+    }
+
+    /// Renders a session push for `peer` (`None` when the session is gone).
+    pub fn render_push(&self, id: &str, patch: bool, peer: &str) -> Result<Option<SessionBody>> {
+        let Some(rec) = self.record(id)? else {
+            return Ok(None);
+        };
+        let Some(session) = self.render(&rec)? else {
+            return Ok(None);
+        };
+        if !patch {
+            return Ok(Some(SessionBody::Put(session)));
+        }
+        let sent = self
+            .store
+            .index_get(PERIODS_SENT, &format!("{id}\0{peer}"))?
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let p = render::session_patch(&session, sent);
+        Ok(Some(SessionBody::Patch(session, p)))
+    }
+
+    /// After `peer` accepted a Session push: remember how many charging periods it has.
+    pub fn session_delivered(&self, peer: &str, id: &str, body: &SessionBody) {
+        let key = format!("{id}\0{peer}");
+        self.store
+            .update(|tx| {
+                let total = match body {
+                    SessionBody::Put(s) => s.charging_periods.as_ref().map_or(0, Vec::len),
+                    SessionBody::Patch(_, p) => {
+                        let before: usize = tx
+                            .index_get(PERIODS_SENT, &key)?
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        before + p.charging_periods.as_ref().map_or(0, Vec::len)
+                    }
+                };
+                tx.index_put(PERIODS_SENT, &key, &total.to_string())
+            })
+            .or_log("recording a delivered Session");
+    }
+
+    /// After a peer accepted a CDR: remember the `Location` URL it returned.
+    pub fn cdr_delivered(&self, id: &str, location: Option<&str>) {
+        metrics::counter!("bridge_cdrs_delivered_total").increment(1);
+        if let Some(url) = location {
+            self.store
+                .update(|tx| tx.index_put(CDR_LOCATION_URL, id, url))
+                .or_log("recording a delivered CDR");
+        }
+    }
+
+    /// Where the eMSP stored a delivered CDR.
+    pub fn cdr_location_url(&self, id: &str) -> Result<Option<String>> {
+        Ok(self.store.index_get(CDR_LOCATION_URL, id)?)
+    }
+}

@@ -1,0 +1,344 @@
+//! Applies what stations say to the durable state and answers them: the bridge's [`ocpp::Csms`].
+//!
+//! Invariants:
+//! - a transaction message (1.6 Start/StopTransaction, MeterValues with a transactionId, 2.0.1
+//!   TransactionEvent) is answered only after its effect is flushed to disk ([`state::Store::flush`],
+//!   group commit) — a station that got its answer may forget the message;
+//! - retries change nothing: a retried 1.6 StartTransaction gets the same id, a 2.0.1 event is
+//!   applied once per (station, transactionId, seqNo), a retried sample is stored once;
+//! - a well-formed transaction message is never refused with a CALLERROR (the station would
+//!   retry and finally drop it); only a storage failure answers `InternalError`, so it retries.
+//!
+//! Split by concern: [`evses`] (connector statuses → published OCPI EVSE states and their
+//! pushes), [`transactions`] (transaction messages → transactions and their sessions); this
+//! module admits stations, tracks connections, boots and dispatches.
+
+mod evses;
+mod transactions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use ocpp::{
+    Admission, CallFault, Credentials, DataTransferStatus, IdToken, OcppVersion,
+    RegistrationStatus, RequestContext, StationHandle, StationId, StationRequest, StationResponse,
+};
+use secrecy::ExposeSecret;
+use state::Store;
+
+use crate::auth::{Authorizer, Decision};
+use crate::catalog::Catalog;
+use crate::commands::Commands;
+use crate::error::Error;
+use crate::outbox::PushQueue;
+use crate::reservations::Reservations;
+use crate::sessions::Sessions;
+
+pub use transactions::apply_event;
+
+/// What the station service hands station events to.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Configuration facts.
+    pub catalog: Arc<Catalog>,
+    /// The store.
+    pub store: Store,
+    /// Registered OCPI peers (who receives Locations).
+    pub peers: ocpi::Peers,
+    /// Wakes the pusher.
+    pub push: PushQueue,
+    /// Decides authorizations.
+    pub authorizer: Arc<Authorizer>,
+    /// OCPI Sessions and CDRs.
+    pub sessions: Arc<Sessions>,
+    /// Reservations (station events end them).
+    pub reservations: Reservations,
+    /// OCPI commands (a transaction may be one's result).
+    pub commands: Commands,
+}
+
+/// The bridge's OCPP application.
+pub struct StationService {
+    catalog: Arc<Catalog>,
+    store: Store,
+    peers: ocpi::Peers,
+    push: PushQueue,
+    authorizer: Arc<Authorizer>,
+    sessions: Arc<Sessions>,
+    reservations: Reservations,
+    commands: Commands,
+    /// The current connection of each station: a replaced connection's disconnect must not
+    /// mark the station offline.
+    connections: Mutex<HashMap<StationId, u64>>,
+}
+
+impl std::fmt::Debug for StationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StationService").finish_non_exhaustive()
+    }
+}
+
+fn internal(e: state::Error) -> CallFault {
+    Error::from(e).into()
+}
+
+impl StationService {
+    /// The service over its parts.
+    pub fn new(parts: Parts) -> Self {
+        StationService {
+            catalog: parts.catalog,
+            store: parts.store,
+            peers: parts.peers,
+            push: parts.push,
+            authorizer: parts.authorizer,
+            sessions: parts.sessions,
+            reservations: parts.reservations,
+            commands: parts.commands,
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The authorizer.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
+    /// The configured location of a station (stations without one are not published).
+    fn location_id(&self, station: &str) -> Option<String> {
+        self.catalog.station(station).map(|s| s.location.clone())
+    }
+
+    /// Where a token is used, for the eMSP's real-time authorization.
+    fn location_refs(
+        &self,
+        station: &str,
+        evse_id: Option<u32>,
+    ) -> Option<ocpi::types::LocationReferences> {
+        let location_id = self.location_id(station)?;
+        let evse_uids = evse_id
+            .filter(|e| *e > 0)
+            .and_then(|e| self.store.evse_uid(station, e).ok().flatten())
+            .map(|uid| vec![ocpi::types::EvseUid::new(uid)]);
+        Some(ocpi::types::LocationReferences {
+            location_id: ocpi::types::LocationId::new(location_id),
+            evse_uids,
+        })
+    }
+
+    async fn decide(&self, station: &StationId, token: &IdToken, evse_id: Option<u32>) -> Decision {
+        let refs = self.location_refs(station.as_str(), evse_id);
+        self.authorizer.authorize(station, token, refs, false).await
+    }
+
+    async fn durable(&self) -> Result<(), CallFault> {
+        self.store.flush().await.map_err(internal)
+    }
+
+    fn touch(&self, station: &StationId, f: impl Fn(&mut state::Station)) -> Result<(), CallFault> {
+        let now = Utc::now();
+        self.store
+            .update(|tx| {
+                let mut s = tx
+                    .station(station.as_str())?
+                    .unwrap_or_else(|| state::Station::new(station.as_str()));
+                s.last_seen = Some(now);
+                f(&mut s);
+                tx.put_station(&s)
+            })
+            .map_err(internal)
+    }
+
+    fn boot(
+        &self,
+        station: &StationId,
+        version: OcppVersion,
+        boot: &ocpp::BootInfo,
+    ) -> Result<StationResponse, CallFault> {
+        let now = Utc::now();
+        self.touch(station, |s| {
+            s.ocpp_version = Some(version.label().to_owned());
+            s.vendor = Some(boot.vendor.clone());
+            s.model = Some(boot.model.clone());
+            s.serial_number = boot.serial_number.clone();
+            s.firmware_version = boot.firmware_version.clone();
+            s.meter_serial_number = boot.meter_serial_number.clone();
+            s.meter_type = boot.meter_type.clone();
+            s.iccid = boot.iccid.clone();
+            s.imsi = boot.imsi.clone();
+            s.boot_reason = boot.reason.clone();
+            s.last_boot = Some(now);
+        })?;
+        tracing::info!(vendor = %boot.vendor, model = %boot.model, firmware = ?boot.firmware_version, "station booted");
+        Ok(StationResponse::BootNotification {
+            status: RegistrationStatus::Accepted,
+            interval: self.catalog.settings().ocpp.heartbeat_interval,
+            current_time: now,
+        })
+    }
+
+    /// Asks a station that reconnected without booting for its current connector statuses.
+    /// Spawned, because the answer is read by the connection task that is calling us.
+    fn request_status_refresh(station: &StationId, handle: StationHandle) {
+        let id = station.clone();
+        tokio::spawn(async move {
+            let call = ocpp::StationCall::TriggerMessage {
+                message: ocpp::TriggerMessageKind::StatusNotification,
+                at: None,
+            };
+            match handle.send(&call).await {
+                Ok(answer) => tracing::debug!(station = %id, ?answer, "status refresh requested"),
+                Err(e) => {
+                    tracing::debug!(station = %id, error = %e, "status refresh not possible")
+                }
+            }
+        });
+    }
+}
+
+impl ocpp::Csms for StationService {
+    fn admit(&self, station: &StationId, credentials: &Credentials) -> Admission {
+        let Some(cfg) = self.catalog.station(station.as_str()) else {
+            return if self.catalog.settings().ocpp.allow_unknown_stations {
+                Admission::Accept
+            } else {
+                metrics::counter!("ocpp_connections_refused_total", "reason" => "unknown")
+                    .increment(1);
+                tracing::warn!(station = %station, "unknown station refused");
+                Admission::UnknownStation
+            };
+        };
+        let Some(password) = &cfg.password else {
+            return Admission::Accept;
+        };
+        let user_ok = credentials.username.as_deref() == Some(station.as_str());
+        let pass_ok = credentials
+            .password
+            .as_deref()
+            .is_some_and(|p| constant_time_eq(p, password.expose_secret().as_bytes()));
+        if user_ok && pass_ok {
+            Admission::Accept
+        } else {
+            metrics::counter!("ocpp_connections_refused_total", "reason" => "auth").increment(1);
+            tracing::warn!(station = %station, "station refused: wrong or missing credentials");
+            Admission::Unauthorized
+        }
+    }
+
+    async fn connected(&self, station: &StationId, version: OcppVersion, handle: StationHandle) {
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .insert(station.clone(), handle.connection_id());
+        let now = Utc::now();
+        if let Err(e) = self.touch(station, |s| {
+            s.online = true;
+            s.connected_at = Some(now);
+            s.ocpp_version = Some(version.label().to_owned());
+        }) {
+            tracing::error!(station = %station, error = %e, "recording the connection failed");
+        }
+        tracing::info!(station = %station, version = %version, "station connected");
+        // A station that reconnects without booting (we restarted, or the network dropped) is
+        // asked for its current connector statuses, so no stale status stays published. A new
+        // station sends them after its BootNotification anyway.
+        let booted_before = self
+            .store
+            .station(station.as_str())
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.last_boot.is_some());
+        if booted_before {
+            Self::request_status_refresh(station, handle.clone());
+        }
+        if let Err(e) = self.refresh_station(station.as_str(), true).await {
+            tracing::error!(station = %station, error = %e, "re-publishing EVSEs failed");
+        }
+    }
+
+    async fn disconnected(&self, station: &StationId, connection_id: u64) {
+        let current = {
+            let mut map = self.connections.lock().expect("connections lock");
+            if map.get(station) == Some(&connection_id) {
+                map.remove(station);
+                true
+            } else {
+                false
+            }
+        };
+        if !current {
+            tracing::debug!(station = %station, "replaced connection closed");
+            return;
+        }
+        let now = Utc::now();
+        if let Err(e) = self.touch(station, |s| {
+            s.online = false;
+            s.disconnected_at = Some(now);
+        }) {
+            tracing::error!(station = %station, error = %e, "recording the disconnection failed");
+        }
+        tracing::info!(station = %station, "station disconnected");
+    }
+
+    async fn request(
+        &self,
+        ctx: &RequestContext,
+        request: StationRequest,
+    ) -> Result<StationResponse, CallFault> {
+        let station = &ctx.station;
+        match &request {
+            StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot),
+            StationRequest::Heartbeat => {
+                self.touch(station, |_| {})?;
+                Ok(StationResponse::Heartbeat {
+                    current_time: Utc::now(),
+                })
+            }
+            StationRequest::StatusNotification(report) => {
+                self.status(station, report).await?;
+                Ok(StationResponse::Ack)
+            }
+            StationRequest::Authorize(token) => {
+                let decision = self.decide(station, token, None).await;
+                Ok(StationResponse::Authorize(decision.info))
+            }
+            StationRequest::StartTransaction(req) => self.start16(ctx, req).await,
+            StationRequest::StopTransaction(req) => self.stop16(ctx, req).await,
+            StationRequest::TransactionEvent(ev) => self.transaction_event(ctx, ev).await,
+            StationRequest::MeterValues(mv) => self.meter_values(ctx, mv).await,
+            StationRequest::DataTransfer(dt) => {
+                tracing::info!(vendor = %dt.vendor_id, message = ?dt.message_id, "data transfer (no vendor extensions known)");
+                Ok(StationResponse::DataTransfer {
+                    status: DataTransferStatus::UnknownVendorId,
+                    data: None,
+                })
+            }
+            StationRequest::FirmwareStatus(report) => {
+                self.touch(station, |s| s.firmware_status = Some(report.status.clone()))?;
+                tracing::info!(status = %report.status, request = ?report.request_id, "firmware status");
+                Ok(StationResponse::Ack)
+            }
+            StationRequest::ReservationStatus(report) => {
+                tracing::info!(reservation = report.reservation_id, status = ?report.status, "reservation status update");
+                let reservations = self.reservations.clone();
+                let (station, report) = (station.clone(), report.clone());
+                // Not awaited: ending a reservation may report to the eMSP; the station only
+                // needs its acknowledgement.
+                tokio::spawn(async move { reservations.on_update(&station, &report).await });
+                Ok(StationResponse::Ack)
+            }
+            StationRequest::Notification { action, payload } => {
+                tracing::info!(action = %action, payload = %payload, "notification");
+                Ok(StationResponse::Ack)
+            }
+        }
+    }
+}
+
+/// Compares secrets without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! The one paginated GET handler of every Sender list (locations, tariffs, sessions, cdrs): the
+//! module says which backend list to read and which field is `last_updated`; filtering by
+//! `date_from`/`date_to`, slicing and the `Link` / `X-Total-Count` / `X-Limit` headers are
+//! [`paginate`]'s.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::backend::CpoBackend;
+use crate::envelope::OcpiError;
+use crate::peer::Peer;
+use crate::platform::Platform;
+use crate::types::{Cdr, DateTime, Location, Session, Tariff};
+
+use super::auth::Caller;
+use super::pagination::{PageParams, paginate};
+
+/// The peer behind a functional request (token A never gets here).
+pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
+    match caller {
+        Caller::Peer(peer) => Ok(peer),
+        Caller::TokenA => Err(OcpiError::Unauthorized),
+    }
+}
+
+/// A Sender list module.
+pub(super) trait SenderList<B: CpoBackend>: Send + Sync + 'static {
+    /// The listed object.
+    type Item: Serialize;
+    /// Module identifier (the last segment of the list URL).
+    const MODULE: &'static str;
+    /// Everything `caller` may see, in a stable order.
+    fn items(backend: &B, caller: &Peer) -> Result<Vec<Self::Item>, OcpiError>;
+    /// The object's `last_updated`.
+    fn last_updated(item: &Self::Item) -> DateTime;
+}
+
+/// `GET {module}?date_from=&date_to=&offset=&limit=` for any [`SenderList`].
+pub(super) async fn list<B: CpoBackend, L: SenderList<B>>(
+    State(platform): State<Arc<Platform<B>>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Response, OcpiError> {
+    let settings = platform.settings();
+    let params = PageParams::from_uri(&uri, settings.page_limit())?;
+    let items = L::items(platform.backend(), peer(&caller)?)?;
+    Ok(paginate(
+        items,
+        L::last_updated,
+        &params,
+        &settings.module_url(L::MODULE),
+        settings.page_limit(),
+    ))
+}
+
+/// Locations.
+pub(super) struct Locations;
+/// Tariffs.
+pub(super) struct Tariffs;
+/// Sessions.
+pub(super) struct Sessions;
+/// CDRs.
+pub(super) struct Cdrs;
+
+impl<B: CpoBackend> SenderList<B> for Locations {
+    type Item = Location;
+    const MODULE: &'static str = "locations";
+    fn items(backend: &B, caller: &Peer) -> Result<Vec<Location>, OcpiError> {
+        backend.locations(caller)
+    }
+    fn last_updated(item: &Location) -> DateTime {
+        item.last_updated
+    }
+}
+
+impl<B: CpoBackend> SenderList<B> for Tariffs {
+    type Item = Tariff;
+    const MODULE: &'static str = "tariffs";
+    fn items(backend: &B, caller: &Peer) -> Result<Vec<Tariff>, OcpiError> {
+        backend.tariffs(caller)
+    }
+    fn last_updated(item: &Tariff) -> DateTime {
+        item.last_updated
+    }
+}
+
+impl<B: CpoBackend> SenderList<B> for Sessions {
+    type Item = Session;
+    const MODULE: &'static str = "sessions";
+    fn items(backend: &B, caller: &Peer) -> Result<Vec<Session>, OcpiError> {
+        backend.sessions(caller)
+    }
+    fn last_updated(item: &Session) -> DateTime {
+        item.last_updated
+    }
+}
+
+impl<B: CpoBackend> SenderList<B> for Cdrs {
+    type Item = Cdr;
+    const MODULE: &'static str = "cdrs";
+    fn items(backend: &B, caller: &Peer) -> Result<Vec<Cdr>, OcpiError> {
+        backend.cdrs(caller)
+    }
+    fn last_updated(item: &Cdr) -> DateTime {
+        item.last_updated
+    }
+}
