@@ -43,6 +43,8 @@ pub mod cpo;
 pub mod error;
 pub mod evse;
 pub mod meter;
+#[cfg(test)]
+mod module_graph;
 pub mod outbox;
 pub mod peers;
 pub mod periods;
