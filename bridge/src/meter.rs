@@ -3,6 +3,12 @@
 //! Pure functions: stations report energy in `Wh` or `kWh`, 2.0.1 adds a power-of-ten
 //! multiplier, 1.6 sends text. Everything downstream (kWh on Sessions, CDR totals) works on
 //! the normalised Wh value computed here.
+//!
+//! Signed readings: a 2.0.1 sampled value with a `signedMeterValue` carries the reading in its
+//! numeric `value` and the signature beside it, so it counts for energy like any other reading
+//! (Eichrecht stations sign exactly the Transaction.Begin and Transaction.End readings). A 1.6
+//! `SignedData` value is the signed blob itself: the OCPP adapter stores it without a numeric
+//! value, so it never counts. The signature goes into the CDR's `signed_data` either way.
 
 use rust_decimal::Decimal;
 
@@ -44,9 +50,11 @@ pub fn to_samples(values: &[ocpp::MeterValue]) -> Vec<state::MeterSample> {
 }
 
 /// The cumulative imported energy of a sample in Wh, if it is a phase-less energy register
-/// reading with a known unit. Per-phase readings are ignored: the total is what is billed.
+/// reading with a known unit and a numeric value. Per-phase readings are ignored: the total is
+/// what is billed. A signature beside the value (2.0.1 `signedMeterValue`) does not change the
+/// reading; a 1.6 `SignedData` blob has no numeric value and is not a reading.
 pub fn energy_wh(s: &state::MeterSample) -> Option<Decimal> {
-    if s.measurand != ENERGY_REGISTER || s.phase.is_some() || s.signed.is_some() {
+    if s.measurand != ENERGY_REGISTER || s.phase.is_some() {
         return None;
     }
     let value = s.value?;
@@ -161,6 +169,49 @@ mod tests {
         let mut phased = sample(ENERGY_REGISTER, "10", "Wh", 0);
         phased.phase = Some("L1".into());
         assert_eq!(energy_wh(&phased), None);
+    }
+
+    fn signature() -> state::SignedData {
+        state::SignedData {
+            signed_meter_data: "T0NNRnx7fQ==".into(),
+            signing_method: "ECDSA-secp256r1-SHA256".into(),
+            encoding_method: "OCMF".into(),
+            public_key: None,
+        }
+    }
+
+    #[test]
+    fn a_201_signed_reading_counts_with_its_numeric_value() {
+        let mut s = sample(ENERGY_REGISTER, "1234.5", "Wh", 0);
+        s.signed = Some(signature());
+        assert_eq!(energy_wh(&s), Some(Decimal::from_str("1234.5").unwrap()));
+        let mut k = sample(ENERGY_REGISTER, "2.5", "kWh", 0);
+        k.signed = Some(signature());
+        assert_eq!(energy_wh(&k), Some(Decimal::from(2500)));
+    }
+
+    #[test]
+    fn a_16_signed_data_blob_is_not_a_reading() {
+        // The 1.6 adapter keeps `SignedData` raw, without a numeric value.
+        let mut s = sample(ENERGY_REGISTER, "OCMF|{}|{}", "Wh", 0);
+        s.format = Some("SignedData".into());
+        s.signed = Some(signature());
+        assert_eq!(s.value, None);
+        assert_eq!(energy_wh(&s), None);
+    }
+
+    #[test]
+    fn signed_begin_and_end_alone_give_the_span() {
+        let mut begin = sample(ENERGY_REGISTER, "1000", "Wh", 0);
+        begin.context = Some("Transaction.Begin".into());
+        begin.signed = Some(signature());
+        let mut end = sample(ENERGY_REGISTER, "3300", "Wh", 0);
+        end.context = Some("Transaction.End".into());
+        end.timestamp = begin.timestamp + chrono::Duration::minutes(30);
+        end.signed = Some(signature());
+        let r = energy_readings(&[begin, end]);
+        assert_eq!(r.begin, Some(Decimal::from(1000)));
+        assert_eq!(r.end, Some(Decimal::from(3300)));
     }
 
     #[test]

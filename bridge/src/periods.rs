@@ -10,6 +10,11 @@
 //!   (meter reset, replaced meter, bogus value) contributes 0 to that interval and is logged.
 //!   When the register never decreases, the total equals `(meter_stop − meter_start) / 1000`.
 //!   Such an interval counts as charging: bad data is no evidence that the EV was idle.
+//! - A reading less than 1 Wh below the one before is not a decrease but a coarser rendering of
+//!   the same register ([`effective_readings`]): 1.6 `meterStart` / `meterStop` are integer Wh
+//!   (truncated), samples often carry decimals, so `meterStop` 28 after a sample of 28.47 is the
+//!   register at ≥ 28.47. Such a reading counts as the previous value (no energy in between, no
+//!   warning), so billing uses the higher, more precise reading.
 //! - An interval whose energy delta is 0 is *parking* (the EV drew no power). The OCPP status
 //!   (`SuspendedEVSE` from smart charging) is deliberately not used: throttling by the CPO must
 //!   never create idle fees.
@@ -164,6 +169,7 @@ fn intervals(m: &Metering, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Inte
         }];
     }
 
+    let points = effective_readings(&points);
     let mut raw: Vec<Interval> = points
         .windows(2)
         .map(|w| {
@@ -220,6 +226,22 @@ fn intervals(m: &Metering, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Inte
             wh,
             charging: !wh.is_zero(),
         });
+    }
+    out
+}
+
+/// The register readings as billed: a reading less than 1 Wh below the previous billed one is
+/// the same register rendered with less precision (an integer 1.6 `meterStop` after a decimal
+/// sample) and is replaced by that previous value. Larger drops are kept: they are real
+/// decreases (meter reset or replacement) and [`periods`] logs them.
+pub fn effective_readings(points: &[(DateTime<Utc>, Decimal)]) -> Vec<(DateTime<Utc>, Decimal)> {
+    let mut out: Vec<(DateTime<Utc>, Decimal)> = Vec::with_capacity(points.len());
+    for &(t, wh) in points {
+        let wh = match out.last() {
+            Some(&(_, prev)) if wh < prev && prev - wh < Decimal::ONE => prev,
+            _ => wh,
+        };
+        out.push((t, wh));
     }
     out
 }

@@ -17,6 +17,12 @@
 //! - `min_price` / `max_price` clamp the total cost only.
 //! - Totals are rounded to 4 decimals with ties to even (`MidpointNearestEven`); the sums are
 //!   of unrounded per-period costs, so there is no rounding drift between dimensions.
+//! - It checks that every charging period starts inside the *half-open* range
+//!   `[start_date_time, end_date_time)`. The range we hand over is the session's own, and our
+//!   periods start inside it, but a session of zero duration (a Session priced at the instant it
+//!   started, before any reading) has the empty range `[start, start)`. [`periods_within_session`]
+//!   checks the closed range itself; when that holds, the engine's warning is a false alarm and
+//!   is not reported (the costs do not depend on it).
 
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -160,19 +166,20 @@ pub fn price(
         warnings.push(format!("tariff {path}: unexpected field"));
     }
 
+    let in_range = periods_within_session(&cdr_value);
     let verdict = cdr::price(&parsed_cdr, engine::TariffSource::single(parsed_tariff), tz);
     let (report, engine_warnings) = match verdict {
         Ok(caveat) => caveat.into_parts(),
         Err(set) => {
             let (error, rest) = set.into_parts();
-            warnings.extend(messages(&rest));
+            warnings.extend(engine_messages(&rest, in_range));
             return Err(PricingError::Engine {
                 error: error.to_string(),
                 warnings,
             });
         }
     };
-    warnings.extend(messages(&engine_warnings));
+    warnings.extend(engine_messages(&engine_warnings, in_range));
     for t in &report.tariff_reports {
         for (path, ws) in &t.warnings {
             warnings.extend(ws.iter().map(|w| format!("tariff {path}: {w}")));
@@ -205,12 +212,47 @@ pub fn price(
     Ok(costs)
 }
 
-/// `path: message` for every warning of a set.
-fn messages<W: ocpi_tariffs::Warning>(set: &ocpi_tariffs::warning::Set<W>) -> Vec<String> {
-    set.path_msg_map()
+/// `path: message` for every engine warning, without the half-open range complaint when the
+/// periods are inside the session's closed range (see the module docs).
+fn engine_messages(
+    set: &ocpi_tariffs::warning::Set<engine::Warning>,
+    in_range: bool,
+) -> Vec<String> {
+    set.path_map()
         .into_iter()
-        .flat_map(|(path, msgs)| msgs.into_iter().map(move |m| format!("{path}: {m}")))
+        .flat_map(|(path, ws)| {
+            ws.into_iter()
+                .filter(move |w| {
+                    !(in_range
+                        && matches!(w, engine::Warning::PeriodsOutsideStartEndDateTime { .. }))
+                })
+                .map(move |w| format!("{path}: {w}"))
+        })
         .collect()
+}
+
+/// Whether the CDR has a readable `start_date_time` ≤ `end_date_time` and every charging period
+/// starts inside that closed range — the range the engine is handed matches the session.
+pub fn periods_within_session(cdr: &Value) -> bool {
+    let time = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let (Some(start), Some(end)) = (
+        time(cdr.get("start_date_time")),
+        time(cdr.get("end_date_time")),
+    ) else {
+        return false;
+    };
+    if end < start {
+        return false;
+    }
+    let Some(periods) = cdr.get("charging_periods").and_then(Value::as_array) else {
+        return false;
+    };
+    periods
+        .iter()
+        .all(|p| time(p.get("start_date_time")).is_some_and(|t| start <= t && t <= end))
 }
 
 fn from_engine(p: ocpi_tariffs::Price) -> Price {

@@ -852,15 +852,47 @@ pub(crate) fn is_functional(module: &ModuleId) -> bool {
 }
 
 /// Joins an endpoint URL and a suffix with exactly one slash (empty suffix = the endpoint itself).
+///
+/// The suffix is a path whose segments are already percent-encoded (build it with [`path`]). As
+/// a last line of defence, whatever could not stand in a URL path as it is — `?`, `#`, spaces,
+/// control and non-ASCII characters, a `%` that does not start an escape — is percent-encoded
+/// here, so no suffix can add a query or a fragment or reach the peer malformed.
 pub fn join_url(base: &str, suffix: &str) -> String {
-    let suffix = suffix.trim_start_matches('/');
+    let suffix = escape_path(suffix.trim_start_matches('/'));
     if suffix.is_empty() {
         return base.to_owned();
     }
     format!("{}/{}", base.trim_end_matches('/'), suffix)
 }
 
-/// Percent-encodes and joins path segments.
+/// `suffix` with every byte that may not appear in a URL path percent-encoded (RFC 3986 `pchar`
+/// and `/` stay; a `%` stays only before two hex digits).
+fn escape_path(suffix: &str) -> String {
+    let bytes = suffix.as_bytes();
+    let mut out = String::with_capacity(suffix.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let keep = match b {
+            b'%' => {
+                bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' | b':' | b'@' | b'/' => true,
+            _ => false,
+        };
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes every segment (all but RFC 3986 unreserved characters) and joins them with
+/// `/`: the path suffix of a request for [`Client::send`] / [`Client::send_to`]. A `/` inside an
+/// id becomes `%2F`, so it stays one segment.
 pub fn path(segments: &[&str]) -> String {
     segments
         .iter()
@@ -972,6 +1004,55 @@ mod tests {
             "https://h/ocpi/locations/"
         );
         assert_eq!(path(&["NL", "ABC", "a b/c"]), "NL/ABC/a%20b%2Fc");
+    }
+
+    #[test]
+    fn every_unsafe_character_of_an_id_is_escaped_and_stays_one_segment() {
+        let ids = [
+            "CS/01-1", "CS#03-1", "CS?04-1", "CS%05-1", "CS 06-1", "CSé07-1",
+        ];
+        let encoded: Vec<String> = ids
+            .iter()
+            .map(|id| path(&["NL", "BRG", "LOC1", id]))
+            .collect();
+        assert_eq!(
+            encoded,
+            [
+                "NL/BRG/LOC1/CS%2F01-1",
+                "NL/BRG/LOC1/CS%2303-1",
+                "NL/BRG/LOC1/CS%3F04-1",
+                "NL/BRG/LOC1/CS%2505-1",
+                "NL/BRG/LOC1/CS%2006-1",
+                "NL/BRG/LOC1/CS%C3%A907-1",
+            ]
+        );
+        for (id, e) in ids.iter().zip(&encoded) {
+            // Joining leaves an encoded path alone, and the URL parser sees 4 segments with the
+            // id as the last one.
+            let url = Url::parse(&join_url("https://h/ocpi/locations/", e)).unwrap();
+            assert_eq!(url.query(), None, "{id}");
+            assert_eq!(url.fragment(), None, "{id}");
+            let segs: Vec<&str> = url.path_segments().unwrap().collect();
+            assert_eq!(segs.len(), 6, "{id}: {url}");
+            let last = percent_encoding::percent_decode_str(segs[5])
+                .decode_utf8()
+                .unwrap();
+            assert_eq!(last, *id);
+        }
+    }
+
+    #[test]
+    fn join_url_escapes_what_a_raw_suffix_cannot_carry() {
+        assert_eq!(
+            join_url("https://h/x", "/NL/ABC/a b?c#d%zz%41é"),
+            "https://h/x/NL/ABC/a%20b%3Fc%23d%25zz%41%C3%A9"
+        );
+        assert_eq!(
+            join_url("https://h/x", "/NL/ABC/a%2Fb"),
+            "https://h/x/NL/ABC/a%2Fb"
+        );
+        assert_eq!(join_url("https://h/x", "a%"), "https://h/x/a%25");
+        assert_eq!(join_url("https://h/x", "a%4"), "https://h/x/a%254");
     }
 
     #[test]

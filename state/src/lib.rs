@@ -16,6 +16,7 @@
 //! - [`outbox`]: the per-peer push queue (payload type chosen by the caller).
 //! - [`records`]: typed documents ([`Record`]) with creation order, and string indexes
 //!   ([`Index`]): how the bridge stores sessions, CDRs, tokens, commands and reservations.
+//! - [`uid`]: the safe alphabet of generated EVSE uids.
 //! - [`peers`]: OCPI peer records (opaque JSON owned by the `ocpi` crate) and meta values.
 //!
 //! Invariants: a 1.6 transaction id handed out is never handed out again (the counter lives in
@@ -27,6 +28,7 @@ pub mod peers;
 pub mod records;
 pub mod stations;
 pub mod transactions;
+pub mod uid;
 
 mod keys;
 

@@ -247,21 +247,24 @@ impl Txn<'_> {
         self.put(idx::EVSE_STATES, tree::EVSE_STATES, key, e)
     }
 
-    /// The EVSE uid of a station's EVSE, allocating a stable one on first sight. The uid is
-    /// `{station}-{evse}` when that fits OCPI's 36 characters and is free, else a generated
-    /// one; either way it is stored and never derived again (nor parsed back).
+    /// The EVSE uid of a station's EVSE, allocating a stable one on first sight: the
+    /// [`crate::uid::preferred_evse_uid`] when it is free, else a generated `EVSE-{n}`. Either
+    /// way it is stored and never derived again (nor parsed back).
     pub fn evse_uid(&self, station: &str, evse_id: u32) -> Result<String, TxError> {
         let key = keys::connector(station, evse_id, 0);
         if let Some(v) = self.trees[idx::EVSE_UIDS].get(&key)? {
             return Ok(String::from_utf8_lossy(&v).into_owned());
         }
-        let mut uid = format!("{station}-{evse_id}");
         let taken = |u: &str| -> Result<bool, TxError> {
             Ok(self.trees[idx::EVSE_BY_UID]
                 .get(u.to_ascii_lowercase().as_bytes())?
                 .is_some())
         };
-        if uid.len() > 36 || !uid.bytes().all(|b| b.is_ascii_graphic()) || taken(&uid)? {
+        let mut uid = match crate::uid::preferred_evse_uid(station, evse_id) {
+            Some(u) if !taken(&u)? => u,
+            _ => String::new(),
+        };
+        if uid.is_empty() {
             loop {
                 uid = format!("EVSE-{}", self.trees[idx::EVSE_UIDS].generate_id()?);
                 if !taken(&uid)? {

@@ -1,6 +1,7 @@
 //! Tests of the store: id allocation, idempotence keys, outbox semantics, documents.
 
 use super::*;
+use crate::keys::idx;
 use chrono::{TimeZone, Utc};
 
 fn open(dir: &Path) -> Store {
@@ -321,6 +322,56 @@ fn evse_uids_are_allocated_once_and_resolve_back() {
     assert_eq!(store.evse_by_uid("cs1-1").unwrap(), Some(("CS1".into(), 1)));
     assert_eq!(store.evse_by_uid(&b).unwrap(), Some((long.clone(), 1)));
     assert_eq!(store.evse_uid(&long, 1).unwrap(), Some(b));
+}
+
+#[tokio::test]
+async fn evse_uids_use_the_safe_alphabet_and_stored_ones_never_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // A uid allocated by an older version from a station id with `/`: stored as it was.
+    store
+        .tree(idx::EVSE_UIDS)
+        .insert(keys::connector("CS/01", 1, 0), "CS/01-1".as_bytes())
+        .unwrap();
+    store
+        .tree(idx::EVSE_BY_UID)
+        .insert("cs/01-1".as_bytes(), "CS/01\x001".as_bytes())
+        .unwrap();
+    let mut uids = Vec::new();
+    for station in [
+        "CS/01", "CS/02", "CS#03", "CS?04", "CS%05", "CS 06", "CSé07", "CS_02",
+    ] {
+        uids.push(store.update(|tx| tx.evse_uid(station, 1)).unwrap());
+    }
+    assert_eq!(uids[0], "CS/01-1", "a stored uid is kept");
+    assert_eq!(
+        &uids[1..7],
+        [
+            "CS_02-1", "CS_03-1", "CS_04-1", "CS_05-1", "CS_06-1", "CS_07-1"
+        ]
+    );
+    // `CS_02-1` is taken by `CS/02`: the real `CS_02` gets a generated one.
+    assert!(
+        uids[7].starts_with("EVSE-") && uid::is_safe_uid(&uids[7]),
+        "{}",
+        uids[7]
+    );
+    assert_eq!(
+        store.evse_by_uid("cs_05-1").unwrap(),
+        Some(("CS%05".into(), 1))
+    );
+    store.flush().await.unwrap();
+    drop(store);
+    let store = open(dir.path());
+    for (station, uid) in [
+        "CS/01", "CS/02", "CS#03", "CS?04", "CS%05", "CS 06", "CSé07", "CS_02",
+    ]
+    .iter()
+    .zip(&uids)
+    {
+        assert_eq!(store.update(|tx| tx.evse_uid(station, 1)).unwrap(), *uid);
+        assert_eq!(store.evse_uid(station, 1).unwrap().as_ref(), Some(uid));
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod check_config;
 mod commands;
 mod connections;
 mod errors;
+mod metering;
 mod ocpi_outbox;
 mod ocpi_push;
 mod ocpi_registration;
@@ -18,6 +19,8 @@ mod ocpi_support;
 mod ops;
 mod restart;
 mod shutdown;
+mod station_ids;
+mod stops;
 mod transactions;
 
 use std::time::Duration;

@@ -44,6 +44,67 @@ pub(crate) async fn daemon_with_hub(config: TestConfig) -> (Hub, Daemon) {
     (hub, daemon)
 }
 
+/// Like [`daemon_with_hub`], and waits until both sides finished the registration: the daemon
+/// lists the hub as registered and the hub knows the daemon's endpoints (to push tokens).
+pub(crate) async fn registered_with_hub(config: TestConfig) -> (Hub, Daemon) {
+    let (hub, daemon) = daemon_with_hub(config).await;
+    eventually("the hub registered in /admin/peers", PUSH_SOON, || async {
+        let peer = admin_peer(&daemon, &hub.peer_id()).await;
+        if peer["status"] == "registered" {
+            Ok(())
+        } else {
+            Err(peer)
+        }
+    })
+    .await;
+    eventually("daemon endpoints known to the hub", PUSH_SOON, || async {
+        let eps = hub.bridge_endpoints();
+        if eps.iter().any(|(id, _, _)| id == "tokens") {
+            Ok(())
+        } else {
+            Err(eps)
+        }
+    })
+    .await;
+    (hub, daemon)
+}
+
+/// Waits for the accepted CDR POST of transaction `id`, then keeps watching for `quiet`:
+/// exactly one accepted CDR carries that id. Returns its body.
+pub(crate) async fn the_one_cdr(hub: &Hub, id: &str, quiet: Duration) -> Value {
+    let cdr = hub.wait_cdr(id, PUSH_SOON).await;
+    tokio::time::sleep(quiet).await;
+    let n = hub
+        .accepted()
+        .iter()
+        .filter(|p| p.is("POST", "cdrs") && p.body.as_ref().is_some_and(|b| b["id"] == id))
+        .count();
+    assert_eq!(
+        n,
+        1,
+        "exactly one CDR for transaction {id}:\n{}",
+        bridge_tests::hub::summarize(&hub.pushes())
+    );
+    cdr.body.expect("CDR body")
+}
+
+/// The single transaction of `station` in `/admin/transactions` (waits until it is listed).
+pub(crate) async fn only_transaction(daemon: &Daemon, station: &str) -> Value {
+    eventually(
+        &format!("one transaction of {station}"),
+        PUSH_SOON,
+        || async {
+            let mut txs = daemon.transactions_of(station).await;
+            if txs.len() == 1 {
+                Ok(txs.remove(0))
+            } else {
+                Err(txs)
+            }
+        },
+    )
+    .await
+}
+
 /// Connect `id`, BootNotification.
 pub(crate) async fn booted(daemon: &Daemon, id: &str, version: OcppVersion) -> Station {
     let cs = Station::connect_to(daemon, id, version).await;

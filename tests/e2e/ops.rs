@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{SOON, default_config};
 
 /// The value of a Prometheus sample whose line starts with `prefix` (name and labels).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (series, value) = l.rsplit_once(' ')?;
         let (metric_name, rest) = series.split_once('{').unwrap_or((series, ""));
@@ -28,7 +28,7 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-async fn scrape(daemon: &Daemon) -> String {
+pub(crate) async fn scrape(daemon: &Daemon) -> String {
     let (status, body) = daemon.admin_get_raw("/metrics").await;
     assert_eq!(status, 200, "{body}");
     body

@@ -27,6 +27,13 @@ use tempfile::TempDir;
 
 use crate::config::TestConfig;
 
+/// Bytes escaped in one URL path segment: all but RFC 3986 unreserved characters.
+pub const URL_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// How long the daemon may take from spawn to ready file.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the daemon may take to exit after SIGTERM/SIGINT.
@@ -104,9 +111,14 @@ impl Daemon {
         self.ready.admin
     }
 
-    /// `ws://{ocpp}/ocpp/{station_id}`.
+    /// `ws://{ocpp}/ocpp/{station_id}`, the id percent-encoded (every byte but letters,
+    /// digits and `-._~`), as a station whose id has `/`, `#`, spaces or `é` must send it.
     pub fn ocpp_url(&self, station_id: &str) -> String {
-        format!("ws://{}/ocpp/{}", self.ready.ocpp, station_id)
+        format!(
+            "ws://{}/ocpp/{}",
+            self.ready.ocpp,
+            percent_encoding::utf8_percent_encode(station_id, URL_SEGMENT)
+        )
     }
 
     /// The config this daemon was started with.

@@ -146,6 +146,50 @@ fn meter_reset_contributes_zero_but_is_not_parking() {
 }
 
 #[test]
+fn an_integer_meter_stop_just_below_a_decimal_sample_is_not_a_decrease() {
+    // 1.6: meterStart 1000, a sample of 28470.47 Wh at 10:50, meterStop 28470 (integer Wh,
+    // truncated). The stop is the same register: billed up to 28470.47, the last 10 minutes
+    // without energy are parking.
+    let mut m = metering(
+        "2024-06-01T10:00:00Z",
+        "2024-06-01T11:00:00Z",
+        vec![energy("2024-06-01T10:50:00Z", "28470.47")],
+    );
+    m.meter_start_wh = Some(d("1000"));
+    m.meter_stop_wh = Some(d("28470"));
+    assert_eq!(
+        shape(&periods(&m, &[])),
+        vec![
+            (m.start, t("2024-06-01T10:50:00Z"), d("27.47047"), true),
+            (t("2024-06-01T10:50:00Z"), m.end, d("0"), false),
+        ]
+    );
+}
+
+#[test]
+fn effective_readings_absorb_sub_wh_drops_only() {
+    let at = |m: i64| t("2024-06-01T10:00:00Z") + TimeDelta::minutes(m);
+    let pts = vec![
+        (at(0), d("10.6")),
+        (at(1), d("10")),    // 0.6 Wh below: the same register, rounded → 10.6
+        (at(2), d("11.3")),  // real progress
+        (at(3), d("10.3")),  // exactly 1 Wh below: a real decrease, kept
+        (at(4), d("10.25")), // 0.05 below the kept 10.3 → 10.3
+    ];
+    assert_eq!(
+        effective_readings(&pts),
+        vec![
+            (at(0), d("10.6")),
+            (at(1), d("10.6")),
+            (at(2), d("11.3")),
+            (at(3), d("10.3")),
+            (at(4), d("10.3")),
+        ]
+    );
+    assert!(effective_readings(&[]).is_empty());
+}
+
+#[test]
 fn unknown_energy_is_charging_known_zero_is_parking() {
     let m = metering("2024-06-01T10:00:00Z", "2024-06-01T11:00:00Z", vec![]);
     assert_eq!(

@@ -283,3 +283,60 @@ fn free_tariff_costs_zero() {
     let c = priced(&m, &tr);
     assert_eq!(c.total_cost, p("0", "0"));
 }
+
+#[test]
+fn a_session_priced_at_its_start_instant_has_no_range_warning() {
+    // A Session rendered when it started: no reading yet, start = end, one period at start.
+    // FLAT 1.50 is due at once; no time, no energy.
+    let tr = tariff(serde_json::json!([
+        {"price_components": [component("FLAT", "1.50", None, 0), component("TIME", "2", None, 900)]}
+    ]));
+    let m = metering("2024-06-01T10:00:00Z", "2024-06-01T10:00:00Z", "0", "0");
+    let c = priced(&m, &tr);
+    assert_eq!(c.total_cost, p("1.5", "1.5"));
+    assert_eq!(c.total_time, d("0"));
+}
+
+#[test]
+fn periods_outside_the_session_still_warn() {
+    let tr = tariff(serde_json::json!([
+        {"price_components": [component("ENERGY", "0.25", None, 1)]}
+    ]));
+    let m = metering("2024-06-01T10:00:00Z", "2024-06-01T11:00:00Z", "0", "2000");
+    let mut cdr = cdr_for(&m, &tr);
+    cdr["start_date_time"] = "2024-06-01T10:30:00Z".into();
+    assert!(!periods_within_session(&cdr));
+    let c = price(&cdr, &tr, Amsterdam).expect("priced");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("not contained")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn periods_within_session_is_the_closed_range() {
+    let cdr = |start: &str, end: &str, periods: &[&str]| {
+        serde_json::json!({
+            "start_date_time": start,
+            "end_date_time": end,
+            "charging_periods": periods
+                .iter()
+                .map(|p| serde_json::json!({"start_date_time": p}))
+                .collect::<Vec<_>>(),
+        })
+    };
+    let (a, b, c) = (
+        "2024-06-01T10:00:00Z",
+        "2024-06-01T10:30:00.5Z",
+        "2024-06-01T11:00:00Z",
+    );
+    assert!(periods_within_session(&cdr(a, c, &[a, b])));
+    assert!(periods_within_session(&cdr(a, a, &[a])));
+    assert!(periods_within_session(&cdr(a, c, &[a, c])));
+    assert!(!periods_within_session(&cdr(b, c, &[a])));
+    assert!(!periods_within_session(&cdr(a, b, &[a, c])));
+    assert!(!periods_within_session(&cdr(c, a, &[c])));
+    assert!(!periods_within_session(&cdr(a, "yesterday", &[a])));
+    assert!(!periods_within_session(&serde_json::json!({})));
+}

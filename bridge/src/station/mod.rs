@@ -10,10 +10,12 @@
 //!   retry and finally drop it); only a storage failure answers `InternalError`, so it retries.
 //!
 //! Split by concern: [`evses`] (connector statuses → published OCPI EVSE states and their
-//! pushes), [`transactions`] (transaction messages → transactions and their sessions); this
+//! pushes), [`transactions`] (transaction messages → transactions and their sessions),
+//! [`stops`] (a transaction's stop facts are frozen by its first stop); this
 //! module admits stations, tracks connections, boots and dispatches.
 
 mod evses;
+pub mod stops;
 mod transactions;
 
 use std::collections::HashMap;

@@ -315,3 +315,88 @@ async fn boot_is_accepted_with_the_configured_interval_and_recorded() {
     assert_eq!(st.meter_serial_number.as_deref(), Some("MTR"));
     assert_eq!(st.ocpp_version.as_deref(), Some("1.6"));
 }
+
+#[tokio::test]
+async fn a_different_1_6_stop_after_completion_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let id = tx_id(s.request(&c, start(1, "TAG", 1000, ts(0))).await.unwrap());
+    let stop = |wh: i64, at, reason: Option<&str>| {
+        StationRequest::StopTransaction(ocpp::StopTransaction {
+            transaction_id: id,
+            id_tag: None,
+            meter_stop_wh: wh,
+            timestamp: at,
+            reason: reason.map(str::to_owned),
+            transaction_data: vec![],
+        })
+    };
+    for req in [
+        stop(2500, ts(120), None),
+        stop(2500, ts(120), None),           // retried
+        stop(9000, ts(600), Some("Remote")), // conflicting: answered, ignored
+        stop(2600, ts(120), None),           // conflicting meter only
+    ] {
+        assert!(matches!(
+            s.request(&c, req).await.unwrap(),
+            StationResponse::StopTransaction { .. }
+        ));
+    }
+    let t = s
+        .store
+        .transaction_by_ocpp("CS1", &id.to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.stopped_at, Some(ts(120)));
+    assert_eq!(t.meter_stop_wh, Some(Decimal::from(2500)));
+    assert_eq!(t.meter_last_wh, Some(Decimal::from(2500)));
+    assert_eq!(t.stop_reason.as_deref(), Some("Local"));
+}
+
+#[tokio::test]
+async fn another_2_0_1_ended_event_changes_nothing() {
+    use ocpp::TransactionEventType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V201);
+    let end_reading = |wh: &str, at| ocpp::MeterValue {
+        timestamp: at,
+        sampled: vec![ocpp::SampledValue {
+            value: Some(wh.parse().unwrap()),
+            raw: wh.into(),
+            measurand: meter::ENERGY_REGISTER.into(),
+            unit: "Wh".into(),
+            multiplier: 0,
+            phase: None,
+            context: Some("Transaction.End".into()),
+            location: None,
+            format: None,
+            signed: None,
+        }],
+    };
+    let mut ended = event(Ended, 1, ts(300));
+    ended.stopped_reason = Some("EVDisconnected".into());
+    ended.meter_values = vec![end_reading("4000", ts(300))];
+    // The same Ended under a new seqNo (a repeat), then a different one (a conflict).
+    let mut repeat = ended.clone();
+    repeat.seq_no = 2;
+    let mut other = event(Ended, 3, ts(900));
+    other.stopped_reason = Some("Remote".into());
+    other.meter_values = vec![end_reading("9000", ts(900))];
+    for ev in [event(Started, 0, ts(0)), ended, repeat, other] {
+        s.request(&c, StationRequest::TransactionEvent(ev))
+            .await
+            .unwrap();
+    }
+    let t = s
+        .store
+        .transaction_by_ocpp("CS1", "tx-201")
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.stopped_at, Some(ts(300)));
+    assert_eq!(t.stop_reason.as_deref(), Some("EVDisconnected"));
+    assert_eq!(t.meter_stop_wh, Some(Decimal::from(4000)));
+    assert_eq!(t.last_seq_no, Some(1));
+    assert_eq!(t.samples, 1);
+}

@@ -11,7 +11,7 @@ use ocpp::{CallFault, IdToken, OcppVersion, RequestContext, StationId, StationRe
 use rust_decimal::Decimal;
 use state::{Transaction, TransactionStatus};
 
-use super::{StationService, internal};
+use super::{StationService, internal, stops};
 use crate::auth::Decision;
 use crate::error::Logged;
 use crate::meter;
@@ -175,7 +175,12 @@ impl StationService {
         let samples = meter::to_samples(&req.transaction_data);
         let ocpp_id = req.transaction_id.to_string();
         let reason = req.reason.clone().unwrap_or_else(|| "Local".to_owned());
-        let known = self
+        let facts = stops::StopFacts {
+            at: req.timestamp,
+            meter_stop_wh: Some(Decimal::from(req.meter_stop_wh)),
+            reason: reason.clone(),
+        };
+        let (known, kind, stored) = self
             .store
             .update(|tx| {
                 let (mut rec, known) = match tx.transaction_by_ocpp(station.as_str(), &ocpp_id)? {
@@ -198,10 +203,10 @@ impl StationService {
                         (rec, false)
                     }
                 };
-                if rec.status == TransactionStatus::Completed
-                    && rec.stopped_at == Some(req.timestamp)
-                {
-                    return Ok(known); // a retried StopTransaction
+                // Stop facts are frozen by the first stop (the CDR is made from them).
+                let kind = stops::classify(&rec, &facts);
+                if kind != stops::StopKind::First {
+                    return Ok((known, kind, stops::stored_facts(&rec)));
                 }
                 Self::add_samples(tx, &mut rec, &samples)?;
                 rec.status = TransactionStatus::Completed;
@@ -212,12 +217,19 @@ impl StationService {
                 rec.offline |= req.timestamp < Utc::now() - chrono::Duration::minutes(5);
                 rec.updated_at = Utc::now();
                 tx.put_transaction(&rec)?;
-                Ok(known)
+                Ok((known, stops::StopKind::First, None))
             })
             .map_err(internal)?;
         self.durable().await?;
-        metrics::counter!("bridge_transactions_stopped_total").increment(1);
-        tracing::info!(transaction = req.transaction_id, known, reason = %reason, "transaction stopped");
+        stops::report(
+            &req.transaction_id.to_string(),
+            kind,
+            &facts,
+            stored.as_ref(),
+        );
+        if kind == stops::StopKind::First {
+            tracing::info!(transaction = req.transaction_id, known, reason = %reason, "transaction stopped");
+        }
         self.session_changed(station, &ocpp_id).await;
         let id_tag_info = match &req.id_tag {
             Some(tag) => {
@@ -275,11 +287,20 @@ impl StationService {
     ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
         let samples = meter::to_samples(&ev.meter_values);
-        let applied = self
+        let ended = ev.event_type == ocpp::TransactionEventType::Ended;
+        let facts = stops::StopFacts {
+            at: ev.timestamp,
+            meter_stop_wh: meter::energy_readings(&samples).end,
+            reason: ev
+                .stopped_reason
+                .clone()
+                .unwrap_or_else(|| "Local".to_owned()),
+        };
+        let (applied, stop) = self
             .store
             .update(|tx| {
                 if !tx.first_time_event(station.as_str(), &ev.transaction_id, ev.seq_no)? {
-                    return Ok(false);
+                    return Ok((false, None));
                 }
                 let at = ev.evse.unwrap_or(ocpp::EvseRef {
                     evse_id: 0,
@@ -295,26 +316,29 @@ impl StationService {
                         ev.timestamp,
                     ),
                 };
+                // Another Ended event (new seqNo) for a completed transaction: its stop facts
+                // are frozen, the event changes nothing.
+                let stop = ended.then(|| stops::classify(&rec, &facts));
+                if let Some(kind) = stop
+                    && kind != stops::StopKind::First
+                {
+                    return Ok((false, Some((kind, stops::stored_facts(&rec)))));
+                }
                 apply_event(&mut rec, ev);
                 Self::add_samples(tx, &mut rec, &samples)?;
                 rec.updated_at = Utc::now();
                 tx.put_transaction(&rec)?;
-                Ok(true)
+                Ok((true, stop.map(|k| (k, None))))
             })
             .map_err(internal)?;
         self.durable().await?;
+        if let Some((kind, stored)) = &stop {
+            stops::report(&ev.transaction_id, *kind, &facts, stored.as_ref());
+        }
         tracing::info!(transaction = %ev.transaction_id, event = ?ev.event_type, seq = ev.seq_no,
             offline = ev.offline, duplicate = !applied, "transaction event");
-        if applied {
-            match ev.event_type {
-                ocpp::TransactionEventType::Started => {
-                    metrics::counter!("bridge_transactions_started_total").increment(1)
-                }
-                ocpp::TransactionEventType::Ended => {
-                    metrics::counter!("bridge_transactions_stopped_total").increment(1)
-                }
-                ocpp::TransactionEventType::Updated => {}
-            }
+        if applied && ev.event_type == ocpp::TransactionEventType::Started {
+            metrics::counter!("bridge_transactions_started_total").increment(1)
         }
         // Authorization: a remote start we asked for, else the token this event carries.
         let remote = ev

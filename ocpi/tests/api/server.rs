@@ -158,6 +158,30 @@ async fn location_evse_connector_lookup_is_case_insensitive_and_404s() {
 }
 
 #[tokio::test]
+async fn ids_with_url_characters_are_found_by_their_percent_encoded_segment() {
+    // Ids an older version may have stored: `/`, `#`, `?`, `%`, space, `é`.
+    let (app, _) = app_with_peer(vec![location("L/1 #?%é", ts(1))]);
+    let auth = Some("Token peer-token");
+    let loc = call(
+        &app,
+        get("/ocpi/2.2.1/locations/L%2F1%20%23%3F%25%C3%A9", auth),
+    )
+    .await;
+    assert_eq!((loc.status, loc.code()), (200, 1000));
+    assert_eq!(loc.json["data"]["id"], "L/1 #?%é");
+    let evse = call(
+        &app,
+        get(
+            "/ocpi/2.2.1/locations/L%2F1%20%23%3F%25%C3%A9/L%2F1%20%23%3F%25%C3%A9-E1",
+            auth,
+        ),
+    )
+    .await;
+    assert_eq!((evse.status, evse.code()), (200, 1000));
+    assert_eq!(evse.json["data"]["uid"], "L/1 #?%é-E1");
+}
+
+#[tokio::test]
 async fn tariffs_list_has_numbers_not_strings() {
     let (app, platform) = app_with_peer(vec![]);
     *platform.backend().tariffs.lock().expect("lock") = vec![tariff("T1", ts(5))];

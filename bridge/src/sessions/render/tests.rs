@@ -224,3 +224,92 @@ fn signed_meter_values_become_ocpi_signed_data() {
     assert_eq!(values[1]["nature"], "End");
     assert_eq!(values[1]["plain_data"], "OCMF|end|sig");
 }
+
+/// A 2.0.1 signed reading: the numeric value plus its signature.
+fn signed(min: i64, wh: &str, context: Option<&str>) -> state::MeterSample {
+    let mut s = sample(min, wh, context);
+    s.signed = Some(state::SignedData {
+        signed_meter_data: base64::engine::general_purpose::STANDARD.encode(format!(
+            "OCMF|{{\"RD\":[{{\"RV\":{wh}}}]}}|{{\"SD\":\"30\"}}"
+        )),
+        signing_method: "ECDSA-secp256r1-SHA256".into(),
+        encoding_method: "OCMF".into(),
+        public_key: Some("KEY".into()),
+    });
+    s
+}
+
+/// A completed 2.0.1 transaction as the station service stores it: meter start / stop come
+/// from the Transaction.Begin / Transaction.End readings.
+fn transaction_201(samples: &[state::MeterSample]) -> state::Transaction {
+    let r = crate::meter::energy_readings(samples);
+    let mut t = transaction(true);
+    t.ocpp_version = "2.0.1".into();
+    t.meter_start_wh = r.begin;
+    t.meter_stop_wh = r.end;
+    t.meter_last_wh = r.last.map(|(_, v)| v);
+    t
+}
+
+#[test]
+fn signed_begin_and_end_readings_alone_bill_end_minus_begin() {
+    let samples = vec![
+        signed(0, "1000", Some("Transaction.Begin")),
+        signed(90, "3300", Some("Transaction.End")),
+    ];
+    let cdr = wire(
+        render_cdr(
+            &us(),
+            &record(Some(energy_tariff())),
+            &transaction_201(&samples),
+            &samples,
+        )
+        .unwrap(),
+    );
+    // 2.3 kWh × 0.30 = 0.69 excl; × 1.21 = 0.8349 incl.
+    assert_eq!(cdr["total_energy"], json!(2.3), "{cdr:#}");
+    assert_eq!(
+        Decimal::from_str(&cdr["total_cost"]["excl_vat"].to_string()).unwrap(),
+        Decimal::from_str("0.69").unwrap()
+    );
+    let values = cdr["signed_data"]["signed_values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{cdr:#}");
+    assert_eq!(values[0]["nature"], "Start");
+    assert_eq!(values[1]["nature"], "End");
+}
+
+#[test]
+fn signed_and_unsigned_readings_mix() {
+    // Signed Begin 1000, unsigned 1500 and 2300, signed End 3300: 2.3 kWh, not the 0.8 kWh
+    // between the unsigned samples.
+    let samples = vec![
+        signed(0, "1000", Some("Transaction.Begin")),
+        sample(30, "1500", Some("Sample.Periodic")),
+        sample(60, "2300", Some("Sample.Periodic")),
+        signed(90, "3300", Some("Transaction.End")),
+    ];
+    let cdr = wire(
+        render_cdr(
+            &us(),
+            &record(Some(energy_tariff())),
+            &transaction_201(&samples),
+            &samples,
+        )
+        .unwrap(),
+    );
+    assert_eq!(cdr["total_energy"], json!(2.3), "{cdr:#}");
+    let energies: Vec<String> = cdr["charging_periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["dimensions"][0]["volume"].to_string())
+        .collect();
+    assert_eq!(energies, ["2.3"], "one charging period: {cdr:#}");
+    assert_eq!(
+        cdr["signed_data"]["signed_values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
