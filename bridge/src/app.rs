@@ -200,6 +200,14 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let registry = ocpp_server.registry();
     let (core, wakes) = Core::build(settings.clone(), store.clone(), registry.clone())?;
+    // No outbound OCPI request (a peer's URL, a command's response_url) may reach the bridge
+    // itself: docs/security.md, "Outbound requests".
+    core.client
+        .egress()
+        .deny_listeners([addresses.ocpp, addresses.ocpi, addresses.admin]);
+    core.client
+        .egress()
+        .deny_origin_of(&settings.ocpi.public_url);
     if core.config_changed {
         let peers = core.peers.all();
         if !peers.is_empty() {

@@ -20,6 +20,7 @@ use reqwest::{Method, Url};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
+use crate::egress::Egress;
 use crate::peer::Peer;
 use crate::settings::Settings;
 use crate::types::{
@@ -149,6 +150,9 @@ pub enum PushError {
     /// The HTTP client could not be built.
     #[error("HTTP client setup failed: {0}")]
     Setup(String),
+    /// The URL names an address the bridge must not reach ([`crate::egress`]).
+    #[error("{0}")]
+    Egress(#[from] crate::egress::Denied),
 }
 
 impl PushError {
@@ -219,6 +223,7 @@ pub(crate) struct Routing {
 pub struct Client {
     http: reqwest::Client,
     from: (CountryCode, PartyId),
+    egress: Egress,
 }
 
 impl Client {
@@ -237,17 +242,36 @@ impl Client {
             // Err means another thread won the race to install one: fine either way.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let egress = Egress::new();
+        // Each redirect hop is checked like the first URL ([`crate::egress`]).
+        let hops = egress.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if let Err(denied) = hops.check_url(attempt.url()) {
+                attempt.error(denied)
+            } else if attempt.previous().len() >= 5 {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .timeout(total)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirect)
+            .dns_resolver(egress.resolver())
             .user_agent(concat!("ocpp-ocpi-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PushError::Setup(e.to_string()))?;
         Ok(Self {
             http,
             from: (settings.country_code.clone(), settings.party_id.clone()),
+            egress,
         })
+    }
+
+    /// The rules for where this client may send requests (shared by its clones).
+    pub fn egress(&self) -> &Egress {
+        &self.egress
     }
 
     /// Sends a request to `{endpoint of (module, role)}/{path_suffix}` using the peer's `token_out`; routing headers
@@ -725,6 +749,7 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<Accepted, PushError> {
         let parsed = Url::parse(url).map_err(|e| PushError::InvalidUrl(format!("{url}: {e}")))?;
+        self.egress.check_url(&parsed)?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let correlation_id =
             correlation_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
@@ -753,10 +778,12 @@ impl Client {
             }
         }
         tracing::debug!(%method, %url, %request_id, %correlation_id, "OCPI request");
-        let response = req
-            .send()
-            .await
-            .map_err(|e| PushError::Retryable(transport_reason(&e)))?;
+        let response = req.send().await.map_err(|e| match denied_in(&e) {
+            // A name that resolves only to denied addresses, or a redirect to one: retrying
+            // will not help.
+            Some(denied) => PushError::Egress(denied),
+            None => PushError::Retryable(transport_reason(&e)),
+        })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -769,6 +796,18 @@ impl Client {
         }
         answer
     }
+}
+
+/// The egress refusal behind a transport error, if that is what it is.
+fn denied_in(e: &reqwest::Error) -> Option<crate::egress::Denied> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(d) = s.downcast_ref::<crate::egress::Denied>() {
+            return Some(d.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 fn transport_reason(e: &reqwest::Error) -> RetryReason {

@@ -26,6 +26,7 @@
 
 mod backend;
 pub mod client;
+pub mod egress;
 pub mod envelope;
 mod peer;
 mod platform;

@@ -50,13 +50,68 @@ pub enum DiscoverError {
 }
 
 impl From<DiscoverError> for OcpiError {
+    /// The error the caller sees. It never carries what the peer's server answered (a body
+    /// excerpt, a status message, a parser's quote of it): whoever holds token A could
+    /// otherwise point `url` at an address only the bridge reaches and read the reply back.
+    /// The whole error is logged.
     fn from(e: DiscoverError) -> Self {
+        tracing::warn!(error = %e, "using the peer's OCPI API failed");
+        let message = e.caller_message();
         match e {
             DiscoverError::Unreachable(_) | DiscoverError::InvalidAnswer(_) => {
-                Self::ClientApiUnusable(e.to_string())
+                Self::ClientApiUnusable(message)
             }
-            DiscoverError::NoMutualVersion(_) => Self::UnsupportedVersion(e.to_string()),
-            DiscoverError::MissingCredentialsEndpoint => Self::NoMatchingEndpoints(e.to_string()),
+            DiscoverError::NoMutualVersion(_) => Self::UnsupportedVersion(message),
+            DiscoverError::MissingCredentialsEndpoint => Self::NoMatchingEndpoints(message),
+        }
+    }
+}
+
+impl DiscoverError {
+    /// What the caller is told: the kind of failure and HTTP/OCPI status codes, nothing of
+    /// the peer's answer.
+    pub fn caller_message(&self) -> String {
+        use crate::client::RetryReason;
+        match self {
+            Self::Unreachable(PushError::Refused {
+                http_status,
+                status_code,
+                ..
+            }) => match status_code {
+                Some(code) => format!(
+                    "cannot use your API: your server answered HTTP {http_status}, OCPI {code}"
+                ),
+                None => format!("cannot use your API: your server answered HTTP {http_status}"),
+            },
+            Self::Unreachable(PushError::Retryable(reason)) => match reason {
+                RetryReason::Timeout => "cannot use your API: no answer in time".into(),
+                RetryReason::Http(s) => {
+                    format!("cannot use your API: your server answered HTTP {s}")
+                }
+                RetryReason::Ocpi { code, .. } => {
+                    format!("cannot use your API: your server answered OCPI {code}")
+                }
+                RetryReason::Network(_) => "cannot use your API: connection failed".into(),
+                RetryReason::InvalidResponse(_) => {
+                    "cannot use your API: the answer is not an OCPI envelope".into()
+                }
+            },
+            Self::Unreachable(PushError::Egress(_)) => {
+                "cannot use your API: the URL names an address this platform does not contact"
+                    .into()
+            }
+            Self::Unreachable(PushError::InvalidUrl(_)) => {
+                "cannot use your API: invalid URL".into()
+            }
+            Self::Unreachable(_) => "cannot use your API".into(),
+            Self::InvalidAnswer(_) => {
+                "cannot use your API: the versions or version details answer is not valid OCPI"
+                    .into()
+            }
+            Self::NoMutualVersion(_) => "no mutual OCPI version".into(),
+            Self::MissingCredentialsEndpoint => {
+                "your version details lack a credentials endpoint".into()
+            }
         }
     }
 }

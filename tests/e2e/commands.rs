@@ -533,6 +533,28 @@ async fn commands_that_cannot_be_forwarded_are_answered_at_once() {
         let r = emsp.send(kind, &body).await;
         assert_eq!(r.ocpi_status(), Some(2001), "{kind}: {}", r.text);
     }
+    // A response_url that names the bridge's own listeners or a metadata address is 2001
+    // (the bridge would POST the result there: SSRF).
+    for url in [
+        format!("http://{}/admin/outbox/x/1/retry", daemon.admin_addr()),
+        format!(
+            "http://localhost:{}/admin/peers",
+            daemon.admin_addr().port()
+        ),
+        format!("http://{}/ocpi/versions", daemon.ocpi_addr()),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fe80::1]:80/x".to_owned(),
+    ] {
+        let mut body = start_body("u1", &evse);
+        body["response_url"] = json!(url);
+        let r = emsp.send("START_SESSION", &body).await;
+        assert_eq!(r.ocpi_status(), Some(2001), "{url}: {}", r.text);
+        assert!(
+            r.text.contains("response_url"),
+            "names the field: {}",
+            r.text
+        );
+    }
     let command_calls: Vec<_> = cs
         .received_calls()
         .into_iter()

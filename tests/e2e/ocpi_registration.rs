@@ -310,3 +310,80 @@ async fn credentials_post_with_an_unreachable_callback_is_3001() {
         "a failed callback must not register: {peers:#}"
     );
 }
+
+#[tokio::test]
+async fn credentials_post_never_reaches_the_bridge_itself_nor_echoes_a_reply() {
+    let daemon = Daemon::start(&ocpi_config()).await;
+    let cred_url = crate::ocpi_support::discover_module(&daemon, TOKEN_A, "credentials").await;
+    // Token A pointing the bridge at its own admin API, its own OCPI listener, a metadata
+    // address, and a local server that answers with a secret.
+    let secret = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = "{\"status_code\": 2000, \"status_message\": \"SECRET-INTERNAL-DATA\", \"data\": \"SECRET-INTERNAL-DATA\"}";
+                let reply = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            }
+        });
+        addr
+    };
+    for url in [
+        format!("http://{}/admin/peers", daemon.admin_addr()),
+        format!(
+            "http://localhost:{}/admin/transactions",
+            daemon.admin_addr().port()
+        ),
+        format!("http://{}/ocpi/versions", daemon.ocpi_addr()),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        format!("http://{secret}/internal"),
+    ] {
+        let body = json!({
+            "token": "some-token-b",
+            "url": url,
+            "roles": [{"role": "EMSP", "country_code": "DE", "party_id": "XYZ", "business_details": {"name": "Nobody"}}],
+        });
+        let r = raw_request(
+            Method::POST,
+            &cred_url,
+            Some(&auth_value(TOKEN_A)),
+            Some(&body.to_string()),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            r.ocpi_status(),
+            Some(3001),
+            "{url}: {} {}",
+            r.status,
+            r.text
+        );
+        for leak in [
+            "SECRET-INTERNAL-DATA",
+            "\"id\"",
+            "registered",
+            "transactions",
+            "token_a",
+        ] {
+            assert!(
+                !r.text.contains(leak),
+                "{url}: the reply leaks {leak}: {}",
+                r.text
+            );
+        }
+    }
+    let peers = daemon.admin_get("/admin/peers").await;
+    assert!(
+        !peers.as_array().is_some_and(|a| a
+            .iter()
+            .any(|p| p["id"] == "DEXYZ" && p["status"] == "registered")),
+        "nothing registered: {peers:#}"
+    );
+}

@@ -13,6 +13,7 @@
 //! Depends on narrow handles only: the store, the [`Catalog`], the peer list and the
 //! [`PushQueue`]. Rendering is [`render`]'s (pure).
 
+pub mod backup;
 pub mod render;
 
 use std::collections::HashMap;
@@ -46,12 +47,34 @@ pub enum SessionBody {
     Patch(Session, SessionPatch),
 }
 
+/// What opening a transaction's Session needs, read before the store transaction
+/// ([`Sessions::prepare`]); [`Sessions::open_in`] writes it.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    /// The RESERVATION Session the transaction continues.
+    reserved: Option<SessionRecord>,
+    peer: Option<String>,
+    /// The peer that receives the Session push.
+    target: Option<String>,
+    cdr_token: CdrToken,
+    auth_method: ocpi::types::AuthMethod,
+    authorization_reference: Option<String>,
+    location_id: String,
+    time_zone: String,
+    currency: String,
+    tariff: Option<ocpi::types::Tariff>,
+    meter_id: Option<String>,
+    status: SessionStatus,
+}
+
 /// The charging flow.
 pub struct Sessions {
     catalog: Arc<Catalog>,
     store: Store,
     peers: Peers,
     push: PushQueue,
+    /// `cdrs.jsonl`.
+    backup: backup::CdrBackup,
     /// When each session's last update was queued (throttling).
     last_update: Mutex<HashMap<String, Instant>>,
 }
@@ -70,7 +93,9 @@ fn push_for(rec: &SessionRecord, peer: &str, push: Push) -> outbox::Entry {
 impl Sessions {
     /// The flow over the store, the catalog, the peers and the push queue.
     pub fn new(catalog: Arc<Catalog>, store: Store, peers: Peers, push: PushQueue) -> Self {
+        let backup = backup::CdrBackup::new(catalog.settings().state.path.join("cdrs.jsonl"));
         Sessions {
+            backup,
             catalog,
             store,
             peers,
@@ -86,15 +111,6 @@ impl Sessions {
     /// A stored session record.
     pub fn record(&self, id: &str) -> Result<Option<SessionRecord>> {
         Ok(self.store.record::<SessionRecord>(id)?)
-    }
-
-    /// The session of a transaction (its own, or the reservation session it consumed).
-    fn record_for_tx(&self, tx_id: &str) -> Result<Option<SessionRecord>> {
-        let sid = self
-            .store
-            .index_get(SESSION_OF_TX, tx_id)?
-            .unwrap_or_else(|| tx_id.to_owned());
-        self.record(&sid)
     }
 
     /// The peer if it is registered and has a receiver for `module`.
@@ -218,18 +234,24 @@ impl Sessions {
         self.commit(target).await
     }
 
-    /// Opens the Session of a transaction once it is authorized (or marks it INVALID when the
-    /// authorization failed). Does nothing if the session exists or the station has no
-    /// configured location.
-    pub async fn started(&self, tx_rec: &Transaction, decision: &Decision) -> Result<()> {
-        if self.record_for_tx(&tx_rec.id)?.is_some() {
-            return Ok(());
-        }
+    /// Reads what opening the Session of a transaction needs (the reservation Session it
+    /// continues, the location, the tariff, the meter): everything but the write, which
+    /// [`Sessions::open_in`] does inside the store transaction that stores the transaction
+    /// itself, so that a crash never leaves a transaction without its Session.
+    ///
+    /// `None` when no Session is due: no OCPI token behind the decision, or no configured
+    /// location for the station.
+    pub fn prepare(
+        &self,
+        station_id: &str,
+        reservation_id: Option<i32>,
+        decision: &Decision,
+    ) -> Result<Option<Opening>> {
         // A transaction that consumes a reservation continues the reservation's Session.
-        let reserved = match tx_rec.reservation_id {
+        let reserved = match reservation_id {
             Some(r) => match self
                 .store
-                .index_get(RESERVATION_SESSION, &format!("{}\0{r}", tx_rec.station_id))?
+                .index_get(RESERVATION_SESSION, &format!("{station_id}\0{r}"))?
             {
                 Some(sid) => self
                     .record(&sid)?
@@ -239,66 +261,94 @@ impl Sessions {
             None => None,
         };
         let Some(token) = &decision.token else {
-            tracing::info!(session = %tx_rec.id, "no OCPI token for this transaction; no Session");
-            return Ok(());
+            return Ok(None);
         };
-        let Some(loc) = self.catalog.location_of(&tx_rec.station_id) else {
-            return Ok(());
+        let Some(loc) = self.catalog.location_of(station_id) else {
+            return Ok(None);
         };
-        let evse_id = tx_rec.evse_id.max(1);
-        let connector_id = tx_rec.connector_id.max(1);
-        let station = self.store.station(&tx_rec.station_id)?;
-        let (tariff, currency) = self.tariff_and_currency(&tx_rec.station_id);
-        let status = if decision.accepted() {
-            SessionStatus::Active
-        } else {
-            SessionStatus::Invalid
-        };
-        let peer = self.receiver(decision.peer.as_deref(), ModuleId::Sessions);
-        let station_id = tx_rec.station_id.clone();
-        // Reads of the store must not happen inside a store transaction (sled would deadlock):
-        // allocate the EVSE uid first (idempotent), then build the snapshot, then commit.
-        let uid = self.store.update(|tx| tx.evse_uid(&station_id, evse_id))?;
-        let cdr_location = self
-            .catalog
-            .cdr_location(&station_id, evse_id, connector_id, &uid);
-        let rec = SessionRecord {
-            id: reserved
-                .as_ref()
-                .map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
-            transaction_id: Some(tx_rec.id.clone()),
-            created_at: reserved.as_ref().map_or_else(Utc::now, |r| r.created_at),
+        let station = self.store.station(station_id)?;
+        let (tariff, currency) = self.tariff_and_currency(station_id);
+        Ok(Some(Opening {
+            reserved,
             peer: decision.peer.clone(),
+            target: self.receiver(decision.peer.as_deref(), ModuleId::Sessions),
             cdr_token: CdrToken::from(token),
             auth_method: decision.method,
             authorization_reference: decision.authorization_reference.clone(),
             location_id: loc.id.clone(),
-            evse_uid: uid,
-            connector_id: connector_id.to_string(),
-            cdr_location,
             time_zone: loc.time_zone.clone(),
             currency,
             tariff,
-            meter_id: station.as_ref().and_then(|s| s.meter_serial_number.clone()),
-            status,
+            meter_id: station.and_then(|s| s.meter_serial_number),
+            status: if decision.accepted() {
+                SessionStatus::Active
+            } else {
+                SessionStatus::Invalid
+            },
+        }))
+    }
+
+    /// Writes the Session of `tx_rec` and its push inside the caller's store transaction
+    /// (the one that stores `tx_rec`). Idempotent: `None` when the transaction already has
+    /// its Session (a retried message, a repeated event).
+    pub fn open_in(
+        &self,
+        tx: &state::Txn<'_>,
+        opening: &Opening,
+        tx_rec: &Transaction,
+    ) -> std::result::Result<Option<SessionRecord>, state::TxError> {
+        if tx.index_get(SESSION_OF_TX, &tx_rec.id)?.is_some()
+            || tx.record::<SessionRecord>(&tx_rec.id)?.is_some()
+        {
+            return Ok(None);
+        }
+        let reserved = opening.reserved.as_ref().filter(|r| {
+            // Another transaction may have taken the reservation over in the meantime.
+            tx.record::<SessionRecord>(&r.id)
+                .ok()
+                .flatten()
+                .is_some_and(|now| now.status == SessionStatus::Reservation)
+        });
+        let evse_id = tx_rec.evse_id.max(1);
+        let connector_id = tx_rec.connector_id.max(1);
+        let uid = tx.evse_uid(&tx_rec.station_id, evse_id)?;
+        let cdr_location =
+            self.catalog
+                .cdr_location(&tx_rec.station_id, evse_id, connector_id, &uid);
+        let rec = SessionRecord {
+            id: reserved.map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
+            transaction_id: Some(tx_rec.id.clone()),
+            created_at: reserved.map_or_else(Utc::now, |r| r.created_at),
+            peer: opening.peer.clone(),
+            cdr_token: opening.cdr_token.clone(),
+            auth_method: opening.auth_method,
+            authorization_reference: opening.authorization_reference.clone(),
+            location_id: opening.location_id.clone(),
+            evse_uid: uid,
+            connector_id: connector_id.to_string(),
+            cdr_location,
+            time_zone: opening.time_zone.clone(),
+            currency: opening.currency.clone(),
+            tariff: opening.tariff.clone(),
+            meter_id: opening.meter_id.clone(),
+            status: opening.status,
             last_updated: Utc::now(),
         };
-        let linked = reserved.is_some();
-        self.store.update(|tx| {
-            if !linked && tx.record::<SessionRecord>(&rec.id)?.is_some() {
-                return Ok(());
-            }
-            if linked {
-                tx.index_put(SESSION_OF_TX, &tx_rec.id, &rec.id)?;
-            }
-            tx.put_record(&rec)?;
-            if let Some(p) = &peer {
-                tx.push_outbox(push_for(&rec, p, Push::Session { id: rec.id.clone() }))?;
-            }
-            Ok(())
-        })?;
+        if reserved.is_some() {
+            tx.index_put(SESSION_OF_TX, &tx_rec.id, &rec.id)?;
+        }
+        tx.put_record(&rec)?;
+        if let Some(p) = &opening.target {
+            tx.push_outbox(push_for(&rec, p, Push::Session { id: rec.id.clone() }))?;
+        }
+        Ok(Some(rec))
+    }
+
+    /// After the store transaction that ran [`Sessions::open_in`] committed: makes it durable
+    /// and wakes the receiver.
+    pub async fn opened(&self, rec: &SessionRecord, opening: &Opening) -> Result<()> {
         tracing::info!(session = %rec.id, status = ?rec.status, method = ?rec.auth_method, peer = ?rec.peer, "OCPI session opened");
-        self.commit(peer).await
+        self.commit(opening.target.clone()).await
     }
 
     /// Queues a Session update (at most one per `ocpi.session_update_interval`).
@@ -369,7 +419,7 @@ impl Sessions {
         };
         rec.status = SessionStatus::Completed;
         rec.last_updated = Utc::now();
-        self.store.update(|tx| {
+        let created = self.store.update(|tx| {
             tx.put_record(&rec)?;
             if was_active && let Some(p) = &session_peer {
                 tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
@@ -381,13 +431,16 @@ impl Sessions {
                 if let Some(p) = &cdr_peer {
                     tx.push_outbox(push_for(&rec, p, Push::Cdr { id: rec.id.clone() }))?;
                 }
+                return Ok(true);
             }
-            Ok(())
+            Ok(false)
         })?;
-        if let Some(cdr) = &cdr {
+        // Only the store transaction that created the CDR reports it (two racing stops render
+        // it twice; one of them stores it).
+        if let Some(cdr) = cdr.as_ref().filter(|_| created) {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
             tracing::info!(session = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
-            self.backup_cdr(cdr);
+            self.backup.append(cdr);
         }
         self.commit(session_peer.or(cdr_peer)).await
     }
@@ -406,31 +459,23 @@ impl Sessions {
         Ok((0..last).filter(|s| !seen.contains(s)).collect())
     }
 
-    /// A second copy of every CDR as a JSON line next to the store (a lost CDR is lost money).
-    fn backup_cdr(&self, cdr: &Cdr) {
-        use std::io::Write;
-        let path = self.catalog.settings().state.path.join("cdrs.jsonl");
-        let result = serde_json::to_string(cdr)
-            .map_err(std::io::Error::other)
-            .and_then(|line| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| {
-                        f.write_all(format!("{line}\n").as_bytes())
-                            .and_then(|_| f.sync_data())
-                    })
-            });
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "writing the CDR backup copy failed");
-        }
-    }
-
     /// Finishes what a crash interrupted and what waited for missing events: every session
     /// whose transaction completed gets completed and its CDR; a reservation session whose
     /// reservation is over gets completed.
     pub async fn recover(&self) {
+        // A crash between a CDR's store commit and its `cdrs.jsonl` append.
+        if let Some(cdrs) = self
+            .store
+            .records::<StoredCdr>()
+            .or_log("reading CDRs for the backup check")
+        {
+            for StoredCdr(cdr) in cdrs {
+                if !self.backup.contains(cdr.id.as_str()) {
+                    tracing::warn!(cdr = %cdr.id.as_str(), "CDR missing from cdrs.jsonl; appended");
+                    self.backup.append(&cdr);
+                }
+            }
+        }
         let Some(records) = self
             .store
             .records::<SessionRecord>()

@@ -9,6 +9,9 @@
 //!   station does not retry it forever, but is logged and counted
 //!   (`bridge_stop_conflicts_total`).
 //!
+//! A stop for a transaction id the bridge never issued is answered (so the station clears its
+//! queue), logged, counted (`bridge_stops_unknown_total`) and stores nothing ([`unknown`]).
+//!
 //! `bridge_transactions_stopped_total` counts only the stop that completed the transaction.
 //! [`classify`] is pure (unit-tested per row); [`report`] does the counting and logging once the
 //! message's effect is stored.
@@ -201,4 +204,16 @@ mod tests {
             Some(facts(60, Some(5000), "Local"))
         );
     }
+}
+
+/// Counts and logs a stop for a transaction id the bridge never issued; nothing is stored.
+pub fn unknown(transaction: &str, stop: &StopFacts) {
+    metrics::counter!("bridge_stops_unknown_total").increment(1);
+    tracing::warn!(
+        transaction,
+        at = %stop.at,
+        meter_stop_wh = ?stop.meter_stop_wh,
+        reason = %stop.reason,
+        "stop for a transaction this bridge never started; answered, nothing stored"
+    );
 }

@@ -400,3 +400,109 @@ async fn another_2_0_1_ended_event_changes_nothing() {
     assert_eq!(t.last_seq_no, Some(1));
     assert_eq!(t.samples, 1);
 }
+
+/// Stores an ALWAYS-whitelisted token of eMSP `emsp` (not registered: nothing is pushed).
+fn known_token(s: &StationService, uid: &str) {
+    let token: ocpi::types::Token = serde_json::from_value(serde_json::json!({
+        "country_code": "DE", "party_id": "EMS", "uid": uid, "type": "RFID",
+        "contract_id": "DE-EMS-C1", "issuer": "EMS", "valid": true,
+        "whitelist": "ALWAYS", "last_updated": "2026-01-01T00:00:00Z"
+    }))
+    .unwrap();
+    s.store
+        .update(|tx| crate::tokens::put(tx, &token, "emsp"))
+        .unwrap();
+}
+
+fn session_count(s: &StationService) -> usize {
+    s.store
+        .records::<crate::records::SessionRecord>()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_1_6_start_stores_the_transaction_and_its_session_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    known_token(&s, "AABBCC");
+    let c = ctx(OcppVersion::V16);
+    let id = tx_id(s.request(&c, start(1, "AABBCC", 0, ts(0))).await.unwrap());
+    let t = s
+        .store
+        .transaction_by_ocpp("CS1", &id.to_string())
+        .unwrap()
+        .unwrap();
+    let rec = s
+        .store
+        .record::<crate::records::SessionRecord>(&t.id)
+        .unwrap()
+        .expect("the session is stored with its transaction");
+    assert_eq!(rec.transaction_id.as_deref(), Some(t.id.as_str()));
+    // A retry opens nothing twice.
+    s.request(&c, start(1, "AABBCC", 0, ts(0))).await.unwrap();
+    assert_eq!(session_count(&s), 1);
+}
+
+#[tokio::test]
+async fn a_retried_start_repairs_a_transaction_left_without_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    // A store written by a version that wrote the session separately, killed in between:
+    // the transaction and its start key exist, the session does not (the token was unknown
+    // then and is known now, which stands in for the lost second write).
+    let id = tx_id(s.request(&c, start(1, "AABBCC", 0, ts(0))).await.unwrap());
+    assert_eq!(session_count(&s), 0);
+    known_token(&s, "AABBCC");
+    let again = tx_id(s.request(&c, start(1, "AABBCC", 0, ts(0))).await.unwrap());
+    assert_eq!(again, id);
+    assert_eq!(session_count(&s), 1);
+}
+
+#[tokio::test]
+async fn a_2_0_1_started_event_stores_the_transaction_and_its_session_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    known_token(&s, "AABBCC");
+    let c = ctx(OcppVersion::V201);
+    let mut ev = event(ocpp::TransactionEventType::Started, 0, ts(0));
+    ev.id_token = Some(IdToken {
+        id: "AABBCC".into(),
+        kind: ocpp::IdTokenKind::Iso14443,
+    });
+    s.request(&c, StationRequest::TransactionEvent(ev.clone()))
+        .await
+        .unwrap();
+    s.request(&c, StationRequest::TransactionEvent(ev))
+        .await
+        .unwrap();
+    assert_eq!(session_count(&s), 1);
+}
+
+#[tokio::test]
+async fn a_stop_for_an_unknown_transaction_is_answered_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let stop = StationRequest::StopTransaction(ocpp::StopTransaction {
+        transaction_id: 4242,
+        id_tag: None,
+        meter_stop_wh: 2500,
+        timestamp: ts(120),
+        reason: None,
+        transaction_data: vec![],
+    });
+    let answer = s.request(&c, stop).await.unwrap();
+    assert!(matches!(
+        answer,
+        StationResponse::StopTransaction { id_tag_info: None }
+    ));
+    assert!(s.store.transactions().unwrap().is_empty());
+    assert!(
+        s.store
+            .transaction_by_ocpp("CS1", "4242")
+            .unwrap()
+            .is_none()
+    );
+}

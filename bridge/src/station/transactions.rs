@@ -15,21 +15,46 @@ use super::{StationService, internal, stops};
 use crate::auth::Decision;
 use crate::error::Logged;
 use crate::meter;
+use crate::records::SessionRecord;
+use crate::sessions::Opening;
 
 impl StationService {
-    /// Tells the session flow a transaction started, with the decision that authorized it.
-    async fn session_started(&self, station: &StationId, ocpp_tx: &str, decision: &Decision) {
-        let Ok(Some(t)) = self.store.transaction_by_ocpp(station.as_str(), ocpp_tx) else {
-            return;
-        };
-        // The flow first: a transaction consuming a reservation takes over its Session before
-        // the reservation is ended (which would complete that Session).
-        self.sessions
-            .started(&t, decision)
-            .await
-            .or_log("opening the OCPI session");
-        self.commands.transaction_started(station, &t);
-        self.reservations.on_transaction(station, &t);
+    /// Reads what the transaction's Session needs before the store transaction that stores
+    /// the transaction and opens the Session together ([`crate::sessions::Sessions::open_in`]).
+    fn prepare_session(
+        &self,
+        station: &StationId,
+        reservation_id: Option<i32>,
+        decision: &Decision,
+    ) -> Result<Option<Opening>, CallFault> {
+        let opening = self
+            .sessions
+            .prepare(station.as_str(), reservation_id, decision)
+            .map_err(CallFault::from)?;
+        if opening.is_none() {
+            tracing::info!(station = %station, "no OCPI token or no location for this transaction; no Session");
+        }
+        Ok(opening)
+    }
+
+    /// After the store transaction that stored `t` (and opened its Session, if `opened`)
+    /// committed and was flushed: tells the receiver, and hands a transaction that started
+    /// from a command or consumed a reservation to [`crate::commands`] and
+    /// [`crate::reservations`].
+    async fn session_started(
+        &self,
+        station: &StationId,
+        t: &Transaction,
+        opened: Option<(SessionRecord, &Opening)>,
+    ) {
+        if let Some((rec, opening)) = opened {
+            self.sessions
+                .opened(&rec, opening)
+                .await
+                .or_log("opening the OCPI session");
+        }
+        self.commands.transaction_started(station, t);
+        self.reservations.on_transaction(station, t);
     }
 
     /// Tells the session flow a transaction changed (progress or end).
@@ -126,24 +151,44 @@ impl StationService {
             timestamp: req.timestamp,
         };
         let at = ocpp::EvseRef::from_v16_connector(req.connector_id);
-        let (id, created) = self
+        let opening = self.prepare_session(station, req.reservation_id, &decision)?;
+        // The transaction, its Session and the Session's push are one store transaction: a
+        // crash leaves either nothing (the station retries and gets a new id) or all of it.
+        // A retried start (same key) gets the same id and opens the Session if a store written
+        // by an older version lacks it.
+        let (id, created, t, opened) = self
             .store
             .update(|tx| {
-                if let Some(id) = tx.start16_id(&key)? {
-                    return Ok((id, false));
-                }
-                let id = tx.next_tx16_id()?;
-                tx.remember_start16(&key, id)?;
-                let mut rec =
-                    Self::new_transaction(station, ctx.version, &id.to_string(), at, req.timestamp);
-                rec.id_token = Some(req.id_tag.clone());
-                rec.id_token_type = Some("IdTag".into());
-                rec.meter_start_wh = Some(Decimal::from(req.meter_start_wh));
-                rec.meter_last_wh = Some(Decimal::from(req.meter_start_wh));
-                rec.reservation_id = req.reservation_id;
-                rec.offline = req.timestamp < Utc::now() - chrono::Duration::minutes(5);
-                tx.put_transaction(&rec)?;
-                Ok((id, true))
+                let (id, created, rec) = match tx.start16_id(&key)? {
+                    Some(id) => match tx.transaction_by_ocpp(station.as_str(), &id.to_string())? {
+                        Some(rec) => (id, false, rec),
+                        None => return Err(state::reject("start id without its transaction")),
+                    },
+                    None => {
+                        let id = tx.next_tx16_id()?;
+                        tx.remember_start16(&key, id)?;
+                        let mut rec = Self::new_transaction(
+                            station,
+                            ctx.version,
+                            &id.to_string(),
+                            at,
+                            req.timestamp,
+                        );
+                        rec.id_token = Some(req.id_tag.clone());
+                        rec.id_token_type = Some("IdTag".into());
+                        rec.meter_start_wh = Some(Decimal::from(req.meter_start_wh));
+                        rec.meter_last_wh = Some(Decimal::from(req.meter_start_wh));
+                        rec.reservation_id = req.reservation_id;
+                        rec.offline = req.timestamp < Utc::now() - chrono::Duration::minutes(5);
+                        tx.put_transaction(&rec)?;
+                        (id, true, rec)
+                    }
+                };
+                let opened = match &opening {
+                    Some(o) => self.sessions.open_in(tx, o, &rec)?,
+                    None => None,
+                };
+                Ok((id, created, rec, opened))
             })
             .map_err(internal)?;
         self.durable().await?;
@@ -156,9 +201,15 @@ impl StationService {
             retry = !created,
             "transaction started"
         );
-        if created {
-            self.session_started(station, &id.to_string(), &decision)
-                .await;
+        if !created && opened.is_some() {
+            tracing::warn!(
+                transaction = id,
+                "a retried start opened the missing Session"
+            );
+        }
+        let opened = opened.zip(opening.as_ref());
+        if created || opened.is_some() {
+            self.session_started(station, &t, opened).await;
         }
         Ok(StationResponse::StartTransaction {
             transaction_id: id,
@@ -180,33 +231,20 @@ impl StationService {
             meter_stop_wh: Some(Decimal::from(req.meter_stop_wh)),
             reason: reason.clone(),
         };
-        let (known, kind, stored) = self
+        let outcome = self
             .store
             .update(|tx| {
-                let (mut rec, known) = match tx.transaction_by_ocpp(station.as_str(), &ocpp_id)? {
-                    Some(rec) => (rec, true),
-                    // A stop for a transaction we never saw (started under another CSMS, or the
-                    // store was lost): keep what the stop tells us rather than refusing it.
-                    None => {
-                        let at = ocpp::EvseRef {
-                            evse_id: 0,
-                            connector_id: 0,
-                        };
-                        let mut rec = Self::new_transaction(
-                            station,
-                            ctx.version,
-                            &ocpp_id,
-                            at,
-                            req.timestamp,
-                        );
-                        rec.id_token = req.id_tag.clone();
-                        (rec, false)
-                    }
+                // A stop for a transaction id we never issued (started under another CSMS, a
+                // lost store, or a station's bug) is answered so the station clears its queue,
+                // but stores nothing: a completed record from it would be a CDR nobody
+                // authorized.
+                let Some(mut rec) = tx.transaction_by_ocpp(station.as_str(), &ocpp_id)? else {
+                    return Ok(None);
                 };
                 // Stop facts are frozen by the first stop (the CDR is made from them).
                 let kind = stops::classify(&rec, &facts);
                 if kind != stops::StopKind::First {
-                    return Ok((known, kind, stops::stored_facts(&rec)));
+                    return Ok(Some((kind, stops::stored_facts(&rec))));
                 }
                 Self::add_samples(tx, &mut rec, &samples)?;
                 rec.status = TransactionStatus::Completed;
@@ -217,20 +255,20 @@ impl StationService {
                 rec.offline |= req.timestamp < Utc::now() - chrono::Duration::minutes(5);
                 rec.updated_at = Utc::now();
                 tx.put_transaction(&rec)?;
-                Ok((known, stops::StopKind::First, None))
+                Ok(Some((stops::StopKind::First, None)))
             })
             .map_err(internal)?;
-        self.durable().await?;
-        stops::report(
-            &req.transaction_id.to_string(),
-            kind,
-            &facts,
-            stored.as_ref(),
-        );
-        if kind == stops::StopKind::First {
-            tracing::info!(transaction = req.transaction_id, known, reason = %reason, "transaction stopped");
+        match outcome {
+            None => stops::unknown(&ocpp_id, &facts),
+            Some((kind, stored)) => {
+                self.durable().await?;
+                stops::report(&ocpp_id, kind, &facts, stored.as_ref());
+                if kind == stops::StopKind::First {
+                    tracing::info!(transaction = req.transaction_id, reason = %reason, "transaction stopped");
+                }
+                self.session_changed(station, &ocpp_id).await;
+            }
         }
-        self.session_changed(station, &ocpp_id).await;
         let id_tag_info = match &req.id_tag {
             Some(tag) => {
                 let token = IdToken {
@@ -296,11 +334,32 @@ impl StationService {
                 .clone()
                 .unwrap_or_else(|| "Local".to_owned()),
         };
-        let (applied, stop) = self
+        // Authorization first (a remote start we asked for, else the token this event carries),
+        // so that the transaction and its Session are stored in one store transaction.
+        let remote = ev
+            .remote_start_id
+            .and_then(|id| self.authorizer.remote_start(station, id));
+        let decision = match (&ev.id_token, remote) {
+            (_, Some(d)) => Some(d),
+            (Some(t), None) => Some(self.decide(station, t, ev.evse.map(|e| e.evse_id)).await),
+            (None, None) => None,
+        };
+        let opening = match &decision {
+            Some(d) => self.prepare_session(station, ev.reservation_id, d)?,
+            None => None,
+        };
+        let (applied, stop, t, opened) = self
             .store
             .update(|tx| {
                 if !tx.first_time_event(station.as_str(), &ev.transaction_id, ev.seq_no)? {
-                    return Ok((false, None));
+                    // A repeated event changes nothing, but repairs a transaction that a store
+                    // written by an older version left without its Session.
+                    let rec = tx.transaction_by_ocpp(station.as_str(), &ev.transaction_id)?;
+                    let opened = match (&opening, &rec) {
+                        (Some(o), Some(rec)) => self.sessions.open_in(tx, o, rec)?,
+                        _ => None,
+                    };
+                    return Ok((false, None, rec, opened));
                 }
                 let at = ev.evse.unwrap_or(ocpp::EvseRef {
                     evse_id: 0,
@@ -322,13 +381,18 @@ impl StationService {
                 if let Some(kind) = stop
                     && kind != stops::StopKind::First
                 {
-                    return Ok((false, Some((kind, stops::stored_facts(&rec)))));
+                    let stored = stops::stored_facts(&rec);
+                    return Ok((false, Some((kind, stored)), Some(rec), None));
                 }
                 apply_event(&mut rec, ev);
                 Self::add_samples(tx, &mut rec, &samples)?;
                 rec.updated_at = Utc::now();
                 tx.put_transaction(&rec)?;
-                Ok((true, stop.map(|k| (k, None))))
+                let opened = match &opening {
+                    Some(o) => self.sessions.open_in(tx, o, &rec)?,
+                    None => None,
+                };
+                Ok((true, stop.map(|k| (k, None)), Some(rec), opened))
             })
             .map_err(internal)?;
         self.durable().await?;
@@ -340,17 +404,11 @@ impl StationService {
         if applied && ev.event_type == ocpp::TransactionEventType::Started {
             metrics::counter!("bridge_transactions_started_total").increment(1)
         }
-        // Authorization: a remote start we asked for, else the token this event carries.
-        let remote = ev
-            .remote_start_id
-            .and_then(|id| self.authorizer.remote_start(station, id));
-        let decision = match (&ev.id_token, remote) {
-            (_, Some(d)) => Some(d),
-            (Some(t), None) => Some(self.decide(station, t, ev.evse.map(|e| e.evse_id)).await),
-            (None, None) => None,
-        };
-        if let Some(d) = &decision {
-            self.session_started(station, &ev.transaction_id, d).await;
+        if let Some(t) = &t {
+            let opened = opened.zip(opening.as_ref());
+            if decision.is_some() {
+                self.session_started(station, t, opened).await;
+            }
         }
         if applied {
             self.session_changed(station, &ev.transaction_id).await;

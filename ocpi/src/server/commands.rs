@@ -4,7 +4,8 @@
 //! 400; wrong shape or failing validation (`Command::validate`) → 2001. A START_SESSION/RESERVE_NOW whose token
 //! belongs to a party that is not the caller's (and the caller is no hub) is answered `REJECTED` without reaching
 //! the backend (the spec forbids eMSPs to use other eMSPs' tokens). Otherwise the backend's `CommandResponse` is
-//! the envelope's `data`.
+//! the envelope's `data`. A `response_url` that names the bridge's own listeners or a
+//! link-local/metadata address ([`crate::egress`]) → 2001.
 
 use std::sync::Arc;
 
@@ -30,6 +31,14 @@ pub(super) async fn post<B: CpoBackend>(
     let kind = CommandType::from(command.to_ascii_uppercase().as_str());
     let command = Command::from_body(&kind, &body)?;
     command.validate()?;
+    // The result is POSTed there: it must not name the bridge itself or a metadata/link-local
+    // address ([`crate::egress`]); checked again when the result is sent.
+    if let Err(denied) = platform.client().egress().check_str(command.response_url()) {
+        tracing::warn!(peer = %peer.id, %kind, %denied, "command with a forbidden response_url");
+        return Err(OcpiError::InvalidParameters(format!(
+            "response_url: {denied}"
+        )));
+    }
     if let Some(token) = command.token()
         && !peer.may_act_for(&token.country_code, &token.party_id)
     {
