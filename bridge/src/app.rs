@@ -387,6 +387,16 @@ async fn pull_tokens(
             last.insert(peer.id.0.clone(), std::time::Instant::now());
             match client.fetch_tokens(&peer, None, None).await {
                 Ok(list) => {
+                    // A pulled token is stored only if it is a valid OCPI Token (as a pushed
+                    // one must be: cpo.rs); the rest are logged and counted.
+                    let (list, bad): (Vec<_>, Vec<_>) =
+                        list.into_iter().partition(|t| t.validate().is_ok());
+                    for t in &bad {
+                        if let Err(e) = t.validate() {
+                            tracing::warn!(peer = %peer.id, token = %t.uid.as_str(), error = %e, "pulled token refused");
+                        }
+                    }
+                    metrics::counter!("ocpi_tokens_refused_total").increment(bad.len() as u64);
                     let n = list.len();
                     let stored = store.update(|tx| {
                         for t in &list {

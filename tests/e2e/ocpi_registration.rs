@@ -387,3 +387,28 @@ async fn credentials_post_never_reaches_the_bridge_itself_nor_echoes_a_reply() {
         "nothing registered: {peers:#}"
     );
 }
+
+#[tokio::test]
+async fn credentials_with_invalid_roles_are_2001_naming_the_field_and_store_nothing() {
+    let daemon = Daemon::start(&ocpi_config()).await;
+    let cred_url = crate::ocpi_support::discover_module(&daemon, TOKEN_A, "credentials").await;
+    let body = json!({
+        "token": "some-token-b",
+        "url": "http://127.0.0.1:1/ocpi/versions",
+        "roles": [{"role": "EMSP", "country_code": "DE",
+            "party_id": "ÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜ",
+            "business_details": {"name": "Nobody"}}],
+    });
+    let r = raw_request(
+        Method::POST,
+        &cred_url,
+        Some(&auth_value(TOKEN_A)),
+        Some(&body.to_string()),
+        &[],
+    )
+    .await;
+    assert_eq!(r.ocpi_status(), Some(2001), "{} {}", r.status, r.text);
+    assert!(r.text.contains("roles[0].party_id"), "{}", r.text);
+    let peers = daemon.admin_get("/admin/peers").await;
+    assert_eq!(peers.as_array().map(Vec::len), Some(0), "{peers:#}");
+}

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::common::{BusinessDetails, Role};
 use super::ids::{CountryCode, PartyId};
+use super::validate::Checker;
 
 /// Maximum token length allowed by the spec (`string(64)`).
 pub const MAX_TOKEN_LEN: usize = 64;
@@ -112,18 +113,48 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Checks the shape rules the spec states (token charset/length, non-empty url and roles).
+    /// Checks the object against the 2.2.1 field table before anything of it is stored or
+    /// used: token charset/length, `url` an absolute http(s) URL ≤ 255, at least one role,
+    /// each role known, `country_code` two letters, `party_id` three alphanumerics,
+    /// `business_details.name` ≤ 100, `website` a URL. The message names every bad field.
     pub fn check(&self) -> Result<(), String> {
+        let mut c = Checker::new("Credentials");
         if !self.token.is_well_formed() {
-            return Err("token must be 1..=64 printable non-space ASCII characters".into());
+            c.bad(
+                "token",
+                "must be 1..=64 printable non-space ASCII characters",
+            );
         }
-        if self.url.trim().is_empty() {
-            return Err("url is missing".into());
-        }
+        c.url("url", self.url.trim(), 255);
         if self.roles.is_empty() {
-            return Err("roles must not be empty".into());
+            c.bad("roles", "must not be empty");
         }
-        Ok(())
+        for (i, role) in self.roles.iter().enumerate() {
+            c.nested(&format!("roles[{i}]"), |c| role.check(c));
+        }
+        c.finish().map_err(|e| e.to_string())
+    }
+}
+
+impl CredentialsRole {
+    fn check(&self, c: &mut Checker) {
+        if matches!(self.role, Role::Other(_)) {
+            c.bad("role", "unknown role");
+        }
+        let cc = self.country_code.as_str();
+        if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+            c.bad("country_code", "must be 2 letters (ISO 3166-1 alpha-2)");
+        }
+        let pid = self.party_id.as_str();
+        if pid.len() != 3 || !pid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            c.bad("party_id", "must be 3 letters or digits");
+        }
+        c.nested("business_details", |c| {
+            c.string("name", &self.business_details.name, 100);
+            if let Some(w) = &self.business_details.website {
+                c.url("website", w, 255);
+            }
+        });
     }
 }
 
@@ -154,6 +185,31 @@ mod tests {
         let back: Credentials =
             serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parses");
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn check_names_every_bad_field() {
+        let c: Credentials = serde_json::from_value(serde_json::json!({
+            "token": "tok", "url": "ftp://x/versions",
+            "roles": [{"role": "NOT_A_ROLE", "party_id": "ÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜÄÖÜ",
+                "country_code": "NLD", "business_details": {"name": ""}}]
+        }))
+        .expect("parses");
+        let e = c.check().unwrap_err();
+        for field in [
+            "url",
+            "roles[0].role",
+            "roles[0].party_id",
+            "roles[0].country_code",
+            "roles[0].business_details.name",
+        ] {
+            assert!(e.contains(&format!("{field}:")), "{field} in {e}");
+        }
+        let empty: Credentials = serde_json::from_value(serde_json::json!({
+            "token": "tok", "url": "https://x/versions", "roles": []
+        }))
+        .expect("parses");
+        assert!(empty.check().unwrap_err().contains("roles"));
     }
 
     #[test]

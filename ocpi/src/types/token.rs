@@ -110,8 +110,11 @@ impl Token {
         c.ci("country_code", self.country_code.as_str(), 2, 2);
         c.ci("party_id", self.party_id.as_str(), 3, 3);
         c.ci("uid", self.uid.as_str(), 1, 36);
-        if self.kind.as_str().is_empty() {
-            c.bad("type", "missing");
+        match &self.kind {
+            TokenType::Other(t) if t.is_empty() => c.bad("type", "missing"),
+            // EMAID is 2.3.0's; anything else is not a token type of any version we speak.
+            TokenType::Other(t) if t != "EMAID" => c.bad("type", "unknown token type"),
+            _ => {}
         }
         c.ci("contract_id", &self.contract_id, 1, 36);
         c.opt_string("visual_number", self.visual_number.as_deref(), 64);
@@ -208,6 +211,21 @@ mod tests {
         assert_eq!(serde_json::to_value(&t).expect("json")["type"], "EMAID");
         assert_eq!(TokenType::default(), TokenType::Rfid);
         assert_eq!(TokenType::from("OTHER"), TokenType::OtherToken);
+    }
+
+    #[test]
+    fn validate_refuses_unknown_token_types() {
+        let mut t: Token = serde_json::from_value(serde_json::json!({
+            "country_code": "DE", "party_id": "EMS", "uid": "U1", "type": "NOT_A_TYPE",
+            "contract_id": "C1", "issuer": "EMS", "valid": true, "whitelist": "ALWAYS",
+            "last_updated": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert!(t.validate().unwrap_err().has("type"));
+        t.kind = TokenType::from("EMAID");
+        assert!(t.validate().is_ok());
+        t.kind = TokenType::Rfid;
+        assert!(t.validate().is_ok());
     }
 
     #[test]
