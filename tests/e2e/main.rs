@@ -9,6 +9,7 @@ mod charging;
 mod check_config;
 mod commands;
 mod connections;
+mod crash_loop;
 mod errors;
 mod metering;
 mod ocpi_outbox;
