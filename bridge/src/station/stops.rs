@@ -102,6 +102,18 @@ pub fn report(transaction: &str, kind: StopKind, new: &StopFacts, stored: Option
     }
 }
 
+/// Counts and logs a stop for a transaction id the bridge never issued; nothing is stored.
+pub fn unknown(transaction: &str, stop: &StopFacts) {
+    metrics::counter!("bridge_stops_unknown_total").increment(1);
+    tracing::warn!(
+        transaction,
+        at = %stop.at,
+        meter_stop_wh = ?stop.meter_stop_wh,
+        reason = %stop.reason,
+        "stop for a transaction this bridge never started; answered, nothing stored"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,16 +216,4 @@ mod tests {
             Some(facts(60, Some(5000), "Local"))
         );
     }
-}
-
-/// Counts and logs a stop for a transaction id the bridge never issued; nothing is stored.
-pub fn unknown(transaction: &str, stop: &StopFacts) {
-    metrics::counter!("bridge_stops_unknown_total").increment(1);
-    tracing::warn!(
-        transaction,
-        at = %stop.at,
-        meter_stop_wh = ?stop.meter_stop_wh,
-        reason = %stop.reason,
-        "stop for a transaction this bridge never started; answered, nothing stored"
-    );
 }

@@ -3,6 +3,7 @@
 
 mod client;
 mod client_modules;
+mod fuzz;
 mod handshake;
 mod helpers;
 mod modules;
