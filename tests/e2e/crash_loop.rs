@@ -328,33 +328,53 @@ async fn crash_loop_loses_and_doubles_nothing() {
         let n = sessions.iter().filter(|s| s["id"] == sid.as_str()).count();
         assert_eq!(n, 1, "session {sid}: {n} sessions");
     }
-    eventually(
-        "one CDR delivered per acknowledged stop",
-        Duration::from_secs(60),
-        || async {
-            let mut by_session: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for p in hub.cdr_posts().iter().filter(|p| p.accepted()) {
-                if let Some(b) = &p.body {
-                    by_session
-                        .entry(b["session_id"].as_str().unwrap_or_default().to_owned())
-                        .or_default()
-                        .insert(b["id"].as_str().unwrap_or_default().to_owned());
-                }
+    // Every acknowledged stop has exactly one stored CDR (nothing lost, nothing doubled)...
+    let stored = daemon.admin_get("/admin/cdrs").await;
+    let mut stored_by_session: BTreeMap<String, usize> = BTreeMap::new();
+    for c in stored.as_array().cloned().unwrap_or_default() {
+        *stored_by_session
+            .entry(c["session_id"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    let wrong: Vec<_> = session_ids
+        .iter()
+        .filter(|s| stored_by_session.get(*s) != Some(&1))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} acknowledged stops without exactly one stored CDR, e.g. {:?}",
+        wrong.len(),
+        session_ids.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    // ...and it reaches the hub (the outbox may still be working through what queued while the
+    // hub was down: the bound grows with the number of transactions).
+    let bound = Duration::from_secs(60) + Duration::from_millis(30) * session_ids.len() as u32;
+    eventually("one CDR delivered per acknowledged stop", bound, || async {
+        let mut by_session: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for p in hub.cdr_posts().iter().filter(|p| p.accepted()) {
+            if let Some(b) = &p.body {
+                by_session
+                    .entry(b["session_id"].as_str().unwrap_or_default().to_owned())
+                    .or_default()
+                    .insert(b["id"].as_str().unwrap_or_default().to_owned());
             }
-            let missing: Vec<_> = session_ids
-                .iter()
-                .filter(|s| by_session.get(*s).is_none_or(|ids| ids.len() != 1))
-                .collect();
-            if missing.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} sessions without exactly one CDR: {missing:?}",
-                    missing.len()
-                ))
-            }
-        },
-    )
+        }
+        let missing: Vec<_> = session_ids
+            .iter()
+            .filter(|s| by_session.get(*s).is_none_or(|ids| ids.len() != 1))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} sessions without exactly one delivered CDR, e.g. {:?}",
+                missing.len(),
+                session_ids.len(),
+                &missing[..missing.len().min(5)]
+            ))
+        }
+    })
     .await;
     // At-least-once delivery: a CDR delivered twice (a crash before the hub's answer was
     // recorded) is identical.

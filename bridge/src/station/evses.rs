@@ -227,14 +227,12 @@ impl StationService {
             report.status,
             ocpp::ConnectorStatus::Reserved | ocpp::ConnectorStatus::Available
         ) {
-            // Not awaited: the station only needs its acknowledgement.
-            let (reservations, station, at, status) = (
-                self.reservations.clone(),
-                station.clone(),
-                report.at,
-                report.status,
-            );
-            tokio::spawn(async move { reservations.on_status(&station, at, status).await });
+            // Awaited, not spawned: a Reserved and the Available after it must reach the
+            // reservation in the order the station sent them (a spawned task per status let the
+            // Available overtake the Reserved, and the reservation was never ended).
+            self.reservations
+                .on_status(station, report.at, report.status)
+                .await;
         }
         tracing::info!(evse = report.at.evse_id, connector = report.at.connector_id,
             status = report.status.as_str(), error = ?report.error_code, applied = changed, "status");
