@@ -32,11 +32,15 @@ enum Command {
     Run,
     /// Validate a configuration file and exit (non-zero with the bad key on error).
     CheckConfig,
-    /// Write the whole state of a stopped daemon as JSON lines to stdout.
+    /// Write the whole state of a stopped daemon as JSON lines to stdout (peer tokens and
+    /// passwords masked).
     Export {
         /// The state directory (defaults to `[state] path` of the configuration).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Print peer tokens and passwords in clear (for a backup that can be restored).
+        #[arg(long)]
+        with_secrets: bool,
     },
     /// Health, connected stations and OCPI peer queues of the running daemon.
     Status(AdminArgs),
@@ -112,9 +116,9 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Export { data } => {
+        Command::Export { data, with_secrets } => {
             let path = data.unwrap_or_else(|| settings.state.path.clone());
-            match export(path) {
+            match export(path, with_secrets) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("export failed: {e:#}");
@@ -254,7 +258,7 @@ fn admin_command(
     )
 }
 
-fn export(path: PathBuf) -> anyhow::Result<()> {
+fn export(path: PathBuf, with_secrets: bool) -> anyhow::Result<()> {
     if !path.exists() {
         anyhow::bail!("no state directory at {}", path.display());
     }
@@ -270,7 +274,7 @@ fn export(path: PathBuf) -> anyhow::Result<()> {
     })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = store.export(&mut out)?;
+    let n = store.export(&mut out, with_secrets)?;
     eprintln!("exported {n} records");
     Ok(())
 }

@@ -222,19 +222,56 @@ impl Store {
     }
 
     /// Every record as JSON lines `{"tree", "key", "value"}` (backup and debugging).
-    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, Error> {
+    pub fn export(&self, out: &mut dyn std::io::Write, with_secrets: bool) -> Result<u64, Error> {
         let mut n = 0;
         for (name, t) in tree::ALL.iter().zip(self.inner.trees.iter()) {
             for item in t.iter() {
                 let (k, v) = item?;
-                let value: serde_json::Value = serde_json::from_slice(&v)
+                let mut value: serde_json::Value = serde_json::from_slice(&v)
                     .unwrap_or_else(|_| serde_json::Value::String(hex(&v)));
+                if !with_secrets {
+                    redact(&mut value);
+                }
                 let line = serde_json::json!({ "tree": name, "key": hex(&k), "value": value });
                 writeln!(out, "{line}").map_err(|e| Error::Sled(sled::Error::Io(e)))?;
                 n += 1;
             }
         }
         Ok(n)
+    }
+}
+
+/// Field names whose string values are credentials (peer tokens, passwords).
+const SECRET_FIELDS: &[&str] = &["token", "token_in", "token_out", "token_a", "password"];
+
+/// Masks every credential in an exported value (string values of [`SECRET_FIELDS`], at any
+/// depth), keeping the last 4 characters so an operator can tell tokens apart.
+pub fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(s) if SECRET_FIELDS.contains(&k.as_str()) => {
+                        let tail: String = s
+                            .chars()
+                            .rev()
+                            .take(4)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
+                        *s = if s.chars().count() > 8 {
+                            format!("***{tail}")
+                        } else {
+                            "***".into()
+                        };
+                    }
+                    other => redact(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 

@@ -144,7 +144,7 @@ fn export_writes_one_json_line_per_record() {
         .update(|tx| tx.put_station(&Station::new("CS1")))
         .unwrap();
     let mut out = Vec::new();
-    assert_eq!(store.export(&mut out).unwrap(), 1);
+    assert_eq!(store.export(&mut out, true).unwrap(), 1);
     let line: serde_json::Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
     assert_eq!(line["tree"], "stations");
     assert_eq!(line["value"]["id"], "CS1");
@@ -505,4 +505,19 @@ fn counters_are_positive_persistent_and_wrap() {
         store.update(|tx| tx.next_counter("remote_start")).unwrap(),
         1
     );
+}
+
+#[test]
+fn export_masks_secrets_at_any_depth() {
+    let mut v = serde_json::json!({
+        "id": "P1", "token_in": "0123456789abcdef", "token_out": "short",
+        "nested": [{"password": "hunter2hunter2", "token": {"uid": "RFID1"}}]
+    });
+    crate::redact(&mut v);
+    assert_eq!(v["token_in"], "***cdef");
+    assert_eq!(v["token_out"], "***");
+    assert_eq!(v["nested"][0]["password"], "***ter2");
+    // A Token object (a driver's card) is data, not a credential.
+    assert_eq!(v["nested"][0]["token"]["uid"], "RFID1");
+    assert_eq!(v["id"], "P1");
 }

@@ -367,11 +367,22 @@ async fn crash_loop_loses_and_doubles_nothing() {
         if missing.is_empty() {
             Ok(())
         } else {
+            let outbox = daemon.admin_get("/admin/outbox").await;
+            let parked: Vec<String> = outbox["parked"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .take(3)
+                .map(|p| p.to_string().chars().take(300).collect())
+                .collect();
             Err(format!(
-                "{} of {} sessions without exactly one delivered CDR, e.g. {:?}",
+                "{} of {} sessions without exactly one delivered CDR, e.g. {:?}; outbox {}; parked {:?}",
                 missing.len(),
                 session_ids.len(),
-                &missing[..missing.len().min(5)]
+                &missing[..missing.len().min(5)],
+                outbox["peers"],
+                parked
             ))
         }
     })

@@ -412,3 +412,31 @@ async fn credentials_with_invalid_roles_are_2001_naming_the_field_and_store_noth
     let peers = daemon.admin_get("/admin/peers").await;
     assert_eq!(peers.as_array().map(Vec::len), Some(0), "{peers:#}");
 }
+
+#[tokio::test]
+async fn export_masks_peer_tokens_unless_asked_for_secrets() {
+    let (hub, mut daemon) = crate::ocpi_support::registered_with_hub(ocpi_config()).await;
+    let token = hub.token_for_bridge().expect("the hub issued a token");
+    assert!(daemon.sigterm().await.success());
+    let export = |secrets: bool| {
+        let mut cmd = std::process::Command::new(bridge_tests::daemon::bridge_bin());
+        cmd.args(["export", "--config"])
+            .arg(daemon.config_path())
+            .arg("--data")
+            .arg(daemon.dir().join("data"));
+        if secrets {
+            cmd.arg("--with-secrets");
+        }
+        let out = cmd.output().expect("export runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let masked = export(false);
+    assert!(masked.contains("\"tree\":\"peers\""), "{masked}");
+    assert!(!masked.contains(&token), "a peer token in clear: {masked}");
+    assert!(export(true).contains(&token));
+}
