@@ -349,7 +349,7 @@ async fn crash_loop_loses_and_doubles_nothing() {
     );
     // ...and it reaches the hub (the outbox may still be working through what queued while the
     // hub was down: the bound grows with the number of transactions).
-    let bound = Duration::from_secs(60) + Duration::from_millis(30) * session_ids.len() as u32;
+    let bound = Duration::from_secs(60) + Duration::from_millis(100) * session_ids.len() as u32;
     eventually("one CDR delivered per acknowledged stop", bound, || async {
         let mut by_session: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for p in hub.cdr_posts().iter().filter(|p| p.accepted()) {
