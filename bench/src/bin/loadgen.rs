@@ -206,11 +206,15 @@ impl Station {
     }
 
     async fn status(&mut self, k: usize, plan: &Plan) -> Result<()> {
-        let status = if k % 2 == 0 { "Available" } else { "Occupied" };
+        let status = if k.is_multiple_of(2) {
+            "Available"
+        } else {
+            "Occupied"
+        };
         let payload = match plan.version {
             Version::V16 => json!({
                 "connectorId": 1, "errorCode": "NoError", "timestamp": now(),
-                "status": if k % 2 == 0 { "Available" } else { "Preparing" }
+                "status": if k.is_multiple_of(2) { "Available" } else { "Preparing" }
             }),
             Version::V201 => json!({
                 "timestamp": now(), "connectorStatus": status, "evseId": 1, "connectorId": 1
