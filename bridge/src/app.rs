@@ -232,6 +232,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     tasks.spawn(finish_sessions(core.sessions.clone(), shutdown.clone()));
+    tasks.spawn(persist_last_seen(core.station.clone(), shutdown.clone()));
     tasks.spawn(pull_tokens(
         core.peers.clone(),
         core.client.clone(),
@@ -291,6 +292,9 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("station connections did not close in time");
+    }
+    if let Err(e) = core.station.persist_last_seen() {
+        tracing::error!(error = %e, "writing the stations' last-seen times failed");
     }
     store.flush().await.or_log("flushing the state");
     admin_shutdown.cancel();
@@ -421,6 +425,24 @@ async fn pull_tokens(
                     );
                 }
             }
+        }
+    }
+}
+
+/// How often heartbeats' liveness facts (kept in memory) are written to the store.
+const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
+
+/// Every [`LAST_SEEN_EVERY`]: writes the stations' last-seen times (heartbeats only record
+/// them in memory). The final write happens at shutdown.
+async fn persist_last_seen(service: Arc<StationService>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LAST_SEEN_EVERY) => {
+                if let Err(e) = service.persist_last_seen() {
+                    tracing::error!(error = %e, "writing the stations' last-seen times failed");
+                }
+            }
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct StationService {
     /// The current connection of each station: a replaced connection's disconnect must not
     /// mark the station offline.
     connections: Mutex<HashMap<StationId, u64>>,
+    /// Liveness facts not yet written: a heartbeat only records its time here (a heartbeat
+    /// that rewrote the station record cost two thirds of the heartbeat throughput);
+    /// [`StationService::persist_last_seen`] writes them periodically and at shutdown.
+    seen: Mutex<HashMap<StationId, chrono::DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for StationService {
@@ -98,6 +102,7 @@ impl StationService {
             reservations: parts.reservations,
             commands: parts.commands,
             connections: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,8 +142,41 @@ impl StationService {
         self.store.flush().await.map_err(internal)
     }
 
+    /// Records that a station was heard from, in memory only (not durable by design).
+    fn seen(&self, station: &StationId) {
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .insert(station.clone(), Utc::now());
+    }
+
+    /// Writes the liveness facts gathered since the last call (a station's `last_seen` only
+    /// moves forward) and returns how many stations were written. Called periodically and at
+    /// shutdown.
+    pub fn persist_last_seen(&self) -> Result<usize, state::Error> {
+        let pending = std::mem::take(&mut *self.seen.lock().expect("seen lock"));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let n = pending.len();
+        self.store.update(|tx| {
+            for (station, at) in &pending {
+                let Some(mut s) = tx.station(station.as_str())? else {
+                    continue;
+                };
+                if s.last_seen.is_none_or(|prev| prev < *at) {
+                    s.last_seen = Some(*at);
+                    tx.put_station(&s)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     fn touch(&self, station: &StationId, f: impl Fn(&mut state::Station)) -> Result<(), CallFault> {
         let now = Utc::now();
+        self.seen.lock().expect("seen lock").remove(station);
         self.store
             .update(|tx| {
                 let mut s = tx
@@ -291,7 +329,7 @@ impl ocpp::Csms for StationService {
         match &request {
             StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot),
             StationRequest::Heartbeat => {
-                self.touch(station, |_| {})?;
+                self.seen(station);
                 Ok(StationResponse::Heartbeat {
                     current_time: Utc::now(),
                 })

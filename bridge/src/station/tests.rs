@@ -506,3 +506,26 @@ async fn a_stop_for_an_unknown_transaction_is_answered_and_stores_nothing() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_heartbeat_records_last_seen_in_memory_until_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let id = StationId::from("CS1");
+    s.touch(&id, |st| st.online = true).unwrap();
+    let before = s.store.station("CS1").unwrap().unwrap().last_seen.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let answer = s
+        .request(&ctx(OcppVersion::V16), StationRequest::Heartbeat)
+        .await
+        .unwrap();
+    assert!(matches!(answer, StationResponse::Heartbeat { .. }));
+    // Not written by the heartbeat itself...
+    let stored = s.store.station("CS1").unwrap().unwrap().last_seen.unwrap();
+    assert_eq!(stored, before);
+    // ...but by the periodic write, and only forward.
+    assert_eq!(s.persist_last_seen().unwrap(), 1);
+    let stored = s.store.station("CS1").unwrap().unwrap().last_seen.unwrap();
+    assert!(stored > before, "{stored} > {before}");
+    assert_eq!(s.persist_last_seen().unwrap(), 0);
+}
