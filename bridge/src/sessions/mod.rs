@@ -311,7 +311,7 @@ impl Sessions {
             }
             map.insert(tx_id.to_owned(), Instant::now());
         }
-        let Some(rec) = self.record(tx_id)? else {
+        let Some(rec) = self.record_for_tx(tx_id)? else {
             return Ok(());
         };
         if rec.status != SessionStatus::Active {
@@ -337,13 +337,14 @@ impl Sessions {
         let Some(tx_rec) = self.store.transaction(tx_id)? else {
             return Ok(());
         };
-        let Some(mut rec) = self.record(tx_id)? else {
+        let Some(mut rec) = self.record_for_tx(tx_id)? else {
             return Ok(());
         };
         if tx_rec.status != TransactionStatus::Completed {
             return Ok(());
         }
-        let already_cdr = self.store.record::<StoredCdr>(tx_id)?.is_some();
+        // The CDR's id is the session's id (a reservation's session keeps the reservation's id).
+        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some();
         let was_active = rec.status == SessionStatus::Active;
         if !was_active && (already_cdr || rec.status == SessionStatus::Invalid) {
             return Ok(());
@@ -386,7 +387,7 @@ impl Sessions {
         })?;
         if let Some(cdr) = &cdr {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
-            tracing::info!(session = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
+            tracing::info!(session = %rec.id, transaction = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
             self.backup_cdr(cdr);
         }
         self.commit(session_peer.or(cdr_peer)).await
