@@ -964,7 +964,7 @@ async fn session_push(hub: &Hub, method: &str, session_id: Option<&str>, status:
 }
 
 #[tokio::test]
-async fn a_reservation_is_a_session_that_its_transaction_continues() {
+async fn a_reservation_is_a_session_that_its_transaction_continues_stops_and_gets_one_cdr() {
     for (station, version) in [("CS001", OcppVersion::V16), ("CS201", OcppVersion::V201)] {
         let (hub, daemon) = daemon_with_hub(config()).await;
         let emsp = Emsp { hub: &hub };
@@ -979,22 +979,81 @@ async fn a_reservation_is_a_session_that_its_transaction_continues() {
         assert_eq!(reservation["evse_uid"], evse.as_str());
         assert_eq!(reservation["cdr_token"]["uid"], "resv-user");
         assert_eq!(reservation["kwh"], 0);
-        match version {
+        let ocpp_tx = match version {
             OcppVersion::V16 => {
                 let mut start = v16::start(1, "resv-user", 100, &now_rfc3339());
                 start["reservationId"] = rid;
-                cs.call_ok("StartTransaction", start).await;
+                let r = cs.call_ok("StartTransaction", start).await;
+                r["transactionId"]
+                    .as_i64()
+                    .expect("transactionId")
+                    .to_string()
             }
             _ => {
                 let mut ev = v201::tx_started("resv-tx-2", "resv-user", 100.0);
                 ev["reservationId"] = rid;
                 cs.call_ok("TransactionEvent", ev).await;
+                "resv-tx-2".to_owned()
             }
-        }
+        };
         // The same Session object moves on to ACTIVE (spec: mod_sessions, Reservation).
         let active = session_push(&hub, "PUT", Some(&id), "ACTIVE").await;
         assert_eq!(active["id"], id.as_str(), "{station}");
         assert_eq!(active["evse_uid"], evse.as_str());
+
+        // STOP_SESSION with the reservation session's id reaches the station's transaction.
+        let (_, stop) = actions(version);
+        cs.on(stop, status("Accepted"));
+        let got = emsp.accepted_result("STOP_SESSION", stop_body(&id)).await;
+        assert_eq!(got, "ACCEPTED", "{station}");
+        let stop_req = calls(&cs, stop).pop().expect("a stop request");
+        match version {
+            OcppVersion::V16 => {
+                let n: i64 = ocpp_tx.parse().unwrap();
+                assert_eq!(stop_req, json!({"transactionId": n}));
+                cs.call_ok("StopTransaction", v16::stop(n, "resv-user", 2100, "Remote"))
+                    .await;
+            }
+            _ => {
+                assert_eq!(stop_req, json!({"transactionId": ocpp_tx}));
+                cs.call_ok("TransactionEvent", v201::tx_ended(&ocpp_tx, 1, 2100.0))
+                    .await;
+            }
+        }
+        let done = session_push(&hub, "PATCH", Some(&id), "COMPLETED").await;
+        assert_eq!(done["status"], "COMPLETED", "{station}: {done}");
+        let cdr = hub
+            .wait_accepted("CDR POST", 1, RESULT_WAIT, |p| p.is("POST", "cdrs"))
+            .await
+            .pop()
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(cdr["session_id"], id.as_str(), "{station}: {cdr:#}");
+        assert_eq!(cdr["id"], id.as_str(), "{station}: {cdr:#}");
+        assert!(cdr["total_cost"]["excl_vat"].is_number(), "{cdr:#}");
+        assert_eq!(
+            cdr["total_energy"].as_f64(),
+            Some(2.0),
+            "{station}: {cdr:#}"
+        );
+        // Exactly one CDR, also after a moment (no second one from the transaction's own id).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let cdrs = daemon.admin_get("/admin/cdrs").await;
+        assert_eq!(
+            cdrs.as_array().map(Vec::len),
+            Some(1),
+            "{station}: {cdrs:#}"
+        );
+        let posts = hub.pushes().iter().filter(|p| p.is("POST", "cdrs")).count();
+        assert_eq!(posts, 1, "{station}");
+        // The session is over: a second stop is UNKNOWN_SESSION.
+        emsp.command(
+            "STOP_SESSION",
+            &with_url(&emsp, stop_body(&id)),
+            "UNKNOWN_SESSION",
+        )
+        .await;
     }
 }
 

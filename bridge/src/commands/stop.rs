@@ -8,7 +8,7 @@ use ocpp::{StationCall, StationId};
 use state::{Transaction, TransactionStatus};
 
 use super::{Commands, Target, response};
-use crate::records::{Owner, SESSION_OWNER};
+use crate::records::{Owner, SESSION_OWNER, SessionRecord};
 use crate::tokens;
 
 /// Whether `peer` may act for party `cc`/`pid` (a role of that party, or a hub).
@@ -25,10 +25,19 @@ impl Commands {
         let Command::StopSession(stop) = &command else {
             unreachable!("stop_session gets STOP_SESSION")
         };
+        // A session's id is its transaction's id, except for a session that began as a
+        // reservation: that one keeps the reservation's id and names its transaction.
+        let tx_id = self
+            .inner
+            .store
+            .record::<SessionRecord>(stop.session_id.as_str())
+            .map_err(|e| OcpiError::Server(e.to_string()))?
+            .and_then(|rec| rec.transaction_id)
+            .unwrap_or_else(|| stop.session_id.as_str().to_owned());
         let tx = self
             .inner
             .store
-            .transaction(stop.session_id.as_str())
+            .transaction(&tx_id)
             .map_err(|e| OcpiError::Server(e.to_string()))?;
         let Some(tx) = tx.filter(|t| t.status == TransactionStatus::Active) else {
             return Ok(response(

@@ -113,6 +113,15 @@ impl Sessions {
         Ok(self.store.record::<SessionRecord>(id)?)
     }
 
+    /// The session of a transaction (its own, or the reservation session it consumed).
+    fn record_for_tx(&self, tx_id: &str) -> Result<Option<SessionRecord>> {
+        let sid = self
+            .store
+            .index_get(SESSION_OF_TX, tx_id)?
+            .unwrap_or_else(|| tx_id.to_owned());
+        self.record(&sid)
+    }
+
     /// The peer if it is registered and has a receiver for `module`.
     fn receiver(&self, peer: Option<&str>, module: ModuleId) -> Option<String> {
         outbox::receiver(&self.peers, peer, module)
@@ -361,7 +370,7 @@ impl Sessions {
             }
             map.insert(tx_id.to_owned(), Instant::now());
         }
-        let Some(rec) = self.record(tx_id)? else {
+        let Some(rec) = self.record_for_tx(tx_id)? else {
             return Ok(());
         };
         if rec.status != SessionStatus::Active {
@@ -387,13 +396,14 @@ impl Sessions {
         let Some(tx_rec) = self.store.transaction(tx_id)? else {
             return Ok(());
         };
-        let Some(mut rec) = self.record(tx_id)? else {
+        let Some(mut rec) = self.record_for_tx(tx_id)? else {
             return Ok(());
         };
         if tx_rec.status != TransactionStatus::Completed {
             return Ok(());
         }
-        let already_cdr = self.store.record::<StoredCdr>(tx_id)?.is_some();
+        // The CDR's id is the session's id (a reservation's session keeps the reservation's id).
+        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some();
         let was_active = rec.status == SessionStatus::Active;
         if !was_active && (already_cdr || rec.status == SessionStatus::Invalid) {
             return Ok(());
@@ -439,7 +449,7 @@ impl Sessions {
         // it twice; one of them stores it).
         if let Some(cdr) = cdr.as_ref().filter(|_| created) {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
-            tracing::info!(session = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
+            tracing::info!(session = %rec.id, transaction = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
             self.backup.append(cdr);
         }
         self.commit(session_peer.or(cdr_peer)).await
