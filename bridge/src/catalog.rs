@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ocpi::types::{
-    BusinessDetails, CdrLocation, Connector, ConnectorFormat, ConnectorId, ConnectorType,
-    CountryCode, Evse, EvseId, EvseStatus, EvseUid, GeoLocation, Location, LocationId, PartyId,
-    PowerType, Tariff, TariffId,
+    BusinessDetails, Capability, CdrLocation, Connector, ConnectorFormat, ConnectorId,
+    ConnectorType, CountryCode, Evse, EvseId, EvseStatus, EvseUid, GeoLocation, Location,
+    LocationId, PartyId, PowerType, Tariff, TariffId,
 };
 use state::{EvseState, Store};
 
@@ -64,6 +64,7 @@ fn config_fingerprint(settings: &Settings, tariffs: &[Tariff]) -> String {
                 s.max_amperage,
                 s.max_electric_power,
                 &s.tariff_ids,
+                &s.capabilities,
             )
         })
         .collect();
@@ -96,28 +97,7 @@ fn config_fingerprint(settings: &Settings, tariffs: &[Tariff]) -> String {
     format!("{:016x}", crate::fnv1a(text.as_bytes()))
 }
 
-/// The eMI3 EVSE id `CC*PID*E{station}*{evse}`: upper-case letters and digits only, the part
-/// after `E` at most 30 characters (OCPI `evse_id` pattern).
-pub fn emi3_evse_id(cc: &str, pid: &str, station: &str, evse_id: u32) -> String {
-    let suffix = format!("*{evse_id}");
-    let room = 30usize.saturating_sub(suffix.len());
-    let station: String = station
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
-        .take(room)
-        .collect();
-    let station = if station.is_empty() {
-        "X".to_owned()
-    } else {
-        station
-    };
-    format!(
-        "{}*{}*E{station}{suffix}",
-        cc.to_ascii_uppercase(),
-        pid.to_ascii_uppercase()
-    )
-}
+pub use crate::config::emi3_evse_id;
 
 fn phases(power_type: &str) -> u32 {
     match power_type {
@@ -125,6 +105,36 @@ fn phases(power_type: &str) -> u32 {
         "AC_2_PHASE" | "AC_2_PHASE_SPLIT" => 2,
         _ => 1,
     }
+}
+
+/// The capabilities of a station's EVSEs: its `capabilities` or the default list.
+fn capabilities(st: &StationSettings) -> Vec<Capability> {
+    match &st.capabilities {
+        Some(list) => list.iter().map(|c| capability(c)).collect(),
+        None => crate::config::DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| capability(c))
+            .collect(),
+    }
+}
+
+fn capability(name: &str) -> Capability {
+    from_str_json(name).unwrap_or_else(|| Capability::Other(name.to_owned()))
+}
+
+/// The label printed on an EVSE, `{station} #{evse}`, within OCPI's string(16): the station
+/// part is cut (at a character boundary) so the whole fits 16 bytes.
+pub fn physical_reference(station: &str, evse_id: u32) -> String {
+    let suffix = format!(" #{evse_id}");
+    let room = 16usize.saturating_sub(suffix.len());
+    let mut part = String::new();
+    for c in station.chars() {
+        if part.len() + c.len_utf8() > room {
+            break;
+        }
+        part.push(c);
+    }
+    format!("{part}{suffix}")
 }
 
 fn from_str_json<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
@@ -297,14 +307,14 @@ impl Catalog {
             ))),
             status: evse::parse_status(&es.status),
             status_schedule: None,
-            capabilities: None,
+            capabilities: Some(capabilities(st)),
             connectors: connectors
                 .into_iter()
                 .map(|c| self.connector(st, loc, c, updated))
                 .collect(),
             floor_level: None,
             coordinates: None,
-            physical_reference: Some(format!("{} #{}", st.id, es.evse_id)),
+            physical_reference: Some(physical_reference(&st.id, es.evse_id)),
             directions: None,
             parking_restrictions: None,
             images: None,
@@ -446,5 +456,36 @@ mod tests {
         assert!(outlet.len() <= 30, "{long}");
         assert!(long.ends_with("*12"));
         assert_eq!(emi3_evse_id("NL", "BRG", "---", 1), "NL*BRG*EX*1");
+    }
+
+    #[test]
+    fn physical_references_fit_sixteen_bytes() {
+        assert_eq!(physical_reference("CS001", 2), "CS001 #2");
+        assert_eq!(physical_reference("CS/01", 1), "CS/01 #1");
+        let long = physical_reference("Parkhaus-Ost-Ebene-3", 12);
+        assert_eq!(long, "Parkhaus-Ost #12");
+        assert_eq!(long.len(), 16);
+        // Never cut inside a multi-byte character.
+        let umlaut = physical_reference("ÄÄÄÄÄÄÄÄÄ", 1);
+        assert!(umlaut.len() <= 16, "{umlaut}");
+        assert_eq!(umlaut, "ÄÄÄÄÄÄ #1");
+    }
+
+    #[test]
+    fn default_capabilities_and_a_station_list_replaces_them() {
+        let mut st: StationSettings = toml::from_str("id = \"CS1\"\nlocation = \"L\"").unwrap();
+        let names =
+            |st: &StationSettings| serde_json::to_value(capabilities(st)).unwrap().to_string();
+        assert_eq!(
+            names(&st),
+            r#"["REMOTE_START_STOP_CAPABLE","UNLOCK_CAPABLE","RESERVABLE","RFID_READER"]"#
+        );
+        st.capabilities = Some(vec![
+            "RFID_READER".into(),
+            "CHARGING_PROFILE_CAPABLE".into(),
+        ]);
+        assert_eq!(names(&st), r#"["RFID_READER","CHARGING_PROFILE_CAPABLE"]"#);
+        st.capabilities = Some(vec![]);
+        assert_eq!(names(&st), "[]");
     }
 }

@@ -305,6 +305,74 @@ pub struct StationSettings {
     /// OCPI tariff ids for this station's connectors (defaults to the location's tariff).
     #[serde(default)]
     pub tariff_ids: Vec<String>,
+    /// OCPI EVSE capabilities of this station's EVSEs; replaces [`DEFAULT_CAPABILITIES`].
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// The EVSE capabilities published when a station sets no `capabilities`: what the bridge
+/// implements for every station (remote start/stop, unlock, reservations) and the RFID reader
+/// every OCPP station has.
+pub const DEFAULT_CAPABILITIES: [&str; 4] = [
+    "REMOTE_START_STOP_CAPABLE",
+    "UNLOCK_CAPABLE",
+    "RESERVABLE",
+    "RFID_READER",
+];
+
+/// The OCPI 2.2.1 Capability values (mod_locations, Capability enum).
+pub const KNOWN_CAPABILITIES: [&str; 13] = [
+    "CHARGING_PROFILE_CAPABLE",
+    "CHARGING_PREFERENCES_CAPABLE",
+    "CHIP_CARD_SUPPORT",
+    "CONTACTLESS_CARD_SUPPORT",
+    "CREDIT_CARD_PAYABLE",
+    "DEBIT_CARD_PAYABLE",
+    "PED_TERMINAL",
+    "REMOTE_START_STOP_CAPABLE",
+    "RESERVABLE",
+    "RFID_READER",
+    "START_SESSION_CONNECTOR_REQUIRED",
+    "TOKEN_GROUP_CAPABLE",
+    "UNLOCK_CAPABLE",
+];
+
+/// The eMI3 EVSE id `CC*PID*E{station}*{evse}`: upper-case letters and digits only, the part
+/// after `E` at most 30 characters (OCPI `evse_id` pattern).
+pub fn emi3_evse_id(cc: &str, pid: &str, station: &str, evse_id: u32) -> String {
+    let suffix = format!("*{evse_id}");
+    let room = 30usize.saturating_sub(suffix.len());
+    let station: String = station
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .take(room)
+        .collect();
+    let station = if station.is_empty() {
+        "X".to_owned()
+    } else {
+        station
+    };
+    format!(
+        "{}*{}*E{station}{suffix}",
+        cc.to_ascii_uppercase(),
+        pid.to_ascii_uppercase()
+    )
+}
+
+/// The first two stations (by index) whose EVSEs would get the same eMI3 `evse_id` for some
+/// EVSE number up to 999 (ids that differ only in stripped characters or case, or beyond the
+/// length the pattern allows).
+pub fn evse_id_collision(stations: &[&str]) -> Option<(usize, usize)> {
+    for n in [1, 10, 100] {
+        let mut seen = std::collections::HashMap::new();
+        for (i, s) in stations.iter().enumerate() {
+            if let Some(j) = seen.insert(emi3_evse_id("XX", "XXX", s, n), i) {
+                return Some((j, i));
+            }
+        }
+    }
+    None
 }
 
 fn default_standard() -> String {
@@ -566,6 +634,25 @@ impl Settings {
                     "must be AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC",
                 ));
             }
+            for (j, c) in s.capabilities.iter().flatten().enumerate() {
+                if !KNOWN_CAPABILITIES.contains(&c.as_str()) {
+                    return Err(ConfigError::new(
+                        format!("stations[{i}].capabilities[{j}]"),
+                        format!("unknown OCPI 2.2.1 capability `{c}`"),
+                    ));
+                }
+            }
+        }
+        let ids: Vec<&str> = self.stations.iter().map(|s| s.id.as_str()).collect();
+        if let Some((a, b)) = evse_id_collision(&ids) {
+            return Err(ConfigError::new(
+                format!("stations[{b}].id"),
+                format!(
+                    "`{}` and stations[{a}] `{}` would get the same OCPI evse_id (only letters \
+                     and digits count, case-insensitively, at most 27 of them)",
+                    ids[b], ids[a]
+                ),
+            ));
         }
         if !self.tariffs.is_empty() && self.tariffs_file.is_some() {
             return Err(ConfigError::new(

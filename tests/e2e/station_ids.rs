@@ -24,6 +24,16 @@ const STATIONS: [(&str, OcppVersion, &str); 6] = [
 
 const TOKEN: &str = "IDCARD";
 
+/// The EVSE capabilities the bridge publishes for a station without `capabilities`.
+fn default_capabilities() -> Value {
+    serde_json::json!([
+        "REMOTE_START_STOP_CAPABLE",
+        "UNLOCK_CAPABLE",
+        "RESERVABLE",
+        "RFID_READER"
+    ])
+}
+
 fn status(version: OcppVersion, status16: &str, status201: &str) -> Value {
     match version {
         OcppVersion::V16 => v16::status(1, status16),
@@ -173,6 +183,7 @@ async fn station_ids_with_url_characters_work_end_to_end_and_keep_their_uids() {
         assert_eq!(evse["uid"], *uid, "{evse:#}");
         assert_eq!(evse["physical_reference"], format!("{id} #1"), "{evse:#}");
         assert_eq!(evse["status"], "CHARGING", "{evse:#}");
+        assert_eq!(evse["capabilities"], default_capabilities(), "{evse:#}");
     }
 
     // A charge on a 1.6 and a 2.0.1 station: Session and CDR name the safe uid.
@@ -192,6 +203,16 @@ async fn station_ids_with_url_characters_work_end_to_end_and_keep_their_uids() {
     }
     for p in hub.pushes().iter().filter(|p| p.method != "GET") {
         assert_well_formed(p);
+    }
+    // Every pushed EVSE carries the default capabilities (no station sets its own).
+    for p in hub.pushes().iter().filter(|p| p.is_location_put("LOC1")) {
+        for e in p.body.as_ref().expect("body")["evses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(e["capabilities"], default_capabilities(), "{e:#}");
+        }
     }
 
     // Restart on the same store: the uids stay, and pushes after it use them.

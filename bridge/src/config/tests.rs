@@ -132,3 +132,34 @@ fn a_tariffs_file_is_read_relative_to_the_config() {
     let s = load_with_env(Some(&path), []).unwrap();
     assert_eq!(s.tariff_list().unwrap()[0]["id"], "T9");
 }
+
+#[test]
+fn stations_whose_evse_ids_would_collide_are_rejected() {
+    let two = format!("{MINIMAL}[[stations]]\nid = \"CS-001\"\nlocation = \"LOC1\"\n");
+    let err = load_str(&two, &[]).unwrap_err();
+    assert_eq!(err.key, "stations[1].id", "{err}");
+    assert!(err.to_string().contains("same OCPI evse_id"), "{err}");
+    let case = format!("{MINIMAL}[[stations]]\nid = \"cs001\"\nlocation = \"LOC1\"\n");
+    assert_eq!(load_str(&case, &[]).unwrap_err().key, "stations[1].id");
+    let fine = format!("{MINIMAL}[[stations]]\nid = \"CS002\"\nlocation = \"LOC1\"\n");
+    load_str(&fine, &[]).unwrap();
+}
+
+#[test]
+fn evse_id_collisions_include_truncation() {
+    let a = format!("{}A", "X".repeat(40));
+    let b = format!("{}B", "X".repeat(40));
+    assert_eq!(evse_id_collision(&[&a, &b]), Some((0, 1)));
+    assert_eq!(evse_id_collision(&["CS1", "CS2", "C-S1"]), Some((0, 2)));
+    assert_eq!(evse_id_collision(&["CS1", "CS2"]), None);
+}
+
+#[test]
+fn station_capabilities_must_be_ocpi_values() {
+    let ok = format!("{MINIMAL}capabilities = [\"RFID_READER\", \"CHARGING_PROFILE_CAPABLE\"]\n");
+    let s = load_str(&ok, &[]).unwrap();
+    assert_eq!(s.stations[0].capabilities.as_ref().unwrap().len(), 2);
+    let bad = format!("{MINIMAL}capabilities = [\"RFID_READER\", \"TELEPORT\"]\n");
+    let err = load_str(&bad, &[]).unwrap_err();
+    assert_eq!(err.key, "stations[0].capabilities[1]", "{err}");
+}
