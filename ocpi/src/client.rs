@@ -1014,6 +1014,53 @@ mod tests {
         classify(status, HeaderMap::new(), Bytes::from(body.to_owned()))
     }
 
+    fn peer_with(roles: &[(&str, &str, &str)]) -> Peer {
+        let roles: Vec<serde_json::Value> = roles
+            .iter()
+            .map(|(role, cc, pid)| {
+                serde_json::json!({"role": role, "country_code": cc, "party_id": pid,
+                    "business_details": {"name": "x"}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "P", "token_in": "i", "token_out": "o",
+            "versions_url": "https://p.example/ocpi/versions", "version": "2.2.1",
+            "endpoints": [], "roles": roles, "registered_at": "2026-01-01T00:00:00Z",
+            "initiated_by": "us"
+        }))
+        .expect("peer")
+    }
+
+    fn to_of(r: Option<Routing>) -> Option<String> {
+        r.expect("functional").to.map(|(cc, pid)| format!("{cc}{pid}"))
+    }
+
+    #[test]
+    fn routing_headers_name_the_right_party_or_none_for_open_routing() {
+        let client = Client::new(&Settings::new("http://127.0.0.1:1", "NL", "BRG", "CPO")).unwrap();
+        let hub = peer_with(&[("HUB", "NL", "HUB")]);
+        let emsp = peer_with(&[("CPO", "DE", "CPX"), ("EMSP", "DE", "EMX")]);
+        // An unknown token through a hub: open routing, no OCPI-to-*; FROM is always us.
+        let open = client.routing_to(&hub, &ModuleId::Tokens, &Recipient::unknown_party(&hub));
+        assert_eq!(open.as_ref().map(|r| format!("{}{}", r.from.0, r.from.1)).as_deref(), Some("NLBRG"));
+        assert_eq!(to_of(open), None);
+        // To a direct platform: its eMSP role.
+        let direct = client.routing_to(&emsp, &ModuleId::Tokens, &Recipient::unknown_party(&emsp));
+        assert_eq!(to_of(direct).as_deref(), Some("DEEMX"));
+        // A broadcast push to the hub names the hub; a CDR the token's eMSP.
+        assert_eq!(
+            to_of(client.routing_to(&hub, &ModuleId::Locations, &Recipient::PeerParty)).as_deref(),
+            Some("NLHUB")
+        );
+        let owner = Recipient::party(&CountryCode::new("NL"), &PartyId::new("EMA"));
+        assert_eq!(
+            to_of(client.routing_to(&hub, &ModuleId::Cdrs, &owner)).as_deref(),
+            Some("NLEMA")
+        );
+        // Configuration modules carry no routing headers.
+        assert!(client.routing_to(&hub, &ModuleId::HubClientInfo, &owner).is_none());
+    }
+
     #[test]
     fn classification_of_answers() {
         let ok = answer(

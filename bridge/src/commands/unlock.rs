@@ -2,7 +2,7 @@
 //! number, which is our EVSE number).
 
 use ocpi::types::{Command, CommandResponse, CommandResponseType};
-use ocpi::{OcpiError, Peer};
+use ocpi::OcpiError;
 use ocpp::{EvseRef, OcppVersion, StationCall};
 
 use super::{Commands, response};
@@ -10,7 +10,7 @@ use super::{Commands, response};
 impl Commands {
     pub(super) async fn unlock_connector(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::UnlockConnector(unlock) = &command else {
