@@ -201,11 +201,9 @@ impl ocpi::CpoBackend for Cpo {
         country_code: &CountryCode,
         party_id: &PartyId,
     ) -> Result<Option<ocpi::types::ClientInfo>, OcpiError> {
-        Ok(self.hub.info(
-            caller.id.as_str(),
-            country_code.as_str(),
-            party_id.as_str(),
-        ))
+        Ok(self
+            .hub
+            .info(caller.id.as_str(), country_code.as_str(), party_id.as_str()))
     }
 
     async fn peer_unregistered(&self, id: &PeerId) {

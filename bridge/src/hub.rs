@@ -230,16 +230,22 @@ mod tests {
             message: String::new(),
         };
         assert!(party_unreachable(&refused(4001)));
-        assert!(party_unreachable(&PushError::Retryable(RetryReason::Ocpi {
-            code: 4003,
-            message: String::new()
-        })));
+        assert!(party_unreachable(&PushError::Retryable(
+            RetryReason::Ocpi {
+                code: 4003,
+                message: String::new()
+            }
+        )));
         assert!(!party_unreachable(&refused(2001)));
-        assert!(!party_unreachable(&PushError::Retryable(RetryReason::Ocpi {
-            code: 4002,
-            message: String::new()
-        })));
-        assert!(!party_unreachable(&PushError::Retryable(RetryReason::Http(503))));
+        assert!(!party_unreachable(&PushError::Retryable(
+            RetryReason::Ocpi {
+                code: 4002,
+                message: String::new()
+            }
+        )));
+        assert!(!party_unreachable(&PushError::Retryable(
+            RetryReason::Http(503)
+        )));
     }
 
     #[tokio::test]

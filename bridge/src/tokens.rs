@@ -254,7 +254,11 @@ fn sweep(store: &Store, peer: &str, run: DateTime<Utc>) -> Result<usize, state::
             Ok(n)
         })?;
         if n > 0 {
-            tracing::info!(peer, removed = n, "tokens no longer listed by the eMSP removed");
+            tracing::info!(
+                peer,
+                removed = n,
+                "tokens no longer listed by the eMSP removed"
+            );
         }
         removed += n;
     }
@@ -313,10 +317,22 @@ mod tests {
         use chrono::TimeZone;
         let run = Utc.timestamp_opt(1000, 0).unwrap();
         assert!(unlisted(&stored("hub", Some(900), None), "hub", run));
-        assert!(unlisted(&stored("hub", None, None), "hub", run), "old record");
+        assert!(
+            unlisted(&stored("hub", None, None), "hub", run),
+            "old record"
+        );
         assert!(unlisted(&stored("hub", Some(500), Some(400)), "hub", run));
-        assert!(!unlisted(&stored("hub", Some(1001), Some(1000)), "hub", run), "listed");
-        assert!(!unlisted(&stored("hub", Some(1200), None), "hub", run), "pushed meanwhile");
-        assert!(!unlisted(&stored("other", Some(900), None), "hub", run), "other peer");
+        assert!(
+            !unlisted(&stored("hub", Some(1001), Some(1000)), "hub", run),
+            "listed"
+        );
+        assert!(
+            !unlisted(&stored("hub", Some(1200), None), "hub", run),
+            "pushed meanwhile"
+        );
+        assert!(
+            !unlisted(&stored("other", Some(900), None), "hub", run),
+            "other peer"
+        );
     }
 }

@@ -14,9 +14,9 @@ use crate::peer::{Peer, PeerId};
 use crate::server::AdvertisedModule;
 use crate::settings::Settings;
 use crate::types::{
-    Capability, Cdr, ChargingPreferences, ClientInfo, ChargingPreferencesResponse, Command, CommandResponse,
-    CommandResponseType, CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId,
-    Session, SessionId, Tariff, Token, TokenType, TokenUid,
+    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, ClientInfo, Command,
+    CommandResponse, CommandResponseType, CountryCode, InterfaceRole, Location, LocationId,
+    ModuleId, PartyId, Session, SessionId, Tariff, Token, TokenType, TokenUid,
 };
 
 /// Implemented by the daemon. Methods are synchronous (reads of a local store); hooks are async.

@@ -1032,7 +1032,9 @@ mod tests {
     }
 
     fn to_of(r: Option<Routing>) -> Option<String> {
-        r.expect("functional").to.map(|(cc, pid)| format!("{cc}{pid}"))
+        r.expect("functional")
+            .to
+            .map(|(cc, pid)| format!("{cc}{pid}"))
     }
 
     #[test]
@@ -1042,7 +1044,12 @@ mod tests {
         let emsp = peer_with(&[("CPO", "DE", "CPX"), ("EMSP", "DE", "EMX")]);
         // An unknown token through a hub: open routing, no OCPI-to-*; FROM is always us.
         let open = client.routing_to(&hub, &ModuleId::Tokens, &Recipient::unknown_party(&hub));
-        assert_eq!(open.as_ref().map(|r| format!("{}{}", r.from.0, r.from.1)).as_deref(), Some("NLBRG"));
+        assert_eq!(
+            open.as_ref()
+                .map(|r| format!("{}{}", r.from.0, r.from.1))
+                .as_deref(),
+            Some("NLBRG")
+        );
         assert_eq!(to_of(open), None);
         // To a direct platform: its eMSP role.
         let direct = client.routing_to(&emsp, &ModuleId::Tokens, &Recipient::unknown_party(&emsp));
@@ -1058,7 +1065,11 @@ mod tests {
             Some("NLEMA")
         );
         // Configuration modules carry no routing headers.
-        assert!(client.routing_to(&hub, &ModuleId::HubClientInfo, &owner).is_none());
+        assert!(
+            client
+                .routing_to(&hub, &ModuleId::HubClientInfo, &owner)
+                .is_none()
+        );
     }
 
     #[test]

@@ -285,18 +285,38 @@ mod tests {
             role("DE", "NAV", Role::Nsp),
         ]);
         assert!(!platform.is_hub());
-        for m in [ModuleId::Sessions, ModuleId::Cdrs, ModuleId::Tokens, ModuleId::Commands] {
+        for m in [
+            ModuleId::Sessions,
+            ModuleId::Cdrs,
+            ModuleId::Tokens,
+            ModuleId::Commands,
+        ] {
             assert_eq!(addressed(&platform, m).as_deref(), Some("DEEMX"));
         }
-        assert_eq!(addressed(&platform, ModuleId::Locations).as_deref(), Some("DEEMX"));
+        assert_eq!(
+            addressed(&platform, ModuleId::Locations).as_deref(),
+            Some("DEEMX")
+        );
         // Only an NSP besides the CPO: Locations go to the NSP, sessions to the first role.
-        let nsp = with_roles(vec![role("DE", "CPX", Role::Cpo), role("DE", "NAV", Role::Nsp)]);
+        let nsp = with_roles(vec![
+            role("DE", "CPX", Role::Cpo),
+            role("DE", "NAV", Role::Nsp),
+        ]);
         assert_eq!(addressed(&nsp, ModuleId::Tariffs).as_deref(), Some("DENAV"));
-        assert_eq!(addressed(&nsp, ModuleId::Sessions).as_deref(), Some("DECPX"));
+        assert_eq!(
+            addressed(&nsp, ModuleId::Sessions).as_deref(),
+            Some("DECPX")
+        );
         // A hub is addressed as the hub, whatever else it lists.
-        let hub = with_roles(vec![role("NL", "EMA", Role::Emsp), role("NL", "HUB", Role::Hub)]);
+        let hub = with_roles(vec![
+            role("NL", "EMA", Role::Emsp),
+            role("NL", "HUB", Role::Hub),
+        ]);
         assert!(hub.is_hub());
-        assert_eq!(addressed(&hub, ModuleId::Locations).as_deref(), Some("NLHUB"));
+        assert_eq!(
+            addressed(&hub, ModuleId::Locations).as_deref(),
+            Some("NLHUB")
+        );
         assert_eq!(addressed(&hub, ModuleId::Tokens).as_deref(), Some("NLHUB"));
         assert_eq!(addressed(&with_roles(vec![]), ModuleId::Cdrs), None);
     }

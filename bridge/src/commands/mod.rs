@@ -512,7 +512,10 @@ mod tests {
             Some("NLEMA"),
             "else the token's owner"
         );
-        assert_eq!(party(result_party(&hub, None, None)).as_deref(), Some("NLHUB"));
+        assert_eq!(
+            party(result_party(&hub, None, None)).as_deref(),
+            Some("NLHUB")
+        );
         let platform = peer(&[("CPO", "DE", "CPX"), ("EMSP", "DE", "EMX")]);
         assert_eq!(
             party(result_party(&platform, None, None)).as_deref(),

@@ -3,10 +3,10 @@
 //! reservation afterwards is [`crate::reservations`]'s.
 
 use chrono::Utc;
+use ocpi::OcpiError;
 use ocpi::types::{
     Command, CommandResponse, CommandResponseType, CommandResultType, CountryCode, PartyId,
 };
-use ocpi::OcpiError;
 use ocpp::{OcppVersion, StationCall, StationId};
 
 use super::results::station_id_token;

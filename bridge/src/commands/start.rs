@@ -4,8 +4,8 @@
 //! station to start. When the transaction then starts, [`attribute`] records that its session
 //! belongs to the commanding party.
 
-use ocpi::types::{Command, CommandResponse};
 use ocpi::OcpiError;
+use ocpi::types::{Command, CommandResponse};
 use ocpp::{OcppVersion, StationCall, StationId};
 use state::Store;
 

@@ -1,8 +1,8 @@
 //! UNLOCK_CONNECTOR: asks the station to unlock one connector (1.6 addresses it by connector
 //! number, which is our EVSE number).
 
-use ocpi::types::{Command, CommandResponse, CommandResponseType};
 use ocpi::OcpiError;
+use ocpi::types::{Command, CommandResponse, CommandResponseType};
 use ocpp::{EvseRef, OcppVersion, StationCall};
 
 use super::{Commands, response};

@@ -43,9 +43,6 @@ pub(super) async fn post<B: CpoBackend>(
         ));
     }
     let from = from.map(|Extension(RequestFrom(cc, pid))| (cc, pid));
-    let response = platform
-        .backend()
-        .command_from(peer, from, command)
-        .await?;
+    let response = platform.backend().command_from(peer, from, command).await?;
     Ok(Envelope::success(response))
 }
