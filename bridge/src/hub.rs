@@ -95,7 +95,7 @@ impl HubClients {
     /// Every known party behind every hub (for operators).
     pub fn all(&self) -> Vec<HubClient> {
         let mut v: Vec<HubClient> = self.read().values().cloned().collect();
-        v.sort_by(|a, b| state::Record::id(a).cmp(&state::Record::id(b)));
+        v.sort_by_key(state::Record::id);
         v
     }
 
