@@ -21,6 +21,7 @@ use crate::commands::Commands;
 use crate::config::Settings;
 use crate::cpo::{self, Cpo};
 use crate::error::Logged;
+use crate::hub::HubClients;
 use crate::outbox::{PushQueue, Wake};
 use crate::peers::{self, PeerRecords};
 use crate::push::Pusher;
@@ -66,6 +67,8 @@ pub struct Core {
     pub commands: Commands,
     /// The OCPP application.
     pub station: Arc<StationService>,
+    /// Parties behind hubs (ClientInfo, held pushes).
+    pub hub: HubClients,
     /// The OCPI side (server router, registration).
     pub platform: Arc<ocpi::Platform<Cpo>>,
     /// Whether the configuration changed since the last start.
@@ -87,6 +90,8 @@ impl Core {
         let client = ocpi::Client::new(&catalog.ocpi_settings())
             .map_err(|e| anyhow::anyhow!("OCPI client set-up failed: {e}"))?;
         let (push, wakes) = PushQueue::new();
+        let hub = HubClients::load(store.clone(), push.clone())
+            .context("loading the parties behind hubs")?;
         let authorizer = Arc::new(
             Authorizer::new(
                 store.clone(),
@@ -126,6 +131,7 @@ impl Core {
             sessions.clone(),
             commands.clone(),
             push.clone(),
+            hub.clone(),
         );
         let platform = ocpi::Platform::with_client(Arc::new(cpo), peers.clone(), client.clone());
         let core = Core {
@@ -139,6 +145,7 @@ impl Core {
             reservations,
             commands,
             station,
+            hub,
             platform,
             config_changed,
         };
@@ -153,6 +160,7 @@ impl Core {
             store: self.store.clone(),
             catalog: self.catalog.clone(),
             sessions: self.sessions.clone(),
+            hub: self.hub.clone(),
         }
     }
 }
@@ -238,6 +246,7 @@ pub async fn run(
         core.client.clone(),
         store.clone(),
         settings.ocpi.token_pull_interval,
+        settings.ocpi.token_reconcile_interval,
         shutdown.clone(),
     ));
     for (id, versions_url) in peers::configured_peer_ids(&settings) {
@@ -357,20 +366,25 @@ async fn finish_sessions(sessions: Arc<Sessions>, shutdown: CancellationToken) {
     }
 }
 
-/// Pulls every token from each registered peer's Tokens sender: soon after it registers, then
-/// every `interval_secs` (0 = only once).
+/// Pulls tokens from each registered peer's Tokens sender ([`tokens::pull`]): soon after it
+/// registers (or the daemon starts), then an incremental pull every `pull_secs` (0 = only that
+/// first one) and a full reconcile every `reconcile_secs` (0 = only the first pull, which is
+/// full when the peer was never pulled). A failed pull is tried again a minute later.
 async fn pull_tokens(
     peers: ocpi::Peers,
     client: ocpi::Client,
     store: Store,
-    interval_secs: u64,
+    pull_secs: u64,
+    reconcile_secs: u64,
     shutdown: CancellationToken,
 ) {
     use ocpi::types::{InterfaceRole, ModuleId};
-    let mut last: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    const RETRY: Duration = Duration::from_secs(60);
+    // When each peer's next pull is due (none yet: right away).
+    let mut due: std::collections::HashMap<String, std::time::Instant> = Default::default();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.cancelled() => return,
         }
         for peer in peers.all() {
@@ -381,48 +395,32 @@ async fn pull_tokens(
             {
                 continue;
             }
-            let due = match last.get(&peer.id.0) {
-                None => true,
-                Some(t) => interval_secs > 0 && t.elapsed() >= Duration::from_secs(interval_secs),
-            };
-            if !due {
+            let now = std::time::Instant::now();
+            if due.get(&peer.id.0).is_some_and(|t| *t > now) {
                 continue;
             }
-            last.insert(peer.id.0.clone(), std::time::Instant::now());
-            match client.fetch_tokens(&peer, None, None).await {
-                Ok(list) => {
-                    // A pulled token is stored only if it is a valid OCPI Token (as a pushed
-                    // one must be: cpo.rs); the rest are logged and counted.
-                    let (list, bad): (Vec<_>, Vec<_>) =
-                        list.into_iter().partition(|t| t.validate().is_ok());
-                    for t in &bad {
-                        if let Err(e) = t.validate() {
-                            tracing::warn!(peer = %peer.id, token = %t.uid.as_str(), error = %e, "pulled token refused");
-                        }
-                    }
-                    metrics::counter!("ocpi_tokens_refused_total").increment(bad.len() as u64);
-                    let n = list.len();
-                    let stored = store.update(|tx| {
-                        for t in &list {
-                            tokens::put(tx, t, peer.id.as_str())?;
-                        }
-                        Ok(())
-                    });
-                    if stored.or_log("storing pulled tokens").is_some() {
-                        store.flush().await.or_log("flush after a token pull");
-                        tracing::info!(peer = %peer.id, tokens = n, "token pull done");
-                        metrics::counter!("ocpi_token_pulls_total", "outcome" => "ok").increment(1);
-                    }
+            let last = store
+                .record::<crate::records::TokenPull>(peer.id.as_str())
+                .or_log("reading the token pull state")
+                .flatten();
+            let full = tokens::reconcile_due(last.as_ref(), reconcile_secs, chrono::Utc::now());
+            match tokens::pull(&client, &store, &peer, full).await {
+                Ok(r) => {
+                    tracing::info!(peer = %peer.id, full = r.full, pages = r.pages, tokens = r.tokens,
+                        removed = r.removed, "token pull done");
+                    metrics::counter!("ocpi_token_pulls_total", "outcome" => "ok").increment(1);
+                    let next = if pull_secs == 0 {
+                        // Only the first pull: never again in this run.
+                        Duration::from_secs(u64::from(u32::MAX))
+                    } else {
+                        Duration::from_secs(pull_secs)
+                    };
+                    due.insert(peer.id.0.clone(), now + next);
                 }
                 Err(e) => {
-                    tracing::warn!(peer = %peer.id, error = %e, "token pull failed; retrying later");
+                    tracing::warn!(peer = %peer.id, error = %e, "token pull failed; retrying in a minute");
                     metrics::counter!("ocpi_token_pulls_total", "outcome" => "failed").increment(1);
-                    // Try again in a minute rather than a whole interval.
-                    last.insert(
-                        peer.id.0.clone(),
-                        std::time::Instant::now()
-                            - Duration::from_secs(interval_secs.saturating_sub(60)),
-                    );
+                    due.insert(peer.id.0.clone(), now + RETRY);
                 }
             }
         }

@@ -328,9 +328,12 @@ impl Authorizer {
             .get(&ocpi::PeerId(peer_id.to_owned()))
             .filter(|p| p.status == PeerStatus::Registered)
             .ok_or_else(|| format!("peer {peer_id} not registered"))?;
-        let to = known.map_or(Recipient::PeerParty, |t| {
-            Recipient::party(&t.country_code, &t.party_id)
-        });
+        // A known token names its eMSP; an unknown one goes through a hub by open routing (no
+        // OCPI-to-*: the hub finds the eMSP), to any other peer as itself.
+        let to = known.map_or_else(
+            || Recipient::unknown_party(&peer),
+            |t| Recipient::party(&t.country_code, &t.party_id),
+        );
         let outcome = client
             .authorize_token(&peer, uid, kind, location.as_ref(), self.timeout, &to)
             .await

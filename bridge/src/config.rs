@@ -175,9 +175,12 @@ pub struct OcpiSettings {
     /// Milliseconds to wait for an eMSP's real-time authorization before the whitelist
     /// fallback applies.
     pub authorize_timeout_ms: u64,
-    /// Seconds between full token pulls from each eMSP's Tokens sender (0 = only after
-    /// registration).
+    /// Seconds between incremental token pulls (`date_from` = the last pull's start) from each
+    /// eMSP's Tokens sender (0 = only after registration and start-up).
     pub token_pull_interval: u64,
+    /// Seconds between full token reconciles (every token listed again; tokens the eMSP no
+    /// longer lists are removed) from each eMSP's Tokens sender (0 = only the first pull).
+    pub token_reconcile_interval: u64,
     /// Seconds between Session updates pushed for one session (the final update is always sent).
     pub session_update_interval: u64,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
@@ -196,6 +199,7 @@ impl Default for OcpiSettings {
             offline_grace: 300,
             authorize_timeout_ms: 3000,
             token_pull_interval: 6 * 3600,
+            token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
             peers: Vec::new(),
         }

@@ -1,6 +1,7 @@
 //! The thin OCPI adapter on top: implements [`ocpi::CpoBackend`] by delegating to the catalog
 //! (Locations, Tariffs), the session flow (Sessions, CDRs), the token store and the command
-//! handler, and queues every Location and Tariff for a peer that registers.
+//! handler, and queues every Location and Tariff for a peer that registers. A hub's ClientInfo
+//! PUTs go to [`HubClients`]; a command's `OCPI-from-*` party reaches the command handler.
 //!
 //! Nothing below this module knows the OCPI platform type; this module owns no state.
 
@@ -16,6 +17,7 @@ use state::Store;
 use crate::catalog::Catalog;
 use crate::commands::Commands;
 use crate::error::Logged;
+use crate::hub::HubClients;
 use crate::outbox::{self, Push, PushQueue};
 use crate::sessions::Sessions;
 use crate::tokens;
@@ -32,6 +34,7 @@ pub struct Cpo {
     sessions: Arc<Sessions>,
     commands: Commands,
     push: PushQueue,
+    hub: HubClients,
 }
 
 impl std::fmt::Debug for Cpo {
@@ -48,6 +51,7 @@ impl Cpo {
         sessions: Arc<Sessions>,
         commands: Commands,
         push: PushQueue,
+        hub: HubClients,
     ) -> Self {
         Cpo {
             ocpi: catalog.ocpi_settings(),
@@ -56,6 +60,7 @@ impl Cpo {
             sessions,
             commands,
             push,
+            hub,
         }
     }
 }
@@ -167,7 +172,38 @@ impl ocpi::CpoBackend for Cpo {
         caller: &Peer,
         command: ocpi::types::Command,
     ) -> Result<ocpi::types::CommandResponse, OcpiError> {
-        self.commands.handle(caller.clone(), command).await
+        self.commands.handle(caller.clone(), None, command).await
+    }
+
+    async fn command_from(
+        &self,
+        caller: &Peer,
+        from: Option<(CountryCode, PartyId)>,
+        command: ocpi::types::Command,
+    ) -> Result<ocpi::types::CommandResponse, OcpiError> {
+        self.commands.handle(caller.clone(), from, command).await
+    }
+
+    async fn put_client_info(
+        &self,
+        caller: &Peer,
+        info: ocpi::types::ClientInfo,
+    ) -> Result<(), OcpiError> {
+        self.hub
+            .put_info(caller.id.as_str(), info)
+            .await
+            .map_err(server_error)
+    }
+
+    fn client_info(
+        &self,
+        caller: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+    ) -> Result<Option<ocpi::types::ClientInfo>, OcpiError> {
+        Ok(self
+            .hub
+            .info(caller.id.as_str(), country_code.as_str(), party_id.as_str()))
     }
 
     async fn peer_unregistered(&self, id: &PeerId) {

@@ -14,8 +14,9 @@
 //! - What is stored: [`records`] (every record kind and index the bridge keeps in `state`).
 //! - Facts and handles: [`catalog`] (what the configuration contributes: Locations, EVSE ids,
 //!   connectors, tariffs, `CdrLocation`), [`outbox`] (the push protocol as data, who receives
-//!   what, the [`outbox::PushQueue`] handle), [`tokens`] (token store, 1.6 aliases),
-//!   [`peers`] (peer persistence, configured peers).
+//!   what, the [`outbox::PushQueue`] handle), [`tokens`] (token store, 1.6 aliases,
+//!   incremental pulls and full reconciles), [`peers`] (peer persistence, configured peers),
+//!   [`hub`] (parties behind a hub: ClientInfo, held pushes).
 //! - The flows: [`auth`] (driver authorization), [`sessions`] (Sessions and CDRs from
 //!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
 //!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
@@ -42,6 +43,7 @@ pub mod config;
 pub mod cpo;
 pub mod error;
 pub mod evse;
+pub mod hub;
 pub mod meter;
 #[cfg(test)]
 mod module_graph;

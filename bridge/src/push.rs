@@ -8,6 +8,12 @@
 //! are retried with exponential backoff and jitter (capped); a refusal (OCPI 2xxx, HTTP 4xx) is
 //! logged with the peer's message and parked for an operator (admin API), so one bad entry does
 //! not block the queue forever.
+//!
+//! Holding per party (hubs): an entry routed to a party that [`HubClients`] holds (not
+//! CONNECTED, or the hub answered OCPI 4001/4003 for it) is passed over in place — the task
+//! sends the first entry whose party is not held, so other parties' pushes never wait behind
+//! it, and each party's own entries keep their order. A 4001/4003 answer holds the party
+//! instead of parking or retrying the entry; a ClientInfo CONNECTED wakes the task again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +33,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::error::Logged;
+use crate::hub::{self, HubClients};
 use crate::outbox::{self, Entry, Push, Wake};
 use crate::sessions::{SessionBody, Sessions};
 
@@ -49,6 +56,8 @@ pub struct Pusher {
     pub catalog: Arc<Catalog>,
     /// Renders Sessions and hands out CDRs.
     pub sessions: Arc<Sessions>,
+    /// Which parties behind a hub are held.
+    pub hub: HubClients,
 }
 
 struct Task {
@@ -70,6 +79,8 @@ enum Rendered {
 /// What became of one delivery attempt.
 enum Outcome {
     Delivered,
+    /// The hub cannot reach the entry's party (OCPI 4001/4003): hold the party.
+    Unreachable((String, String), String),
     Retry(String),
     Refused(String),
 }
@@ -147,16 +158,15 @@ impl Pusher {
                 tracing::info!(peer = %peer_id, "peer gone; delivery task ends");
                 return;
             };
+            // The first entry whose party is not held (see the module docs).
             let head = self
                 .store
-                .outbox_head::<Push>(peer_id.as_str(), 1)
+                .outbox_first_unheld::<Push>(peer_id.as_str(), |party| {
+                    self.hub.held(peer_id.as_str(), party)
+                })
                 .or_log("reading the outbox")
-                .unwrap_or_default();
-            let Some(entry) = head
-                .into_iter()
-                .next()
-                .filter(|_| peer.status == PeerStatus::Registered)
-            else {
+                .flatten();
+            let Some(entry) = head.filter(|_| peer.status == PeerStatus::Registered) else {
                 tokio::select! {
                     _ = wake.notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -171,9 +181,23 @@ impl Pusher {
                 .increment(1);
             };
             match self.attempt(&peer, entry.seq).await {
+                Outcome::Unreachable(party, reason) => {
+                    // Not the entry's fault and not the hub's: hold the party, go on with the
+                    // others at once.
+                    count("held");
+                    tracing::warn!(peer = %peer_id, seq = entry.seq, party = %format!("{}/{}", party.0, party.1),
+                        reason = %reason, "hub cannot reach the party; its pushes are held until it is CONNECTED");
+                    self.hub.mark_unreachable(peer_id.as_str(), &party, &reason);
+                    self.store
+                        .outbox_failed(peer_id.as_str(), entry.seq, &reason)
+                        .or_log("recording a held attempt");
+                }
                 Outcome::Delivered => {
                     backoff = BACKOFF_MIN;
                     count("delivered");
+                    if let Some(party) = &entry.to_party {
+                        self.hub.mark_reachable(peer_id.as_str(), party);
+                    }
                     self.store
                         .outbox_ack(peer_id.as_str(), entry.seq)
                         .or_log("removing a delivered entry");
@@ -316,6 +340,12 @@ impl Pusher {
                     _ => {}
                 }
                 Outcome::Delivered
+            }
+            Err(e)
+                if hub::party_unreachable(&e)
+                    && let Some(party) = entry.to_party.clone() =>
+            {
+                Outcome::Unreachable(party, e.to_string())
             }
             Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),
             // 401/403: our credentials are not (yet) accepted — typically a token rotation in

@@ -8,12 +8,15 @@
 //! | `token` ([`StoredToken`]) | `CC\0PID\0UID\0TYPE` (upper case) | an eMSP token and its peer |
 //! | `command` ([`CommandRecord`]) | uuid | an OCPI command in flight or done |
 //! | `reservation` ([`Reservation`]) | OCPP reservation id | a reservation's lifecycle |
+//! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
+//! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
 
 use chrono::{DateTime, Utc};
 use ocpi::types::{
-    AuthMethod, Cdr, CdrLocation, CdrToken, CommandResultType, SessionStatus, Tariff, Token,
+    AuthMethod, Cdr, CdrLocation, CdrToken, ClientInfo, CommandResultType, SessionStatus, Tariff,
+    Token,
 };
 use serde::{Deserialize, Serialize};
 use state::{Index, Record};
@@ -139,6 +142,13 @@ pub struct StoredToken {
     pub token: Token,
     /// Peer id it came from.
     pub peer: String,
+    /// When it was last written (absent in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<DateTime<Utc>>,
+    /// The full token reconcile that last listed it (its start time), if any: a reconcile
+    /// removes the peer's tokens it did not list and that were stored before it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<DateTime<Utc>>,
 }
 
 impl StoredToken {
@@ -164,6 +174,60 @@ impl Record for StoredToken {
             t.uid.as_str(),
             t.kind.as_str(),
         )
+    }
+}
+
+/// A party behind a hub (key: peer and party): the ClientInfo the hub last PUT for it, and
+/// whether the hub refused a push to it as unknown / not connected (OCPI 4001/4003).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubClient {
+    /// The hub's peer id.
+    pub peer: String,
+    /// The party's country code.
+    pub country_code: String,
+    /// The party's id.
+    pub party_id: String,
+    /// The hub's ClientInfo for it, if it sent one.
+    pub info: Option<ClientInfo>,
+    /// When the hub last refused a push to this party as unreachable (OCPI 4001/4003), and
+    /// why; cleared by a push it accepts or a ClientInfo CONNECTED.
+    pub unreachable: Option<(DateTime<Utc>, String)>,
+}
+
+impl HubClient {
+    /// Storage key of a party behind a hub.
+    pub fn key(peer: &str, cc: &str, pid: &str) -> String {
+        format!(
+            "{peer}\0{}\0{}",
+            cc.to_ascii_uppercase(),
+            pid.to_ascii_uppercase()
+        )
+    }
+}
+
+impl Record for HubClient {
+    const KIND: &'static str = "hub_client";
+    fn id(&self) -> String {
+        Self::key(&self.peer, &self.country_code, &self.party_id)
+    }
+}
+
+/// Token pulls of one peer (key: peer id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPull {
+    /// The peer.
+    pub peer: String,
+    /// Start time of the last successful pull, full or incremental: the next incremental
+    /// pull's `date_from`.
+    pub last_pull: DateTime<Utc>,
+    /// Start time of the last successful full reconcile.
+    pub last_full: DateTime<Utc>,
+}
+
+impl Record for TokenPull {
+    const KIND: &'static str = "token_pull";
+    fn id(&self) -> String {
+        self.peer.clone()
     }
 }
 
@@ -311,6 +375,8 @@ mod tests {
             StoredToken::KIND,
             CommandRecord::KIND,
             Reservation::KIND,
+            HubClient::KIND,
+            TokenPull::KIND,
         ];
         kinds.sort_unstable();
         let n = kinds.len();

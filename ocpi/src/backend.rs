@@ -14,9 +14,9 @@ use crate::peer::{Peer, PeerId};
 use crate::server::AdvertisedModule;
 use crate::settings::Settings;
 use crate::types::{
-    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, Command, CommandResponse,
-    CommandResponseType, CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId,
-    Session, SessionId, Tariff, Token, TokenType, TokenUid,
+    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, ClientInfo, Command,
+    CommandResponse, CommandResponseType, CountryCode, InterfaceRole, Location, LocationId,
+    ModuleId, PartyId, Session, SessionId, Tariff, Token, TokenType, TokenUid,
 };
 
 /// Implemented by the daemon. Methods are synchronous (reads of a local store); hooks are async.
@@ -109,8 +109,43 @@ pub trait CpoBackend: Send + Sync + 'static {
         async { Ok(CommandResponse::new(CommandResponseType::NotSupported, 0)) }
     }
 
+    /// A hub's ClientInfo PUT (`hubclientinfo/{cc}/{pid}`, already validated and checked against the URL), to be
+    /// kept per calling peer. Default: accepted and not kept.
+    fn put_client_info(
+        &self,
+        caller: &Peer,
+        info: ClientInfo,
+    ) -> impl Future<Output = Result<(), OcpiError>> + Send {
+        let _ = (caller, info);
+        async { Ok(()) }
+    }
+
+    /// The ClientInfo `caller` (a hub) last PUT for a party. Default: none.
+    fn client_info(
+        &self,
+        caller: &Peer,
+        country_code: &CountryCode,
+        party_id: &PartyId,
+    ) -> Result<Option<ClientInfo>, OcpiError> {
+        let _ = (caller, country_code, party_id);
+        Ok(None)
+    }
+
+    /// Executes a command like [`CpoBackend::command`], knowing the party that sent it: the request's
+    /// `OCPI-from-*` headers (`None` without them). Its CommandResult goes to that party. Default: `command`.
+    fn command_from(
+        &self,
+        caller: &Peer,
+        from: Option<(CountryCode, PartyId)>,
+        command: Command,
+    ) -> impl Future<Output = Result<CommandResponse, OcpiError>> + Send {
+        let _ = from;
+        self.command(caller, command)
+    }
+
     /// Modules listed in our version details (the versions endpoint is implicit). Default: credentials, locations,
-    /// tariffs, sessions, cdrs as SENDER and tokens, commands as RECEIVER. `Settings::extra_modules` are added.
+    /// tariffs, sessions, cdrs as SENDER and tokens, commands, hubclientinfo as RECEIVER. `Settings::extra_modules`
+    /// are added.
     fn advertised_modules(&self) -> Vec<AdvertisedModule> {
         [
             (ModuleId::Credentials, InterfaceRole::Sender),
@@ -120,6 +155,7 @@ pub trait CpoBackend: Send + Sync + 'static {
             (ModuleId::Cdrs, InterfaceRole::Sender),
             (ModuleId::Tokens, InterfaceRole::Receiver),
             (ModuleId::Commands, InterfaceRole::Receiver),
+            (ModuleId::HubClientInfo, InterfaceRole::Receiver),
         ]
         .into_iter()
         .map(|(identifier, role)| AdvertisedModule { identifier, role })

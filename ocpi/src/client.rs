@@ -184,7 +184,9 @@ struct Envelope<T> {
 /// Whom the `OCPI-to-*` routing headers of a functional request name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Recipient {
-    /// The peer's primary party (first credentials role): direct peers, and GET-all via a hub.
+    /// The peer itself, by the role the module needs ([`Peer::party_for`]): a hub as the hub
+    /// (broadcast pushes, GET all via the hub), another platform by its eMSP role for
+    /// sessions, CDRs, tokens and commands.
     #[default]
     PeerParty,
     /// A specific party, e.g. the token owner (`cdr_token` cc/pid) for Sessions, CDRs and command results.
@@ -197,6 +199,17 @@ impl Recipient {
     /// [`Recipient::Party`] from references.
     pub fn party(country_code: &CountryCode, party_id: &PartyId) -> Self {
         Self::Party(country_code.clone(), party_id.clone())
+    }
+
+    /// Whom a request goes to when we do not know the receiving party (real-time
+    /// authorization of a token nobody told us about): through a hub, open routing (no
+    /// `OCPI-to-*`, the hub finds the token's eMSP); any other peer is addressed as itself.
+    pub fn unknown_party(peer: &Peer) -> Self {
+        if peer.is_hub() {
+            Self::Open
+        } else {
+            Self::PeerParty
+        }
     }
 }
 
@@ -619,66 +632,58 @@ impl Client {
 
     /// GETs a peer's Sender list (`query` e.g. `[("date_from", "…")]`), following `Link: rel="next"` headers on the
     /// same origin only. Stops at the last page, an empty page, once `X-Total-Count` items are collected, on a
-    /// repeated URL, or after [`MAX_PAGES`].
+    /// repeated URL, or after [`MAX_PAGES`]. Holds the whole list: use [`Client::pages`] to handle one page at a time.
     pub async fn fetch_paginated<T: DeserializeOwned>(
         &self,
         peer: &Peer,
         module: &ModuleId,
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, PushError> {
+        let mut pages = self.pages(peer, module, query)?;
+        let mut items = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            items.extend(page);
+        }
+        Ok(items)
+    }
+
+    /// A peer's Sender list one page at a time (same rules as [`Client::fetch_paginated`]): memory stays bounded by
+    /// one page whatever the list's length.
+    pub fn pages<'a>(
+        &'a self,
+        peer: &'a Peer,
+        module: &ModuleId,
+        query: &[(&str, &str)],
+    ) -> Result<Pages<'a>, PushError> {
         let base = self.endpoint(peer, module, InterfaceRole::Sender)?;
         let mut url =
             Url::parse(base).map_err(|e| PushError::InvalidUrl(format!("{base}: {e}")))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let origin = url.origin();
-        let routing = self.routing_for(peer, module);
-        let mut items = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..MAX_PAGES {
-            if !seen.insert(url.to_string()) {
-                tracing::warn!(peer = %peer.id, %url, "pagination loop detected, stopping");
-                break;
-            }
-            let answer = self
-                .request::<()>(
-                    Method::GET,
-                    url.as_str(),
-                    &peer.token_out,
-                    peer.encode_token,
-                    None,
-                    routing.as_ref(),
-                    None,
-                )
-                .await?;
-            let page: Vec<T> = answer
-                .data()
-                .map_err(|e| {
-                    PushError::Retryable(RetryReason::InvalidResponse(format!("page data: {e}")))
-                })?
-                .unwrap_or_default();
-            let page_len = page.len();
-            items.extend(page);
-            let total = answer
-                .header(headers::X_TOTAL_COUNT)
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            let next = answer.header("link").and_then(next_link);
-            if page_len == 0 || total.is_some_and(|t| items.len() >= t) {
-                break;
-            }
-            let Some(next) = next else { break };
-            let next_url = url
-                .join(&next)
-                .map_err(|e| PushError::InvalidUrl(format!("Link {next}: {e}")))?;
-            if next_url.origin() != origin {
-                return Err(PushError::InvalidUrl(format!(
-                    "Link points to another origin: {next_url}"
-                )));
-            }
-            url = next_url;
-        }
-        Ok(items)
+        Ok(Pages {
+            client: self,
+            peer,
+            origin: url.origin().ascii_serialization(),
+            next: Some(url),
+            routing: self.routing_for(peer, module),
+            seen: std::collections::HashSet::new(),
+            collected: 0,
+        })
+    }
+
+    /// The peer's Tokens Sender list one page at a time, with `date_from` when given (an incremental pull).
+    pub fn token_pages<'a>(
+        &'a self,
+        peer: &'a Peer,
+        date_from: Option<DateTime>,
+    ) -> Result<Pages<'a>, PushError> {
+        let from = date_from.map(|d| d.to_string());
+        let query: Vec<(&str, &str)> = from
+            .as_deref()
+            .map(|f| vec![("date_from", f)])
+            .unwrap_or_default();
+        self.pages(peer, &ModuleId::Tokens, &query)
     }
 
     fn endpoint<'p>(
@@ -703,7 +708,9 @@ impl Client {
         is_functional(module).then(|| Routing {
             from: self.from.clone(),
             to: match to {
-                Recipient::PeerParty => peer.party().map(|(cc, pid)| (cc.clone(), pid.clone())),
+                Recipient::PeerParty => peer
+                    .party_for(module)
+                    .map(|(cc, pid)| (cc.clone(), pid.clone())),
                 Recipient::Party(cc, pid) => Some((cc.clone(), pid.clone())),
                 Recipient::Open => None,
             },
@@ -940,6 +947,90 @@ pub fn path(segments: &[&str]) -> String {
         .join("/")
 }
 
+/// One page after the other of a peer's Sender list ([`Client::pages`]).
+#[derive(Debug)]
+pub struct Pages<'a> {
+    client: &'a Client,
+    peer: &'a Peer,
+    /// Serialized origin of the first page: `Link`s elsewhere are refused.
+    origin: String,
+    next: Option<Url>,
+    routing: Option<Routing>,
+    seen: std::collections::HashSet<String>,
+    collected: usize,
+}
+
+impl Pages<'_> {
+    /// The next page's items, `None` after the last one.
+    pub async fn next_page<T: DeserializeOwned>(&mut self) -> Result<Option<Vec<T>>, PushError> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        if self.seen.len() >= MAX_PAGES {
+            tracing::warn!(peer = %self.peer.id, "more than {MAX_PAGES} pages, stopping");
+            return Ok(None);
+        }
+        if !self.seen.insert(url.to_string()) {
+            tracing::warn!(peer = %self.peer.id, %url, "pagination loop detected, stopping");
+            return Ok(None);
+        }
+        let answer = self
+            .client
+            .request::<()>(
+                Method::GET,
+                url.as_str(),
+                &self.peer.token_out,
+                self.peer.encode_token,
+                None,
+                self.routing.as_ref(),
+                None,
+            )
+            .await?;
+        let page: Vec<T> = answer
+            .data()
+            .map_err(|e| {
+                PushError::Retryable(RetryReason::InvalidResponse(format!("page data: {e}")))
+            })?
+            .unwrap_or_default();
+        self.collected += page.len();
+        let total = answer
+            .header(headers::X_TOTAL_COUNT)
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let done = page.is_empty() || total.is_some_and(|t| self.collected >= t);
+        if !done && let Some(next) = answer.header("link").and_then(next_link) {
+            let next_url = url
+                .join(&next)
+                .map_err(|e| PushError::InvalidUrl(format!("Link {next}: {e}")))?;
+            if next_url.origin().ascii_serialization() != self.origin {
+                return Err(PushError::InvalidUrl(format!(
+                    "Link points to another origin: {next_url}"
+                )));
+            }
+            self.next = Some(next_url);
+        }
+        Ok(Some(page))
+    }
+}
+
+/// The entries of a pulled page that parse as Tokens; the others are skipped with a warning.
+pub fn parse_tokens(peer: &Peer, raw: Vec<serde_json::Value>) -> Vec<Token> {
+    let total = raw.len();
+    let tokens: Vec<Token> = raw
+        .into_iter()
+        .filter_map(|v| match serde_json::from_value::<Token>(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                None
+            }
+        })
+        .collect();
+    if tokens.len() < total {
+        tracing::warn!(peer = %peer.id, skipped = total - tokens.len(), "token pull skipped entries");
+    }
+    tokens
+}
+
 /// Extracts the `rel="next"` target of a `Link` header.
 pub(crate) fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -960,6 +1051,64 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> Result<Accepted, PushError> {
         classify(status, HeaderMap::new(), Bytes::from(body.to_owned()))
+    }
+
+    fn peer_with(roles: &[(&str, &str, &str)]) -> Peer {
+        let roles: Vec<serde_json::Value> = roles
+            .iter()
+            .map(|(role, cc, pid)| {
+                serde_json::json!({"role": role, "country_code": cc, "party_id": pid,
+                    "business_details": {"name": "x"}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "P", "token_in": "i", "token_out": "o",
+            "versions_url": "https://p.example/ocpi/versions", "version": "2.2.1",
+            "endpoints": [], "roles": roles, "registered_at": "2026-01-01T00:00:00Z",
+            "initiated_by": "us"
+        }))
+        .expect("peer")
+    }
+
+    fn to_of(r: Option<Routing>) -> Option<String> {
+        r.expect("functional")
+            .to
+            .map(|(cc, pid)| format!("{cc}{pid}"))
+    }
+
+    #[test]
+    fn routing_headers_name_the_right_party_or_none_for_open_routing() {
+        let client = Client::new(&Settings::new("http://127.0.0.1:1", "NL", "BRG", "CPO")).unwrap();
+        let hub = peer_with(&[("HUB", "NL", "HUB")]);
+        let emsp = peer_with(&[("CPO", "DE", "CPX"), ("EMSP", "DE", "EMX")]);
+        // An unknown token through a hub: open routing, no OCPI-to-*; FROM is always us.
+        let open = client.routing_to(&hub, &ModuleId::Tokens, &Recipient::unknown_party(&hub));
+        assert_eq!(
+            open.as_ref()
+                .map(|r| format!("{}{}", r.from.0, r.from.1))
+                .as_deref(),
+            Some("NLBRG")
+        );
+        assert_eq!(to_of(open), None);
+        // To a direct platform: its eMSP role.
+        let direct = client.routing_to(&emsp, &ModuleId::Tokens, &Recipient::unknown_party(&emsp));
+        assert_eq!(to_of(direct).as_deref(), Some("DEEMX"));
+        // A broadcast push to the hub names the hub; a CDR the token's eMSP.
+        assert_eq!(
+            to_of(client.routing_to(&hub, &ModuleId::Locations, &Recipient::PeerParty)).as_deref(),
+            Some("NLHUB")
+        );
+        let owner = Recipient::party(&CountryCode::new("NL"), &PartyId::new("EMA"));
+        assert_eq!(
+            to_of(client.routing_to(&hub, &ModuleId::Cdrs, &owner)).as_deref(),
+            Some("NLEMA")
+        );
+        // Configuration modules carry no routing headers.
+        assert!(
+            client
+                .routing_to(&hub, &ModuleId::HubClientInfo, &owner)
+                .is_none()
+        );
     }
 
     #[test]

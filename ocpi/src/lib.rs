@@ -38,7 +38,7 @@ pub mod types;
 pub use backend::CpoBackend;
 pub use client::{Accepted, AuthorizeOutcome, Client, PushError, Recipient, RetryReason};
 pub use envelope::{OcpiError, Response};
-pub use peer::{Initiator, Peer, PeerId, PeerStatus, PeerStore, Peers};
+pub use peer::{Initiator, Peer, PeerId, PeerStatus, PeerStore, Peers, counterpart_roles};
 pub use platform::Platform;
 pub use registration::{DiscoverError, RegistrationError};
 pub use settings::{DEFAULT_PAGE_LIMIT, Settings};

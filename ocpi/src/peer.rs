@@ -111,9 +111,42 @@ impl Peer {
         })
     }
 
-    /// Their primary party (first role), used for `OCPI-to-*` routing headers.
+    /// Their primary party (first role).
     pub fn party(&self) -> Option<(&CountryCode, &PartyId)> {
         self.roles.first().map(|r| (&r.country_code, &r.party_id))
+    }
+
+    /// Whether one of its credentials roles is HUB.
+    pub fn is_hub(&self) -> bool {
+        self.roles.iter().any(|r| r.role == crate::types::Role::Hub)
+    }
+
+    /// The party a request of ours for `module` addresses in `OCPI-to-*` when no specific
+    /// party is meant ([`crate::Recipient::PeerParty`]): a hub by its HUB role (broadcast pushes
+    /// of Locations and Tariffs, GET all via the hub); any other platform by the role that the
+    /// module needs from a CPO's counterpart ([`counterpart_roles`]: EMSP for sessions, CDRs,
+    /// tokens and commands), else its first role.
+    pub fn party_for(&self, module: &ModuleId) -> Option<(&CountryCode, &PartyId)> {
+        use crate::types::Role;
+        let by_role = |role: &Role| self.roles.iter().find(|r| &r.role == role);
+        by_role(&Role::Hub)
+            .or_else(|| counterpart_roles(module).iter().find_map(by_role))
+            .or_else(|| self.roles.first())
+            .map(|r| (&r.country_code, &r.party_id))
+    }
+}
+
+/// The roles that a CPO's request for `module` is meant for, most specific first: Locations and
+/// Tariffs go to eMSPs and to the parties that publish them (NSP, NAP, OTHER); Sessions, CDRs,
+/// Tokens and Commands belong to eMSPs; charging profiles to an SCSP or eMSP.
+pub fn counterpart_roles(module: &ModuleId) -> &'static [crate::types::Role] {
+    use crate::types::Role;
+    match module {
+        ModuleId::Locations | ModuleId::Tariffs => {
+            &[Role::Emsp, Role::Nsp, Role::Nap, Role::OtherRole]
+        }
+        ModuleId::ChargingProfiles => &[Role::Scsp, Role::Emsp],
+        _ => &[Role::Emsp],
     }
 }
 
@@ -213,6 +246,80 @@ impl Peers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn role(cc: &str, pid: &str, role: crate::types::Role) -> CredentialsRole {
+        serde_json::from_value(serde_json::json!({
+            "role": role.as_str(), "country_code": cc, "party_id": pid,
+            "business_details": {"name": "x"}
+        }))
+        .expect("role")
+    }
+
+    fn with_roles(roles: Vec<CredentialsRole>) -> Peer {
+        Peer {
+            id: PeerId("P".into()),
+            token_in: AuthToken::new("i"),
+            token_out: AuthToken::new("o"),
+            versions_url: "https://p.example/ocpi/versions".into(),
+            version: "2.2.1".into(),
+            endpoints: vec![],
+            roles,
+            registered_at: DateTime::now(),
+            encode_token: true,
+            initiated_by: Initiator::Us,
+            status: PeerStatus::Registered,
+        }
+    }
+
+    fn addressed(peer: &Peer, module: ModuleId) -> Option<String> {
+        peer.party_for(&module)
+            .map(|(cc, pid)| format!("{cc}{pid}"))
+    }
+
+    #[test]
+    fn a_platform_with_several_roles_is_addressed_by_the_role_the_module_needs() {
+        use crate::types::Role;
+        let platform = with_roles(vec![
+            role("DE", "CPX", Role::Cpo),
+            role("DE", "EMX", Role::Emsp),
+            role("DE", "NAV", Role::Nsp),
+        ]);
+        assert!(!platform.is_hub());
+        for m in [
+            ModuleId::Sessions,
+            ModuleId::Cdrs,
+            ModuleId::Tokens,
+            ModuleId::Commands,
+        ] {
+            assert_eq!(addressed(&platform, m).as_deref(), Some("DEEMX"));
+        }
+        assert_eq!(
+            addressed(&platform, ModuleId::Locations).as_deref(),
+            Some("DEEMX")
+        );
+        // Only an NSP besides the CPO: Locations go to the NSP, sessions to the first role.
+        let nsp = with_roles(vec![
+            role("DE", "CPX", Role::Cpo),
+            role("DE", "NAV", Role::Nsp),
+        ]);
+        assert_eq!(addressed(&nsp, ModuleId::Tariffs).as_deref(), Some("DENAV"));
+        assert_eq!(
+            addressed(&nsp, ModuleId::Sessions).as_deref(),
+            Some("DECPX")
+        );
+        // A hub is addressed as the hub, whatever else it lists.
+        let hub = with_roles(vec![
+            role("NL", "EMA", Role::Emsp),
+            role("NL", "HUB", Role::Hub),
+        ]);
+        assert!(hub.is_hub());
+        assert_eq!(
+            addressed(&hub, ModuleId::Locations).as_deref(),
+            Some("NLHUB")
+        );
+        assert_eq!(addressed(&hub, ModuleId::Tokens).as_deref(), Some("NLHUB"));
+        assert_eq!(addressed(&with_roles(vec![]), ModuleId::Cdrs), None);
+    }
 
     #[test]
     fn peer_debug_masks_tokens_and_serde_round_trips() {

@@ -88,6 +88,13 @@ struct Header {
     created_at: DateTime<Utc>,
 }
 
+/// The routing field of an entry, whatever its payload.
+#[derive(Deserialize)]
+struct Route {
+    #[serde(default)]
+    to_party: Option<(String, String)>,
+}
+
 /// Depth and age of one peer's queue.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxStats {
@@ -114,6 +121,29 @@ impl Store {
             .take(limit)
             .map(|v| crate::decode(tree::OUTBOX, &v?))
             .collect()
+    }
+
+    /// The first entry waiting for `peer` whose receiving party (`to_party`) is not `held`, in
+    /// delivery order. Entries passed over stay where they are, so each party's own entries
+    /// keep their order and go out once it is no longer held.
+    pub fn outbox_first_unheld<P: DeserializeOwned>(
+        &self,
+        peer: &str,
+        held: impl Fn(&(String, String)) -> bool,
+    ) -> Result<Option<OutboxEntry<P>>, Error> {
+        for v in self
+            .tree(idx::OUTBOX)
+            .scan_prefix(keys::station_prefix(peer))
+            .values()
+        {
+            let v = v?;
+            let route: Route = crate::decode(tree::OUTBOX, &v)?;
+            if route.to_party.as_ref().is_some_and(&held) {
+                continue;
+            }
+            return Ok(Some(crate::decode(tree::OUTBOX, &v)?));
+        }
+        Ok(None)
     }
 
     /// Every entry waiting for `peer`, in delivery order.

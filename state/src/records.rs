@@ -83,6 +83,29 @@ impl Store {
             .collect())
     }
 
+    /// Up to `limit` records of a kind created after sequence `after` (from the first with
+    /// `None`), in creation order: walks a kind one bounded batch at a time.
+    pub fn records_after<R: Record>(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Stored<R>>, Error> {
+        let prefix = keys::station_prefix(R::KIND);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&after.map_or(0, |s| s.saturating_add(1)).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.tree(idx::DOC_ORDER).range(start..) {
+            let (k, id) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(d) = self.stored::<R>(&String::from_utf8_lossy(&id))? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// How many records of a kind are stored.
     pub fn count<R: Record>(&self) -> usize {
         self.tree(idx::DOC_ORDER)
@@ -145,6 +168,19 @@ impl Txn<'_> {
             value: record,
         };
         self.put(idx::DOCS, tree::DOCS, key, &stored)
+    }
+
+    /// Removes a record (and its place in the creation order); returns it, `None` if absent.
+    pub fn remove_record<R: Record>(&self, id: &str) -> Result<Option<R>, TxError> {
+        let key = doc_key(R::KIND, id);
+        let Some(old) = self.get::<Stored<R>>(idx::DOCS, tree::DOCS, &key)? else {
+            return Ok(None);
+        };
+        let mut order = keys::station_prefix(R::KIND);
+        order.extend_from_slice(&old.seq.to_be_bytes());
+        self.trees[idx::DOC_ORDER].remove(order)?;
+        self.trees[idx::DOCS].remove(key)?;
+        Ok(Some(old.value))
     }
 
     /// Sets `index[key] = value`.

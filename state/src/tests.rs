@@ -521,3 +521,92 @@ fn export_masks_secrets_at_any_depth() {
     assert_eq!(v["nested"][0]["token"]["uid"], "RFID1");
     assert_eq!(v["id"], "P1");
 }
+
+#[test]
+fn entries_of_a_held_party_are_passed_over_in_place_and_others_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let party = |p: &str| Some(("NL".to_owned(), p.to_owned()));
+    store
+        .update(|tx| {
+            tx.push_outbox(OutboxEntry::new("hub", "a1".to_owned()).routed_to(party("AAA")))?;
+            tx.push_outbox(OutboxEntry::new("hub", "b1".to_owned()).routed_to(party("BBB")))?;
+            tx.push_outbox(OutboxEntry::new("hub", "a2".to_owned()).routed_to(party("AAA")))?;
+            tx.push_outbox(OutboxEntry::new("hub", "loc".to_owned()))?;
+            Ok(())
+        })
+        .unwrap();
+    let held_a = |p: &(String, String)| p.1 == "AAA";
+    let next = store
+        .outbox_first_unheld::<String>("hub", held_a)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.push, "b1");
+    store.outbox_ack("hub", next.seq).unwrap();
+    let next = store
+        .outbox_first_unheld::<String>("hub", held_a)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.push, "loc", "entries without a party are never held");
+    store.outbox_ack("hub", next.seq).unwrap();
+    assert!(
+        store
+            .outbox_first_unheld::<String>("hub", held_a)
+            .unwrap()
+            .is_none()
+    );
+    // Released: the held party's entries come in their own order.
+    let order: Vec<String> = store
+        .outbox::<String>("hub")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.push)
+        .collect();
+    assert_eq!(order, ["a1", "a2"]);
+    let next = store
+        .outbox_first_unheld::<String>("hub", |_| false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.push, "a1");
+}
+
+#[test]
+fn records_are_walked_in_batches_and_removed_records_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        store
+            .update(|tx| {
+                tx.put_record(&Note {
+                    id: (*id).into(),
+                    v: i as u32,
+                })
+            })
+            .unwrap();
+    }
+    store
+        .update(|tx| tx.put_record(&Other { id: "x".into() }))
+        .unwrap();
+    let removed = store.update(|tx| tx.remove_record::<Note>("c")).unwrap();
+    assert_eq!(removed.map(|n| n.v), Some(2));
+    assert!(
+        store
+            .update(|tx| tx.remove_record::<Note>("c"))
+            .unwrap()
+            .is_none()
+    );
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store.records_after::<Note>(after, 2).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 2);
+        after = batch.last().map(|s| s.seq);
+        walked.extend(batch.into_iter().map(|s| s.value.id));
+    }
+    assert_eq!(walked, ["a", "b", "d", "e"]);
+    assert_eq!(store.count::<Note>(), 4);
+    assert!(store.record::<Note>("c").unwrap().is_none());
+}

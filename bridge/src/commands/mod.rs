@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ocpi::types::{
-    AuthMethod, Command, CommandResponse, CommandResponseType, CommandResultType, Token,
+    AuthMethod, Command, CommandResponse, CommandResponseType, CommandResultType, CountryCode,
+    PartyId, Token,
 };
 use ocpi::{OcpiError, Peer};
 use ocpp::{CallAnswer, EvseRef, IdTokenInfo, Registry, StationCall, StationHandle, StationId};
@@ -40,6 +41,40 @@ use crate::outbox::{self, Push, PushQueue};
 use crate::records::{CommandRecord, CommandStatus};
 use crate::reservations::Reservations;
 use results::{EvseHint, evse_hint, result_for_answer, result_for_failure};
+
+/// The peer that sent a command, and the party it sent it for (the request's `OCPI-from-*`,
+/// kept only when the peer may act for it). Dereferences to the peer.
+#[derive(Debug, Clone)]
+pub struct Commander {
+    /// The calling peer.
+    pub peer: Peer,
+    /// The request's `OCPI-from-*` party.
+    pub from: Option<(String, String)>,
+}
+
+impl std::ops::Deref for Commander {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+/// Whom a command's CommandResult is addressed to (`OCPI-to-*`): the party that sent the
+/// command (the request's `OCPI-from-*`, e.g. the eMSP behind a hub), else the owner of the
+/// command's token, else the caller's eMSP role.
+pub fn result_party(
+    caller: &Peer,
+    from: Option<&(String, String)>,
+    token: Option<(&str, &str)>,
+) -> Option<(String, String)> {
+    from.cloned()
+        .or_else(|| token.map(|(cc, pid)| (cc.to_owned(), pid.to_owned())))
+        .or_else(|| {
+            caller
+                .party_for(&ocpi::types::ModuleId::Commands)
+                .map(|(cc, pid)| (cc.as_str().to_owned(), pid.as_str().to_owned()))
+        })
+}
 
 /// Seconds added to the OCPP call timeout in the synchronous `timeout`.
 const MARGIN_SECS: u64 = 10;
@@ -106,12 +141,24 @@ impl Commands {
     }
 
     /// Answers a validated command synchronously; the station's outcome follows as a
-    /// CommandResult through the outbox.
+    /// CommandResult through the outbox, addressed to `from` (the request's `OCPI-from-*`)
+    /// when given ([`result_party`]).
     pub async fn handle(
         &self,
         caller: Peer,
+        from: Option<(CountryCode, PartyId)>,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
+        let from = from.and_then(|(cc, pid)| {
+            if caller.may_act_for(&cc, &pid) {
+                Some((cc.as_str().to_owned(), pid.as_str().to_owned()))
+            } else {
+                tracing::info!(peer = %caller.id, from = %format!("{cc}/{pid}"),
+                    "OCPI-from-* names a party the caller does not act for; ignored");
+                None
+            }
+        });
+        let caller = Commander { peer: caller, from };
         metrics::counter!("ocpi_commands_total", "command" => command.kind().to_string())
             .increment(1);
         let answer = match &command {
@@ -386,16 +433,19 @@ impl Commands {
     }
 
     /// The command record of a command about to be forwarded to `station`.
-    fn in_flight(&self, caller: &Peer, command: &Command, station: &StationId) -> CommandRecord {
-        let party = match command.token() {
-            Some(t) => Some((
-                t.country_code.as_str().to_owned(),
-                t.party_id.as_str().to_owned(),
-            )),
-            None => caller
-                .party()
-                .map(|(cc, pid)| (cc.as_str().to_owned(), pid.as_str().to_owned())),
-        };
+    fn in_flight(
+        &self,
+        caller: &Commander,
+        command: &Command,
+        station: &StationId,
+    ) -> CommandRecord {
+        let party = result_party(
+            caller,
+            caller.from.as_ref(),
+            command
+                .token()
+                .map(|t| (t.country_code.as_str(), t.party_id.as_str())),
+        );
         CommandRecord {
             id: uuid::Uuid::new_v4().to_string(),
             command: command.kind().to_string(),
@@ -423,5 +473,54 @@ impl Commands {
             method: AuthMethod::Command,
             authorization_reference: reference,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(roles: &[(&str, &str, &str)]) -> Peer {
+        let roles: Vec<serde_json::Value> = roles
+            .iter()
+            .map(|(role, cc, pid)| {
+                serde_json::json!({"role": role, "country_code": cc, "party_id": pid,
+                    "business_details": {"name": "x"}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "P", "token_in": "i", "token_out": "o",
+            "versions_url": "https://p.example/ocpi/versions", "version": "2.2.1",
+            "endpoints": [], "roles": roles, "registered_at": "2026-01-01T00:00:00Z",
+            "initiated_by": "us"
+        }))
+        .expect("peer")
+    }
+
+    #[test]
+    fn a_command_result_goes_to_the_party_that_sent_the_command() {
+        let hub = peer(&[("HUB", "NL", "HUB")]);
+        let from = ("DE".to_owned(), "EMB".to_owned());
+        let party = |p: Option<(String, String)>| p.map(|(cc, pid)| format!("{cc}{pid}"));
+        assert_eq!(
+            party(result_party(&hub, Some(&from), Some(("NL", "EMA")))).as_deref(),
+            Some("DEEMB"),
+            "the request's OCPI-from-* wins"
+        );
+        assert_eq!(
+            party(result_party(&hub, None, Some(("NL", "EMA")))).as_deref(),
+            Some("NLEMA"),
+            "else the token's owner"
+        );
+        assert_eq!(
+            party(result_party(&hub, None, None)).as_deref(),
+            Some("NLHUB")
+        );
+        let platform = peer(&[("CPO", "DE", "CPX"), ("EMSP", "DE", "EMX")]);
+        assert_eq!(
+            party(result_party(&platform, None, None)).as_deref(),
+            Some("DEEMX"),
+            "a multi-role platform by its eMSP role"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! reservation afterwards is [`crate::reservations`]'s.
 
 use chrono::Utc;
+use ocpi::OcpiError;
 use ocpi::types::{
     Command, CommandResponse, CommandResponseType, CommandResultType, CountryCode, PartyId,
 };
-use ocpi::{OcpiError, Peer};
 use ocpp::{OcppVersion, StationCall, StationId};
 
 use super::results::station_id_token;
@@ -18,7 +18,7 @@ use crate::tokens;
 impl Commands {
     pub(super) async fn reserve_now(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::ReserveNow(reserve) = &command else {
@@ -143,7 +143,7 @@ impl Commands {
 
     pub(super) async fn cancel_reservation(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::CancelReservation(cancel) = &command else {
@@ -174,7 +174,9 @@ impl Commands {
             at: None,
         };
         let mut cmd = self.in_flight(&caller, &command, &target.station);
-        cmd.party = Some(resv.party.clone());
+        if caller.from.is_none() {
+            cmd.party = Some(resv.party.clone());
+        }
         let rid = resv.id;
         self.begin(&cmd, |tx| {
             if let Some(mut r) = reservations::load(tx, rid)? {

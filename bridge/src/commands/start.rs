@@ -4,8 +4,8 @@
 //! station to start. When the transaction then starts, [`attribute`] records that its session
 //! belongs to the commanding party.
 
+use ocpi::OcpiError;
 use ocpi::types::{Command, CommandResponse};
-use ocpi::{OcpiError, Peer};
 use ocpp::{OcppVersion, StationCall, StationId};
 use state::Store;
 
@@ -21,7 +21,7 @@ const START_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 impl Commands {
     pub(super) async fn start_session(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::StartSession(start) = &command else {

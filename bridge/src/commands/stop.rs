@@ -19,7 +19,7 @@ fn may_act_for(peer: &Peer, cc: &str, pid: &str) -> bool {
 impl Commands {
     pub(super) async fn stop_session(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::StopSession(stop) = &command else {
@@ -63,7 +63,10 @@ impl Commands {
             at: None,
         };
         let mut cmd = self.in_flight(&caller, &command, &target.station);
-        if let Some(owner) = self.owner_of(&tx.id) {
+        // Without OCPI-from-*, the session's owner is the best guess of who asked.
+        if caller.from.is_none()
+            && let Some(owner) = self.owner_of(&tx.id)
+        {
             cmd.party = owner.party.or(cmd.party);
         }
         self.begin(&cmd, |_| Ok(())).await?;

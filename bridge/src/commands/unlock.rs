@@ -1,8 +1,8 @@
 //! UNLOCK_CONNECTOR: asks the station to unlock one connector (1.6 addresses it by connector
 //! number, which is our EVSE number).
 
+use ocpi::OcpiError;
 use ocpi::types::{Command, CommandResponse, CommandResponseType};
-use ocpi::{OcpiError, Peer};
 use ocpp::{EvseRef, OcppVersion, StationCall};
 
 use super::{Commands, response};
@@ -10,7 +10,7 @@ use super::{Commands, response};
 impl Commands {
     pub(super) async fn unlock_connector(
         &self,
-        caller: Peer,
+        caller: super::Commander,
         command: Command,
     ) -> Result<CommandResponse, OcpiError> {
         let Command::UnlockConnector(unlock) = &command else {

@@ -29,6 +29,12 @@ pub enum Caller {
     Peer(Box<Peer>),
 }
 
+/// The party a functional request comes from (its `OCPI-from-country-code` / `OCPI-from-party-id`), inserted as
+/// a request extension by the routing-header middleware when both headers are present. Through a hub this is the
+/// eMSP behind it; answers to the request (e.g. a CommandResult) go to this party.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestFrom(pub crate::types::CountryCode, pub crate::types::PartyId);
+
 /// Echo (or mint) `X-Request-ID` and `X-Correlation-ID` on every response, including 401s.
 pub(super) async fn request_ids(req: Request, next: Next) -> Response {
     let request_id = header_or_new(req.headers(), headers::X_REQUEST_ID);
@@ -48,6 +54,21 @@ pub(super) async fn request_ids(req: Request, next: Next) -> Response {
         correlation_id,
     );
     response
+}
+
+/// The `OCPI-from-*` party of a request, when both headers are present and not empty.
+fn from_party(h: &HeaderMap) -> Option<(String, String)> {
+    let text = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Some((
+        text(headers::FROM_COUNTRY_CODE)?,
+        text(headers::FROM_PARTY_ID)?,
+    ))
 }
 
 fn header_or_new(h: &HeaderMap, name: &str) -> HeaderValue {
@@ -139,9 +160,15 @@ fn decode_base64(value: &str) -> Option<String> {
 /// Routing headers on functional responses: FROM = us, TO = the requester's `OCPI-from-*` (or the peer's party).
 pub(super) async fn routing_headers<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    if let Some((cc, pid)) = from_party(req.headers()) {
+        req.extensions_mut().insert(RequestFrom(
+            crate::types::CountryCode::new(cc),
+            crate::types::PartyId::new(pid),
+        ));
+    }
     let requester = match (
         req.headers().get(headers::FROM_COUNTRY_CODE),
         req.headers().get(headers::FROM_PARTY_ID),

@@ -5,7 +5,8 @@
 //! belongs to a party that is not the caller's (and the caller is no hub) is answered `REJECTED` without reaching
 //! the backend (the spec forbids eMSPs to use other eMSPs' tokens). Otherwise the backend's `CommandResponse` is
 //! the envelope's `data`. A `response_url` that names the bridge's own listeners or a
-//! link-local/metadata address ([`crate::egress`]) → 2001.
+//! link-local/metadata address ([`crate::egress`]) → 2001. The request's `OCPI-from-*` party ([`super::RequestFrom`]) reaches the backend
+//! (`CpoBackend::command_from`): the CommandResult is addressed to it.
 
 use std::sync::Arc;
 
@@ -18,12 +19,13 @@ use crate::envelope::{OcpiError, Response as Envelope};
 use crate::platform::Platform;
 use crate::types::{Command, CommandResponse, CommandResponseType, CommandType};
 
-use super::auth::Caller;
+use super::auth::{Caller, RequestFrom};
 use super::list::peer;
 
 pub(super) async fn post<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    from: Option<Extension<RequestFrom>>,
     Path(command): Path<String>,
     body: Bytes,
 ) -> Result<Envelope<CommandResponse>, OcpiError> {
@@ -49,6 +51,7 @@ pub(super) async fn post<B: CpoBackend>(
                 .with_message("the token does not belong to one of your parties"),
         ));
     }
-    let response = platform.backend().command(peer, command).await?;
+    let from = from.map(|Extension(RequestFrom(cc, pid))| (cc, pid));
+    let response = platform.backend().command_from(peer, from, command).await?;
     Ok(Envelope::success(response))
 }

@@ -7,10 +7,13 @@
 //!
 //! Functional routes: locations, tariffs, sessions (+ `/{session_id}/charging_preferences`), cdrs as Sender;
 //! tokens (`/{country_code}/{party_id}/{token_uid}`) and commands (`/{command}`) as Receiver.
+//! Configuration route for hubs: hubclientinfo (`/{country_code}/{party_id}`) as Receiver, peer tokens only, no
+//! routing headers.
 
 mod auth;
 mod commands;
 mod credentials;
+mod hubclientinfo;
 mod list;
 mod locations;
 mod pagination;
@@ -32,7 +35,7 @@ use crate::backend::CpoBackend;
 use crate::platform::Platform;
 use crate::types::{InterfaceRole, ModuleId};
 
-pub use auth::Caller;
+pub use auth::{Caller, RequestFrom};
 pub use pagination::{PageParams, paginate};
 
 /// A module listed in our version details at `/ocpi/2.2.1/{identifier}` (see `CpoBackend::advertised_modules`
@@ -113,9 +116,21 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
             auth::authenticate_functional::<B>,
         ));
 
+    // A configuration module: peer tokens only, no routing headers.
+    let hub = Router::new()
+        .route(
+            "/ocpi/2.2.1/hubclientinfo/{country_code}/{party_id}",
+            get(hubclientinfo::get::<B>).put(hubclientinfo::put::<B>),
+        )
+        .layer(from_fn_with_state(
+            platform.clone(),
+            auth::authenticate_functional::<B>,
+        ));
+
     Router::new()
         .merge(config)
         .merge(functional)
+        .merge(hub)
         .with_state(platform)
         .layer(from_fn(auth::request_ids))
 }
