@@ -84,9 +84,7 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(token) = &state.settings.admin.token {
-        let expected = format!("Bearer {}", token.expose_secret());
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+        if !token_matches(&headers, token.expose_secret()) {
             return (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({"error": "admin token required"})),
@@ -95,6 +93,30 @@ async fn require_token(
         }
     }
     next.run(req).await
+}
+
+/// True when the request carries the admin token, as `Authorization: Bearer <token>` or as the
+/// password of HTTP Basic (any username; what the browser sends for the status page).
+pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if let Some(bearer) = given.strip_prefix("Bearer ") {
+        return bearer == token;
+    }
+    let Some(basic) = given
+        .strip_prefix("Basic ")
+        .or_else(|| given.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| pair.split_once(':').map(|(_, pw)| pw == token))
+        .unwrap_or(false)
 }
 
 struct ApiError(crate::error::Error);
