@@ -270,3 +270,125 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path, token: Option<&str>) -> AdminState {
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, "").unwrap();
+        let mut settings = crate::config::load_with_env(Some(&path), []).unwrap();
+        settings.admin.token = token.map(secrecy::SecretString::from);
+        let settings = Arc::new(settings);
+        let store = state::Store::open(&state::Settings {
+            path: dir.join("db"),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap();
+        let registry = ocpp::Registry::default();
+        let (core, _wakes) =
+            crate::app::Core::build(settings.clone(), store.clone(), registry.clone()).unwrap();
+        AdminState {
+            settings,
+            store,
+            registry,
+            ready: Arc::new(AtomicBool::new(true)),
+            metrics: None,
+            peers: core.peers,
+            push: core.push,
+            sessions: core.sessions,
+        }
+    }
+
+    async fn get(st: &AdminState, path: &str, auth: Option<&str>) -> (StatusCode, HeaderMap, String) {
+        let app = crate::admin::router(st.clone()).merge(router(st.clone()));
+        let mut req = axum::http::Request::get(path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = app
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn basic(user: &str, pw: &str) -> String {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+        )
+    }
+
+    #[tokio::test]
+    async fn the_page_renders_every_section_and_its_script() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), None);
+        let mut station = state::Station::new("CS-PAGE");
+        station.ocpp_version = Some("1.6".into());
+        station.firmware_version = Some("fw-9.1".into());
+        st.store
+            .update(|tx| tx.put_station(&station))
+            .unwrap();
+        let (code, _, html) = get(&st, "/", None).await;
+        assert_eq!(code, StatusCode::OK);
+        for needle in [
+            "<!DOCTYPE html>",
+            "id=\"attention\"",
+            "id=\"stations\"",
+            "CS-PAGE",
+            "fw-9.1",
+            "Station CS-PAGE is offline",
+            "id=\"sessions\"",
+            "id=\"peers\"",
+            "id=\"cdrs\"",
+            "<svg",
+            "src=\"/page.js\"",
+        ] {
+            assert!(html.contains(needle), "missing {needle} in page");
+        }
+        let (code, _, fragment) = get(&st, "/?fragment=1", None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(fragment.contains("CS-PAGE") && !fragment.contains("<!DOCTYPE"));
+        let (code, headers, js) = get(&st, "/page.js", None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().contains("javascript"));
+        assert!(js.contains("/admin/outbox/"));
+    }
+
+    #[tokio::test]
+    async fn with_a_token_the_page_and_the_api_ask_for_basic_auth() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), Some("s3cret"));
+        let (code, headers, _) = get(&st, "/", None).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"));
+        let (code, _, _) = get(&st, "/", Some(&basic("anyone", "wrong"))).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, _, _) = get(&st, "/page.js", None).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, _, html) = get(&st, "/", Some(&basic("anyone", "s3cret"))).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(html.contains("id=\"stations\""));
+        // The page's actions go to the admin API with the browser's Basic credentials.
+        let (code, _, _) = get(&st, "/admin/outbox", Some(&basic("op", "s3cret"))).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, _, _) = get(&st, "/admin/outbox", Some("Bearer s3cret")).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, _, _) = get(&st, "/admin/outbox", Some(&basic("op", "nope"))).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+    }
+}
