@@ -109,14 +109,14 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     let mut stations = Vec::new();
     for s in state.store.stations()? {
         let online = s.online && state.registry.get(&ocpp::StationId(s.id.clone())).is_some();
-        if !online {
-            let since = s.disconnected_at.or(s.last_seen);
-            if since.is_none_or(|t| now - t > grace) {
-                attention.push(format!("Station {} is offline", s.id));
-            }
+        let since = s.disconnected_at.or(s.last_seen);
+        // Within the grace period an offline station's EVSEs keep their published status.
+        let reachable = online || since.is_some_and(|t| now - t <= grace);
+        if !reachable {
+            attention.push(format!("Station {} is offline", s.id));
         }
         let connectors = state.store.connectors(&s.id)?;
-        stations.push((s, online, connectors));
+        stations.push((s, online, reachable, connectors));
     }
 
     // Sessions charging now.
@@ -167,7 +167,7 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
         }
         section #stations {
             h2 { "Stations" }
-            @for (s, online, connectors) in &stations {
+            @for (s, online, reachable, connectors) in &stations {
                 div.card data-station=(s.id) {
                     div.row {
                         strong { (s.id) }
@@ -183,7 +183,7 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
                     table {
                         tr { th { "EVSE" } th { "conn." } th { "OCPP" } th { "OCPI" } }
                         @for c in connectors {
-                            @let published = crate::evse::status_str(crate::evse::evse_status(None, &[c.status.as_str()], *online));
+                            @let published = crate::evse::status_str(crate::evse::evse_status(None, &[c.status.as_str()], *reachable));
                             tr {
                                 td { (c.evse_id) } td { (c.connector_id) }
                                 td { span class={"pill " (view::status_class(&c.status))} { (c.status) } }
