@@ -8,7 +8,7 @@ pub mod view;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -79,9 +79,9 @@ async fn page(
         }
     };
     if q.fragment.is_some() {
-        return body.into_response();
+        return Html(body.into_string()).into_response();
     }
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -96,8 +96,8 @@ async fn page(
                 script src="/page.js" {}
             }
         }
-    }
-    .into_response()
+    };
+    Html(page.into_string()).into_response()
 }
 
 fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
