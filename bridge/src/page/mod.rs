@@ -6,11 +6,11 @@
 
 pub mod view;
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use secrecy::ExposeSecret;
 
@@ -120,11 +120,11 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     }
 
     // Sessions charging now.
-    let active: Vec<ocpi::types::session::Session> = state
+    let active: Vec<ocpi::types::Session> = state
         .sessions
         .list()?
         .into_iter()
-        .filter(|s| s.status == ocpi::types::session::SessionStatus::Active)
+        .filter(|s| s.status == ocpi::types::SessionStatus::Active)
         .collect();
 
     // Peers and parked pushes.
@@ -135,7 +135,11 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     for p in &peers {
         let status = serde_json::to_value(&p.status).unwrap_or_default();
         if status.as_str() != Some("REGISTERED") {
-            attention.push(format!("Peer {} is {}", p.id.0, status.as_str().unwrap_or("?")));
+            attention.push(format!(
+                "Peer {} is {}",
+                p.id.0,
+                status.as_str().unwrap_or("?")
+            ));
         }
     }
     if !parked.is_empty() {
@@ -304,7 +308,11 @@ mod tests {
         }
     }
 
-    async fn get(st: &AdminState, path: &str, auth: Option<&str>) -> (StatusCode, HeaderMap, String) {
+    async fn get(
+        st: &AdminState,
+        path: &str,
+        auth: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
         let app = crate::admin::router(st.clone()).merge(router(st.clone()));
         let mut req = axum::http::Request::get(path);
         if let Some(a) = auth {
@@ -320,7 +328,11 @@ mod tests {
             .await
             .unwrap()
             .to_bytes();
-        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     fn basic(user: &str, pw: &str) -> String {
@@ -339,9 +351,7 @@ mod tests {
         let mut station = state::Station::new("CS-PAGE");
         station.ocpp_version = Some("1.6".into());
         station.firmware_version = Some("fw-9.1".into());
-        st.store
-            .update(|tx| tx.put_station(&station))
-            .unwrap();
+        st.store.update(|tx| tx.put_station(&station)).unwrap();
         let (code, _, html) = get(&st, "/", None).await;
         assert_eq!(code, StatusCode::OK);
         for needle in [
@@ -364,7 +374,12 @@ mod tests {
         assert!(fragment.contains("CS-PAGE") && !fragment.contains("<!DOCTYPE"));
         let (code, headers, js) = get(&st, "/page.js", None).await;
         assert_eq!(code, StatusCode::OK);
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().contains("javascript"));
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .contains("javascript")
+        );
         assert!(js.contains("/admin/outbox/"));
     }
 
@@ -375,7 +390,12 @@ mod tests {
         let st = state(dir.path(), Some("s3cret"));
         let (code, headers, _) = get(&st, "/", None).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED);
-        assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"));
+        assert!(
+            headers[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
         let (code, _, _) = get(&st, "/", Some(&basic("anyone", "wrong"))).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED);
         let (code, _, _) = get(&st, "/page.js", None).await;
