@@ -43,7 +43,6 @@ def browse(url: str, tmp: Path, *extra: str) -> str:
             "--disable-gpu",
             "--disable-dev-shm-usage",
             f"--user-data-dir={tmp / 'chromium-profile'}",
-            "--virtual-time-budget=3000",
             *extra,
             url,
         ],
