@@ -90,17 +90,47 @@ async fn require_token(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &state.settings.admin.token {
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if !authorization_matches(given, token.expose_secret()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"error": "admin token required"})),
-            )
-                .into_response();
-        }
+    if let Some(token) = &state.settings.admin.token
+        && !token_matches(&headers, token.expose_secret())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "admin token required"})),
+        )
+            .into_response();
     }
     next.run(req).await
+}
+
+/// True when the request carries the admin token, as `Authorization: Bearer <token>` or as the
+/// password of HTTP Basic (any username; what the browser sends for the status page). Schemes
+/// are case-insensitive (RFC 9110); the token is compared in constant time.
+pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if authorization_matches(given, token) {
+        return true;
+    }
+    let Some((scheme, basic)) = given.and_then(|h| h.trim().split_once(' ')) else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(_, pw)| same(pw.as_bytes(), token.as_bytes()))
+        })
+        .unwrap_or(false)
+}
+
+/// Constant-time equality.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether an `Authorization` header carries `token` as a bearer token (the scheme is
@@ -109,14 +139,7 @@ pub fn authorization_matches(header: Option<&str>, token: &str) -> bool {
     let Some((scheme, value)) = header.and_then(|h| h.trim().split_once(' ')) else {
         return false;
     };
-    let value = value.trim().as_bytes();
-    scheme.eq_ignore_ascii_case("bearer")
-        && value.len() == token.len()
-        && value
-            .iter()
-            .zip(token.as_bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    scheme.eq_ignore_ascii_case("bearer") && same(value.trim().as_bytes(), token.as_bytes())
 }
 
 struct ApiError(crate::error::Error);

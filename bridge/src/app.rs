@@ -28,7 +28,7 @@ use crate::push::Pusher;
 use crate::reservations::Reservations;
 use crate::sessions::Sessions;
 use crate::station::{self, StationService};
-use crate::{admin, supervisor, tokens};
+use crate::{admin, page, supervisor, tokens};
 
 /// The addresses the daemon actually bound (port 0 in the config becomes a real port).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -259,7 +259,7 @@ pub async fn run(
         ));
     }
 
-    let admin_app = admin::router(admin::AdminState {
+    let admin_state = admin::AdminState {
         settings: settings.clone(),
         store: store.clone(),
         registry: registry.clone(),
@@ -268,7 +268,8 @@ pub async fn run(
         peers: core.peers.clone(),
         push: core.push.clone(),
         sessions: core.sessions.clone(),
-    });
+    };
+    let admin_app = admin::router(admin_state.clone()).merge(page::router(admin_state));
     let ocpi_app = core.platform.router();
     // The admin listener keeps serving until the station side has closed and the state is
     // flushed, so `/healthz` answers 503 (not "connection refused") while the daemon stops.

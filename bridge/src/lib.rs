@@ -22,7 +22,7 @@
 //!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
 //! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
 //!   thin [`ocpi::CpoBackend`] adapter), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
-//!   [`cli`] (the admin CLI's rendering).
+//!   [`page`] (the operator's status page at `/`), [`cli`] (the admin CLI's rendering).
 //! - [`app`]: builds all of it in order ([`app::Core::build`]) and runs the daemon
 //!   ([`run`]).
 //!
@@ -48,6 +48,7 @@ pub mod meter;
 #[cfg(test)]
 mod module_graph;
 pub mod outbox;
+pub mod page;
 pub mod peers;
 pub mod periods;
 pub mod pricing;
