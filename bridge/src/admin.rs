@@ -70,9 +70,18 @@ pub fn router(state: AdminState) -> Router {
             state.clone(),
             require_token,
         ));
+    let metrics_route = Router::new().route("/metrics", get(metrics));
+    let metrics_route = if state.settings.admin.metrics_public {
+        metrics_route
+    } else {
+        metrics_route.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+    };
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .merge(metrics_route)
         .merge(admin)
         .with_state(state)
 }
@@ -84,9 +93,8 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(token) = &state.settings.admin.token {
-        let expected = format!("Bearer {}", token.expose_secret());
         let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+        if !bearer_matches(given, token.expose_secret()) {
             return (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({"error": "admin token required"})),
@@ -95,6 +103,15 @@ async fn require_token(
         }
     }
     next.run(req).await
+}
+
+/// True when `header` is `Bearer <expected>`; the scheme is matched case-insensitively
+/// (RFC 9110), the token exactly.
+fn bearer_matches(header: Option<&str>, expected: &str) -> bool {
+    let Some((scheme, token)) = header.map(str::trim).and_then(|h| h.split_once(' ')) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && token.trim() == expected
 }
 
 struct ApiError(crate::error::Error);
@@ -478,6 +495,28 @@ async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, 
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        for ok in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            " Bearer  s3cret ",
+        ] {
+            assert!(bearer_matches(Some(ok), "s3cret"), "{ok}");
+        }
+        for bad in [
+            "Bearer S3cret",
+            "Basic s3cret",
+            "Bearers3cret",
+            "s3cret",
+            "",
+        ] {
+            assert!(!bearer_matches(Some(bad), "s3cret"), "{bad}");
+        }
+        assert!(!bearer_matches(None, "s3cret"));
+    }
 
     fn state(dir: &std::path::Path, ready: bool) -> AdminState {
         let path = dir.join("bridge.toml");

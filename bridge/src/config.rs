@@ -218,8 +218,10 @@ pub struct PeerSettings {
 pub struct AdminSettings {
     /// Admin HTTP listener (keep it on loopback).
     pub listen: SocketAddr,
-    /// Optional bearer token required on `/admin/*`.
+    /// Optional bearer token required on `/admin/*` and (unless `metrics_public`) `/metrics`.
     pub token: Option<SecretString>,
+    /// Serve `/metrics` without the token even when `token` is set.
+    pub metrics_public: bool,
 }
 
 impl Default for AdminSettings {
@@ -227,6 +229,7 @@ impl Default for AdminSettings {
         AdminSettings {
             listen: "127.0.0.1:9200".parse().expect("static address"),
             token: None,
+            metrics_public: false,
         }
     }
 }
