@@ -388,3 +388,45 @@ impl Drop for KillOnDrop {
         );
     }
 }
+
+async fn admin_status(daemon: &Daemon, path: &str, auth: Option<&str>) -> u16 {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut req = client.get(format!("http://{}{path}", daemon.admin_addr()));
+    if let Some(auth) = auth {
+        req = req.header("authorization", auth);
+    }
+    req.send().await.expect("admin request").status().as_u16()
+}
+
+#[tokio::test]
+async fn metrics_follow_the_admin_token_and_the_bearer_scheme_is_case_insensitive() {
+    let daemon = Daemon::start(&default_config().admin_token("adm1n")).await;
+    assert_eq!(admin_status(&daemon, "/metrics", None).await, 401);
+    assert_eq!(
+        admin_status(&daemon, "/metrics", Some("Bearer wrong")).await,
+        401
+    );
+    for auth in ["Bearer adm1n", "bearer adm1n", "BEARER adm1n"] {
+        assert_eq!(
+            admin_status(&daemon, "/metrics", Some(auth)).await,
+            200,
+            "{auth}"
+        );
+        assert_eq!(
+            admin_status(&daemon, "/admin/stations", Some(auth)).await,
+            200,
+            "{auth}"
+        );
+    }
+    assert_eq!(admin_status(&daemon, "/healthz", None).await, 200);
+    drop(daemon);
+
+    let public = Daemon::start(&default_config().admin_token("adm1n").metrics_public(true)).await;
+    assert_eq!(admin_status(&public, "/metrics", None).await, 200);
+    assert_eq!(admin_status(&public, "/admin/stations", None).await, 401);
+    drop(public);
+}

@@ -75,6 +75,10 @@ pub struct TestConfig {
     pub stations: Vec<TestStation>,
     /// Raw TOML appended verbatim (for tests of config validation).
     pub extra_toml: String,
+    /// `admin.token`.
+    pub admin_token: Option<String>,
+    /// `admin.metrics_public`.
+    pub metrics_public: bool,
     /// `[ocpi] public_url`; `http://127.0.0.1:0` makes the daemon fill in its bound OCPI port.
     pub ocpi_public_url: String,
     /// `[ocpi] token_a`: a peer may register with it.
@@ -112,6 +116,8 @@ impl Default for TestConfig {
             free_vend: true,
             stations: Vec::new(),
             extra_toml: String::new(),
+            admin_token: None,
+            metrics_public: false,
             ocpi_public_url: "http://127.0.0.1:9100".into(),
             ocpi_token_a: None,
             offline_grace: None,
@@ -280,6 +286,18 @@ impl TestConfig {
         self
     }
 
+    /// `admin.token`.
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_string());
+        self
+    }
+
+    /// `admin.metrics_public`.
+    pub fn metrics_public(mut self, public: bool) -> Self {
+        self.metrics_public = public;
+        self
+    }
+
     /// Render the TOML with `state.path = data_dir`.
     pub fn to_toml(&self, data_dir: &Path) -> String {
         let mut s = String::new();
@@ -355,6 +373,12 @@ business_name = "Example CPO"
             );
         }
         s.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+        if let Some(token) = &self.admin_token {
+            let _ = writeln!(s, "token = {}", quote(token));
+        }
+        if self.metrics_public {
+            s.push_str("metrics_public = true\n");
+        }
         for loc in &self.locations {
             let _ = write!(
                 s,
