@@ -705,7 +705,7 @@ mod tests {
           "id": "1", "standard": "IEC_62196_T2", "format": "CABLE", "power_type": "AC_3_PHASE",
           "max_voltage": 220, "max_amperage": 16, "tariff_ids": ["11"], "last_updated": "2015-03-16T10:10:02Z"
         }, {
-          "id": "2", "standard": "MCS", "format": "SOCKET", "power_type": "DC",
+          "id": "2", "standard": "FUTURE_PLUG", "format": "SOCKET", "power_type": "DC",
           "max_voltage": 1000, "max_amperage": 3000, "max_electric_power": 3000000,
           "last_updated": "2015-03-18T08:12:01Z"
         }],
@@ -729,7 +729,7 @@ mod tests {
         assert_eq!(evse.status, EvseStatus::Available);
         assert_eq!(
             evse.connector("2").map(|c| c.standard.clone()),
-            Some(ConnectorType::Other("MCS".into()))
+            Some(ConnectorType::Other("FUTURE_PLUG".into()))
         );
         assert_eq!(
             loc.evse("3257").map(|e| e.status),
@@ -738,7 +738,7 @@ mod tests {
         let caps = evse.capabilities.clone().unwrap_or_default();
         assert_eq!(caps[1], Capability::Other("SOME_FUTURE_CAPABILITY".into()));
         let json = serde_json::to_value(&loc).expect("json");
-        assert_eq!(json["evses"][0]["connectors"][1]["standard"], "MCS");
+        assert_eq!(json["evses"][0]["connectors"][1]["standard"], "FUTURE_PLUG");
         assert_eq!(json["evses"][1]["status"], "OUTOFORDER");
         assert_eq!(
             json["evses"][0]["connectors"][0]["power_type"],
