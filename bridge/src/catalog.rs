@@ -286,6 +286,7 @@ impl Catalog {
             ),
             tariff_ids: (!tariff_ids.is_empty()).then_some(tariff_ids),
             terms_and_conditions: None,
+            capabilities: None,
             last_updated: updated.into(),
         }
     }
@@ -318,6 +319,8 @@ impl Catalog {
             directions: None,
             parking_restrictions: None,
             images: None,
+            parking: None,
+            accepted_service_providers: None,
             last_updated: updated.into(),
         }
     }
@@ -384,6 +387,8 @@ impl Catalog {
             charging_when_closed: None,
             images: None,
             energy_mix: None,
+            parking_places: None,
+            help_phone: None,
             last_updated: updated.into(),
         }
     }

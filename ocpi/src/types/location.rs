@@ -82,6 +82,12 @@ pub struct Location {
     /// Energy mix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mix: Option<EnergyMix>,
+    /// Parking places usable while charging (2.3.0; dropped for older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_places: Option<Vec<Parking>>,
+    /// Phone number for driver assistance, CiString(25) (2.3.0; dropped for older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help_phone: Option<String>,
     /// Last change of this location or any of its EVSEs/connectors.
     pub last_updated: DateTime,
 }
@@ -129,6 +135,12 @@ pub struct Evse {
     /// Images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<Vec<Image>>,
+    /// Parking places of the Location this EVSE serves (2.3.0; dropped for older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking: Option<Vec<EvseParking>>,
+    /// Names of eMSPs whose contracts are accepted here (2.3.0; dropped for older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_service_providers: Option<Vec<String>>,
     /// Last change of this EVSE or its connectors.
     pub last_updated: DateTime,
 }
@@ -164,8 +176,171 @@ pub struct Connector {
     /// URL of terms and conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms_and_conditions: Option<String>,
+    /// Connector capabilities, e.g. Plug & Charge (2.3.0; dropped for older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<ConnectorCapability>>,
     /// Last change.
     pub last_updated: DateTime,
+}
+
+open_enum!(
+    /// Capability of a connector (2.3.0).
+    ConnectorCapability {
+        /// ISO 15118-2 Plug & Charge.
+        Iso15118_2PlugAndCharge = "ISO_15118_2_PLUG_AND_CHARGE",
+        /// ISO 15118-20 Plug & Charge.
+        Iso15118_20PlugAndCharge = "ISO_15118_20_PLUG_AND_CHARGE",
+    }
+);
+
+open_enum!(
+    /// Vehicle type a parking place accommodates (2.3.0).
+    VehicleType {
+        /// Motorcycle.
+        Motorcycle = "MOTORCYCLE",
+        /// Passenger car.
+        PersonalVehicle = "PERSONAL_VEHICLE",
+        /// Passenger car with trailer.
+        PersonalVehicleWithTrailer = "PERSONAL_VEHICLE_WITH_TRAILER",
+        /// Light van.
+        Van = "VAN",
+        /// Tractor unit.
+        SemiTractor = "SEMI_TRACTOR",
+        /// Rigid truck.
+        Rigid = "RIGID",
+        /// Truck with trailer.
+        TruckWithTrailer = "TRUCK_WITH_TRAILER",
+        /// Bus or coach.
+        Bus = "BUS",
+        /// Disabled parking permit.
+        Disabled = "DISABLED",
+    }
+);
+
+open_enum!(
+    /// Position of an EVSE relative to its parking space (2.3.0).
+    EvsePosition {
+        /// Left of the vehicle.
+        Left = "LEFT",
+        /// Right of the vehicle.
+        Right = "RIGHT",
+        /// At the narrow end.
+        Center = "CENTER",
+    }
+);
+
+open_enum!(
+    /// How vehicles park relative to the roadway (2.3.0).
+    ParkingDirection {
+        /// Parallel.
+        Parallel = "PARALLEL",
+        /// Perpendicular.
+        Perpendicular = "PERPENDICULAR",
+        /// At an angle.
+        Angle = "ANGLE",
+    }
+);
+
+/// Reference from an EVSE to a parking place of its Location (2.3.0 `EVSEParking`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvseParking {
+    /// Id of a [`Parking`] in the Location's `parking_places`.
+    pub parking_id: String,
+    /// Position of the EVSE relative to the parking space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_position: Option<EvsePosition>,
+}
+
+/// A parking place of a Location (2.3.0, AFIR data). Sizes in cm, weight in kg, `time_limit` in minutes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parking {
+    /// Id, unique within the Location, CiString(36).
+    pub id: String,
+    /// Identifier visible on site, string(12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_reference: Option<String>,
+    /// Vehicle types the place is designed for (non-empty).
+    pub vehicle_types: Vec<VehicleType>,
+    /// Maximum vehicle weight (kg).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub max_vehicle_weight: Option<rust_decimal::Decimal>,
+    /// Maximum vehicle height (cm).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub max_vehicle_height: Option<rust_decimal::Decimal>,
+    /// Maximum vehicle length (cm).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub max_vehicle_length: Option<rust_decimal::Decimal>,
+    /// Maximum vehicle width (cm).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub max_vehicle_width: Option<rust_decimal::Decimal>,
+    /// Length of the space (cm).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub parking_space_length: Option<rust_decimal::Decimal>,
+    /// Width of the space (cm).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub parking_space_width: Option<rust_decimal::Decimal>,
+    /// Dangerous goods allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dangerous_goods_allowed: Option<bool>,
+    /// Parking direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<ParkingDirection>,
+    /// Drive-through possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive_through: Option<bool>,
+    /// Other vehicle types forbidden.
+    pub restricted_to_type: bool,
+    /// Reservation required.
+    pub reservation_required: bool,
+    /// Time limit (minutes).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub time_limit: Option<rust_decimal::Decimal>,
+    /// Roofed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofed: Option<bool>,
+    /// Photos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<Image>>,
+    /// Lit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lighting: Option<bool>,
+    /// Refrigeration outlet available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refrigeration_outlet: Option<bool>,
+    /// Standards the space conforms to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standards: Option<Vec<String>>,
+    /// APDS reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apds_reference: Option<String>,
 }
 
 /// Latitude/longitude as decimal strings (`-?[0-9]{1,2}\.[0-9]{5,7}`, `-?[0-9]{1,3}\.[0-9]{5,7}`).
@@ -319,6 +494,10 @@ open_enum!(
         DomesticN = "DOMESTIC_N",
         /// Domestic type O.
         DomesticO = "DOMESTIC_O",
+        /// Megawatt Charging System (2.3.0).
+        Mcs = "MCS",
+        /// SAE J3400 / NACS (2.3.0).
+        SaeJ3400 = "SAE_J3400",
         /// GB/T AC.
         GbtAc = "GBT_AC",
         /// GB/T DC.
@@ -526,7 +705,7 @@ mod tests {
           "id": "1", "standard": "IEC_62196_T2", "format": "CABLE", "power_type": "AC_3_PHASE",
           "max_voltage": 220, "max_amperage": 16, "tariff_ids": ["11"], "last_updated": "2015-03-16T10:10:02Z"
         }, {
-          "id": "2", "standard": "MCS", "format": "SOCKET", "power_type": "DC",
+          "id": "2", "standard": "FUTURE_PLUG", "format": "SOCKET", "power_type": "DC",
           "max_voltage": 1000, "max_amperage": 3000, "max_electric_power": 3000000,
           "last_updated": "2015-03-18T08:12:01Z"
         }],
@@ -550,7 +729,7 @@ mod tests {
         assert_eq!(evse.status, EvseStatus::Available);
         assert_eq!(
             evse.connector("2").map(|c| c.standard.clone()),
-            Some(ConnectorType::Other("MCS".into()))
+            Some(ConnectorType::Other("FUTURE_PLUG".into()))
         );
         assert_eq!(
             loc.evse("3257").map(|e| e.status),
@@ -559,7 +738,7 @@ mod tests {
         let caps = evse.capabilities.clone().unwrap_or_default();
         assert_eq!(caps[1], Capability::Other("SOME_FUTURE_CAPABILITY".into()));
         let json = serde_json::to_value(&loc).expect("json");
-        assert_eq!(json["evses"][0]["connectors"][1]["standard"], "MCS");
+        assert_eq!(json["evses"][0]["connectors"][1]["standard"], "FUTURE_PLUG");
         assert_eq!(json["evses"][1]["status"], "OUTOFORDER");
         assert_eq!(
             json["evses"][0]["connectors"][0]["power_type"],

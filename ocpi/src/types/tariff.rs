@@ -48,8 +48,58 @@ pub struct Tariff {
     /// Energy mix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mix: Option<EnergyMix>,
+    /// Whether `price`s include taxes (2.3.0, required there). Absent: the prices are excluding VAT as in 2.2.1;
+    /// see [`Tariff::effective_tax_included`]. Dropped for older peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_included: Option<TaxIncluded>,
     /// Last change.
     pub last_updated: DateTime,
+}
+
+/// Whether the prices of a tariff include taxes (2.3.0 `TaxIncluded`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaxIncluded {
+    /// Prices include taxes.
+    #[serde(rename = "YES")]
+    Yes,
+    /// Taxes come on top of the prices.
+    #[serde(rename = "NO")]
+    No,
+    /// No taxes apply.
+    #[serde(rename = "N/A")]
+    NotApplicable,
+}
+
+impl TaxIncluded {
+    /// Wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Yes => "YES",
+            Self::No => "NO",
+            Self::NotApplicable => "N/A",
+        }
+    }
+}
+
+impl Tariff {
+    /// `tax_included` as sent to 2.3.0 peers, and whether it was defaulted: the tariff's own value, else `N/A`
+    /// when every price component states a VAT of 0, else `NO` (2.2.1 prices are excluding VAT).
+    pub fn effective_tax_included(&self) -> (TaxIncluded, bool) {
+        if let Some(t) = self.tax_included {
+            return (t, false);
+        }
+        let all_zero = self
+            .elements
+            .iter()
+            .flat_map(|e| &e.price_components)
+            .all(|c| c.vat.is_some_and(|v| v.is_zero()));
+        let derived = if all_zero && !self.elements.is_empty() {
+            TaxIncluded::NotApplicable
+        } else {
+            TaxIncluded::No
+        };
+        (derived, true)
+    }
 }
 
 /// Type of tariff.

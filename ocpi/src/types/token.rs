@@ -20,6 +20,8 @@ open_enum!(
         AdHocUser = "AD_HOC_USER",
         /// App user (same token for every session).
         AppUser = "APP_USER",
+        /// ISO 15118 contract certificate id (2.3.0).
+        Emaid = "EMAID",
         /// Other.
         OtherToken = "OTHER",
         /// RFID card.
@@ -95,6 +97,10 @@ pub struct Token {
     pub energy_contract: Option<EnergyContract>,
     /// Last change.
     pub last_updated: DateTime,
+    /// Fields the eMSP sent that this model does not know, kept so the token is served back as received (2.3.0
+    /// requires it). Filled and emptied by [`crate::codec`]; a plain serde round trip keeps them under this key.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Token {
@@ -205,10 +211,11 @@ mod tests {
 
     #[test]
     fn unknown_token_type_is_kept_and_default_is_rfid() {
-        let json = TOKEN.replace(r#""type": "RFID""#, r#""type": "EMAID""#);
+        let json = TOKEN.replace(r#""type": "RFID""#, r#""type": "NEW_KIND""#);
         let t: Token = serde_json::from_str(&json).expect("parses");
-        assert_eq!(t.kind, TokenType::Other("EMAID".into()));
-        assert_eq!(serde_json::to_value(&t).expect("json")["type"], "EMAID");
+        assert_eq!(t.kind, TokenType::Other("NEW_KIND".into()));
+        assert_eq!(serde_json::to_value(&t).expect("json")["type"], "NEW_KIND");
+        assert_eq!(TokenType::from("EMAID"), TokenType::Emaid);
         assert_eq!(TokenType::default(), TokenType::Rfid);
         assert_eq!(TokenType::from("OTHER"), TokenType::OtherToken);
     }

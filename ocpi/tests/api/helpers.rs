@@ -171,6 +171,7 @@ pub(crate) fn connector(id: &str) -> Connector {
         max_electric_power: Some(22_000),
         tariff_ids: Some(vec![TariffId::new("T1")]),
         terms_and_conditions: None,
+        capabilities: None,
         last_updated: ts(0),
     }
 }
@@ -207,6 +208,8 @@ pub(crate) fn location(id: &str, last_updated: DateTime) -> Location {
             directions: None,
             parking_restrictions: None,
             images: None,
+            parking: None,
+            accepted_service_providers: None,
             last_updated,
         }]),
         directions: None,
@@ -219,6 +222,8 @@ pub(crate) fn location(id: &str, last_updated: DateTime) -> Location {
         charging_when_closed: None,
         images: None,
         energy_mix: None,
+        parking_places: None,
+        help_phone: None,
         last_updated,
     }
 }
