@@ -115,8 +115,12 @@ pub struct OcppSettings {
     pub ping_interval: u64,
     /// Largest accepted websocket message, in bytes.
     pub max_frame_bytes: usize,
-    /// Most concurrent station connections.
+    /// Most concurrent station connections; above it a station gets HTTP 503 at once.
     pub max_connections: usize,
+    /// Seconds a station may take from TCP connect to the websocket upgrade.
+    pub handshake_timeout: u64,
+    /// Most handshakes in progress from one IP address (more get HTTP 429 at once).
+    pub max_pending_per_address: usize,
     /// The operator's own identifiers (fleet, staff cards): accepted locally without asking any
     /// eMSP; their transactions produce no OCPI Session or CDR.
     pub local_id_tags: Vec<String>,
@@ -135,6 +139,8 @@ impl Default for OcppSettings {
             ping_interval: 60,
             max_frame_bytes: 64 * 1024,
             max_connections: 20_000,
+            handshake_timeout: 5,
+            max_pending_per_address: 32,
             local_id_tags: Vec::new(),
             free_vend: false,
         }
@@ -149,6 +155,8 @@ impl OcppSettings {
             call_timeout: Duration::from_secs(self.call_timeout),
             ping_interval: Duration::from_secs(self.ping_interval),
             max_connections: self.max_connections,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            max_pending_per_address: self.max_pending_per_address,
             ..ocpp::ServerSettings::default()
         }
     }
@@ -519,6 +527,18 @@ impl Settings {
             return Err(ConfigError::new(
                 "ocpp.max_frame_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.ocpp.handshake_timeout == 0 {
+            return Err(ConfigError::new(
+                "ocpp.handshake_timeout",
+                "must be at least 1 second",
+            ));
+        }
+        if self.ocpp.max_pending_per_address == 0 {
+            return Err(ConfigError::new(
+                "ocpp.max_pending_per_address",
+                "must be at least 1",
             ));
         }
         if self.ocpp.max_connections == 0 {

@@ -1,8 +1,11 @@
 //! The OCPP-J listener: accept loop, websocket handshake, shutdown.
 //!
 //! Invariants:
-//! - At most `max_connections` sockets are open: a semaphore permit is taken *before* `accept()`
-//!   and released when the connection's task ends.
+//! - At most `max_connections` sockets are open: a semaphore permit is taken right after
+//!   `accept()` and released when the connection's task ends; a socket that finds none is
+//!   answered HTTP 503 at once (it never waits in the backlog), and one from an address with
+//!   `max_pending_per_address` handshakes in progress is answered HTTP 429, so one address
+//!   cannot hold every slot with half-open handshakes.
 //! - Everything is decided before the upgrade: the path must be `/ocpp/{id}` (404 otherwise),
 //!   the application admits the station (401 with `WWW-Authenticate` / 404), and the
 //!   subprotocol is the first of the station's offers (in its order) that we speak. With no
@@ -13,8 +16,9 @@
 //! - [`Server::run`] returns only after every connection task has ended (bounded by
 //!   [`SHUTDOWN_GRACE`] after the shutdown token is cancelled); connections close with 1001.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +61,12 @@ pub struct ServerSettings {
     pub pong_timeout: Duration,
     /// How long the TCP → websocket handshake may take.
     pub handshake_timeout: Duration,
-    /// Most simultaneously open station sockets (including handshakes in progress).
+    /// Most simultaneously open station sockets (including handshakes in progress). A socket
+    /// above it is answered HTTP 503 at once and closed.
     pub max_connections: usize,
+    /// Most handshakes in progress from one IP address; more are answered HTTP 429 at once, so
+    /// that one address (a broken charger, a scanner) cannot hold every slot.
+    pub max_pending_per_address: usize,
     /// Station CALLs that may wait while one is being handled; more are answered `GenericError`.
     pub queued_requests: usize,
 }
@@ -70,8 +78,9 @@ impl Default for ServerSettings {
             call_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(60),
             pong_timeout: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             max_connections: 20000,
+            max_pending_per_address: 32,
             queued_requests: 8,
         }
     }
@@ -162,15 +171,11 @@ impl Server {
             settings,
             shutdown: shutdown.clone(),
         };
+        // Sockets being answered 503/429 (brief; beyond this many they are just closed).
+        let refusals = Arc::new(Semaphore::new(256));
+        let pending: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let mut backoff = Duration::from_millis(10);
         loop {
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => break,
-                permit = Arc::clone(&permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break, // never closed
-                },
-            };
             let (tcp, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
@@ -188,6 +193,20 @@ impl Server {
                 },
             };
             backoff = Duration::from_millis(10);
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                count_rejection("over_capacity");
+                debug!(%peer, "above max_connections: 503");
+                refuse(tcp, &refusals, &tracker, STATUS_503);
+                continue;
+            };
+            let Some(pending_guard) =
+                PendingGuard::take(&pending, peer.ip(), shared.settings.max_pending_per_address)
+            else {
+                count_rejection("pending_per_address");
+                debug!(%peer, "too many handshakes from this address: 429");
+                refuse(tcp, &refusals, &tracker, STATUS_429);
+                continue;
+            };
             if let Err(e) = tcp.set_nodelay(true) {
                 debug!(error = %e, %peer, "set_nodelay failed");
             }
@@ -196,7 +215,7 @@ impl Server {
             tracker.spawn(
                 async move {
                     let _permit = permit;
-                    accept_station(tcp, shared).await;
+                    accept_station(tcp, shared, pending_guard).await;
                 }
                 .instrument(span),
             );
@@ -219,6 +238,66 @@ impl Server {
     }
 }
 
+const STATUS_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+const STATUS_429: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 10\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Answers a socket with a fixed HTTP status and closes it, within a second; beyond 256 such
+/// answers at once the socket is closed without one.
+fn refuse(tcp: TcpStream, refusals: &Arc<Semaphore>, tracker: &TaskTracker, status: &'static [u8]) {
+    let Ok(slot) = Arc::clone(refusals).try_acquire_owned() else {
+        return;
+    };
+    tracker.spawn(async move {
+        let _slot = slot;
+        let mut tcp = tcp;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            use tokio::io::AsyncWriteExt;
+            let _ = tcp.write_all(status).await;
+            let _ = tcp.shutdown().await;
+        })
+        .await;
+    });
+}
+
+/// One handshake in progress from an address; dropping it ends the count.
+#[derive(Debug)]
+struct PendingGuard {
+    map: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PendingGuard {
+    /// Counts a handshake from `ip`, unless `max` are already in progress.
+    fn take(
+        map: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        max: usize,
+    ) -> Option<PendingGuard> {
+        let mut m = map.lock().expect("pending handshakes");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(PendingGuard {
+            map: Arc::clone(map),
+            ip,
+        })
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("pending handshakes");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 fn count_rejection(reason: &'static str) {
     metrics::counter!("ocpp_connections_rejected_total", "reason" => reason).increment(1);
 }
@@ -226,7 +305,7 @@ fn count_rejection(reason: &'static str) {
 /// Runs the handshake of one socket and, if upgraded, its connection.
 // The handshake callback's error type (`ErrorResponse`) is tungstenite's, large by design.
 #[allow(clippy::result_large_err)]
-async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>) {
+async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: PendingGuard) {
     let settings = Arc::clone(&shared.settings);
     let mut verdict = None;
     let result = {
@@ -246,6 +325,8 @@ async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>) {
             result = tokio::time::timeout(settings.handshake_timeout, handshake) => result,
         }
     };
+    // The handshake is over: it no longer counts against its address.
+    drop(pending);
     let mut ws = match result {
         Err(_) => {
             info!("handshake timed out");
@@ -447,11 +528,17 @@ mod tests {
     }
 
     fn start(admission: Admission) -> Running {
-        let settings = ServerSettings {
-            call_timeout: Duration::from_secs(2),
-            ping_interval: Duration::ZERO,
-            ..ServerSettings::default()
-        };
+        start_with(
+            admission,
+            ServerSettings {
+                call_timeout: Duration::from_secs(2),
+                ping_interval: Duration::ZERO,
+                ..ServerSettings::default()
+            },
+        )
+    }
+
+    fn start_with(admission: Admission, settings: ServerSettings) -> Running {
         let server = Server::bind("127.0.0.1:0".parse().unwrap(), settings).unwrap();
         let (addr, registry) = (server.local_addr(), server.registry());
         let (csms, seen) = Fake::new(admission);
@@ -621,6 +708,62 @@ mod tests {
         assert_eq!(c.max_message_size, Some(65536));
         assert_eq!(c.max_frame_size, Some(65536));
         assert!(c.max_write_buffer_size > c.write_buffer_size);
+    }
+
+    /// Reads what the server sends a raw socket until it closes (bounded).
+    async fn raw_answer(addr: SocketAddr) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        let _ = timeout(WAIT, tcp.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn above_max_connections_a_station_gets_503_at_once() {
+        let s = start_with(
+            Admission::Accept,
+            ServerSettings {
+                ping_interval: Duration::ZERO,
+                max_connections: 2,
+                ..ServerSettings::default()
+            },
+        );
+        let (_a, _) = connect_16(s.addr, "/ocpp/CP1").await.unwrap();
+        let (_b, _) = connect_16(s.addr, "/ocpp/CP2").await.unwrap();
+        let started = std::time::Instant::now();
+        let (status, headers) = http_status(connect_16(s.addr, "/ocpp/CP3").await);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.get("retry-after").is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_hold_every_handshake_slot() {
+        let s = start_with(
+            Admission::Accept,
+            ServerSettings {
+                ping_interval: Duration::ZERO,
+                handshake_timeout: Duration::from_secs(30),
+                max_pending_per_address: 3,
+                ..ServerSettings::default()
+            },
+        );
+        // Three silent sockets from 127.0.0.1 hold its three handshake slots...
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            silent.push(TcpStream::connect(s.addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ...so a fourth from the same address is answered 429 at once,
+        assert!(raw_answer(s.addr).await.starts_with("HTTP/1.1 429"));
+        // ...and once they go, the address gets its slots back.
+        drop(silent);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(connect_16(s.addr, "/ocpp/CP1").await.is_ok());
     }
 
     #[tokio::test]
