@@ -121,6 +121,8 @@ pub struct OcppSettings {
     pub handshake_timeout: u64,
     /// Most handshakes in progress from one IP address (more get HTTP 429 at once).
     pub max_pending_per_address: usize,
+    /// Wrong station passwords from one IP address per minute before it gets HTTP 429.
+    pub max_auth_failures_per_minute: u32,
     /// The operator's own identifiers (fleet, staff cards): accepted locally without asking any
     /// eMSP; their transactions produce no OCPI Session or CDR.
     pub local_id_tags: Vec<String>,
@@ -141,6 +143,7 @@ impl Default for OcppSettings {
             max_connections: 20_000,
             handshake_timeout: 5,
             max_pending_per_address: 32,
+            max_auth_failures_per_minute: 10,
             local_id_tags: Vec::new(),
             free_vend: false,
         }
@@ -157,6 +160,7 @@ impl OcppSettings {
             max_connections: self.max_connections,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             max_pending_per_address: self.max_pending_per_address,
+            max_auth_failures_per_minute: self.max_auth_failures_per_minute,
             ..ocpp::ServerSettings::default()
         }
     }

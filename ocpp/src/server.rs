@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -69,6 +69,10 @@ pub struct ServerSettings {
     pub max_pending_per_address: usize,
     /// Station CALLs that may wait while one is being handled; more are answered `GenericError`.
     pub queued_requests: usize,
+    /// Wrong or missing station passwords from one IP address allowed per minute; beyond them
+    /// the address is answered HTTP 429 before its credentials are looked at, until the minute
+    /// is over.
+    pub max_auth_failures_per_minute: u32,
 }
 
 impl Default for ServerSettings {
@@ -82,6 +86,7 @@ impl Default for ServerSettings {
             max_connections: 20000,
             max_pending_per_address: 32,
             queued_requests: 8,
+            max_auth_failures_per_minute: 10,
         }
     }
 }
@@ -174,6 +179,9 @@ impl Server {
         // Sockets being answered 503/429 (brief; beyond this many they are just closed).
         let refusals = Arc::new(Semaphore::new(256));
         let pending: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let failures = Arc::new(AuthFailures::new(
+            shared.settings.max_auth_failures_per_minute,
+        ));
         let mut backoff = Duration::from_millis(10);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -210,12 +218,21 @@ impl Server {
             if let Err(e) = tcp.set_nodelay(true) {
                 debug!(error = %e, %peer, "set_nodelay failed");
             }
+            if failures.throttled(peer.ip(), Instant::now()) {
+                count_rejection("auth_throttled");
+                debug!(%peer, "too many failed passwords from this address: 429");
+                refuse(tcp, &refusals, &tracker, STATUS_429);
+                continue;
+            }
             let shared = shared.clone();
+            let failures = Arc::clone(&failures);
             let span = info_span!("ocpp_accept", %peer);
             tracker.spawn(
                 async move {
                     let _permit = permit;
-                    accept_station(tcp, shared, pending_guard).await;
+                    if accept_station(tcp, shared, pending_guard).await {
+                        failures.record(peer.ip(), Instant::now());
+                    }
                 }
                 .instrument(span),
             );
@@ -298,6 +315,44 @@ impl Drop for PendingGuard {
     }
 }
 
+/// Failed station passwords per IP address, in one-minute windows.
+#[derive(Debug)]
+struct AuthFailures {
+    max: u32,
+    by_ip: std::sync::Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl AuthFailures {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn new(max: u32) -> Self {
+        AuthFailures {
+            max: max.max(1),
+            by_ip: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a failed password from `ip`; logs when the address becomes throttled.
+    fn record(&self, ip: IpAddr, now: Instant) {
+        let mut m = self.by_ip.lock().expect("auth failures");
+        // Forget finished windows so the map stays small.
+        m.retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
+        let (_, n) = m.entry(ip).or_insert((now, 0));
+        *n += 1;
+        if *n == self.max {
+            warn!(%ip, failures = *n, "failed station passwords: address throttled for the rest of the minute");
+            metrics::counter!("ocpp_auth_throttled_addresses_total").increment(1);
+        }
+    }
+
+    /// Whether `ip` used up its failures in the current window.
+    fn throttled(&self, ip: IpAddr, now: Instant) -> bool {
+        let m = self.by_ip.lock().expect("auth failures");
+        m.get(&ip)
+            .is_some_and(|(start, n)| *n >= self.max && now.duration_since(*start) < Self::WINDOW)
+    }
+}
+
 fn count_rejection(reason: &'static str) {
     metrics::counter!("ocpp_connections_rejected_total", "reason" => reason).increment(1);
 }
@@ -305,7 +360,7 @@ fn count_rejection(reason: &'static str) {
 /// Runs the handshake of one socket and, if upgraded, its connection.
 // The handshake callback's error type (`ErrorResponse`) is tungstenite's, large by design.
 #[allow(clippy::result_large_err)]
-async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: PendingGuard) {
+async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: PendingGuard) -> bool {
     let settings = Arc::clone(&shared.settings);
     let mut verdict = None;
     let result = {
@@ -321,7 +376,7 @@ async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: Pen
             Some(settings.websocket_config()),
         );
         tokio::select! {
-            () = shared.shutdown.cancelled() => return,
+            () = shared.shutdown.cancelled() => return false,
             result = tokio::time::timeout(settings.handshake_timeout, handshake) => result,
         }
     };
@@ -331,20 +386,21 @@ async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: Pen
         Err(_) => {
             info!("handshake timed out");
             count_rejection("handshake_timeout");
-            return;
+            return false;
         }
         Ok(Err(e)) => {
             match verdict {
                 Some(Verdict::Rejected(reason)) => {
                     info!(reason, "station rejected before the upgrade");
                     count_rejection(reason);
+                    return reason == "unauthorized";
                 }
                 _ => {
                     info!(error = %e, "handshake failed");
                     count_rejection("handshake_failed");
                 }
             }
-            return;
+            return false;
         }
         Ok(Ok(ws)) => ws,
     };
@@ -367,6 +423,7 @@ async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: Pen
         // The callback always runs before an upgrade succeeds.
         _ => connection::close_socket(&mut ws, CloseCode::Error, "internal error").await,
     }
+    false
 }
 
 /// The station identity of a request path: `/ocpp/{id}` or `/ocpp/{id}/`, percent-decoded,
@@ -764,6 +821,57 @@ mod tests {
         drop(silent);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(connect_16(s.addr, "/ocpp/CP1").await.is_ok());
+    }
+
+    #[test]
+    fn failed_passwords_throttle_an_address_for_the_rest_of_the_minute() {
+        let f = AuthFailures::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert!(!f.throttled(a, t0), "after {i} failures");
+            f.record(a, t0 + Duration::from_secs(i));
+        }
+        assert!(f.throttled(a, t0 + Duration::from_secs(10)));
+        assert!(
+            !f.throttled(b, t0 + Duration::from_secs(10)),
+            "other addresses are not"
+        );
+        assert!(
+            !f.throttled(a, t0 + Duration::from_secs(61)),
+            "a new minute"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_get_429_once_the_address_is_throttled() {
+        let s = start_with(
+            Admission::Unauthorized,
+            ServerSettings {
+                ping_interval: Duration::ZERO,
+                max_auth_failures_per_minute: 2,
+                ..ServerSettings::default()
+            },
+        );
+        let auth = ("Authorization", "Basic Q1AxOndyb25n");
+        for _ in 0..2 {
+            let r = connect(
+                s.addr,
+                "/ocpp/CP1",
+                &[("Sec-WebSocket-Protocol", "ocpp1.6"), auth],
+            )
+            .await;
+            assert_eq!(http_status(r).0, StatusCode::UNAUTHORIZED);
+        }
+        // The failures are recorded when each handshake task ends.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = connect(
+            s.addr,
+            "/ocpp/CP1",
+            &[("Sec-WebSocket-Protocol", "ocpp1.6"), auth],
+        )
+        .await;
+        assert_eq!(http_status(r).0, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]
