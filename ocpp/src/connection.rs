@@ -408,6 +408,23 @@ where
                     }))
                 }
                 WsError::ConnectionClosed | WsError::AlreadyClosed => Err(Exit::Broken),
+                // A broken websocket protocol (unmasked frame, bad opcode, fragmented control
+                // frame, …) closes with 1002, text that is not UTF-8 with 1007 (RFC 6455 §7.4.1),
+                // so the station's logs say why.
+                WsError::Protocol(e) => {
+                    warn!(error = %e, "websocket protocol violation");
+                    Err(Exit::Close(CloseRequest {
+                        code: CloseCode::Protocol,
+                        reason: "websocket protocol violation".to_owned(),
+                    }))
+                }
+                WsError::Utf8(e) => {
+                    warn!(error = %e, "text frame is not UTF-8");
+                    Err(Exit::Close(CloseRequest {
+                        code: CloseCode::Invalid,
+                        reason: "text frame is not UTF-8".to_owned(),
+                    }))
+                }
                 e => {
                     info!(error = %e, "socket failed");
                     Err(Exit::Broken)

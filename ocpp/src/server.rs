@@ -823,6 +823,73 @@ mod tests {
         assert!(connect_16(s.addr, "/ocpp/CP1").await.is_ok());
     }
 
+    /// A raw socket upgraded to a 1.6 websocket (so that it can send frames no client library
+    /// would).
+    async fn raw_upgraded(addr: SocketAddr) -> TcpStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            b"GET /ocpp/CP1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            timeout(WAIT, tcp.read_exact(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        tcp
+    }
+
+    /// The close code of the first close frame the server sends on a raw socket.
+    async fn raw_close_code(tcp: &mut TcpStream) -> u16 {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut h = [0u8; 2];
+            timeout(WAIT, tcp.read_exact(&mut h))
+                .await
+                .unwrap()
+                .unwrap();
+            let len = usize::from(h[1] & 0x7f);
+            assert!(len < 126, "small frames only");
+            let mut payload = vec![0u8; len];
+            timeout(WAIT, tcp.read_exact(&mut payload))
+                .await
+                .unwrap()
+                .unwrap();
+            if h[0] & 0x0f == 0x8 {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_protocol_violations_close_with_1002_and_bad_utf8_with_1007() {
+        use tokio::io::AsyncWriteExt;
+        let s = start(Admission::Accept);
+        // A client frame without a mask (RFC 6455 §5.1).
+        let mut tcp = raw_upgraded(s.addr).await;
+        tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+        assert_eq!(raw_close_code(&mut tcp).await, 1002);
+        // A masked text frame (mask 0) whose payload is not UTF-8.
+        let mut tcp = raw_upgraded(s.addr).await;
+        tcp.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+            .await
+            .unwrap();
+        assert_eq!(raw_close_code(&mut tcp).await, 1007);
+    }
+
     #[test]
     fn failed_passwords_throttle_an_address_for_the_rest_of_the_minute() {
         let f = AuthFailures::new(3);
