@@ -275,13 +275,20 @@ pub async fn run(
     // flushed, so `/healthz` answers 503 (not "connection refused") while the daemon stops.
     let admin_shutdown = CancellationToken::new();
     let http_shutdown = shutdown.clone();
-    tasks.spawn(serve(
+    tasks.spawn(crate::http::serve(
         "admin",
         admin_listener,
         admin_app,
+        settings.admin.http_limits(),
         admin_shutdown.clone(),
     ));
-    tasks.spawn(serve("ocpi", ocpi_listener, ocpi_app, http_shutdown));
+    tasks.spawn(crate::http::serve(
+        "ocpi",
+        ocpi_listener,
+        ocpi_app,
+        settings.ocpi.http_limits(),
+        http_shutdown,
+    ));
     tasks.close();
 
     ready.store(true, Ordering::SeqCst);
@@ -320,24 +327,6 @@ pub async fn run(
         .context("final flush of the state failed")?;
     tracing::info!("state flushed; bye");
     Ok(())
-}
-
-async fn serve(
-    name: &'static str,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        Duration::from_secs(30),
-    ));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(listener = name, error = %e, "HTTP server failed");
-    }
 }
 
 /// `http://host:0/…` becomes `http://host:{port}/…`: with `ocpi.listen` on port 0 (tests, or a

@@ -197,6 +197,23 @@ pub struct OcpiSettings {
     pub session_update_interval: u64,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
+    /// Seconds a client may take to send a request's head.
+    pub header_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    pub idle_timeout: u64,
+    /// Most open OCPI connections; more are answered HTTP 503 at once.
+    pub max_connections: usize,
+}
+
+impl OcpiSettings {
+    /// The OCPI listener's limits.
+    pub fn http_limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for OcpiSettings {
@@ -214,6 +231,9 @@ impl Default for OcpiSettings {
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
             peers: Vec::new(),
+            header_timeout: 10,
+            idle_timeout: 60,
+            max_connections: 1024,
         }
     }
 }
@@ -238,6 +258,23 @@ pub struct AdminSettings {
     pub token: Option<SecretString>,
     /// Serve `/metrics` without the token (for a scraper that cannot send one).
     pub metrics_public: bool,
+    /// Seconds a client may take to send a request's head.
+    pub header_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    pub idle_timeout: u64,
+    /// Most open admin connections; more are answered HTTP 503 at once.
+    pub max_connections: usize,
+}
+
+impl AdminSettings {
+    /// The admin listener's limits.
+    pub fn http_limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for AdminSettings {
@@ -246,6 +283,9 @@ impl Default for AdminSettings {
             listen: "127.0.0.1:9200".parse().expect("static address"),
             token: None,
             metrics_public: false,
+            header_timeout: 10,
+            idle_timeout: 60,
+            max_connections: 64,
         }
     }
 }
@@ -532,6 +572,18 @@ impl Settings {
                 "ocpp.max_frame_bytes",
                 "must be at least 1024",
             ));
+        }
+        for (key, value) in [
+            ("ocpi.header_timeout", self.ocpi.header_timeout),
+            ("ocpi.idle_timeout", self.ocpi.idle_timeout),
+            ("ocpi.max_connections", self.ocpi.max_connections as u64),
+            ("admin.header_timeout", self.admin.header_timeout),
+            ("admin.idle_timeout", self.admin.idle_timeout),
+            ("admin.max_connections", self.admin.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
         }
         if self.ocpp.handshake_timeout == 0 {
             return Err(ConfigError::new(

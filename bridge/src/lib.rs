@@ -7,7 +7,8 @@
 //! ## Layout (bottom-up: each module uses only the ones above it)
 //! - Foundations: [`config`] (settings, layered loading, validation), [`telemetry`],
 //!   [`supervisor`] (signals, sd-notify), [`error`] (what callers act on; failed background
-//!   writes are logged and counted).
+//!   writes are logged and counted), [`http`] (the bounded HTTP server of the OCPI and admin
+//!   listeners: timeouts, connection cap).
 //! - Pure translation: [`evse`] (OCPP connector status → OCPI EVSE status), [`meter`]
 //!   (sampled values → Wh), [`periods`] (samples → charging periods, tariff boundaries),
 //!   [`pricing`] (the `ocpi-tariffs` boundary).
@@ -43,6 +44,7 @@ pub mod config;
 pub mod cpo;
 pub mod error;
 pub mod evse;
+pub mod http;
 pub mod hub;
 pub mod meter;
 #[cfg(test)]

@@ -430,3 +430,58 @@ async fn metrics_follow_the_admin_token_and_the_bearer_scheme_is_case_insensitiv
     assert_eq!(admin_status(&public, "/admin/stations", None).await, 401);
     drop(public);
 }
+
+#[tokio::test]
+async fn idle_and_slow_sockets_are_closed_and_the_cap_answers_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let daemon = Daemon::start(&default_config().ocpi_port0().http_limits(1, 1, 4)).await;
+    let closed_within = |mut tcp: tokio::net::TcpStream| async move {
+        let mut out = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut out))
+            .await
+            .expect("the daemon closes the socket in time")
+            .ok();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // A silent socket and one sending its headers slowly, on both HTTP listeners: closed.
+    for addr in [daemon.ocpi_addr(), daemon.admin_addr()] {
+        let silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        closed_within(silent).await;
+        closed_within(slow).await;
+    }
+    // Four idle sockets fill the OCPI listener: the fifth gets 503 with an OCPI body at once,
+    // and the admin listener keeps answering.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(
+            tokio::net::TcpStream::connect(daemon.ocpi_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let extra = tokio::net::TcpStream::connect(daemon.ocpi_addr())
+        .await
+        .unwrap();
+    let answer = closed_within(extra).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"status_code\":3000"), "{answer}");
+    let (status, _) = daemon.admin_get_raw("/healthz").await;
+    assert_eq!(status, 200);
+    // Once the idle ones are cut (1 s), the listener serves again.
+    for tcp in idle {
+        closed_within(tcp).await;
+    }
+    let ok = reqwest::get(format!("http://{}/ocpi/versions", daemon.ocpi_addr()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        401,
+        "served (token missing) rather than refused"
+    );
+}

@@ -101,6 +101,9 @@ pub struct TestConfig {
     pub token_pull_interval: Option<u64>,
     /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
     pub session_update_interval: Option<u64>,
+    /// `header_timeout`, `idle_timeout`, `max_connections` of both `[ocpi]` and `[admin]`
+    /// (daemon defaults when `None`).
+    pub http_limits: Option<(u64, u64, usize)>,
 }
 
 impl Default for TestConfig {
@@ -133,6 +136,7 @@ impl Default for TestConfig {
             authorize_timeout_ms: None,
             token_pull_interval: None,
             session_update_interval: None,
+            http_limits: None,
         }
     }
 }
@@ -274,6 +278,17 @@ impl TestConfig {
         self
     }
 
+    /// Set the OCPI and admin listeners' header/idle timeouts (seconds) and connection cap.
+    pub fn http_limits(
+        mut self,
+        header_timeout: u64,
+        idle_timeout: u64,
+        max_connections: usize,
+    ) -> Self {
+        self.http_limits = Some((header_timeout, idle_timeout, max_connections));
+        self
+    }
+
     /// Set `[ocpi] session_update_interval` (seconds).
     pub fn session_update_interval(mut self, seconds: u64) -> Self {
         self.session_update_interval = Some(seconds);
@@ -364,6 +379,12 @@ business_name = "Example CPO"
         if let Some(secs) = self.session_update_interval {
             let _ = writeln!(s, "session_update_interval = {secs}");
         }
+        let limits = self.http_limits.map(|(h, i, m)| {
+            format!("header_timeout = {h}\nidle_timeout = {i}\nmax_connections = {m}\n")
+        });
+        if let Some(l) = &limits {
+            s.push_str(l);
+        }
         for peer in &self.ocpi_peers {
             let _ = write!(
                 s,
@@ -373,6 +394,9 @@ business_name = "Example CPO"
             );
         }
         s.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+        if let Some(l) = &limits {
+            s.push_str(l);
+        }
         if let Some(token) = &self.admin_token {
             let _ = writeln!(s, "token = {}", quote(token));
         }
