@@ -133,6 +133,35 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
         .merge(hub)
         .with_state(platform)
         .layer(from_fn(auth::request_ids))
+        .layer(axum::middleware::map_response(envelope_every_error))
+}
+
+/// Every error a peer gets is an OCPI envelope: axum's own plain-text answers (unknown path 404,
+/// wrong method 405, body over the limit 413, unreadable body 400) get an envelope body with
+/// the same HTTP status (2001 for a client error, 3000 for ours).
+async fn envelope_every_error(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let code = if status.is_server_error() { 3000 } else { 2001 };
+    let message = status.canonical_reason().unwrap_or("error").to_owned();
+    let body = crate::envelope::Response::<()>::error(code, message);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut out = axum::response::IntoResponse::into_response(axum::Json(body));
+    *out.status_mut() = status;
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Functional routes the daemon adds (e.g. sessions later) can reuse our authentication and routing headers by

@@ -260,3 +260,37 @@ async fn credentials_misuse_is_405_and_bad_bodies_are_400_or_2001() {
         "no routing headers on credentials"
     );
 }
+
+#[tokio::test]
+async fn every_error_is_an_ocpi_envelope_even_axums_own() {
+    let (app, _platform) = app_with_peer(vec![]);
+    // Unknown path, wrong method, a body over the limit: HTTP status kept, body an envelope.
+    let cases = [
+        ("GET", "/ocpi/2.2.1/nothing-here", Vec::new(), 404),
+        (
+            "DELETE",
+            "/ocpi/2.2.1/commands/START_SESSION",
+            Vec::new(),
+            405,
+        ),
+        (
+            "PUT",
+            "/ocpi/2.2.1/tokens/DE/EMS/RFID1",
+            vec![b' '; 3 * 1024 * 1024],
+            413,
+        ),
+    ];
+    for (method, uri, body, status) in cases {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", "Token peer-token")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let a = call(&app, req).await;
+        assert_eq!(a.status, status, "{method} {uri}: {}", a.json);
+        assert_eq!(a.code(), 2001, "{method} {uri}: {}", a.json);
+        assert!(a.json["timestamp"].is_string(), "{}", a.json);
+    }
+}
