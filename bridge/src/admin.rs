@@ -520,11 +520,12 @@ async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tower::ServiceExt;
 
-    fn state(dir: &std::path::Path, ready: bool) -> AdminState {
+    /// An admin state over a fresh store and the default configuration (also the page's tests).
+    pub(crate) fn state(dir: &std::path::Path, ready: bool) -> AdminState {
         let path = dir.join("bridge.toml");
         std::fs::write(&path, "").unwrap();
         let settings = Arc::new(crate::config::load_with_env(Some(&path), []).unwrap());

@@ -191,15 +191,16 @@ pub async fn pull(
     {
         // A pulled token is stored only if it is a valid OCPI Token (as a pushed one must be);
         // the rest are logged and counted.
-        let (page, bad): (Vec<_>, Vec<_>) = ocpi::client::parse_tokens(peer, raw)
-            .into_iter()
-            .partition(|t| t.validate().is_ok());
-        for t in &bad {
-            if let Err(e) = t.validate() {
+        let mut page = ocpi::client::parse_tokens(peer, raw);
+        let before = page.len();
+        page.retain(|t| match t.validate() {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::warn!(peer = %id, token = %t.uid.as_str(), error = %e, "pulled token refused");
+                false
             }
-        }
-        metrics::counter!("ocpi_tokens_refused_total").increment(bad.len() as u64);
+        });
+        metrics::counter!("ocpi_tokens_refused_total").increment((before - page.len()) as u64);
         store
             .update(|tx| {
                 for t in &page {

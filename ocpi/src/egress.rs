@@ -48,24 +48,21 @@ struct Rules {
 /// True for addresses no peer URL may name, whatever the port (link-local, metadata,
 /// unspecified, broadcast, multicast).
 pub fn always_denied(ip: IpAddr) -> Option<&'static str> {
-    match ip {
+    match canonical(ip) {
         IpAddr::V4(v4) => always_denied_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => always_denied_v4(v4),
-            None => {
-                if v6.is_unspecified() {
-                    Some("the unspecified address")
-                } else if v6.is_multicast() {
-                    Some("a multicast address")
-                } else if (v6.segments()[0] & 0xffc0) == 0xfe80 {
-                    Some("a link-local address")
-                } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-                    Some("a cloud metadata address")
-                } else {
-                    None
-                }
+        IpAddr::V6(v6) => {
+            if v6.is_unspecified() {
+                Some("the unspecified address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else if (v6.segments()[0] & 0xffc0) == 0xfe80 {
+                Some("a link-local address")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata address")
+            } else {
+                None
             }
-        },
+        }
     }
 }
 
@@ -82,6 +79,14 @@ fn always_denied_v4(v4: Ipv4Addr) -> Option<&'static str> {
         Some("a multicast address")
     } else {
         None
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (`::ffff:127.0.0.1` is loopback).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -127,10 +132,7 @@ impl Egress {
             return Err(Denied(format!("{ip} is {why}")));
         }
         let rules = self.inner.read().expect("egress rules");
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         for l in &rules.listeners {
             if l.port() != addr.port() {
                 continue;
@@ -219,10 +221,7 @@ impl Egress {
         if always_denied(ip).is_some() {
             return false;
         }
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         let rules = self.inner.read().expect("egress rules");
         !(ip.is_loopback() || rules.local.contains(&ip))
     }

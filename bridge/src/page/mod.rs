@@ -279,33 +279,14 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
     use tower::ServiceExt;
 
     fn state(dir: &std::path::Path, token: Option<&str>) -> AdminState {
-        let path = dir.join("bridge.toml");
-        std::fs::write(&path, "").unwrap();
-        let mut settings = crate::config::load_with_env(Some(&path), []).unwrap();
+        let mut st = crate::admin::tests::state(dir, true);
+        let mut settings = (*st.settings).clone();
         settings.admin.token = token.map(secrecy::SecretString::from);
-        let settings = Arc::new(settings);
-        let store = state::Store::open(&state::Settings {
-            path: dir.join("db"),
-            cache_bytes: 8 << 20,
-        })
-        .unwrap();
-        let registry = ocpp::Registry::default();
-        let (core, _wakes) =
-            crate::app::Core::build(settings.clone(), store.clone(), registry.clone()).unwrap();
-        AdminState {
-            settings,
-            store,
-            registry,
-            ready: Arc::new(AtomicBool::new(true)),
-            metrics: None,
-            peers: core.peers,
-            push: core.push,
-            sessions: core.sessions,
-        }
+        st.settings = Arc::new(settings);
+        st
     }
 
     async fn get(
