@@ -4,12 +4,27 @@ use super::*;
 use crate::keys::idx;
 use chrono::{TimeZone, Utc};
 
+/// Opens the store in `dir`. A store just dropped in the same process may still be held for a
+/// moment by sled's background flusher (the file lock is released when its last handle goes), so
+/// a reopen waits for the lock, bounded to 5 s.
 fn open(dir: &Path) -> Store {
-    Store::open(&Settings {
+    let settings = Settings {
         path: dir.join("db"),
         cache_bytes: 8 << 20,
-    })
-    .expect("open")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(&settings) {
+            Ok(store) => return store,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("open: {e:?}"),
+        }
+    }
 }
 
 fn start_key(ts_secs: i64) -> (String, chrono::DateTime<Utc>) {
