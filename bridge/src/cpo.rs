@@ -108,8 +108,7 @@ impl ocpi::CpoBackend for Cpo {
         match self.catalog.location(id.as_str()) {
             Some(loc) => self
                 .catalog
-                .build_location(loc)
-                .map(Some)
+                .publishable_location(loc)
                 .map_err(server_error),
             None => Ok(None),
         }

@@ -99,7 +99,9 @@ fn main() -> ExitCode {
     // (OCPI pushes, the admin CLI) is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let settings = match config::load(cli.config.as_deref()) {
+    let settings = match config::load(cli.config.as_deref())
+        .and_then(|s| bridge::catalog::validate_settings(&s).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("configuration error: {e}");

@@ -253,7 +253,11 @@ impl Pusher {
     fn render(&self, push: &Push, peer: &str) -> Result<Option<Rendered>, crate::error::Error> {
         Ok(match push {
             Push::Location { id } => match self.catalog.location(id) {
-                Some(loc) => Some(Rendered::Location(self.catalog.build_location(loc)?)),
+                // An invalid Location is logged and counted there, and not pushed.
+                Some(loc) => self
+                    .catalog
+                    .publishable_location(loc)?
+                    .map(Rendered::Location),
                 None => None,
             },
             Push::EvseStatus { station, evse } => self

@@ -16,6 +16,8 @@ pub struct TestStation {
     pub location: String,
     /// When set, the daemon requires HTTP Basic auth with this password.
     pub password: Option<String>,
+    /// Raw TOML written right after the station's keys (more keys, `[[stations.connectors]]`).
+    pub extra: String,
 }
 
 /// One `[[locations]]` entry (address fields are fixed test values).
@@ -153,6 +155,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: None,
+            extra: String::new(),
         });
         self
     }
@@ -163,6 +166,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: Some(password.into()),
+            extra: String::new(),
         });
         self
     }
@@ -185,12 +189,25 @@ impl TestConfig {
         self
     }
 
+    /// Add a station at `LOC1` with raw TOML after its keys (`capabilities = [...]`,
+    /// `[[stations.connectors]]` tables).
+    pub fn station_toml(mut self, id: &str, extra: &str) -> Self {
+        self.stations.push(TestStation {
+            id: id.into(),
+            location: "LOC1".into(),
+            password: None,
+            extra: extra.into(),
+        });
+        self
+    }
+
     /// Add a station (no password) at location `location`.
     pub fn station_at(mut self, id: &str, location: &str) -> Self {
         self.stations.push(TestStation {
             id: id.into(),
             location: location.into(),
             password: None,
+            extra: String::new(),
         });
         self
     }
@@ -434,6 +451,10 @@ time_zone = "Europe/Amsterdam"
             );
             if let Some(pw) = &st.password {
                 let _ = writeln!(s, "password = {}", quote(pw));
+            }
+            if !st.extra.is_empty() {
+                s.push_str(&st.extra);
+                s.push('\n');
             }
         }
         for t in &self.tariffs {
