@@ -216,6 +216,11 @@ pub async fn run(
     core.client
         .egress()
         .deny_origin_of(&settings.ocpi.public_url);
+    // Removals first: a peer must hear that an EVSE is REMOVED before a Location PUT without it.
+    let removals = cpo::queue_removals(&store, &core.catalog, &core.peers.all())?;
+    if !removals.evses.is_empty() || !removals.tariffs.is_empty() {
+        store.flush().await?;
+    }
     if core.config_changed {
         let peers = core.peers.all();
         if !peers.is_empty() {

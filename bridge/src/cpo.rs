@@ -19,6 +19,7 @@ use crate::commands::Commands;
 use crate::error::Logged;
 use crate::hub::HubClients;
 use crate::outbox::{self, Push, PushQueue};
+use crate::records::Published;
 use crate::sessions::Sessions;
 use crate::tokens;
 
@@ -93,6 +94,117 @@ pub fn queue_full_sync(
         }
         Ok(())
     })
+}
+
+/// What the configuration publishes now: location id → station ids, and the tariff ids.
+pub fn published_now(catalog: &Catalog) -> Published {
+    Published {
+        locations: catalog
+            .locations()
+            .iter()
+            .map(|l| {
+                let stations = catalog.stations_at(&l.id).map(|s| s.id.clone()).collect();
+                (l.id.clone(), stations)
+            })
+            .collect(),
+        tariffs: catalog
+            .tariffs()
+            .iter()
+            .map(|t| t.id.as_str().to_owned())
+            .collect(),
+    }
+}
+
+/// What [`queue_removals`] queued.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removals {
+    /// `(location, station, uid)` of every EVSE published as REMOVED.
+    pub evses: Vec<(String, String, String)>,
+    /// Removed tariff ids.
+    pub tariffs: Vec<String>,
+}
+
+/// Compares the configuration with what the last start published ([`Published`]) and queues,
+/// for every registered receiver, a PATCH `status: REMOVED` of each EVSE of a station that is
+/// no longer configured at its location (also every EVSE of a location removed entirely; the
+/// Location itself is then no longer published or listed), and a DELETE of each removed
+/// tariff — in the same store transaction as the new [`Published`] record, so a crash either
+/// queues all of it or none, and a removal is published once. The first start with this
+/// record only writes it.
+pub fn queue_removals(
+    store: &Store,
+    catalog: &Catalog,
+    peers: &[Peer],
+) -> Result<Removals, state::Error> {
+    let now = chrono::Utc::now();
+    let current = published_now(catalog);
+    let before = store.record::<Published>(Published::KEY)?;
+    let mut removals = Removals::default();
+    if let Some(before) = &before {
+        for (loc, stations) in &before.locations {
+            for st in stations {
+                let still_there = catalog
+                    .location_of(st)
+                    .is_some_and(|l| l.id.eq_ignore_ascii_case(loc));
+                if still_there {
+                    continue;
+                }
+                for es in store.evse_states(st)? {
+                    removals.evses.push((loc.clone(), st.clone(), es.uid));
+                }
+            }
+        }
+        removals.tariffs = before
+            .tariffs
+            .iter()
+            .filter(|t| catalog.tariff(t).is_none())
+            .cloned()
+            .collect();
+    }
+    if before.as_ref() == Some(&current) {
+        return Ok(removals);
+    }
+    let receivers = |m: ModuleId| -> Vec<&Peer> {
+        peers
+            .iter()
+            .filter(|p| {
+                p.status == ocpi::PeerStatus::Registered
+                    && p.endpoint(&m, InterfaceRole::Receiver).is_some()
+            })
+            .collect()
+    };
+    let (loc_peers, tariff_peers) = (
+        receivers(ModuleId::Locations),
+        receivers(ModuleId::Tariffs),
+    );
+    store.update(|tx| {
+        for peer in &loc_peers {
+            for (location, station, uid) in &removals.evses {
+                let push = Push::EvseRemoved {
+                    location: location.clone(),
+                    station: station.clone(),
+                    uid: uid.clone(),
+                    at: now,
+                };
+                tx.push_outbox(outbox::entry(peer.id.as_str(), push, None))?;
+            }
+        }
+        for peer in &tariff_peers {
+            for id in &removals.tariffs {
+                let push = Push::TariffDelete { id: id.clone() };
+                tx.push_outbox(outbox::entry(peer.id.as_str(), push, None))?;
+            }
+        }
+        tx.put_record(&current)
+    })?;
+    for (location, station, uid) in &removals.evses {
+        tracing::info!(location = %location, station = %station, uid = %uid, peers = loc_peers.len(),
+            "station removed from the configuration: EVSE published as REMOVED");
+    }
+    for id in &removals.tariffs {
+        tracing::info!(tariff = %id, peers = tariff_peers.len(), "tariff removed from the configuration: DELETE queued");
+    }
+    Ok(removals)
 }
 
 impl ocpi::CpoBackend for Cpo {

@@ -50,6 +50,13 @@ enum Command {
     Sessions(AdminArgs),
     /// OCPI peers: registration, version, endpoints.
     Peers(AdminArgs),
+    /// CDRs of the running daemon; held CDRs; release, credit and re-issue.
+    Cdrs {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: Option<CdrsAction>,
+    },
     /// The push outbox: queues, parked pushes; retry or drop a parked push.
     Outbox {
         #[command(flatten)]
@@ -91,6 +98,25 @@ enum OutboxAction {
         /// Why (logged).
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CdrsAction {
+    /// CDRs held because their price could not be computed (never sent with cost 0).
+    Held,
+    /// Price a held CDR with the current tariffs and, when that works, send it.
+    Reprice {
+        /// CDR id.
+        id: String,
+    },
+    /// Send a credit CDR cancelling a CDR, plus a new CDR under a new id.
+    Credit {
+        /// CDR id.
+        id: String,
+        /// Price the new CDR with the current tariffs (default: same content as the original).
+        #[arg(long)]
+        reprice: bool,
     },
 }
 
@@ -142,6 +168,41 @@ fn main() -> ExitCode {
             bridge::cli::render_sessions,
         ),
         Command::Peers(a) => admin_command(&settings, a, "/admin/peers", bridge::cli::render_peers),
+        Command::Cdrs {
+            admin,
+            action: None,
+        } => admin_command(&settings, admin, "/admin/cdrs", bridge::cli::render_cdrs),
+        Command::Cdrs {
+            admin,
+            action: Some(CdrsAction::Held),
+        } => admin_command(
+            &settings,
+            admin,
+            "/admin/cdrs/held",
+            bridge::cli::render_held_cdrs,
+        ),
+        Command::Cdrs {
+            admin,
+            action: Some(action),
+        } => {
+            let (path, body) = match action {
+                CdrsAction::Reprice { id } => (
+                    format!("/admin/cdrs/{}/reprice", ocpi::client::path(&[&id])),
+                    serde_json::json!({}),
+                ),
+                CdrsAction::Credit { id, reprice } => (
+                    format!("/admin/cdrs/{}/credit", ocpi::client::path(&[&id])),
+                    serde_json::json!({ "reprice": reprice }),
+                ),
+                CdrsAction::Held => unreachable!("handled above"),
+            };
+            admin_call(
+                &settings,
+                &admin,
+                move |c| async move { c.post(&path, &body).await },
+                bridge::cli::render_correction,
+            )
+        }
         Command::Outbox {
             admin,
             action: None,

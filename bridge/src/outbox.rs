@@ -33,6 +33,24 @@ pub enum Push {
         /// Tariff id.
         id: String,
     },
+    /// PATCH of an EVSE whose station (or whole location) was removed from the configuration:
+    /// status REMOVED, once. Dropped unsent when the station is configured there again.
+    EvseRemoved {
+        /// Location id it was published under.
+        location: String,
+        /// The removed station.
+        station: String,
+        /// EVSE uid.
+        uid: String,
+        /// When the removal was noticed (the PATCH's `last_updated`).
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// DELETE of a tariff removed from the configuration. Dropped unsent when the tariff is
+    /// configured again.
+    TariffDelete {
+        /// Tariff id.
+        id: String,
+    },
     /// PUT of a whole Session (rendered when sent).
     Session {
         /// Session id.
@@ -65,8 +83,10 @@ impl Push {
     /// gave).
     pub fn module(&self) -> &'static str {
         match self {
-            Push::Location { .. } | Push::EvseStatus { .. } => "locations",
-            Push::Tariff { .. } => "tariffs",
+            Push::Location { .. } | Push::EvseStatus { .. } | Push::EvseRemoved { .. } => {
+                "locations"
+            }
+            Push::Tariff { .. } | Push::TariffDelete { .. } => "tariffs",
             Push::Session { .. } | Push::SessionPatch { .. } => "sessions",
             Push::Cdr { .. } => "cdrs",
             Push::CommandResult { .. } => "command_result",
@@ -77,7 +97,10 @@ impl Push {
     pub fn method(&self) -> &'static str {
         match self {
             Push::Location { .. } | Push::Tariff { .. } | Push::Session { .. } => "PUT",
-            Push::EvseStatus { .. } | Push::SessionPatch { .. } => "PATCH",
+            Push::EvseStatus { .. } | Push::EvseRemoved { .. } | Push::SessionPatch { .. } => {
+                "PATCH"
+            }
+            Push::TariffDelete { .. } => "DELETE",
             Push::Cdr { .. } | Push::CommandResult { .. } => "POST",
         }
     }
@@ -87,7 +110,8 @@ impl Push {
         match self {
             Push::Location { id } => format!("location:{id}"),
             Push::EvseStatus { station, evse } => format!("evse:{evse}:{station}"),
-            Push::Tariff { id } => format!("tariff:{id}"),
+            Push::Tariff { id } | Push::TariffDelete { id } => format!("tariff:{id}"),
+            Push::EvseRemoved { location, uid, .. } => format!("evse_removed:{location}/{uid}"),
             Push::Session { id } => format!("session:{id}"),
             Push::SessionPatch { id } => format!("session_patch:{id}"),
             Push::Cdr { id } => format!("cdr:{id}"),
@@ -236,5 +260,22 @@ mod tests {
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v, serde_json::json!({"Location": {"id": "L"}}));
         assert_eq!(serde_json::from_value::<Push>(v).unwrap(), p);
+    }
+
+    #[test]
+    fn removals_are_a_patch_and_a_delete_of_their_own() {
+        let d = Push::TariffDelete { id: "T1".into() };
+        assert_eq!((d.method(), d.module()), ("DELETE", "tariffs"));
+        assert_ne!(d.coalesce_key(), Push::Tariff { id: "T1".into() }.coalesce_key());
+        let r = Push::EvseRemoved {
+            location: "LOC1".into(),
+            station: "CS1".into(),
+            uid: "CS1-1".into(),
+            at: chrono::Utc::now(),
+        };
+        assert_eq!((r.method(), r.module()), ("PATCH", "locations"));
+        assert_eq!(r.subject(), "evse_removed:LOC1/CS1-1");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(serde_json::from_value::<Push>(v).unwrap(), r);
     }
 }

@@ -71,6 +71,7 @@ enum Rendered {
     Location(Location),
     EvseStatus(LocationId, EvseUid, EvseStatus, ocpi::types::DateTime),
     Tariff(Tariff),
+    TariffDelete(String),
     Session(String, SessionBody),
     Cdr(ocpi::types::Cdr),
     CommandResult(String, CommandResult),
@@ -265,6 +266,29 @@ impl Pusher {
                 .evse_status(station, *evse)?
                 .map(|(l, u, s, t)| Rendered::EvseStatus(l, u, s, t)),
             Push::Tariff { id } => self.catalog.tariff(id).cloned().map(Rendered::Tariff),
+            // Configured there again before it went out: nothing to remove.
+            Push::EvseRemoved {
+                location,
+                station,
+                uid,
+                at,
+            } => (!self
+                .catalog
+                .location_of(station)
+                .is_some_and(|l| l.id.eq_ignore_ascii_case(location)))
+            .then(|| {
+                Rendered::EvseStatus(
+                    LocationId::new(location.clone()),
+                    EvseUid::new(uid.clone()),
+                    EvseStatus::Removed,
+                    (*at).into(),
+                )
+            }),
+            Push::TariffDelete { id } => self
+                .catalog
+                .tariff(id)
+                .is_none()
+                .then(|| Rendered::TariffDelete(id.clone())),
             Push::Session { id } => self
                 .sessions
                 .render_push(id, false, peer)?
@@ -312,6 +336,7 @@ impl Pusher {
                 .await
                 .map(|_| None),
             Rendered::Tariff(t) => client.put_tariff(peer, t).await.map(|_| None),
+            Rendered::TariffDelete(id) => client.delete_tariff(peer, id).await.map(|_| None),
             Rendered::Session(_, SessionBody::Put(s)) => {
                 client.put_session(peer, s).await.map(|_| None)
             }

@@ -10,6 +10,8 @@
 //! | `reservation` ([`Reservation`]) | OCPP reservation id | a reservation's lifecycle |
 //! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
+//! | `published` ([`Published`]) | `config` | which locations, stations and tariffs the configuration published at the last start (to notice removals) |
+//! | `held_cdr` ([`HeldCdr`]) | CDR id (= session id) | a CDR whose price could not be computed: stored, not sent |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
 
@@ -41,6 +43,9 @@ pub const RESERVATION_BY_OCPI: Index = Index("reservation_ocpi");
 pub const COMMAND_START: Index = Index("command_start");
 /// Our transaction id → [`Owner`] (JSON) of a session started by a command.
 pub const SESSION_OWNER: Index = Index("session_owner");
+
+/// Original CDR id → the id of the credit CDR that cancels it.
+pub const CDR_CREDITED: Index = Index("cdr_credited");
 
 /// Counter of 2.0.1 `remoteStartId`s.
 pub const REMOTE_START_COUNTER: &str = "remote_start";
@@ -231,6 +236,47 @@ impl Record for TokenPull {
     }
 }
 
+/// What the configuration published at the last start: location id → its station ids, and
+/// the tariff ids. Compared with the configuration at the next start to publish removals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// Location id → the ids of the stations configured there.
+    pub locations: std::collections::BTreeMap<String, Vec<String>>,
+    /// Tariff ids.
+    pub tariffs: Vec<String>,
+}
+
+impl Published {
+    /// The record's only key.
+    pub const KEY: &'static str = "config";
+}
+
+impl Record for Published {
+    const KIND: &'static str = "published";
+    fn id(&self) -> String {
+        Self::KEY.to_owned()
+    }
+}
+
+/// A CDR whose price could not be computed (the pricing error), held back instead of being
+/// sent with cost 0, until the operator releases it (`cdrs reprice ID`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldCdr {
+    /// The CDR as rendered, with zero costs (never sent like this).
+    pub cdr: Cdr,
+    /// Why pricing failed.
+    pub reason: String,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
+}
+
+impl Record for HeldCdr {
+    const KIND: &'static str = "held_cdr";
+    fn id(&self) -> String {
+        self.cdr.id.as_str().to_owned()
+    }
+}
+
 /// Who receives a command's result (and owns a session / reservation it created).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -377,6 +423,8 @@ mod tests {
             Reservation::KIND,
             HubClient::KIND,
             TokenPull::KIND,
+            Published::KIND,
+            HeldCdr::KIND,
         ];
         kinds.sort_unstable();
         let n = kinds.len();

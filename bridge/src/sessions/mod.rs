@@ -14,6 +14,7 @@
 //! [`PushQueue`]. Rendering is [`render`]'s (pure).
 
 pub mod backup;
+pub mod corrections;
 pub mod render;
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use crate::catalog::Catalog;
 use crate::error::{Logged, Result};
 use crate::outbox::{self, Push, PushQueue};
 use crate::records::{
-    CDR_LOCATION_URL, PERIODS_SENT, RESERVATION_SESSION, Reservation, SESSION_OF_TX,
+    CDR_LOCATION_URL, HeldCdr, PERIODS_SENT, RESERVATION_SESSION, Reservation, SESSION_OF_TX,
     SESSION_RESERVATION, SessionRecord, StoredCdr,
 };
 use render::Party;
@@ -403,7 +404,8 @@ impl Sessions {
             return Ok(());
         }
         // The CDR's id is the session's id (a reservation's session keeps the reservation's id).
-        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some();
+        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some()
+            || self.store.record::<HeldCdr>(&rec.id)?.is_some();
         let was_active = rec.status == SessionStatus::Active;
         if !was_active && (already_cdr || rec.status == SessionStatus::Invalid) {
             return Ok(());
@@ -417,15 +419,26 @@ impl Sessions {
         }
         let session_peer = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
         let cdr_peer = self.receiver(rec.peer.as_deref(), ModuleId::Cdrs);
-        let cdr = if make_cdr {
+        let (cdr, held) = if make_cdr {
             let samples = self.store.samples(tx_id)?;
-            let cdr = render::render_cdr(&self.us(), &rec, &tx_rec, &samples);
-            if cdr.is_none() {
-                tracing::error!(session = %tx_id, "no location snapshot; no CDR");
+            match render::render_cdr_checked(&self.us(), &rec, &tx_rec, &samples) {
+                None => {
+                    tracing::error!(session = %tx_id, "no location snapshot; no CDR");
+                    (None, None)
+                }
+                Some((cdr, None)) => (Some(cdr), None),
+                // Never sent with cost 0: held for the operator (`cdrs reprice ID`).
+                Some((cdr, Some(reason))) => (
+                    None,
+                    Some(HeldCdr {
+                        cdr,
+                        reason,
+                        held_at: Utc::now(),
+                    }),
+                ),
             }
-            cdr
         } else {
-            None
+            (None, None)
         };
         rec.status = SessionStatus::Completed;
         rec.last_updated = Utc::now();
@@ -433,6 +446,13 @@ impl Sessions {
             tx.put_record(&rec)?;
             if was_active && let Some(p) = &session_peer {
                 tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+            }
+            if let Some(h) = &held
+                && tx.record::<StoredCdr>(&rec.id)?.is_none()
+                && tx.record::<HeldCdr>(&rec.id)?.is_none()
+            {
+                tx.put_record(h)?;
+                return Ok(true);
             }
             if let Some(cdr) = &cdr
                 && tx.record::<StoredCdr>(&rec.id)?.is_none()
@@ -451,6 +471,12 @@ impl Sessions {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
             tracing::info!(session = %rec.id, transaction = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
             self.backup.append(cdr);
+        }
+        if let Some(h) = held.as_ref().filter(|_| created) {
+            metrics::counter!("bridge_cdrs_held_total").increment(1);
+            tracing::error!(session = %rec.id, transaction = %tx_id, reason = %h.reason,
+                "CDR held: its price cannot be computed; fix the tariff, then `ocpp-ocpi-bridge cdrs reprice {}`", rec.id);
+            self.update_held_gauge();
         }
         self.commit(session_peer.or(cdr_peer)).await
     }
@@ -473,6 +499,7 @@ impl Sessions {
     /// whose transaction completed gets completed and its CDR; a reservation session whose
     /// reservation is over gets completed.
     pub async fn recover(&self) {
+        self.update_held_gauge();
         // A crash between a CDR's store commit and its `cdrs.jsonl` append.
         if let Some(cdrs) = self
             .store
@@ -512,11 +539,17 @@ impl Sessions {
             }
             let pending = match rec.status {
                 SessionStatus::Active => true,
-                SessionStatus::Completed => self
-                    .store
-                    .record::<StoredCdr>(&rec.id)
-                    .map(|d| d.is_none())
-                    .unwrap_or(false),
+                SessionStatus::Completed => {
+                    self.store
+                        .record::<StoredCdr>(&rec.id)
+                        .map(|d| d.is_none())
+                        .unwrap_or(false)
+                        && self
+                            .store
+                            .record::<HeldCdr>(&rec.id)
+                            .map(|d| d.is_none())
+                            .unwrap_or(false)
+                }
                 _ => false,
             };
             let Some(tx_id) = rec.tx_id().map(str::to_owned) else {
