@@ -690,4 +690,81 @@ mod tests {
         st.capabilities = Some(vec![]);
         assert_eq!(names(&st), "[]");
     }
+
+    fn settings(extra_location: &str, extra_station: &str) -> Settings {
+        let text = format!(
+            "[[locations]]\nid = \"LOC1\"\naddress = \"Main street 1\"\ncity = \"Utrecht\"\n\
+             country = \"NLD\"\nlatitude = \"52.090737\"\nlongitude = \"5.121420\"\n\
+             time_zone = \"Europe/Amsterdam\"\n{extra_location}\n\
+             [[stations]]\nid = \"CS1\"\nlocation = \"LOC1\"\n\
+             [[stations]]\nid = \"DC1\"\nlocation = \"LOC1\"\n{extra_station}\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn config_that_cannot_be_valid_ocpi_is_reported_with_its_key() {
+        validate_settings(&settings("", "")).expect("valid");
+        let e = validate_settings(&settings(&format!("name = \"{}\"", "x".repeat(256)), ""))
+            .unwrap_err();
+        assert_eq!(e.key, "locations[0].name", "{e}");
+        let e = validate_settings(&settings("postal_code = \"12345678901\"", "")).unwrap_err();
+        assert_eq!(e.key, "locations[0].postal_code", "{e}");
+        let e = validate_settings(&settings("", &format!("tariff_ids = [\"{}\"]", "T".repeat(37))))
+            .unwrap_err();
+        assert_eq!(e.key, "stations[1].tariff_ids[0]", "{e}");
+        let e = validate_settings(&settings(
+            "",
+            "[[stations.connectors]]\nstandard = \"CHADEMO\"\n[[stations.connectors]]\nstandard = \"MCS\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "stations[1].connectors[1].standard", "{e}");
+        let e = validate_settings(&settings("", "connector_standard = \"SAE_J3400\"")).unwrap_err();
+        assert_eq!(e.key, "stations[1].connector_standard", "{e}");
+    }
+
+    #[test]
+    fn ocpp_connectors_pick_their_connectors_entry() {
+        let s = settings(
+            "",
+            "[[stations.connectors]]\nstandard = \"IEC_62196_T2_COMBO\"\npower_type = \"DC\"\n\
+             [[stations.connectors]]\nstandard = \"CHADEMO\"\npower_type = \"DC\"",
+        );
+        let facts = Facts {
+            settings: &s,
+            config_changed_at: Utc::now(),
+        };
+        let (st, loc) = (&s.stations[1], &s.locations[0]);
+        let es = |evse_id: u32, connectors: Vec<u32>| EvseState {
+            v: state::SCHEMA_VERSION,
+            station_id: "DC1".into(),
+            evse_id,
+            uid: format!("DC1-{evse_id}"),
+            status: "AVAILABLE".into(),
+            connectors,
+            last_updated: Utc::now(),
+        };
+        let standards = |e: &Evse| -> Vec<String> {
+            e.connectors
+                .iter()
+                .map(|c| format!("{}:{}", c.id.as_str(), c.standard.as_str()))
+                .collect()
+        };
+        // 1.6: connector N is EVSE N with OCPI connector 1.
+        assert_eq!(standards(&facts.evse(st, loc, &es(2, vec![1]), false)), ["1:CHADEMO"]);
+        assert_eq!(
+            standards(&facts.evse(st, loc, &es(1, vec![1]), false)),
+            ["1:IEC_62196_T2_COMBO"]
+        );
+        // 2.0.1: connector N of an EVSE.
+        assert_eq!(
+            standards(&facts.evse(st, loc, &es(1, vec![1, 2]), true)),
+            ["1:IEC_62196_T2_COMBO", "2:CHADEMO"]
+        );
+        // Beyond the table: the station's keys.
+        assert_eq!(standards(&facts.evse(st, loc, &es(3, vec![1]), false)), ["1:IEC_62196_T2"]);
+        let dc = &facts.evse(st, loc, &es(2, vec![1]), false).connectors[0];
+        assert_eq!(dc.power_type, PowerType::Dc);
+        assert_eq!(dc.max_electric_power, Some(230 * 32));
+    }
 }

@@ -163,3 +163,57 @@ fn station_capabilities_must_be_ocpi_values() {
     let err = load_str(&bad, &[]).unwrap_err();
     assert_eq!(err.key, "stations[0].capabilities[1]", "{err}");
 }
+
+#[test]
+fn station_connectors_take_the_station_keys_as_defaults_and_name_bad_keys() {
+    let ok = format!(
+        "{MINIMAL}power_type = \"DC\"\nmax_voltage = 920\nmax_amperage = 200\n\
+         [[stations.connectors]]\nstandard = \"IEC_62196_T2_COMBO\"\nformat = \"CABLE\"\nmax_electric_power = 150000\n\
+         [[stations.connectors]]\nstandard = \"CHADEMO\"\nformat = \"CABLE\"\nmax_voltage = 500\nmax_amperage = 125\n\
+         [[stations.connectors]]\nstandard = \"IEC_62196_T2\"\npower_type = \"AC_3_PHASE\"\nmax_voltage = 230\nmax_amperage = 32\n"
+    );
+    let s = load_str(&ok, &[]).unwrap();
+    let st = &s.stations[0];
+    let ccs = st.connector_data(1);
+    assert_eq!(
+        (ccs.standard.as_str(), ccs.format.as_str(), ccs.power_type.as_str()),
+        ("IEC_62196_T2_COMBO", "CABLE", "DC")
+    );
+    assert_eq!(
+        (ccs.max_voltage, ccs.max_amperage, ccs.max_electric_power),
+        (920, 200, 150_000)
+    );
+    let chademo = st.connector_data(2);
+    assert_eq!(chademo.max_electric_power, 500 * 125, "derived, DC: one phase");
+    let t2 = st.connector_data(3);
+    assert_eq!(t2.format, "SOCKET", "the station's connector_format");
+    assert_eq!(t2.max_electric_power, 230 * 32 * 3);
+    // No entry: the station's keys.
+    let beyond = st.connector_data(4);
+    assert_eq!(
+        (beyond.standard.as_str(), beyond.max_voltage),
+        ("IEC_62196_T2", 920)
+    );
+
+    let unknown = format!("{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\nvoltage = 500\n");
+    let err = load_str(&unknown, &[]).unwrap_err();
+    assert!(err.key.ends_with("voltage"), "{err}");
+    assert!(err.key.starts_with("stations[0].connectors"), "{err}");
+    let bad = format!(
+        "{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\n[[stations.connectors]]\nstandard = \"PLUG_X\"\n"
+    );
+    assert_eq!(
+        load_str(&bad, &[]).unwrap_err().key,
+        "stations[0].connectors[1].standard"
+    );
+    let zero = format!("{MINIMAL}[[stations.connectors]]\nmax_amperage = 0\n");
+    assert_eq!(
+        load_str(&zero, &[]).unwrap_err().key,
+        "stations[0].connectors[0].max_amperage"
+    );
+    let station_standard = format!("{MINIMAL}connector_standard = \"PLUG_X\"\n");
+    assert_eq!(
+        load_str(&station_standard, &[]).unwrap_err().key,
+        "stations[0].connector_standard"
+    );
+}
