@@ -57,10 +57,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/sessions", get(sessions))
         .route("/admin/cdrs", get(cdrs))
         .route("/admin/cdrs/held", get(cdrs_held))
-        .route(
-            "/admin/cdrs/{id}/reprice",
-            axum::routing::post(cdr_reprice),
-        )
+        .route("/admin/cdrs/{id}/reprice", axum::routing::post(cdr_reprice))
         .route("/admin/cdrs/{id}/credit", axum::routing::post(cdr_credit))
         .route("/admin/tokens", get(tokens_summary))
         .route("/admin/outbox", get(outbox))

@@ -142,7 +142,6 @@ fn from_str_json<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
-
 /// What the configuration alone contributes to Location objects (no store): the builders
 /// of Locations, EVSEs and connectors, shared by the [`Catalog`] and [`validate_settings`].
 struct Facts<'a> {
@@ -318,7 +317,10 @@ pub fn validate_settings(settings: &Settings) -> Result<(), ConfigError> {
             let p = &e.problems[0];
             return Err(ConfigError {
                 key: config_key(li, loc, &stations, &p.field),
-                reason: format!("not a valid OCPI 2.2.1 Location field `{}`: {}", p.field, p.problem),
+                reason: format!(
+                    "not a valid OCPI 2.2.1 Location field `{}`: {}",
+                    p.field, p.problem
+                ),
             });
         }
     }
@@ -350,15 +352,17 @@ fn config_key(
                     format!("stations[{sj}].tariff_ids{t}")
                 };
             }
-            let own = |key: &str| !st.connectors.is_empty() && {
-                let c = &st.connectors[m.min(st.connectors.len() - 1)];
-                match key {
-                    "standard" => c.standard.is_some(),
-                    "format" => c.format.is_some(),
-                    "power_type" => c.power_type.is_some(),
-                    "max_voltage" => c.max_voltage.is_some(),
-                    "max_amperage" => c.max_amperage.is_some(),
-                    _ => c.max_electric_power.is_some(),
+            let own = |key: &str| {
+                !st.connectors.is_empty() && {
+                    let c = &st.connectors[m.min(st.connectors.len() - 1)];
+                    match key {
+                        "standard" => c.standard.is_some(),
+                        "format" => c.format.is_some(),
+                        "power_type" => c.power_type.is_some(),
+                        "max_voltage" => c.max_voltage.is_some(),
+                        "max_amperage" => c.max_amperage.is_some(),
+                        _ => c.max_electric_power.is_some(),
+                    }
                 }
             };
             return if own(&what) {
@@ -523,8 +527,6 @@ impl Catalog {
         at.max(self.config_changed_at)
     }
 
-
-
     /// Whether a station last booted with OCPP 2.0.1.
     fn speaks_201(&self, station: &str) -> Result<bool, state::Error> {
         Ok(self
@@ -583,15 +585,16 @@ impl Catalog {
         Ok(out)
     }
 
-
     /// The OCPI CdrLocation of a station's EVSE/connector as configured now: frozen into a
-    /// session when it starts. `None` for a station without a configured location.
+    /// session when it starts. `v201`: the station speaks OCPP 2.0.1 (which connectors entry
+    /// applies). Reads no store, so it may be called inside a store transaction. `None` for a station without a configured location.
     pub fn cdr_location(
         &self,
         station: &str,
         evse_id: u32,
         connector_id: u32,
         uid: &str,
+        v201: bool,
     ) -> Option<CdrLocation> {
         let (st, loc) = (self.station(station)?, self.location_of(station)?);
         let es = EvseState {
@@ -603,7 +606,6 @@ impl Catalog {
             connectors: vec![connector_id],
             last_updated: Utc::now(),
         };
-        let v201 = self.speaks_201(station).unwrap_or(false);
         let evse = self.facts().evse(st, loc, &es, v201);
         let location = self.facts().location_object(loc, None, es.last_updated);
         Some(CdrLocation::from_location(
@@ -710,8 +712,11 @@ mod tests {
         assert_eq!(e.key, "locations[0].name", "{e}");
         let e = validate_settings(&settings("postal_code = \"12345678901\"", "")).unwrap_err();
         assert_eq!(e.key, "locations[0].postal_code", "{e}");
-        let e = validate_settings(&settings("", &format!("tariff_ids = [\"{}\"]", "T".repeat(37))))
-            .unwrap_err();
+        let e = validate_settings(&settings(
+            "",
+            &format!("tariff_ids = [\"{}\"]", "T".repeat(37)),
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "stations[1].tariff_ids[0]", "{e}");
         let e = validate_settings(&settings(
             "",
@@ -751,7 +756,10 @@ mod tests {
                 .collect()
         };
         // 1.6: connector N is EVSE N with OCPI connector 1.
-        assert_eq!(standards(&facts.evse(st, loc, &es(2, vec![1]), false)), ["1:CHADEMO"]);
+        assert_eq!(
+            standards(&facts.evse(st, loc, &es(2, vec![1]), false)),
+            ["1:CHADEMO"]
+        );
         assert_eq!(
             standards(&facts.evse(st, loc, &es(1, vec![1]), false)),
             ["1:IEC_62196_T2_COMBO"]
@@ -762,7 +770,10 @@ mod tests {
             ["1:IEC_62196_T2_COMBO", "2:CHADEMO"]
         );
         // Beyond the table: the station's keys.
-        assert_eq!(standards(&facts.evse(st, loc, &es(3, vec![1]), false)), ["1:IEC_62196_T2"]);
+        assert_eq!(
+            standards(&facts.evse(st, loc, &es(3, vec![1]), false)),
+            ["1:IEC_62196_T2"]
+        );
         let dc = &facts.evse(st, loc, &es(2, vec![1]), false).connectors[0];
         assert_eq!(dc.power_type, PowerType::Dc);
         assert_eq!(dc.max_electric_power, Some(230 * 32));

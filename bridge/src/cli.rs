@@ -252,7 +252,11 @@ pub fn render_correction(v: &Value) -> String {
     if let Some(e) = v["error"].as_str() {
         let _ = writeln!(out, "refused: {e}");
     }
-    for (key, label) in [("released", "released"), ("credit", "credit"), ("cdr", "new CDR")] {
+    for (key, label) in [
+        ("released", "released"),
+        ("credit", "credit"),
+        ("cdr", "new CDR"),
+    ] {
         if v[key].is_object() {
             let _ = writeln!(out, "{label}: {}", cdr_line(&v[key]));
         }
@@ -395,18 +399,30 @@ mod tests {
             "currency": "EUR", "credit": true, "credit_reference_id": "A",
             "cdr_token": {"uid": "TOK", "country_code": "NL", "party_id": "EMS"}});
         let text = render_cdrs(&json!([cdr, credit]));
-        assert!(text.contains("A 5 kWh, cost 1.75 EUR excl. VAT, token TOK (NL/EMS)\n"), "{text}");
-        assert!(text.contains("A-C 5 kWh, cost -1.75 EUR excl. VAT, token TOK (NL/EMS) CREDIT for A"), "{text}");
+        assert!(
+            text.contains("A 5 kWh, cost 1.75 EUR excl. VAT, token TOK (NL/EMS)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("A-C 5 kWh, cost -1.75 EUR excl. VAT, token TOK (NL/EMS) CREDIT for A"),
+            "{text}"
+        );
         assert_eq!(render_cdrs(&json!([])), "no CDRs yet\n");
         let held = render_held_cdrs(&json!([{"id": "B", "held_at": "t", "total_energy": 2,
             "party": "NL/EMS", "reason": "currency mismatch"}]));
-        assert!(held.contains("B HELD since t (2 kWh, party NL/EMS): currency mismatch"), "{held}");
+        assert!(
+            held.contains("B HELD since t (2 kWh, party NL/EMS): currency mismatch"),
+            "{held}"
+        );
         assert!(held.contains("cdrs reprice ID"));
         assert_eq!(render_held_cdrs(&json!([])), "no held CDRs\n");
         let done = render_correction(&json!({"credit": credit, "cdr": cdr}));
         assert!(done.starts_with("credit: A-C"), "{done}");
         assert!(done.contains("new CDR: A 5 kWh"), "{done}");
-        assert_eq!(render_correction(&json!({"error": "no such CDR"})), "refused: no such CDR\n");
+        assert_eq!(
+            render_correction(&json!({"error": "no such CDR"})),
+            "refused: no such CDR\n"
+        );
     }
 
     #[test]

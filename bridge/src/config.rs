@@ -449,7 +449,9 @@ impl StationSettings {
             standard: entry
                 .standard
                 .unwrap_or_else(|| self.connector_standard.clone()),
-            format: entry.format.unwrap_or_else(|| self.connector_format.clone()),
+            format: entry
+                .format
+                .unwrap_or_else(|| self.connector_format.clone()),
             power_type,
             max_voltage,
             max_amperage,
@@ -595,7 +597,9 @@ fn check_connector_keys(
     if !CONNECTOR_TYPES.contains(&standard) {
         return Err(ConfigError::new(
             standard_key,
-            format!("unknown OCPI 2.2.1 ConnectorType `{standard}` (e.g. IEC_62196_T2, IEC_62196_T2_COMBO, CHADEMO)"),
+            format!(
+                "unknown OCPI 2.2.1 ConnectorType `{standard}` (e.g. IEC_62196_T2, IEC_62196_T2_COMBO, CHADEMO)"
+            ),
         ));
     }
     if !["SOCKET", "CABLE"].contains(&format) {

@@ -173,10 +173,7 @@ pub fn queue_removals(
             })
             .collect()
     };
-    let (loc_peers, tariff_peers) = (
-        receivers(ModuleId::Locations),
-        receivers(ModuleId::Tariffs),
-    );
+    let (loc_peers, tariff_peers) = (receivers(ModuleId::Locations), receivers(ModuleId::Tariffs));
     store.update(|tx| {
         for peer in &loc_peers {
             for (location, station, uid) in &removals.evses {
@@ -218,10 +215,7 @@ impl ocpi::CpoBackend for Cpo {
 
     fn location(&self, _caller: &Peer, id: &LocationId) -> Result<Option<Location>, OcpiError> {
         match self.catalog.location(id.as_str()) {
-            Some(loc) => self
-                .catalog
-                .publishable_location(loc)
-                .map_err(server_error),
+            Some(loc) => self.catalog.publishable_location(loc).map_err(server_error),
             None => Ok(None),
         }
     }

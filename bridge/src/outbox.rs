@@ -266,7 +266,10 @@ mod tests {
     fn removals_are_a_patch_and_a_delete_of_their_own() {
         let d = Push::TariffDelete { id: "T1".into() };
         assert_eq!((d.method(), d.module()), ("DELETE", "tariffs"));
-        assert_ne!(d.coalesce_key(), Push::Tariff { id: "T1".into() }.coalesce_key());
+        assert_ne!(
+            d.coalesce_key(),
+            Push::Tariff { id: "T1".into() }.coalesce_key()
+        );
         let r = Push::EvseRemoved {
             location: "LOC1".into(),
             station: "CS1".into(),

@@ -176,7 +176,11 @@ fn station_connectors_take_the_station_keys_as_defaults_and_name_bad_keys() {
     let st = &s.stations[0];
     let ccs = st.connector_data(1);
     assert_eq!(
-        (ccs.standard.as_str(), ccs.format.as_str(), ccs.power_type.as_str()),
+        (
+            ccs.standard.as_str(),
+            ccs.format.as_str(),
+            ccs.power_type.as_str()
+        ),
         ("IEC_62196_T2_COMBO", "CABLE", "DC")
     );
     assert_eq!(
@@ -184,7 +188,11 @@ fn station_connectors_take_the_station_keys_as_defaults_and_name_bad_keys() {
         (920, 200, 150_000)
     );
     let chademo = st.connector_data(2);
-    assert_eq!(chademo.max_electric_power, 500 * 125, "derived, DC: one phase");
+    assert_eq!(
+        chademo.max_electric_power,
+        500 * 125,
+        "derived, DC: one phase"
+    );
     let t2 = st.connector_data(3);
     assert_eq!(t2.format, "SOCKET", "the station's connector_format");
     assert_eq!(t2.max_electric_power, 230 * 32 * 3);
@@ -195,7 +203,8 @@ fn station_connectors_take_the_station_keys_as_defaults_and_name_bad_keys() {
         ("IEC_62196_T2", 920)
     );
 
-    let unknown = format!("{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\nvoltage = 500\n");
+    let unknown =
+        format!("{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\nvoltage = 500\n");
     let err = load_str(&unknown, &[]).unwrap_err();
     assert!(err.key.ends_with("voltage"), "{err}");
     assert!(err.key.starts_with("stations[0].connectors"), "{err}");

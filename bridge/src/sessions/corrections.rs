@@ -111,8 +111,7 @@ impl Sessions {
         }
         let peer = self.receiver(rec.peer.as_deref(), ModuleId::Cdrs);
         let released = self.store.update(|tx| {
-            if tx.remove_record::<HeldCdr>(id)?.is_none() || tx.record::<StoredCdr>(id)?.is_some()
-            {
+            if tx.remove_record::<HeldCdr>(id)?.is_none() || tx.record::<StoredCdr>(id)?.is_some() {
                 return Ok(false);
             }
             tx.put_record(&rec)?;

@@ -171,7 +171,12 @@ impl Sessions {
         let (evse_uid, connector_id, cdr_location) = match evse_id {
             Some(e) => {
                 let uid = self.store.update(|tx| tx.evse_uid(station, e))?;
-                let cdr_location = self.catalog.cdr_location(station, e, 1, &uid);
+                let v201 = self
+                    .store
+                    .station(station)?
+                    .and_then(|s| s.ocpp_version)
+                    .is_some_and(|v| v.starts_with('2'));
+                let cdr_location = self.catalog.cdr_location(station, e, 1, &uid, v201);
                 (uid, "1".to_owned(), cdr_location)
             }
             None => ("#NA".to_owned(), "#NA".to_owned(), None),
@@ -322,9 +327,14 @@ impl Sessions {
         let evse_id = tx_rec.evse_id.max(1);
         let connector_id = tx_rec.connector_id.max(1);
         let uid = tx.evse_uid(&tx_rec.station_id, evse_id)?;
-        let cdr_location =
-            self.catalog
-                .cdr_location(&tx_rec.station_id, evse_id, connector_id, &uid);
+        // No store reads outside `tx` in here: the OCPP version comes with the transaction.
+        let cdr_location = self.catalog.cdr_location(
+            &tx_rec.station_id,
+            evse_id,
+            connector_id,
+            &uid,
+            tx_rec.ocpp_version.starts_with('2'),
+        );
         let rec = SessionRecord {
             id: reserved.map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
             transaction_id: Some(tx_rec.id.clone()),

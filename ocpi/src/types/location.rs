@@ -810,7 +810,10 @@ impl Location {
         c.opt_string("postal_code", self.postal_code.as_deref(), 10);
         c.opt_string("state", self.state.as_deref(), 45);
         if self.country.len() != 3 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            c.bad("country", "must be an ISO 3166-1 alpha-3 code (3 upper-case letters)");
+            c.bad(
+                "country",
+                "must be an ISO 3166-1 alpha-3 code (3 upper-case letters)",
+            );
         }
         c.nested("coordinates", |c| self.coordinates.check(c));
         if let Some(op) = &self.operator {
@@ -818,7 +821,10 @@ impl Location {
         }
         c.string("time_zone", &self.time_zone, 255);
         if self.publish_allowed_to.is_some() && self.publish {
-            c.bad("publish_allowed_to", "may only be set when publish is false");
+            c.bad(
+                "publish_allowed_to",
+                "may only be set when publish is false",
+            );
         }
     }
 }
@@ -862,7 +868,10 @@ impl Connector {
         if !CONNECTOR_TYPES_221.contains(&self.standard.as_str()) {
             c.bad(
                 "standard",
-                format!("`{}` is not an OCPI 2.2.1 ConnectorType", self.standard.as_str()),
+                format!(
+                    "`{}` is not an OCPI 2.2.1 ConnectorType",
+                    self.standard.as_str()
+                ),
             );
         }
         if self.max_voltage == 0 {
@@ -965,7 +974,9 @@ mod tests {
     #[test]
     fn validate_reports_lengths_enums_and_required_fields() {
         let mut loc: Location = serde_json::from_str(LOCATION).expect("parses");
-        let future = loc.validate().expect_err("future enum values are not 2.2.1");
+        let future = loc
+            .validate()
+            .expect_err("future enum values are not 2.2.1");
         assert!(future.has("evses[0].capabilities[1]"), "{future}");
         assert!(future.has("evses[0].connectors[1].standard"), "{future}");
         let evse = &mut loc.evses.as_mut().expect("evses")[0];
@@ -999,6 +1010,11 @@ mod tests {
         assert!(!bad.validate_own().expect_err("own").has("evses[0].uid"));
         let mut no_connectors = loc.evses.expect("evses")[0].clone();
         no_connectors.connectors.clear();
-        assert!(no_connectors.validate().expect_err("empty").has("connectors"));
+        assert!(
+            no_connectors
+                .validate()
+                .expect_err("empty")
+                .has("connectors")
+        );
     }
 }

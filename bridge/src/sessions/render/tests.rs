@@ -332,7 +332,8 @@ fn a_cdr_that_cannot_be_priced_says_why_instead_of_costing_zero() {
     .unwrap();
     assert_eq!(fine, None);
     // Without a tariff the session is free: nothing to hold.
-    let (_, free) = render_cdr_checked(&us(), &record(None), &transaction(true), &samples()).unwrap();
+    let (_, free) =
+        render_cdr_checked(&us(), &record(None), &transaction(true), &samples()).unwrap();
     assert_eq!(free, None);
 }
 
@@ -361,11 +362,17 @@ fn a_credit_cdr_repeats_the_original_with_negated_total_cost() {
     assert_eq!(credit.total_energy_cost, original.total_energy_cost);
     assert_eq!(credit.cdr_token, original.cdr_token);
     credit.validate().expect("a valid credit CDR (id up to 39)");
-    assert!(credit_cdr(&credit, at(121)).is_none(), "never credit a credit");
+    assert!(
+        credit_cdr(&credit, at(121)).is_none(),
+        "never credit a credit"
+    );
 
     let new = reissued_cdr(&credit, "9b5f1c2e-1111-4222-8333-944445555666", at(122));
     assert_eq!(new.id.as_str(), "9b5f1c2e-1111-4222-8333-944445555666");
-    assert_eq!((new.credit, new.credit_reference_id.as_deref()), (None, None));
+    assert_eq!(
+        (new.credit, new.credit_reference_id.as_deref()),
+        (None, None)
+    );
     assert_eq!(new.session_id, original.session_id);
     new.validate().expect("a valid CDR");
 }
