@@ -7,6 +7,12 @@
 //!   explicit uid table and are never derived again. `last_updated` of every object is a stored
 //!   timestamp (the EVSE's last published change, floored by the last configuration change), so
 //!   it only moves on real changes and a child change moves its parents.
+//! - Connector data comes from the station's keys or its `[[stations.connectors]]` entry for
+//!   the OCPP connector behind the OCPI connector (1.6: the EVSE number; 2.0.1: the connector
+//!   id within the EVSE).
+//! - Everything published is validated against the OCPI 2.2.1 field table first:
+//!   [`validate_settings`] checks what the configuration describes (errors name the key),
+//!   [`Catalog::publishable_location`] leaves out (logs, counts) what is invalid at run time.
 //! - Tariffs come from the configuration, validated at start-up.
 //! - A fingerprint of everything the configuration contributes is kept in the store: when it
 //!   changes, `config_changed_at` moves and every peer gets the Locations and Tariffs again.

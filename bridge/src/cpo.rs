@@ -3,6 +3,9 @@
 //! handler, and queues every Location and Tariff for a peer that registers. A hub's ClientInfo
 //! PUTs go to [`HubClients`]; a command's `OCPI-from-*` party reaches the command handler.
 //!
+//! At start, [`queue_removals`] publishes what left the configuration (EVSEs as REMOVED,
+//! tariffs DELETEd) from the stored record of what was published.
+//!
 //! Nothing below this module knows the OCPI platform type; this module owns no state.
 
 use std::sync::Arc;
