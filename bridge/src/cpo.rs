@@ -319,3 +319,143 @@ impl ocpi::CpoBackend for Cpo {
         self.push.stop(id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[locations]]
+id = "LOC1"
+address = "Main street 1"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[locations]]
+id = "LOC2"
+address = "Main street 2"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[stations]]
+id = "CS1"
+location = "LOC1"
+[[stations]]
+id = "CS2"
+location = "LOC1"
+[[stations]]
+id = "CS3"
+location = "LOC2"
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T1"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.3
+step_size = 1
+"#;
+
+    fn catalog(dir: &std::path::Path, text: &str, store: &Store) -> Catalog {
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, text).unwrap();
+        let settings = crate::config::load_with_env(Some(&path), []).unwrap();
+        Catalog::new(Arc::new(settings), store.clone()).unwrap().0
+    }
+
+    fn peer(id: &str) -> Peer {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "token_in": "i", "token_out": "o",
+            "versions_url": "https://p.example/ocpi/versions", "version": "2.2.1",
+            "endpoints": [
+                {"identifier": "locations", "role": "RECEIVER", "url": "https://p.example/locations"},
+                {"identifier": "tariffs", "role": "RECEIVER", "url": "https://p.example/tariffs"}
+            ],
+            "roles": [], "registered_at": "2026-01-01T00:00:00Z", "initiated_by": "us"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn removals_are_queued_once_for_every_receiver_with_the_new_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&state::Settings {
+            path: dir.path().join("db"),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap();
+        store
+            .update(|tx| {
+                for st in ["CS1", "CS2", "CS3"] {
+                    tx.put_evse_state(&state::EvseState {
+                        v: state::SCHEMA_VERSION,
+                        station_id: st.into(),
+                        evse_id: 1,
+                        uid: format!("{st}-1"),
+                        status: "AVAILABLE".into(),
+                        connectors: vec![1],
+                        last_updated: chrono::Utc::now(),
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let peers = [peer("a"), peer("b")];
+        let full = format!(
+            "{CONFIG}[[tariffs]]\ncountry_code = \"NL\"\nparty_id = \"BRG\"\nid = \"T2\"\n\
+             currency = \"EUR\"\nlast_updated = \"2026-01-01T00:00:00Z\"\n[[tariffs.elements]]\n\
+             [[tariffs.elements.price_components]]\ntype = \"FLAT\"\nprice = 1\nstep_size = 1\n"
+        );
+        // The first start only records what is published.
+        let first = queue_removals(&store, &catalog(dir.path(), &full, &store), &peers).unwrap();
+        assert_eq!(first, Removals::default());
+        assert!(store.outbox::<Push>("a").unwrap().is_empty());
+
+        // CS2 and LOC2 (with CS3) and T2 leave the configuration.
+        let reduced = CONFIG
+            .replace("[[stations]]\nid = \"CS2\"\nlocation = \"LOC1\"\n", "")
+            .replace("[[stations]]\nid = \"CS3\"\nlocation = \"LOC2\"\n", "")
+            .replacen("id = \"LOC2\"", "id = \"LOC3\"", 1);
+        let cat = catalog(dir.path(), &reduced, &store);
+        let removed = queue_removals(&store, &cat, &peers).unwrap();
+        assert_eq!(
+            removed.evses,
+            [
+                ("LOC1".to_owned(), "CS2".to_owned(), "CS2-1".to_owned()),
+                ("LOC2".to_owned(), "CS3".to_owned(), "CS3-1".to_owned())
+            ]
+        );
+        assert_eq!(removed.tariffs, ["T2"]);
+        for p in ["a", "b"] {
+            let queued: Vec<String> = store
+                .outbox::<Push>(p)
+                .unwrap()
+                .iter()
+                .map(|e| format!("{} {}", e.push.method(), e.push.subject()))
+                .collect();
+            assert_eq!(
+                queued,
+                [
+                    "PATCH evse_removed:LOC1/CS2-1",
+                    "PATCH evse_removed:LOC2/CS3-1",
+                    "DELETE tariff:T2"
+                ],
+                "{p}"
+            );
+        }
+        assert_eq!(
+            store.record::<Published>(Published::KEY).unwrap(),
+            Some(published_now(&cat))
+        );
+        // Once: the same configuration again queues nothing more.
+        queue_removals(&store, &cat, &peers).unwrap();
+        assert_eq!(store.outbox::<Push>("a").unwrap().len(), 3);
+    }
+}

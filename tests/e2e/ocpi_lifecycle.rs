@@ -422,7 +422,10 @@ async fn an_unpriceable_cdr_is_held_then_released_credited_and_reissued() {
     let cdrs = daemon.admin_get("/admin/cdrs").await;
     assert_eq!(cdrs, json!([]), "a held CDR is not a CDR yet");
     let (_, page) = daemon.admin_get_raw("/").await;
-    assert!(page.contains("1 CDR(s) held"), "status page attention: {page}");
+    assert!(
+        page.contains("1 CDR(s) held"),
+        "status page attention: {page}"
+    );
     tokio::time::sleep(QUIET).await;
     assert!(cdr_posts(&hub, &id).is_empty(), "a held CDR is never sent");
     // Re-pricing with the same broken tariff keeps it held.
