@@ -227,6 +227,12 @@ pub async fn run(
             store.flush().await?;
         }
     }
+    // A store from a version without the Sessions/CDRs listings gets them once.
+    let filed = crate::sessions::listing::build(&store)?;
+    if filed > 0 {
+        tracing::info!(filed, "filed stored Sessions and CDRs for paginated GETs");
+        store.flush().await?;
+    }
     core.sessions.recover().await;
     // Commands left in flight by a crash or restart get their (FAILED) result now.
     core.commands.recover().await;

@@ -288,6 +288,9 @@ struct Inner {
     cdr_locations: Vec<(String, String)>,
     /// Tokens the hub PUT to the daemon (it knows them as their eMSP).
     pushed_tokens: Vec<Value>,
+    /// Parties behind the hub that it cannot reach: pushes addressed to them (`OCPI-to-*`) get
+    /// HTTP 200 + OCPI 4001 (upper case `(cc, pid)`).
+    unreachable: Vec<(String, String)>,
 }
 
 /// What the hub's real-time authorization endpoint answers for one uid.
@@ -466,6 +469,7 @@ impl Hub {
                 auth_requests: Vec::new(),
                 cdr_locations: Vec::new(),
                 pushed_tokens: Vec::new(),
+                unreachable: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -823,6 +827,48 @@ impl Hub {
     /// `GET url` with `Authorization: Token base64(token)` (no header when `token` is `None`).
     pub async fn get(&self, url: &str, token: Option<&str>) -> OcpiResponse {
         self.request(Method::GET, url, token, None, &[]).await
+    }
+
+    /// Makes a party behind the hub unreachable (pushes to it get OCPI 4001) or reachable again.
+    pub fn set_party_reachable(&self, cc: &str, pid: &str, reachable: bool) {
+        let key = (cc.to_ascii_uppercase(), pid.to_ascii_uppercase());
+        let mut inner = self.shared.lock();
+        inner.unreachable.retain(|p| p != &key);
+        if !reachable {
+            inner.unreachable.push(key);
+        }
+    }
+
+    /// `PUT {hubclientinfo}/{cc}/{pid}` to the daemon: a party's ClientInfo with `status`
+    /// (`CONNECTED`, `OFFLINE`, …).
+    pub async fn put_client_info(
+        &self,
+        cc: &str,
+        pid: &str,
+        role: &str,
+        status: &str,
+    ) -> OcpiResponse {
+        let url = format!("{}/{cc}/{pid}", self.bridge_module_url("hubclientinfo"));
+        let body = json!({"party_id": pid, "country_code": cc, "role": role, "status": status,
+            "last_updated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+        self.send_to_bridge(Method::PUT, &url, Some(body.to_string()))
+            .await
+    }
+
+    /// `GET url` with the token the daemon gave the hub and the `OCPI-from-*` headers of a party
+    /// behind it.
+    pub async fn get_as_party(&self, url: &str, cc: &str, pid: &str) -> OcpiResponse {
+        let token = self
+            .token_for_bridge()
+            .expect("hub holds no token for the daemon (not registered)");
+        self.request(
+            Method::GET,
+            url,
+            Some(&token),
+            None,
+            &[("OCPI-from-country-code", cc), ("OCPI-from-party-id", pid)],
+        )
+        .await
     }
 
     /// `GET url` with the token the daemon gave the hub.
@@ -1386,6 +1432,15 @@ fn record_push(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A header as text (empty when absent or not text).
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn functional(
     s: &Shared,
     method: &Method,
@@ -1448,6 +1503,31 @@ async fn functional(
         resp.headers_mut()
             .insert("x-limit", HeaderValue::from_static("100"));
         return resp;
+    }
+    // A party behind the hub that is offline: OCPI 4001 for anything addressed to it.
+    let to = (
+        header_text(headers, "ocpi-to-country-code").to_ascii_uppercase(),
+        header_text(headers, "ocpi-to-party-id").to_ascii_uppercase(),
+    );
+    if s.lock().unreachable.contains(&to) {
+        record_push(
+            s,
+            method,
+            path,
+            query,
+            rest,
+            headers,
+            body,
+            at,
+            200,
+            Some(4001),
+        );
+        return ocpi(
+            StatusCode::OK,
+            4001,
+            "Unknown receiver: party offline",
+            None,
+        );
     }
     // A mode switched while we slept applies to this answer too.
     let mode = s.lock().mode;
