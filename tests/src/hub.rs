@@ -1431,7 +1431,6 @@ fn record_push(
     });
 }
 
-#[allow(clippy::too_many_arguments)]
 /// A header as text (empty when absent or not text).
 fn header_text(headers: &HeaderMap, name: &str) -> String {
     headers
@@ -1441,6 +1440,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
         .to_string()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn functional(
     s: &Shared,
     method: &Method,
