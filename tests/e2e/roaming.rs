@@ -175,7 +175,7 @@ async fn two_emsps_each_get_and_see_only_their_own_sessions_and_cdrs() {
         for module in ["sessions", "cdrs"] {
             assert_eq!(
                 pushed_ids(hub, module),
-                [own.clone()],
+                [own.as_str()],
                 "{module} pushed:\n{}",
                 summarize(&hub.pushes())
             );
@@ -188,7 +188,7 @@ async fn two_emsps_each_get_and_see_only_their_own_sessions_and_cdrs() {
             let url = hub.bridge_module_url(module);
             let r = hub.get_as_peer(&url).await;
             assert_total(&r, 1);
-            assert_eq!(listed_ids(&r), [own.clone()], "GET {module}: {}", r.text);
+            assert_eq!(listed_ids(&r), [own.as_str()], "GET {module}: {}", r.text);
             // Narrowed by date: nothing updated after now.
             let later = (chrono::Utc::now() + chrono::Duration::hours(1))
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -374,12 +374,12 @@ async fn a_hub_with_two_parties_routes_each_push_and_holds_an_offline_party_alon
     assert_total(&r, 2);
     let r = hub.get_as_party(&url, "FR", "EMB").await;
     assert_total(&r, 1);
-    assert_eq!(listed_ids(&r), [id_b.clone()], "{}", r.text);
+    assert_eq!(listed_ids(&r), [id_b.as_str()], "{}", r.text);
     let r = hub
         .get_as_party(&hub.bridge_module_url("sessions"), "DE", "EMA")
         .await;
     assert_total(&r, 1);
-    assert_eq!(listed_ids(&r), [id_a.clone()], "{}", r.text);
+    assert_eq!(listed_ids(&r), [id_a.as_str()], "{}", r.text);
 
     // A command from DE/EMA through the hub: its result goes to DE/EMA.
     let cs3 = booted(&daemon, "CS002", OcppVersion::V16).await;
