@@ -39,6 +39,9 @@ pub struct ListPage {
     pub ids: Vec<String>,
     /// How many ids the scope holds within the window (all pages).
     pub total: usize,
+    /// How many index entries were read to answer (the page's cost): the offset skipped, the
+    /// page, and the window when one is given (to count it); not the rest of the listing.
+    pub scanned: usize,
 }
 
 fn micros(at: DateTime<Utc>) -> u64 {
@@ -167,9 +170,13 @@ impl Store {
         };
         let id_at = base.len() + 8;
         let mut ids = Vec::new();
-        for item in t.range(start.clone()..end.clone()).skip(offset).take(limit) {
+        let mut scanned = 0usize;
+        for item in t.range(start.clone()..end.clone()).take(offset.saturating_add(limit)) {
             let (k, _) = item?;
-            ids.push(String::from_utf8_lossy(&k[id_at.min(k.len())..]).into_owned());
+            scanned += 1;
+            if scanned > offset {
+                ids.push(String::from_utf8_lossy(&k[id_at.min(k.len())..]).into_owned());
+            }
         }
         let total = if from.is_none() && to.is_none() {
             usize::try_from(decode_count(t.get(count_key(listing, scope))?)).unwrap_or(usize::MAX)
@@ -179,9 +186,14 @@ impl Store {
                 item?;
                 n += 1;
             }
+            scanned += n;
             n
         };
-        Ok(ListPage { ids, total })
+        Ok(ListPage {
+            ids,
+            total,
+            scanned,
+        })
     }
 
     /// Whether `id` is filed in the listing.
@@ -270,6 +282,39 @@ mod tests {
         let page = s.list_page(L, "p", None, None, 0, 10).expect("page");
         assert_eq!((page.ids, page.total), (strings(&["b"]), 1));
         assert_eq!(s.list_page(L, "p/A", None, None, 0, 9).expect("p").total, 0);
+    }
+
+    #[test]
+    fn a_page_reads_the_same_with_a_hundred_or_twenty_thousand_stored() {
+        let (_d, s) = store();
+        let mut costs = Vec::new();
+        let mut stored = 0usize;
+        for target in [100usize, 20_000] {
+            // Other peers' objects too: they must not cost anything either.
+            for chunk in (stored..target).collect::<Vec<_>>().chunks(1000) {
+                s.update(|tx| {
+                    for i in chunk {
+                        let scopes = vec![if i % 2 == 0 { "p" } else { "q" }.to_owned()];
+                        tx.list_put(L, &format!("id{i:06}"), &scopes, at(*i as i64))?;
+                    }
+                    Ok(())
+                })
+                .expect("fill");
+            }
+            stored = target;
+            let first = s.list_page(L, "p", None, None, 0, 10).expect("page");
+            assert_eq!(first.total, target / 2);
+            assert_eq!(first.ids.len(), 10);
+            // A hub polling for what changed lately: a window at the end.
+            let recent = s
+                .list_page(L, "p", Some(at(target as i64 - 40)), None, 0, 10)
+                .expect("page");
+            assert_eq!(recent.total, 20);
+            assert_eq!(recent.ids.first(), Some(&format!("id{:06}", target - 40)));
+            costs.push((first.scanned, recent.scanned));
+        }
+        assert_eq!(costs[0], costs[1], "page cost (entries read) per size");
+        assert_eq!(costs[0], (10, 30));
     }
 
     #[test]

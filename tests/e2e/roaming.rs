@@ -419,3 +419,83 @@ async fn a_hub_with_two_parties_routes_each_push_and_holds_an_offline_party_alon
     );
     assert_routed(&result, "DE", "EMA");
 }
+
+#[tokio::test]
+async fn token_pulls_are_incremental_and_a_reconcile_removes_unlisted_tokens() {
+    let old: Vec<Value> = (1..=5)
+        .map(|i| ocpi::token("DE", "EMA", &format!("PULL{i}"), "ALWAYS"))
+        .collect();
+    let hub = Hub::start().await;
+    hub.set_tokens(old.clone());
+    hub.set_tokens_page_size(2);
+    let daemon = Daemon::start(
+        &config()
+            .token_pull_interval(1)
+            .token_reconcile_interval(6)
+            .ocpi_peer(&hub.versions_url(), &hub.token_a()),
+    )
+    .await;
+    registered(&daemon, &hub).await;
+    let count = |n: u64| {
+        let daemon = &daemon;
+        async move {
+            eventually(&format!("{n} stored tokens"), Duration::from_secs(20), || async {
+                let got = daemon.admin_get("/admin/tokens").await;
+                if got["count"] == n { Ok(()) } else { Err(got) }
+            })
+            .await;
+        }
+    };
+    count(5).await;
+
+    // A token the eMSP changes now arrives by an incremental pull: `date_from` set, and the
+    // answer holds only what changed.
+    let mut newer = old.clone();
+    let mut fresh = ocpi::token("DE", "EMA", "PULL6", "ALWAYS");
+    fresh["last_updated"] = json!(now_rfc3339());
+    newer.push(fresh);
+    hub.set_tokens(newer.clone());
+    count(6).await;
+    let pulls = hub.token_pulls();
+    let incremental: Vec<&Push> = pulls
+        .iter()
+        .filter(|p| p.query.as_deref().is_some_and(|q| q.contains("date_from=")))
+        .collect();
+    assert!(
+        !incremental.is_empty(),
+        "incremental pulls carry date_from:\n{}",
+        summarize(&pulls)
+    );
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    let r = cs.call_ok("Authorize", v16::authorize("PULL6")).await;
+    assert_eq!(r["idTagInfo"]["status"], "Accepted", "{r}");
+
+    // The eMSP drops PULL2: an incremental pull cannot tell, the next full reconcile removes it.
+    newer.retain(|t| t["uid"] != "PULL2");
+    hub.set_tokens(newer);
+    count(5).await;
+    let full_pulls_after_start = hub
+        .token_pulls()
+        .iter()
+        .filter(|p| {
+            p.query
+                .as_deref()
+                .is_none_or(|q| !q.contains("date_from=") && !q.contains("offset="))
+        })
+        .count();
+    assert!(
+        full_pulls_after_start >= 2,
+        "the first pull and a reconcile are full:\n{}",
+        summarize(&hub.token_pulls())
+    );
+    // PULL2 is no longer known: the station's Authorize goes to the eMSP in real time, while
+    // a listed ALWAYS token is still decided locally.
+    cs.call_ok("Authorize", v16::authorize("PULL3")).await;
+    assert!(hub.authorize_requests_for("PULL3").is_empty());
+    cs.call_ok("Authorize", v16::authorize("PULL2")).await;
+    assert_eq!(
+        hub.authorize_requests_for("PULL2").len(),
+        1,
+        "a removed token is unknown"
+    );
+}

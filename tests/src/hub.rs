@@ -1611,6 +1611,7 @@ fn tokens_page(
         .unwrap_or(page_size)
         .min(page_size)
         .max(1);
+    let query_ref = query.clone();
     record_push(
         s,
         method,
@@ -1623,6 +1624,24 @@ fn tokens_page(
         200,
         Some(1000),
     );
+    // date_from (inclusive) / date_to (exclusive) on last_updated, as a Sender must.
+    let date = |name: &str| {
+        query_param(query_ref.as_deref(), name).and_then(|v| {
+            let v = v.replace("%3A", ":").replace("%2B", "+");
+            chrono::DateTime::parse_from_rfc3339(&v).ok()
+        })
+    };
+    let (from, to) = (date("date_from"), date("date_to"));
+    let tokens: Vec<Value> = tokens
+        .into_iter()
+        .filter(|t| {
+            let at = t["last_updated"]
+                .as_str()
+                .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok());
+            from.is_none_or(|f| at.is_some_and(|a| a >= f))
+                && to.is_none_or(|t| at.is_some_and(|a| a < t))
+        })
+        .collect();
     let page: Vec<Value> = tokens.iter().skip(offset).take(limit).cloned().collect();
     let total = tokens.len();
     let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(Value::Array(page)));
@@ -1634,8 +1653,12 @@ fn tokens_page(
         h.insert("x-limit", v);
     }
     if offset + limit < total {
+        let dates: String = ["date_from", "date_to"]
+            .iter()
+            .filter_map(|n| query_param(query_ref.as_deref(), n).map(|v| format!("&{n}={v}")))
+            .collect();
         let next = format!(
-            "<{}/ocpi/emsp/2.2.1/tokens?offset={}&limit={limit}>; rel=\"next\"",
+            "<{}/ocpi/emsp/2.2.1/tokens?offset={}&limit={limit}{dates}>; rel=\"next\"",
             s.base,
             offset + limit
         );
