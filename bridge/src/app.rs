@@ -161,6 +161,7 @@ impl Core {
             catalog: self.catalog.clone(),
             sessions: self.sessions.clone(),
             hub: self.hub.clone(),
+            concurrency: self.catalog.settings().ocpi.push_concurrency,
         }
     }
 }

@@ -195,6 +195,9 @@ pub struct OcpiSettings {
     pub token_reconcile_interval: u64,
     /// Seconds between Session updates pushed for one session (the final update is always sent).
     pub session_update_interval: u64,
+    /// Pushes in flight per peer at once (each object's own pushes stay in order); 1 sends one
+    /// at a time.
+    pub push_concurrency: usize,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
     /// Seconds a client may take to send a request's head.
@@ -230,6 +233,7 @@ impl Default for OcpiSettings {
             token_pull_interval: 6 * 3600,
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
+            push_concurrency: 8,
             peers: Vec::new(),
             header_timeout: 10,
             idle_timeout: 60,
@@ -571,6 +575,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "ocpp.max_frame_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if !(1..=64).contains(&self.ocpi.push_concurrency) {
+            return Err(ConfigError::new(
+                "ocpi.push_concurrency",
+                "must be between 1 and 64",
             ));
         }
         for (key, value) in [

@@ -104,6 +104,8 @@ pub struct Push {
     pub body: Option<Value>,
     /// Arrival time.
     pub at: Instant,
+    /// When the hub answered (after any [`HubMode::Slow`] delay).
+    pub answered: Instant,
     /// HTTP status the hub answered.
     pub http_status: u16,
     /// OCPI status code the hub answered (`None` for non-OCPI answers such as 503).
@@ -1426,9 +1428,24 @@ fn record_push(
         headers: headers_map(headers),
         body: parsed,
         at,
+        answered: Instant::now(),
         http_status,
         ocpi_status,
     });
+}
+
+/// The most requests of `pushes` that were in progress at the hub at one moment.
+pub fn max_overlap(pushes: &[Push]) -> usize {
+    pushes
+        .iter()
+        .map(|p| {
+            pushes
+                .iter()
+                .filter(|q| q.at <= p.at && p.at < q.answered)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A header as text (empty when absent or not text).
