@@ -24,7 +24,7 @@ use super::pagination::{PageParams, paginate};
 pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
     match caller {
         Caller::Peer(peer) => Ok(peer),
-        Caller::TokenA => Err(OcpiError::Unauthorized),
+        Caller::TokenA(_) => Err(OcpiError::Unauthorized),
     }
 }
 
