@@ -64,17 +64,17 @@ enum Command {
     },
 }
 
-/// How to reach the running daemon's admin API.
+/// How to reach the running daemon's admin API (before or after a subcommand's own arguments).
 #[derive(Debug, clap::Args)]
 struct AdminArgs {
     /// Admin API base URL (default: from `[admin] listen` of the configuration).
-    #[arg(long, env = "BRIDGE_ADMIN_URL")]
+    #[arg(long, env = "BRIDGE_ADMIN_URL", global = true)]
     admin_url: Option<String>,
     /// Admin bearer token (default: `[admin] token` of the configuration).
-    #[arg(long, env = "BRIDGE_ADMIN_TOKEN")]
+    #[arg(long, env = "BRIDGE_ADMIN_TOKEN", global = true)]
     admin_token: Option<String>,
     /// Print the admin API's JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 
