@@ -329,10 +329,13 @@ async fn operator_rotation_puts_a_new_token_and_refuses_the_old_one() {
 async fn operator_unregistration_deletes_at_the_peer_and_forgets_it() {
     let daemon = Daemon::start(&ocpi_config()).await;
     let hub = party("EMA").await;
+    // The peer refuses pushes: its Locations and Tariffs wait, parked, in its outbox.
+    hub.set_mode(bridge_tests::HubMode::Refuse);
     hub.register_with(&versions_url(&daemon), TOKEN_A).await;
     let token = hub.token_for_bridge().unwrap();
     let locations = hub.bridge_module_url("locations");
     assert_eq!(hub.get(&locations, Some(&token)).await.status, 200);
+    wait_parked(&daemon, "DEEMA").await;
 
     let url = admin_url(&daemon);
     let (ok, out, err) = cli(
@@ -362,11 +365,7 @@ async fn operator_unregistration_deletes_at_the_peer_and_forgets_it() {
     assert_401_envelope(&r, "GET credentials with the unregistered peer's token");
     let peers = daemon.admin_get("/admin/peers").await;
     assert_eq!(peers.as_array().map(Vec::len), Some(0), "{peers:#}");
-    let outbox = crate::ocpi_support::outbox_stats(&daemon, "DEEMA").await;
-    assert!(
-        outbox.is_null() || outbox["depth"] == 0,
-        "nothing queued for it: {outbox:#}"
-    );
+    assert_eq!(parked(&daemon, "DEEMA").await, 0, "its outbox is dropped");
     // Unknown now.
     let (ok, _, _) = cli(
         &daemon,
@@ -408,4 +407,52 @@ async fn scheduled_rotation_rotates_every_peer_by_itself() {
     .await;
     let peer: Value = admin_peer(&daemon, &hub.peer_id()).await;
     assert_eq!(peer["versions_url"], hub.versions_url(), "{peer:#}");
+}
+
+/// How many parked pushes the daemon holds for `peer`.
+async fn parked(daemon: &Daemon, peer: &str) -> usize {
+    let outbox = daemon.admin_get("/admin/outbox").await;
+    outbox["parked"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|e| e["peer"] == peer).count())
+}
+
+/// Waits (bounded) until the daemon parked at least one push for `peer`.
+async fn wait_parked(daemon: &Daemon, peer: &str) {
+    eventually(&format!("a parked push for {peer}"), PUSH_SOON, || async {
+        match parked(daemon, peer).await {
+            0 => Err(daemon.admin_get("/admin/outbox").await),
+            _ => Ok(()),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peers_own_delete_forgets_it_and_drops_its_outbox() {
+    let daemon = Daemon::start(&ocpi_config()).await;
+    let hub = party("EMA").await;
+    hub.set_mode(bridge_tests::HubMode::Refuse);
+    hub.register_with(&versions_url(&daemon), TOKEN_A).await;
+    let token = hub.token_for_bridge().unwrap();
+    wait_parked(&daemon, "DEEMA").await;
+
+    let cred_url = hub.bridge_module_url("credentials");
+    let del = hub
+        .request(Method::DELETE, &cred_url, Some(&token), None, &[])
+        .await;
+    assert_eq!(del.status, 200, "{}", del.text);
+    assert_eq!(del.ocpi_status(), Some(1000), "{}", del.text);
+
+    let r = hub
+        .get(&hub.bridge_module_url("locations"), Some(&token))
+        .await;
+    assert_401_envelope(&r, "the token after the peer's DELETE");
+    assert_eq!(parked(&daemon, "DEEMA").await, 0, "its outbox is dropped");
+    let peers = daemon.admin_get("/admin/peers").await;
+    assert_eq!(peers.as_array().map(Vec::len), Some(0), "{peers:#}");
+    // Nothing more goes to it: no push arrives after the DELETE.
+    let n = hub.pushes().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hub.pushes().len(), n, "pushes after the DELETE");
 }

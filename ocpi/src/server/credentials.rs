@@ -143,3 +143,62 @@ pub(super) async fn delete<B: CpoBackend>(
     platform.backend().peer_unregistered(&peer.id).await;
     Ok(Response::ack())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(token: &str, roles: &[(&str, &str, &str)]) -> Credentials {
+        serde_json::from_value(serde_json::json!({
+            "token": token,
+            "url": "https://p.example/ocpi/versions",
+            "roles": roles.iter().map(|(role, cc, pid)| serde_json::json!({
+                "role": role, "country_code": cc, "party_id": pid,
+                "business_details": {"name": "x"}
+            })).collect::<Vec<_>>(),
+        }))
+        .expect("credentials")
+    }
+
+    fn peer(id: &str, token_out: &str, roles: &[(&str, &str, &str)]) -> Peer {
+        let c = creds(token_out, roles);
+        Peer {
+            id: PeerId(id.into()),
+            token_in: AuthToken::new(format!("in-{id}")),
+            token_out: c.token,
+            versions_url: c.url,
+            version: "2.2.1".into(),
+            endpoints: vec![],
+            roles: c.roles,
+            registered_at: DateTime::now(),
+            encode_token: true,
+            initiated_by: Initiator::Them,
+            status: PeerStatus::Registered,
+        }
+    }
+
+    #[test]
+    fn a_party_is_registered_by_any_of_its_roles_or_its_token() {
+        let peers = [
+            peer("DEEMA", "tok-a", &[("EMSP", "DE", "EMA")]),
+            peer("NLHUB", "tok-h", &[("HUB", "NL", "HUB")]),
+        ];
+        let found = |c: &Credentials| already_registered(&peers, c).map(|p| p.0);
+        // Same party, case-insensitively, whatever the role and its place in the list.
+        assert_eq!(
+            found(&creds("new", &[("EMSP", "de", "ema")])).as_deref(),
+            Some("DEEMA")
+        );
+        assert_eq!(
+            found(&creds("new", &[("CPO", "FR", "XYZ"), ("NSP", "DE", "EMA")])).as_deref(),
+            Some("DEEMA")
+        );
+        // Same token, other roles.
+        assert_eq!(
+            found(&creds("tok-h", &[("EMSP", "FR", "XYZ")])).as_deref(),
+            Some("NLHUB")
+        );
+        // Another party: not registered (same party id in another country is another party).
+        assert_eq!(found(&creds("new", &[("EMSP", "FR", "EMA")])), None);
+    }
+}
