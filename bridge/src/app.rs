@@ -470,11 +470,10 @@ async fn register_peer(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
-    if platform
-        .peers()
-        .get(&id)
-        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
-    {
+    if platform.peers().get(&id).is_some_and(|p| {
+        p.status == ocpi::PeerStatus::Registered || crate::credentials::interrupted(&p)
+    }) {
+        // (An interrupted rotation is finished by the credentials schedule.)
         tracing::info!(peer = %id, "already registered");
         return;
     }

@@ -11,7 +11,9 @@
 //! answer (its outbox is dropped and its tokens are refused).
 //!
 //! One operation per daemon at a time: operator actions and the schedule share one lock, so a
-//! rotation never overlaps another rotation or an unregistration.
+//! rotation never overlaps another rotation or an unregistration. A rotation that a crash
+//! interrupted (the peer stored as pending our PUT) is sent again by the schedule after the
+//! next start, whatever `ocpi.token_rotation_days` says.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,14 @@ impl Lifecycle {
     /// updated peer.
     pub async fn rotate(&self, id: &PeerId, why: &'static str) -> Result<Peer, RegistrationError> {
         let _one = self.lock.lock().await;
+        self.rotate_locked(id, why).await
+    }
+
+    async fn rotate_locked(
+        &self,
+        id: &PeerId,
+        why: &'static str,
+    ) -> Result<Peer, RegistrationError> {
         match self.platform.update_registration(id).await {
             Ok(peer) => {
                 tracing::info!(peer = %id, why, "credentials rotated: the peer's old token is refused from now on");
@@ -96,33 +106,54 @@ impl Lifecycle {
     }
 
     /// Every [`check_interval`]: rotates each registered peer whose tokens are older than
-    /// `days` ([`rotation_due`]). A failed rotation is tried again after another `days` at
-    /// most, and after a minute at least. Returns at once when `days` is 0 (off).
+    /// `days` ([`rotation_due`]), and finishes rotations a crash interrupted ([`interrupted`]:
+    /// also when `days` is 0, which turns the schedule off). A failed rotation is tried again
+    /// after a minute (or the period, if shorter).
     pub async fn run_schedule(self, days: f64, shutdown: CancellationToken) {
-        let Some(period) = rotation_period(days) else {
-            return;
+        let period = rotation_period(days);
+        let every = period.map_or(Duration::from_secs(60), check_interval);
+        let retry = period.map_or(Duration::from_secs(60), |p| {
+            p.clamp(Duration::from_secs(1), Duration::from_secs(60))
+        });
+        let due = |peer: &Peer| {
+            interrupted(peer)
+                || (peer.status == PeerStatus::Registered
+                    && period
+                        .is_some_and(|p| rotation_due(peer.registered_at.inner(), Utc::now(), p)))
         };
-        let every = check_interval(period);
-        let retry = period.clamp(Duration::from_secs(1), Duration::from_secs(60));
         // A peer whose last rotation failed is left alone until then.
         let mut not_before: std::collections::HashMap<PeerId, std::time::Instant> =
             Default::default();
+        let mut first = true;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.cancelled() => return,
+            if !std::mem::take(&mut first) {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.cancelled() => return,
+                }
             }
-            let now = Utc::now();
             for peer in self.platform.peers().all() {
-                if peer.status != PeerStatus::Registered
-                    || !rotation_due(peer.registered_at.inner(), now, period)
+                if !due(&peer)
                     || not_before
                         .get(&peer.id)
                         .is_some_and(|t| *t > std::time::Instant::now())
                 {
                     continue;
                 }
-                if self.rotate(&peer.id, "scheduled").await.is_err() {
+                let why = if interrupted(&peer) {
+                    "resumed"
+                } else {
+                    "scheduled"
+                };
+                let outcome = {
+                    let _one = self.lock.lock().await;
+                    // An operator may have rotated or unregistered it meanwhile.
+                    match self.peer(&peer.id) {
+                        Some(now) if due(&now) => Some(self.rotate_locked(&peer.id, why).await),
+                        _ => None,
+                    }
+                };
+                if let Some(Err(_)) = outcome {
                     not_before.insert(peer.id.clone(), std::time::Instant::now() + retry);
                 } else {
                     not_before.remove(&peer.id);
@@ -133,6 +164,12 @@ impl Lifecycle {
             }
         }
     }
+}
+
+/// A rotation a crash interrupted: the peer was registered (it has roles) but is still pending
+/// our credentials PUT. The PUT is sent again (with the token we still hold for the peer).
+pub fn interrupted(peer: &Peer) -> bool {
+    peer.status == PeerStatus::Pending && !peer.roles.is_empty()
 }
 
 /// `ocpi.token_rotation_days` as a duration (`None` when 0: off).
@@ -190,6 +227,35 @@ mod tests {
             issued - chrono::Duration::hours(48),
             day
         ));
+    }
+
+    #[test]
+    fn a_pending_peer_that_was_registered_is_an_interrupted_rotation() {
+        let role: ocpi::types::CredentialsRole = serde_json::from_value(serde_json::json!({
+            "role": "EMSP", "country_code": "DE", "party_id": "EMA",
+            "business_details": {"name": "x"}
+        }))
+        .unwrap();
+        let mut peer = Peer {
+            id: PeerId("DEEMA".into()),
+            token_in: ocpi::types::AuthToken::new("in"),
+            token_out: ocpi::types::AuthToken::new("out"),
+            versions_url: "https://p.example/ocpi/versions".into(),
+            version: "2.2.1".into(),
+            endpoints: vec![],
+            roles: vec![role],
+            registered_at: ocpi::types::DateTime::now(),
+            encode_token: true,
+            initiated_by: ocpi::Initiator::Us,
+            status: PeerStatus::Pending,
+        };
+        assert!(interrupted(&peer));
+        peer.status = PeerStatus::Registered;
+        assert!(!interrupted(&peer));
+        // A first registration in flight (no roles yet) is not a rotation.
+        peer.status = PeerStatus::Pending;
+        peer.roles.clear();
+        assert!(!interrupted(&peer));
     }
 
     #[test]
