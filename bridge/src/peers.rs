@@ -196,5 +196,12 @@ mod tests {
         // The other one is untouched; an unknown one never registers.
         assert!(token_a_valid(&store, None, &b).unwrap());
         assert!(!use_token_a(&store, None, "never-issued", "X").unwrap());
+        // `export` masks them (and record keys are uuids, never the token).
+        for r in store.records::<TokenA>().unwrap() {
+            assert!(!r.id.contains(&r.token));
+            let mut v = serde_json::to_value(&r).unwrap();
+            state::redact(&mut v);
+            assert!(!v.to_string().contains(&r.token), "{v}");
+        }
     }
 }
