@@ -165,6 +165,7 @@ impl Core {
             catalog: self.catalog.clone(),
             sessions: self.sessions.clone(),
             hub: self.hub.clone(),
+            concurrency: self.catalog.settings().ocpi.push_concurrency,
         }
     }
 }
@@ -230,6 +231,12 @@ pub async fn run(
             cpo::queue_full_sync(&store, &core.catalog, &peers)?;
             store.flush().await?;
         }
+    }
+    // A store from a version without the Sessions/CDRs listings gets them once.
+    let filed = crate::sessions::listing::build(&store)?;
+    if filed > 0 {
+        tracing::info!(filed, "filed stored Sessions and CDRs for paginated GETs");
+        store.flush().await?;
     }
     core.sessions.recover().await;
     // Commands left in flight by a crash or restart get their (FAILED) result now.

@@ -198,6 +198,9 @@ pub struct OcpiSettings {
     /// Days after which each peer's credentials tokens are rotated (credentials PUT); fractions
     /// allowed, 0 = off.
     pub token_rotation_days: f64,
+    /// Pushes in flight per peer at once (each object's own pushes stay in order); 1 sends one
+    /// at a time.
+    pub push_concurrency: usize,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
     /// Seconds a client may take to send a request's head.
@@ -234,6 +237,7 @@ impl Default for OcpiSettings {
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
             token_rotation_days: 0.0,
+            push_concurrency: 8,
             peers: Vec::new(),
             header_timeout: 10,
             idle_timeout: 60,
@@ -575,6 +579,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "ocpp.max_frame_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if !(1..=64).contains(&self.ocpi.push_concurrency) {
+            return Err(ConfigError::new(
+                "ocpi.push_concurrency",
+                "must be between 1 and 64",
             ));
         }
         for (key, value) in [

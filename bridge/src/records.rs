@@ -20,7 +20,7 @@ use ocpi::types::{
     Token,
 };
 use serde::{Deserialize, Serialize};
-use state::{Index, Record};
+use state::{Index, Listing, Record};
 
 /// Our transaction id → the session id, when the session began as a reservation.
 pub const SESSION_OF_TX: Index = Index("session_of_tx");
@@ -42,6 +42,14 @@ pub const RESERVATION_BY_OCPI: Index = Index("reservation_ocpi");
 pub const COMMAND_START: Index = Index("command_start");
 /// Our transaction id → [`Owner`] (JSON) of a session started by a command.
 pub const SESSION_OWNER: Index = Index("session_owner");
+
+/// Sessions by `last_updated`, filed per peer and per peer and token party
+/// (see the sessions listing module).
+pub const SESSIONS_LISTED: Listing = Listing("sessions");
+/// CDRs by `last_updated`, filed like Sessions.
+pub const CDRS_LISTED: Listing = Listing("cdrs");
+/// `v1` → when the listings of a store from an older version were built.
+pub const LISTINGS_BUILT: Index = Index("listings_built");
 
 /// Counter of 2.0.1 `remoteStartId`s.
 pub const REMOTE_START_COUNTER: &str = "remote_start";

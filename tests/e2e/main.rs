@@ -20,6 +20,7 @@ mod ocpi_server;
 mod ocpi_support;
 mod ops;
 mod restart;
+mod roaming;
 mod shutdown;
 mod station_ids;
 mod stops;

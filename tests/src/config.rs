@@ -99,6 +99,8 @@ pub struct TestConfig {
     pub authorize_timeout_ms: Option<u64>,
     /// `[ocpi] token_pull_interval` in seconds (daemon default when `None`).
     pub token_pull_interval: Option<u64>,
+    /// `[ocpi] token_reconcile_interval` in seconds (daemon default when `None`).
+    pub token_reconcile_interval: Option<u64>,
     /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
     pub session_update_interval: Option<u64>,
     /// `[ocpi] token_rotation_days` (daemon default, off, when `None`).
@@ -137,6 +139,7 @@ impl Default for TestConfig {
             local_id_tags: Vec::new(),
             authorize_timeout_ms: None,
             token_pull_interval: None,
+            token_reconcile_interval: None,
             session_update_interval: None,
             token_rotation_days: None,
             http_limits: None,
@@ -275,6 +278,12 @@ impl TestConfig {
         self
     }
 
+    /// Set `[ocpi] token_reconcile_interval` (seconds).
+    pub fn token_reconcile_interval(mut self, seconds: u64) -> Self {
+        self.token_reconcile_interval = Some(seconds);
+        self
+    }
+
     /// Set `[ocpi] token_pull_interval` (seconds).
     pub fn token_pull_interval(mut self, seconds: u64) -> Self {
         self.token_pull_interval = Some(seconds);
@@ -381,6 +390,9 @@ business_name = "Example CPO"
         }
         if let Some(ms) = self.authorize_timeout_ms {
             let _ = writeln!(s, "authorize_timeout_ms = {ms}");
+        }
+        if let Some(secs) = self.token_reconcile_interval {
+            let _ = writeln!(s, "token_reconcile_interval = {secs}");
         }
         if let Some(secs) = self.token_pull_interval {
             let _ = writeln!(s, "token_pull_interval = {secs}");
