@@ -195,6 +195,9 @@ pub struct OcpiSettings {
     pub token_reconcile_interval: u64,
     /// Seconds between Session updates pushed for one session (the final update is always sent).
     pub session_update_interval: u64,
+    /// Days after which each peer's credentials tokens are rotated (credentials PUT); fractions
+    /// allowed, 0 = off.
+    pub token_rotation_days: f64,
     /// Pushes in flight per peer at once (each object's own pushes stay in order); 1 sends one
     /// at a time.
     pub push_concurrency: usize,
@@ -233,6 +236,7 @@ impl Default for OcpiSettings {
             token_pull_interval: 6 * 3600,
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
+            token_rotation_days: 0.0,
             push_concurrency: 8,
             peers: Vec::new(),
             header_timeout: 10,
@@ -637,6 +641,13 @@ impl Settings {
         }
         if o.business_name.trim().is_empty() {
             return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
+        }
+        // Fractions of a day are fine (0.5 = every 12 hours); 0 is off. A year is plenty.
+        if !(o.token_rotation_days.is_finite() && (0.0..=366.0).contains(&o.token_rotation_days)) {
+            return Err(ConfigError::new(
+                "ocpi.token_rotation_days",
+                "must be a number of days from 0 (off) to 366",
+            ));
         }
         for (i, p) in o.peers.iter().enumerate() {
             if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {

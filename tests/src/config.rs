@@ -103,6 +103,8 @@ pub struct TestConfig {
     pub token_reconcile_interval: Option<u64>,
     /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
     pub session_update_interval: Option<u64>,
+    /// `[ocpi] token_rotation_days` (daemon default, off, when `None`).
+    pub token_rotation_days: Option<f64>,
     /// `header_timeout`, `idle_timeout`, `max_connections` of both `[ocpi]` and `[admin]`
     /// (daemon defaults when `None`).
     pub http_limits: Option<(u64, u64, usize)>,
@@ -139,6 +141,7 @@ impl Default for TestConfig {
             token_pull_interval: None,
             token_reconcile_interval: None,
             session_update_interval: None,
+            token_rotation_days: None,
             http_limits: None,
         }
     }
@@ -298,6 +301,12 @@ impl TestConfig {
         self
     }
 
+    /// Set `[ocpi] token_rotation_days` (fractions of a day allowed).
+    pub fn token_rotation_days(mut self, days: f64) -> Self {
+        self.token_rotation_days = Some(days);
+        self
+    }
+
     /// Set `[ocpi] session_update_interval` (seconds).
     pub fn session_update_interval(mut self, seconds: u64) -> Self {
         self.session_update_interval = Some(seconds);
@@ -390,6 +399,9 @@ business_name = "Example CPO"
         }
         if let Some(secs) = self.session_update_interval {
             let _ = writeln!(s, "session_update_interval = {secs}");
+        }
+        if let Some(days) = self.token_rotation_days {
+            let _ = writeln!(s, "token_rotation_days = {days:?}");
         }
         let limits = self.http_limits.map(|(h, i, m)| {
             format!("header_timeout = {h}\nidle_timeout = {i}\nmax_connections = {m}\n")
