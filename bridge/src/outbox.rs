@@ -65,6 +65,10 @@ pub enum Push {
     Cdr {
         /// CDR id.
         id: String,
+        /// The session it belongs to when the id is not the session id (a credit CDR or a
+        /// re-issued one): keeps them in the session's lane, so the credit goes first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// POST of a command's result, bare, to the eMSP's `response_url`.
     CommandResult {
@@ -114,7 +118,7 @@ impl Push {
             Push::EvseRemoved { location, uid, .. } => format!("evse_removed:{location}/{uid}"),
             Push::Session { id } => format!("session:{id}"),
             Push::SessionPatch { id } => format!("session_patch:{id}"),
-            Push::Cdr { id } => format!("cdr:{id}"),
+            Push::Cdr { id, .. } => format!("cdr:{id}"),
             Push::CommandResult { response_url, .. } => response_url.clone(),
         }
     }
@@ -236,7 +240,14 @@ mod tests {
             Push::Session { id: "S".into() }.coalesce_key(),
             Push::SessionPatch { id: "S".into() }.coalesce_key()
         );
-        assert_eq!(Push::Cdr { id: "S".into() }.coalesce_key(), None);
+        assert_eq!(
+            Push::Cdr {
+                id: "S".into(),
+                session: None
+            }
+            .coalesce_key(),
+            None
+        );
         assert_eq!(
             Push::Location { id: "LOC1".into() }.subject(),
             "location:LOC1"

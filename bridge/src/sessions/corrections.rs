@@ -10,13 +10,15 @@
 //! - A credit ([`render::credit_cdr`]) repeats the original with id `{id}-C`, `credit: true`,
 //!   `credit_reference_id` and negated `total_cost`; the new CDR ([`render::reissued_cdr`])
 //!   is the original (or, with `reprice`, the session priced again with the current tariffs)
-//!   under a new id. Both are stored, queued to the eMSP that owns the token and appended to
-//!   `cdrs.jsonl` in one store transaction; a CDR is credited at most once, a credit CDR never.
+//!   under a new id. Both are stored (and filed in the CDR listing of the session's peer and
+//!   party, so the OCPI GET shows them to that eMSP only), queued to the eMSP that owns the
+//!   token and appended to `cdrs.jsonl` in one store transaction; a CDR is credited at most
+//!   once, a credit CDR never.
 
 use chrono::Utc;
 use ocpi::types::{Cdr, ModuleId};
 
-use super::{Sessions, push_for, render};
+use super::{Sessions, listing, push_for, render};
 use crate::error::Result;
 use crate::outbox::Push;
 use crate::records::{CDR_CREDITED, HeldCdr, SessionRecord, StoredCdr};
@@ -114,10 +116,14 @@ impl Sessions {
             if tx.remove_record::<HeldCdr>(id)?.is_none() || tx.record::<StoredCdr>(id)?.is_some() {
                 return Ok(false);
             }
-            tx.put_record(&rec)?;
-            tx.put_record(&StoredCdr(cdr.clone()))?;
+            listing::put_session(tx, &rec)?;
+            listing::put_cdr(tx, &cdr, &rec)?;
             if let Some(p) = &peer {
-                tx.push_outbox(push_for(&rec, p, Push::Cdr { id: id.to_owned() }))?;
+                let push = Push::Cdr {
+                    id: id.to_owned(),
+                    session: Some(rec.id.clone()),
+                };
+                tx.push_outbox(push_for(&rec, p, push))?;
             }
             Ok(true)
         })?;
@@ -183,10 +189,12 @@ impl Sessions {
             }
             tx.index_put(CDR_CREDITED, id, credit.id.as_str())?;
             for c in [&credit, &new] {
-                tx.put_record(&StoredCdr(c.clone()))?;
+                listing::put_cdr(tx, c, &rec)?;
                 if let Some(p) = &peer {
+                    // The session's lane: the credit is delivered before the new CDR.
                     let push = Push::Cdr {
                         id: c.id.as_str().to_owned(),
+                        session: Some(rec.id.clone()),
                     };
                     tx.push_outbox(push_for(&rec, p, push))?;
                 }
