@@ -478,6 +478,21 @@ async fn an_unpriceable_cdr_is_held_then_released_credited_and_reissued() {
     assert!(new.get("credit_reference_id").is_none(), "{new:#}");
     assert_eq!(new["session_id"], id.as_str(), "{new:#}");
     assert_num(&new["total_cost"]["excl_vat"], 2.5, "re-priced total_cost");
+    // The eMSP's GET lists the original, the credit and the new CDR (the held one only since
+    // it was released).
+    let listed = hub
+        .get_as_peer(&this_incarnation(&daemon, &hub, "cdrs"))
+        .await;
+    let listed_ids: Vec<&str> = listed
+        .data()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    for x in [id.as_str(), credit_id.as_str(), new_id.as_str()] {
+        assert!(listed_ids.contains(&x), "{x} not in {listed_ids:?}");
+    }
     // The credit went out before the new CDR.
     let order: Vec<String> = accepted(&hub, |p| p.is("POST", "cdrs"))
         .into_iter()
