@@ -674,6 +674,28 @@ mod tests {
             lane(&Push::Tariff { id: id("T1") }, loc_of).group,
             "tariff:T1"
         );
+        // A credit CDR and its re-issue stay in their session's lane (credit first).
+        let credit = Push::Cdr {
+            id: id("S-C"),
+            session: Some(id("S")),
+        };
+        assert_eq!(s, lane(&credit, loc_of));
+        // A tariff's DELETE after its PUT; a removed EVSE is ordered with its Location's PUT.
+        assert_eq!(
+            lane(&Push::TariffDelete { id: id("T1") }, loc_of),
+            lane(&Push::Tariff { id: id("T1") }, loc_of)
+        );
+        let removed = lane(
+            &Push::EvseRemoved {
+                location: id("LOC1"),
+                station: id("X"),
+                uid: id("X-1"),
+                at: chrono::Utc::now(),
+            },
+            loc_of,
+        );
+        assert_eq!(removed.group, "location:LOC1");
+        assert!(removed.key.is_some());
         let r = |u: &str| Push::CommandResult {
             response_url: u.into(),
             result: outbox::command_result(ocpi::types::CommandResultType::Accepted, None),
