@@ -120,9 +120,8 @@ fn frames(c: &mut Criterion) {
     c.bench_function("frame encode MeterValues (1.6)", |b| {
         b.iter(|| black_box(&frame).to_text())
     });
-    let payload: serde_json::Value = serde_json::from_str::<serde_json::Value>(METER_FRAME)
-        .expect("json")[3]
-        .clone();
+    let payload: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(METER_FRAME).expect("json")[3].clone();
     c.bench_function("1.6 adapter: MeterValues payload to event", |b| {
         b.iter_batched(
             || payload.clone(),
@@ -144,18 +143,21 @@ fn status_mapping(c: &mut Criterion) {
         "Faulted",
         "Occupied",
     ];
-    c.bench_function("status mapping (9 OCPP statuses → OCPI, EVSE of 2)", |b| {
-        b.iter(|| {
-            for s in ocpp {
-                black_box(bridge::evse::connector_status(black_box(s)));
-                black_box(bridge::evse::evse_status(
-                    Some("Available"),
-                    &[s, "Available"],
-                    true,
-                ));
-            }
-        })
-    });
+    c.bench_function(
+        "status mapping (9 OCPP statuses → OCPI, EVSE of 2)",
+        |b| {
+            b.iter(|| {
+                for s in ocpp {
+                    black_box(bridge::evse::connector_status(black_box(s)));
+                    black_box(bridge::evse::evse_status(
+                        Some("Available"),
+                        &[s, "Available"],
+                        true,
+                    ));
+                }
+            })
+        },
+    );
 }
 
 fn rendering(c: &mut Criterion) {
@@ -164,9 +166,10 @@ fn rendering(c: &mut Criterion) {
     c.bench_function("render Session, 12 h / 721 samples", |b| {
         b.iter(|| render::render_session(&us, &rec, &tx, black_box(&samples), at(720)))
     });
-    c.bench_function("render + price CDR, 12 h / 721 samples, 2 tariff elements", |b| {
-        b.iter(|| render::render_cdr(&us, &rec, &tx, black_box(&samples)).expect("cdr"))
-    });
+    c.bench_function(
+        "render + price CDR, 12 h / 721 samples, 2 tariff elements",
+        |b| b.iter(|| render::render_cdr(&us, &rec, &tx, black_box(&samples)).expect("cdr")),
+    );
 }
 
 fn listing(c: &mut Criterion) {
@@ -192,7 +195,11 @@ fn listing(c: &mut Criterion) {
         }
         let recent = at(stored as i64 - 500);
         group.bench_function(format!("{stored} stored, first page"), |b| {
-            b.iter(|| store.list_page(L, "emsp", None, None, 0, 100).expect("page"))
+            b.iter(|| {
+                store
+                    .list_page(L, "emsp", None, None, 0, 100)
+                    .expect("page")
+            })
         });
         group.bench_function(format!("{stored} stored, date_from = last 500"), |b| {
             b.iter(|| {
