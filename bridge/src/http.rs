@@ -10,6 +10,10 @@
 //!   once and closed;
 //! - a back-off on accept errors (out of file descriptors) instead of a busy loop.
 //!
+//! With a [`TlsHandle`] the listener serves HTTPS: the TLS handshake must finish within
+//! `header_timeout` (it counts as part of the request head) and uses the handle's current
+//! configuration (reloaded on SIGHUP); a socket above the cap is closed without an answer.
+//!
 //! A request that takes longer than 30 s is answered 408 (the `TimeoutLayer`).
 
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use ocpp::tls::TlsHandle;
 
 /// Limits of one HTTP listener.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +94,7 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
+    tls: Option<TlsHandle>,
     shutdown: CancellationToken,
 ) {
     let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -118,6 +125,10 @@ pub async fn serve(
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             metrics::counter!("http_connections_rejected_total", "listener" => name).increment(1);
             tracing::debug!(listener = name, %peer, "connection cap reached: 503");
+            if tls.is_some() {
+                // No TLS handshake is spent on a refusal.
+                continue;
+            }
             tracker.spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 let mut tcp = tcp;
@@ -131,21 +142,35 @@ pub async fn serve(
         };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, app, limits, shutdown).await;
+            let Some(tls) = tls else {
+                serve_connection(tcp, app, limits, shutdown).await;
+                return;
+            };
+            let handshake = tls.acceptor().accept(tcp);
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = tokio::time::timeout(limits.header_timeout, handshake) => r,
+            };
+            match stream {
+                Ok(Ok(stream)) => serve_connection(stream, app, limits, shutdown).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(listener = name, %peer, "TLS handshake timed out"),
+            }
         });
     }
     tracker.close();
     tracker.wait().await;
 }
 
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    app: axum::Router,
-    limits: Limits,
-    shutdown: CancellationToken,
-) {
+async fn serve_connection<S>(tcp: S, app: axum::Router, limits: Limits, shutdown: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let counted = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -201,7 +226,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve("test", listener, app, limits, shutdown.clone()));
+        tokio::spawn(serve("test", listener, app, limits, None, shutdown.clone()));
         (addr, shutdown)
     }
 

@@ -72,6 +72,8 @@ fn creds(user: Option<&str>, pass: Option<&str>) -> Credentials {
     Credentials {
         username: user.map(str::to_owned),
         password: pass.map(|p| p.as_bytes().to_vec()),
+        tls: false,
+        client_cert_cn: None,
     }
 }
 
