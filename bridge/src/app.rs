@@ -179,6 +179,8 @@ pub async fn run(
     on_ready: impl FnOnce(&Addresses),
 ) -> anyhow::Result<()> {
     let mut settings = settings;
+    // Certificates first: a bad file stops the start with the key and the file named.
+    let tls = tls::Tls::load(&settings)?;
     let store_settings = state::Settings {
         path: settings.state.path.clone(),
         cache_bytes: settings.state.cache_mb * 1024 * 1024,
@@ -193,8 +195,6 @@ pub async fn run(
     }
     store.mark_all_offline(chrono::Utc::now())?;
 
-    // Certificates first: a bad file stops the start with the key and the file named.
-    let tls = tls::Tls::load(&settings)?;
     let ocpp_server = ocpp::Server::bind(settings.ocpp.listen, settings.ocpp.server_settings())
         .with_context(|| format!("cannot bind ocpp.listen {}", settings.ocpp.listen))?;
     let ocpp_tls_server = match (settings.ocpp.tls_listen, tls.handle("ocpp")) {

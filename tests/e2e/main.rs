@@ -22,6 +22,7 @@ mod restart;
 mod shutdown;
 mod station_ids;
 mod stops;
+mod tls;
 mod transactions;
 
 use std::time::Duration;
