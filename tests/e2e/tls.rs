@@ -204,6 +204,14 @@ async fn profile_3_needs_a_client_certificate_of_this_station_from_the_client_ca
         .boot()
         .await;
 
+    // Certificate management is a later step: a 2.0.1 station asking for one gets
+    // NotImplemented, and stays connected.
+    for action in ["SignCertificate", "Get15118EVCertificate"] {
+        let payload = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----", "iso15118SchemaVersion": "x", "action": "Install", "exiRequest": "x"});
+        let err = cs.call(action, payload).await.expect_err(action);
+        assert_eq!(err.code, "NotImplemented", "{action}: {err}");
+    }
+
     // The good stations stayed connected through all of it.
     cs.call_ok("Heartbeat", json!({})).await;
     cs_b.call_ok("Heartbeat", json!({})).await;
