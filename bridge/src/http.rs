@@ -273,6 +273,61 @@ mod tests {
         assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     }
 
+    /// A CA (PEM) and a TLS configuration for 127.0.0.1 signed by it.
+    fn tls_pair() -> (String, rustls::ServerConfig) {
+        use rcgen::{CertificateParams, IsCa, Issuer, KeyPair, SanType};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = ocpp::tls::server_config(vec![cert.der().clone()], key, None).unwrap();
+        (ca_pem, config)
+    }
+
+    #[tokio::test]
+    async fn https_serves_requests_and_cuts_a_stalled_handshake() {
+        let (ca, config) = tls_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let tls = Some(TlsHandle::new(config));
+        tokio::spawn(serve(
+            "test",
+            listener,
+            app,
+            limits(),
+            tls,
+            shutdown.clone(),
+        ));
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+            .timeout(WAIT)
+            .build()
+            .unwrap();
+        let body = client
+            .get(format!("https://{addr}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "ok");
+        // A socket that never starts the TLS handshake is closed within header_timeout.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let got = until_closed(&mut silent).await;
+        assert!(got.is_empty(), "{got}");
+        shutdown.cancel();
+    }
+
     #[tokio::test]
     async fn above_the_cap_a_connection_gets_503_at_once() {
         let (addr, _stop) = start(Limits {

@@ -661,6 +661,9 @@ fn check_request<C: Csms>(
 }
 
 #[cfg(test)]
+mod tls_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::connection::tests::{Fake, Seen, WAIT, next_seen};

@@ -306,7 +306,13 @@ async fn ocpi_over_https_in_both_registration_directions() {
         .station("CS001")
         .ocpi_peer(&configured.versions_url(), &configured.token_a());
     config.ocpi_public_url = "https://127.0.0.1:0".into();
+    config.metrics_public = true;
     let daemon = Daemon::start(&config).await;
+    let (_, metrics) = daemon.admin_get_raw("/metrics").await;
+    assert!(
+        metrics.contains("ocpp_tls_cert_expiry_seconds{listener=\"ocpi\"}"),
+        "{metrics}"
+    );
     configured.wait_registered(REGISTER_SOON).await;
     let peer = admin_peer(&daemon, &configured.peer_id()).await;
     assert_eq!(peer["status"], "registered", "{peer}");
