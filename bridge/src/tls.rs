@@ -93,6 +93,8 @@ pub struct CertInfo {
     pub subject: String,
     /// End of validity.
     pub not_after: DateTime<Utc>,
+    /// X.509 v3 (TLS needs it; `openssl x509 -req` without extensions makes v1).
+    pub v3: bool,
 }
 
 /// Subject and expiry of a DER certificate (already known to parse).
@@ -101,6 +103,7 @@ pub fn cert_info(cert: &CertificateDer<'_>) -> Option<CertInfo> {
     Some(CertInfo {
         subject: parsed.subject().to_string(),
         not_after: DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)?,
+        v3: parsed.version() == x509_parser::x509::X509Version::V3,
     })
 }
 
@@ -154,6 +157,13 @@ impl ListenerFiles {
         let chain = read_certs(&cert_key, &self.cert)?;
         let info = cert_info(&chain[0])
             .ok_or_else(|| bad(&cert_key, &self.cert, "unreadable validity period"))?;
+        if !info.v3 {
+            return Err(bad(
+                &cert_key,
+                &self.cert,
+                "not an X.509 v3 certificate (TLS needs v3: give it extensions, e.g. subjectAltName)",
+            ));
+        }
         if info.not_after <= now {
             return Err(bad(
                 &cert_key,
@@ -179,7 +189,14 @@ impl ListenerFiles {
                     self.cert.display()
                 ),
             ),
-            other => bad(&key_key, &self.key, other),
+            other => bad(
+                &cert_key,
+                &self.cert,
+                format!(
+                    "cannot be used with the key {}: {other}",
+                    self.key.display()
+                ),
+            ),
         })?;
         Ok((config, info))
     }
@@ -333,6 +350,7 @@ impl Tls {
                     let info = CertInfo {
                         subject: String::new(),
                         not_after,
+                        v3: true,
                     };
                     warn_if_expiring(l.files.listener, &info, now);
                 }

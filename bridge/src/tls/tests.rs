@@ -122,3 +122,42 @@ fn a_reload_with_a_bad_file_keeps_the_old_configuration() {
     let days = (*tls.listeners[0].not_after.lock().unwrap() - Utc::now()).num_days();
     assert!(days > 150, "{days}");
 }
+
+#[test]
+fn check_config_describes_each_certificate_and_warns_30_days_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path(), "soon", &self_signed(-1, 10));
+    files(dir.path(), "later", &self_signed(-1, 200));
+    let toml = r#"
+[ocpp]
+tls_listen = "127.0.0.1:0"
+[ocpp.tls]
+cert = "soon.crt"
+key = "soon.key"
+[ocpi]
+ca_file = "ca.pem"
+[ocpi.tls]
+cert = "later.crt"
+key = "later.key"
+"#;
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, toml).unwrap();
+    std::fs::copy(dir.path().join("later.crt"), dir.path().join("ca.pem")).unwrap();
+    let settings = crate::config::load_with_env(Some(&path), []).unwrap();
+    let lines = check_files(&settings, Utc::now()).unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("ocpp.tls: ") && lines[0].contains("WARNING"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("ocpi.tls: ") && !lines[1].contains("WARNING"),
+        "{lines:?}"
+    );
+    assert!(lines[2].starts_with("ocpi.ca_file: "), "{lines:?}");
+    // A ca_file without certificates names its key.
+    std::fs::write(dir.path().join("ca.pem"), "nothing").unwrap();
+    let e = check_files(&settings, Utc::now()).unwrap_err();
+    assert_eq!(e.key, "ocpi.ca_file", "{e}");
+    assert!(e.reason.contains("ca.pem"), "{e}");
+}
