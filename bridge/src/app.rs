@@ -73,6 +73,8 @@ pub struct Core {
     pub hub: HubClients,
     /// The OCPI side (server router, registration).
     pub platform: Arc<ocpi::Platform<Cpo>>,
+    /// Token rotation, unregistration, tokens A.
+    pub credentials: crate::credentials::Lifecycle,
     /// Whether the configuration changed since the last start.
     pub config_changed: bool,
 }
@@ -139,6 +141,7 @@ impl Core {
             hub.clone(),
         );
         let platform = ocpi::Platform::with_client(Arc::new(cpo), peers.clone(), client.clone());
+        let credentials = crate::credentials::Lifecycle::new(platform.clone(), store.clone());
         let core = Core {
             catalog,
             store,
@@ -152,6 +155,7 @@ impl Core {
             station,
             hub,
             platform,
+            credentials,
             config_changed,
         };
         Ok((core, wakes))
@@ -166,6 +170,7 @@ impl Core {
             catalog: self.catalog.clone(),
             sessions: self.sessions.clone(),
             hub: self.hub.clone(),
+            concurrency: self.catalog.settings().ocpi.push_concurrency,
         }
     }
 }
@@ -246,6 +251,12 @@ pub async fn run(
             store.flush().await?;
         }
     }
+    // A store from a version without the Sessions/CDRs listings gets them once.
+    let filed = crate::sessions::listing::build(&store)?;
+    if filed > 0 {
+        tracing::info!(filed, "filed stored Sessions and CDRs for paginated GETs");
+        store.flush().await?;
+    }
     core.sessions.recover().await;
     // Commands left in flight by a crash or restart get their (FAILED) result now.
     core.commands.recover().await;
@@ -279,6 +290,11 @@ pub async fn run(
         settings.ocpi.token_reconcile_interval,
         shutdown.clone(),
     ));
+    tasks.spawn(
+        core.credentials
+            .clone()
+            .run_schedule(settings.ocpi.token_rotation_days, shutdown.clone()),
+    );
     for (id, versions_url) in peers::configured_peer_ids(&settings) {
         tasks.spawn(register_peer(
             core.platform.clone(),
@@ -298,6 +314,7 @@ pub async fn run(
         peers: core.peers.clone(),
         push: core.push.clone(),
         sessions: core.sessions.clone(),
+        credentials: core.credentials.clone(),
     };
     let admin_app = admin::router(admin_state.clone()).merge(page::router(admin_state));
     let ocpi_app = core.platform.router();
@@ -505,11 +522,10 @@ async fn register_peer(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
-    if platform
-        .peers()
-        .get(&id)
-        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
-    {
+    if platform.peers().get(&id).is_some_and(|p| {
+        p.status == ocpi::PeerStatus::Registered || crate::credentials::interrupted(&p)
+    }) {
+        // (An interrupted rotation is finished by the credentials schedule.)
         tracing::info!(peer = %id, "already registered");
         return;
     }

@@ -224,6 +224,12 @@ pub struct OcpiSettings {
     pub token_reconcile_interval: u64,
     /// Seconds between Session updates pushed for one session (the final update is always sent).
     pub session_update_interval: u64,
+    /// Days after which each peer's credentials tokens are rotated (credentials PUT); fractions
+    /// allowed, 0 = off.
+    pub token_rotation_days: f64,
+    /// Pushes in flight per peer at once (each object's own pushes stay in order); 1 sends one
+    /// at a time.
+    pub push_concurrency: usize,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
     /// Seconds a client may take to send a request's head.
@@ -263,6 +269,8 @@ impl Default for OcpiSettings {
             token_pull_interval: 6 * 3600,
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
+            token_rotation_days: 0.0,
+            push_concurrency: 8,
             peers: Vec::new(),
             header_timeout: 10,
             idle_timeout: 60,
@@ -640,6 +648,12 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
+        if !(1..=64).contains(&self.ocpi.push_concurrency) {
+            return Err(ConfigError::new(
+                "ocpi.push_concurrency",
+                "must be between 1 and 64",
+            ));
+        }
         for (key, value) in [
             ("ocpi.header_timeout", self.ocpi.header_timeout),
             ("ocpi.idle_timeout", self.ocpi.idle_timeout),
@@ -694,6 +708,13 @@ impl Settings {
         }
         if o.business_name.trim().is_empty() {
             return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
+        }
+        // Fractions of a day are fine (0.5 = every 12 hours); 0 is off. A year is plenty.
+        if !(o.token_rotation_days.is_finite() && (0.0..=366.0).contains(&o.token_rotation_days)) {
+            return Err(ConfigError::new(
+                "ocpi.token_rotation_days",
+                "must be a number of days from 0 (off) to 366",
+            ));
         }
         for (i, p) in o.peers.iter().enumerate() {
             if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {

@@ -7,19 +7,21 @@
 
 use std::sync::Arc;
 
+use ocpi::server::{Page, PageParams};
 use ocpi::types::{
     CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId, Tariff, TokenType,
     TokenUid,
 };
 use ocpi::{OcpiError, Peer, PeerId};
-use state::Store;
+use state::{Listing, Store};
 
 use crate::catalog::Catalog;
 use crate::commands::Commands;
 use crate::error::Logged;
 use crate::hub::HubClients;
 use crate::outbox::{self, Push, PushQueue};
-use crate::sessions::Sessions;
+use crate::records::{CDRS_LISTED, SESSIONS_LISTED};
+use crate::sessions::{Sessions, listing};
 use crate::tokens;
 
 fn server_error(e: impl std::fmt::Display) -> OcpiError {
@@ -95,6 +97,43 @@ pub fn queue_full_sync(
     })
 }
 
+impl Cpo {
+    /// One page of a per-party listing for `caller` (narrowed to `from`), read from the index:
+    /// only the page's objects are loaded.
+    fn page<T>(
+        &self,
+        listed: Listing,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+        load: impl Fn(&str) -> crate::error::Result<Option<T>>,
+    ) -> Result<Page<T>, OcpiError> {
+        let scope = listing::scope(
+            caller.id.as_str(),
+            from.map(|(cc, pid)| (cc.as_str(), pid.as_str())),
+        );
+        let page = self
+            .store
+            .list_page(
+                listed,
+                &scope,
+                params.date_from.map(Into::into),
+                params.date_to.map(Into::into),
+                params.offset,
+                params.limit,
+            )
+            .map_err(server_error)?;
+        let mut items = Vec::with_capacity(page.ids.len());
+        for id in &page.ids {
+            items.extend(load(id)?);
+        }
+        Ok(Page {
+            items,
+            total: page.total,
+        })
+    }
+}
+
 impl ocpi::CpoBackend for Cpo {
     fn settings(&self) -> &ocpi::Settings {
         &self.ocpi
@@ -131,12 +170,50 @@ impl ocpi::CpoBackend for Cpo {
         self.push.wake([&peer.id.0]);
     }
 
-    fn sessions(&self, _caller: &Peer) -> Result<Vec<ocpi::types::Session>, OcpiError> {
-        Ok(self.sessions.list()?)
+    fn sessions(&self, caller: &Peer) -> Result<Vec<ocpi::types::Session>, OcpiError> {
+        let all = PageParams::everything();
+        Ok(self.session_page(caller, None, &all)?.items)
     }
 
-    fn cdrs(&self, _caller: &Peer) -> Result<Vec<ocpi::types::Cdr>, OcpiError> {
-        Ok(self.sessions.cdrs()?)
+    fn session_page(
+        &self,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<ocpi::types::Session>, OcpiError> {
+        self.page(SESSIONS_LISTED, caller, from, params, |id| {
+            self.sessions.session(id)
+        })
+    }
+
+    fn session(
+        &self,
+        caller: &Peer,
+        id: &ocpi::types::SessionId,
+    ) -> Result<Option<ocpi::types::Session>, OcpiError> {
+        let Some(rec) = self.sessions.record(id.as_str())? else {
+            return Ok(None);
+        };
+        if rec.peer.as_deref() != Some(caller.id.as_str()) {
+            return Ok(None);
+        }
+        Ok(self.sessions.session(&rec.id)?)
+    }
+
+    fn cdrs(&self, caller: &Peer) -> Result<Vec<ocpi::types::Cdr>, OcpiError> {
+        let all = PageParams::everything();
+        Ok(self.cdr_page(caller, None, &all)?.items)
+    }
+
+    fn cdr_page(
+        &self,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<ocpi::types::Cdr>, OcpiError> {
+        self.page(CDRS_LISTED, caller, from, params, |id| {
+            self.sessions.cdr(id)
+        })
     }
 
     fn token(
@@ -206,8 +283,28 @@ impl ocpi::CpoBackend for Cpo {
             .info(caller.id.as_str(), country_code.as_str(), party_id.as_str()))
     }
 
+    fn token_a_valid(&self, token: &str) -> bool {
+        let configured = self.ocpi.token_a.as_ref().map(|t| t.expose());
+        crate::peers::token_a_valid(&self.store, configured, token)
+            .or_log("checking a token A")
+            .unwrap_or(false)
+    }
+
+    fn use_token_a(&self, token: &str, peer: &PeerId) -> Result<bool, OcpiError> {
+        let configured = self.ocpi.token_a.as_ref().map(|t| t.expose());
+        crate::peers::use_token_a(&self.store, configured, token, peer.as_str())
+            .map_err(server_error)
+    }
+
     async fn peer_unregistered(&self, id: &PeerId) {
-        tracing::info!(peer = %id, "OCPI peer unregistered");
+        tracing::info!(peer = %id, "OCPI peer unregistered; its outbox is dropped and its tokens refused");
         self.push.stop(id);
+        // Its next registration starts with a full token pull.
+        self.store
+            .update(|tx| {
+                tx.remove_record::<crate::records::TokenPull>(id.as_str())
+                    .map(drop)
+            })
+            .or_log("forgetting the peer's token pulls");
     }
 }

@@ -23,7 +23,8 @@
 //!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
 //!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
 //! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
-//!   thin [`ocpi::CpoBackend`] adapter), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
+//!   thin [`ocpi::CpoBackend`] adapter), [`credentials`] (the credentials lifecycle we start:
+//!   token rotation, unregistration, fresh tokens A), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
 //!   [`page`] (the operator's status page at `/`), [`cli`] (the admin CLI's rendering).
 //! - [`app`]: builds all of it in order ([`app::Core::build`]) and runs the daemon
 //!   ([`run`]).
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cpo;
+pub mod credentials;
 pub mod error;
 pub mod evse;
 pub mod http;

@@ -3,15 +3,17 @@
 //!
 //! Invariants: list methods return a **stable order** (ideally creation order, so objects created while a peer
 //! crawls appear on later pages); the server filters by `last_updated` and paginates in that order. List and lookup
-//! methods get the calling peer and return only what that peer may see (Sessions/CDRs: those whose `cdr_token`
-//! belongs to one of the caller's parties). Every method added after the first release has a default, so
+//! methods get the calling peer and return only what that peer may see (Sessions/CDRs: those of the caller's
+//! drivers). Sessions and CDRs are read a page at a time ([`CpoBackend::session_page`], [`CpoBackend::cdr_page`]),
+//! narrowed to the requesting party when a hub names one (`OCPI-from-*`), so that a backend with an index by
+//! `last_updated` answers a page without reading everything. Every method added after the first release has a default, so
 //! implementations keep compiling; the defaults serve nothing (empty lists, unknown tokens, NOT_SUPPORTED).
 
 use std::future::Future;
 
 use crate::envelope::OcpiError;
 use crate::peer::{Peer, PeerId};
-use crate::server::AdvertisedModule;
+use crate::server::{AdvertisedModule, Page, PageParams};
 use crate::settings::Settings;
 use crate::types::{
     Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, ClientInfo, Command,
@@ -39,6 +41,27 @@ pub trait CpoBackend: Send + Sync + 'static {
     fn sessions(&self, caller: &Peer) -> Result<Vec<Session>, OcpiError> {
         let _ = caller;
         Ok(Vec::new())
+    }
+
+    /// One page of the Sessions visible to `caller`, narrowed to the party `from` (the request's `OCPI-from-*`)
+    /// when given. Default: [`CpoBackend::sessions`] filtered by the session's `cdr_token` party and sliced in
+    /// memory.
+    fn session_page(
+        &self,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<Session>, OcpiError> {
+        let items = self
+            .sessions(caller)?
+            .into_iter()
+            .filter(|s| {
+                from.is_none_or(|(cc, pid)| {
+                    s.cdr_token.country_code == *cc && s.cdr_token.party_id == *pid
+                })
+            })
+            .collect();
+        Ok(params.page(items, |s| s.last_updated))
     }
 
     /// One Session visible to `caller` (ids compare case-insensitively).
@@ -74,6 +97,26 @@ pub trait CpoBackend: Send + Sync + 'static {
     fn cdrs(&self, caller: &Peer) -> Result<Vec<Cdr>, OcpiError> {
         let _ = caller;
         Ok(Vec::new())
+    }
+
+    /// One page of the CDRs visible to `caller`, narrowed to the party `from` when given (see
+    /// [`CpoBackend::session_page`]). Default: [`CpoBackend::cdrs`] filtered and sliced in memory.
+    fn cdr_page(
+        &self,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<Cdr>, OcpiError> {
+        let items = self
+            .cdrs(caller)?
+            .into_iter()
+            .filter(|c| {
+                from.is_none_or(|(cc, pid)| {
+                    c.cdr_token.country_code == *cc && c.cdr_token.party_id == *pid
+                })
+            })
+            .collect();
+        Ok(params.page(items, |c| c.last_updated))
     }
 
     /// The stored token (country_code, party_id, uid, type), compared case-insensitively. Default: unknown.
@@ -160,6 +203,24 @@ pub trait CpoBackend: Send + Sync + 'static {
         .into_iter()
         .map(|(identifier, role)| AdvertisedModule { identifier, role })
         .collect()
+    }
+
+    /// Whether `token` is a token A that may still be used to register (versions, version details and the
+    /// credentials POST). Default: it is `Settings::token_a` (without storage nothing can retire it; the daemon
+    /// keeps every token A single use).
+    fn token_a_valid(&self, token: &str) -> bool {
+        self.settings()
+            .token_a
+            .as_ref()
+            .is_some_and(|a| a.expose() == token)
+    }
+
+    /// Retires token A once `peer` registered with it (called while registrations are serialised, before the
+    /// peer is stored). `Ok(false)`: it is no longer valid (used meanwhile), and the registration is refused with
+    /// HTTP 401. Default: `Ok(true)`, nothing kept.
+    fn use_token_a(&self, token: &str, peer: &PeerId) -> Result<bool, OcpiError> {
+        let _ = (token, peer);
+        Ok(true)
     }
 
     /// Called after a handshake (either direction, POST or PUT) completed; e.g. queue initial full pushes.

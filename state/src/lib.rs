@@ -16,6 +16,7 @@
 //! - [`outbox`]: the per-peer push queue (payload type chosen by the caller).
 //! - [`records`]: typed documents ([`Record`]) with creation order, and string indexes
 //!   ([`Index`]): how the bridge stores sessions, CDRs, tokens, commands and reservations.
+//! - [`listing`]: ids filed by time per scope ([`Listing`]), the index behind paginated GETs.
 //! - [`uid`]: the safe alphabet of generated EVSE uids.
 //! - [`peers`]: OCPI peer records (opaque JSON owned by the `ocpi` crate) and meta values.
 //!
@@ -23,6 +24,7 @@
 //! the same sled transaction as the record that uses it, and that record is flushed before the
 //! id reaches the station).
 
+pub mod listing;
 pub mod outbox;
 pub mod peers;
 pub mod records;
@@ -41,6 +43,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+pub use listing::{ListPage, Listing};
 pub use outbox::{OutboxEntry, OutboxStats};
 pub use records::{Index, Record, Stored};
 pub use stations::{Connector, EvseState, Station};

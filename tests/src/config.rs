@@ -112,8 +112,12 @@ pub struct TestConfig {
     pub authorize_timeout_ms: Option<u64>,
     /// `[ocpi] token_pull_interval` in seconds (daemon default when `None`).
     pub token_pull_interval: Option<u64>,
+    /// `[ocpi] token_reconcile_interval` in seconds (daemon default when `None`).
+    pub token_reconcile_interval: Option<u64>,
     /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
     pub session_update_interval: Option<u64>,
+    /// `[ocpi] token_rotation_days` (daemon default, off, when `None`).
+    pub token_rotation_days: Option<f64>,
     /// `header_timeout`, `idle_timeout`, `max_connections` of both `[ocpi]` and `[admin]`
     /// (daemon defaults when `None`).
     pub http_limits: Option<(u64, u64, usize)>,
@@ -154,7 +158,9 @@ impl Default for TestConfig {
             local_id_tags: Vec::new(),
             authorize_timeout_ms: None,
             token_pull_interval: None,
+            token_reconcile_interval: None,
             session_update_interval: None,
+            token_rotation_days: None,
             http_limits: None,
             ocpp_tls: None,
             ocpi_tls: None,
@@ -334,6 +340,12 @@ impl TestConfig {
         self
     }
 
+    /// Set `[ocpi] token_reconcile_interval` (seconds).
+    pub fn token_reconcile_interval(mut self, seconds: u64) -> Self {
+        self.token_reconcile_interval = Some(seconds);
+        self
+    }
+
     /// Set `[ocpi] token_pull_interval` (seconds).
     pub fn token_pull_interval(mut self, seconds: u64) -> Self {
         self.token_pull_interval = Some(seconds);
@@ -348,6 +360,12 @@ impl TestConfig {
         max_connections: usize,
     ) -> Self {
         self.http_limits = Some((header_timeout, idle_timeout, max_connections));
+        self
+    }
+
+    /// Set `[ocpi] token_rotation_days` (fractions of a day allowed).
+    pub fn token_rotation_days(mut self, days: f64) -> Self {
+        self.token_rotation_days = Some(days);
         self
     }
 
@@ -443,11 +461,17 @@ business_name = "Example CPO"
         if let Some(ms) = self.authorize_timeout_ms {
             let _ = writeln!(s, "authorize_timeout_ms = {ms}");
         }
+        if let Some(secs) = self.token_reconcile_interval {
+            let _ = writeln!(s, "token_reconcile_interval = {secs}");
+        }
         if let Some(secs) = self.token_pull_interval {
             let _ = writeln!(s, "token_pull_interval = {secs}");
         }
         if let Some(secs) = self.session_update_interval {
             let _ = writeln!(s, "session_update_interval = {secs}");
+        }
+        if let Some(days) = self.token_rotation_days {
+            let _ = writeln!(s, "token_rotation_days = {days:?}");
         }
         let limits = self.http_limits.map(|(h, i, m)| {
             format!("header_timeout = {h}\nidle_timeout = {i}\nmax_connections = {m}\n")

@@ -113,6 +113,8 @@ pub struct Push {
     pub body: Option<Value>,
     /// Arrival time.
     pub at: Instant,
+    /// When the hub answered (after any [`HubMode::Slow`] delay).
+    pub answered: Instant,
     /// HTTP status the hub answered.
     pub http_status: u16,
     /// OCPI status code the hub answered (`None` for non-OCPI answers such as 503).
@@ -297,6 +299,9 @@ struct Inner {
     cdr_locations: Vec<(String, String)>,
     /// Tokens the hub PUT to the daemon (it knows them as their eMSP).
     pushed_tokens: Vec<Value>,
+    /// Parties behind the hub that it cannot reach: pushes addressed to them (`OCPI-to-*`) get
+    /// HTTP 200 + OCPI 4001 (upper case `(cc, pid)`).
+    unreachable: Vec<(String, String)>,
 }
 
 /// What the hub's real-time authorization endpoint answers for one uid.
@@ -518,6 +523,7 @@ impl Hub {
                 auth_requests: Vec::new(),
                 cdr_locations: Vec::new(),
                 pushed_tokens: Vec::new(),
+                unreachable: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -878,6 +884,48 @@ impl Hub {
     /// `GET url` with `Authorization: Token base64(token)` (no header when `token` is `None`).
     pub async fn get(&self, url: &str, token: Option<&str>) -> OcpiResponse {
         self.request(Method::GET, url, token, None, &[]).await
+    }
+
+    /// Makes a party behind the hub unreachable (pushes to it get OCPI 4001) or reachable again.
+    pub fn set_party_reachable(&self, cc: &str, pid: &str, reachable: bool) {
+        let key = (cc.to_ascii_uppercase(), pid.to_ascii_uppercase());
+        let mut inner = self.shared.lock();
+        inner.unreachable.retain(|p| p != &key);
+        if !reachable {
+            inner.unreachable.push(key);
+        }
+    }
+
+    /// `PUT {hubclientinfo}/{cc}/{pid}` to the daemon: a party's ClientInfo with `status`
+    /// (`CONNECTED`, `OFFLINE`, …).
+    pub async fn put_client_info(
+        &self,
+        cc: &str,
+        pid: &str,
+        role: &str,
+        status: &str,
+    ) -> OcpiResponse {
+        let url = format!("{}/{cc}/{pid}", self.bridge_module_url("hubclientinfo"));
+        let body = json!({"party_id": pid, "country_code": cc, "role": role, "status": status,
+            "last_updated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+        self.send_to_bridge(Method::PUT, &url, Some(body.to_string()))
+            .await
+    }
+
+    /// `GET url` with the token the daemon gave the hub and the `OCPI-from-*` headers of a party
+    /// behind it.
+    pub async fn get_as_party(&self, url: &str, cc: &str, pid: &str) -> OcpiResponse {
+        let token = self
+            .token_for_bridge()
+            .expect("hub holds no token for the daemon (not registered)");
+        self.request(
+            Method::GET,
+            url,
+            Some(&token),
+            None,
+            &[("OCPI-from-country-code", cc), ("OCPI-from-party-id", pid)],
+        )
+        .await
     }
 
     /// `GET url` with the token the daemon gave the hub.
@@ -1435,9 +1483,33 @@ fn record_push(
         headers: headers_map(headers),
         body: parsed,
         at,
+        answered: Instant::now(),
         http_status,
         ocpi_status,
     });
+}
+
+/// The most requests of `pushes` that were in progress at the hub at one moment.
+pub fn max_overlap(pushes: &[Push]) -> usize {
+    pushes
+        .iter()
+        .map(|p| {
+            pushes
+                .iter()
+                .filter(|q| q.at <= p.at && p.at < q.answered)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A header as text (empty when absent or not text).
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1503,6 +1575,31 @@ async fn functional(
         resp.headers_mut()
             .insert("x-limit", HeaderValue::from_static("100"));
         return resp;
+    }
+    // A party behind the hub that is offline: OCPI 4001 for anything addressed to it.
+    let to = (
+        header_text(headers, "ocpi-to-country-code").to_ascii_uppercase(),
+        header_text(headers, "ocpi-to-party-id").to_ascii_uppercase(),
+    );
+    if s.lock().unreachable.contains(&to) {
+        record_push(
+            s,
+            method,
+            path,
+            query,
+            rest,
+            headers,
+            body,
+            at,
+            200,
+            Some(4001),
+        );
+        return ocpi(
+            StatusCode::OK,
+            4001,
+            "Unknown receiver: party offline",
+            None,
+        );
     }
     // A mode switched while we slept applies to this answer too.
     let mode = s.lock().mode;
@@ -1586,6 +1683,7 @@ fn tokens_page(
         .unwrap_or(page_size)
         .min(page_size)
         .max(1);
+    let query_ref = query.clone();
     record_push(
         s,
         method,
@@ -1598,6 +1696,24 @@ fn tokens_page(
         200,
         Some(1000),
     );
+    // date_from (inclusive) / date_to (exclusive) on last_updated, as a Sender must.
+    let date = |name: &str| {
+        query_param(query_ref.as_deref(), name).and_then(|v| {
+            let v = v.replace("%3A", ":").replace("%2B", "+");
+            chrono::DateTime::parse_from_rfc3339(&v).ok()
+        })
+    };
+    let (from, to) = (date("date_from"), date("date_to"));
+    let tokens: Vec<Value> = tokens
+        .into_iter()
+        .filter(|t| {
+            let at = t["last_updated"]
+                .as_str()
+                .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok());
+            from.is_none_or(|f| at.is_some_and(|a| a >= f))
+                && to.is_none_or(|t| at.is_some_and(|a| a < t))
+        })
+        .collect();
     let page: Vec<Value> = tokens.iter().skip(offset).take(limit).cloned().collect();
     let total = tokens.len();
     let mut resp = ocpi(StatusCode::OK, 1000, "Success", Some(Value::Array(page)));
@@ -1609,8 +1725,12 @@ fn tokens_page(
         h.insert("x-limit", v);
     }
     if offset + limit < total {
+        let dates: String = ["date_from", "date_to"]
+            .iter()
+            .filter_map(|n| query_param(query_ref.as_deref(), n).map(|v| format!("&{n}={v}")))
+            .collect();
         let next = format!(
-            "<{}/ocpi/emsp/2.2.1/tokens?offset={}&limit={limit}>; rel=\"next\"",
+            "<{}/ocpi/emsp/2.2.1/tokens?offset={}&limit={limit}{dates}>; rel=\"next\"",
             s.base,
             offset + limit
         );

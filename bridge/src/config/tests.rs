@@ -234,3 +234,18 @@ fn security_profiles_default_from_the_password_and_must_fit_the_listeners() {
     let tls = s.ocpp.tls.unwrap();
     assert!(tls.cert.is_absolute() && tls.cert.ends_with("s.crt"));
 }
+
+#[test]
+fn token_rotation_days_takes_fractions_and_names_the_key_when_bad() {
+    assert_eq!(load_str("", &[]).unwrap().ocpi.token_rotation_days, 0.0);
+    let s = load_str("[ocpi]\ntoken_rotation_days = 30\n", &[]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 30.0);
+    let s = load_str("[ocpi]\ntoken_rotation_days = 0.5\n", &[]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 0.5);
+    let s = load_str("", &[("BRIDGE__OCPI__TOKEN_ROTATION_DAYS", "0.00002")]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 0.00002);
+    for bad in ["-1", "1000", "\"monthly\""] {
+        let err = load_str(&format!("[ocpi]\ntoken_rotation_days = {bad}\n"), &[]).unwrap_err();
+        assert_eq!(err.key, "ocpi.token_rotation_days", "{bad}: {err}");
+    }
+}

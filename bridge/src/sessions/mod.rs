@@ -14,6 +14,7 @@
 //! [`PushQueue`]. Rendering is [`render`]'s (pure).
 
 pub mod backup;
+pub mod listing;
 pub mod render;
 
 use std::collections::HashMap;
@@ -198,7 +199,7 @@ impl Sessions {
         };
         let target = self.receiver(Some(peer), ModuleId::Sessions);
         self.store.update(|tx| {
-            tx.put_record(&rec)?;
+            listing::put_session(tx, &rec)?;
             tx.index_put(RESERVATION_SESSION, &key, &rec.id)?;
             tx.index_put(SESSION_RESERVATION, &rec.id, &key)?;
             if let Some(p) = &target {
@@ -233,7 +234,7 @@ impl Sessions {
         rec.last_updated = Utc::now();
         let target = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
         self.store.update(|tx| {
-            tx.put_record(&rec)?;
+            listing::put_session(tx, &rec)?;
             if let Some(p) = &target {
                 tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
             }
@@ -346,7 +347,7 @@ impl Sessions {
         if reserved.is_some() {
             tx.index_put(SESSION_OF_TX, &tx_rec.id, &rec.id)?;
         }
-        tx.put_record(&rec)?;
+        listing::put_session(tx, &rec)?;
         if let Some(p) = &opening.target {
             tx.push_outbox(push_for(&rec, p, Push::Session { id: rec.id.clone() }))?;
         }
@@ -360,7 +361,8 @@ impl Sessions {
         self.commit(opening.target.clone()).await
     }
 
-    /// Queues a Session update (at most one per `ocpi.session_update_interval`).
+    /// Marks a Session updated (its `last_updated`, so that GETs with `date_from` find it) and
+    /// queues its update, at most once per `ocpi.session_update_interval`.
     pub async fn updated(&self, tx_id: &str) -> Result<()> {
         let interval = Duration::from_secs(self.catalog.settings().ocpi.session_update_interval);
         {
@@ -376,17 +378,24 @@ impl Sessions {
         if rec.status != SessionStatus::Active {
             return Ok(());
         }
-        let Some(peer) = self.receiver(rec.peer.as_deref(), ModuleId::Sessions) else {
-            return Ok(());
-        };
+        let peer = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
+        let now = Utc::now();
         self.store.update(|tx| {
-            tx.push_outbox(push_for(
-                &rec,
-                &peer,
-                Push::SessionPatch { id: rec.id.clone() },
-            ))
+            // Read again inside the transaction: a stop may have completed it meanwhile.
+            let Some(mut rec) = tx.record::<SessionRecord>(&rec.id)? else {
+                return Ok(());
+            };
+            if rec.status != SessionStatus::Active {
+                return Ok(());
+            }
+            rec.last_updated = now;
+            listing::put_session(tx, &rec)?;
+            if let Some(p) = &peer {
+                tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+            }
+            Ok(())
         })?;
-        self.commit(Some(peer)).await
+        self.commit(peer).await
     }
 
     /// Completes the Session of a stopped transaction and creates its CDR (unless 2.0.1 events
@@ -430,14 +439,14 @@ impl Sessions {
         rec.status = SessionStatus::Completed;
         rec.last_updated = Utc::now();
         let created = self.store.update(|tx| {
-            tx.put_record(&rec)?;
+            listing::put_session(tx, &rec)?;
             if was_active && let Some(p) = &session_peer {
                 tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
             }
             if let Some(cdr) = &cdr
                 && tx.record::<StoredCdr>(&rec.id)?.is_none()
             {
-                tx.put_record(&StoredCdr(cdr.clone()))?;
+                listing::put_cdr(tx, cdr, &rec)?;
                 if let Some(p) = &cdr_peer {
                     tx.push_outbox(push_for(&rec, p, Push::Cdr { id: rec.id.clone() }))?;
                 }
@@ -558,6 +567,14 @@ impl Sessions {
             out.extend(self.render(&rec)?);
         }
         Ok(out)
+    }
+
+    /// A Session rendered now (`None` when unknown or its transaction is gone).
+    pub fn session(&self, id: &str) -> Result<Option<Session>> {
+        match self.record(id)? {
+            Some(rec) => self.render(&rec),
+            None => Ok(None),
+        }
     }
 
     /// Every CDR, in creation order.

@@ -291,7 +291,9 @@ pub fn render_session(
         )),
         total_cost,
         status: rec.status,
-        last_updated: rec.last_updated.max(tx.updated_at).into(),
+        // The record's time (bumped by every update), not the last meter value's: the Session
+        // is filed for GETs at this time (see `listing`).
+        last_updated: rec.last_updated.into(),
     }
 }
 

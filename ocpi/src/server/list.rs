@@ -1,7 +1,8 @@
 //! The one paginated GET handler of every Sender list (locations, tariffs, sessions, cdrs): the
 //! module says which backend list to read and which field is `last_updated`; filtering by
 //! `date_from`/`date_to`, slicing and the `Link` / `X-Total-Count` / `X-Limit` headers are
-//! [`paginate`]'s.
+//! [`PageParams`]'s. Sessions and CDRs are per party: the backend pages them for the caller,
+//! narrowed to the request's `OCPI-from-*` party (a hub's eMSP).
 
 use std::sync::Arc;
 
@@ -15,16 +16,16 @@ use crate::backend::CpoBackend;
 use crate::envelope::OcpiError;
 use crate::peer::Peer;
 use crate::platform::Platform;
-use crate::types::{Cdr, DateTime, Location, Session, Tariff};
+use crate::types::{Cdr, CountryCode, DateTime, Location, PartyId, Session, Tariff};
 
-use super::auth::Caller;
-use super::pagination::{PageParams, paginate};
+use super::auth::{Caller, RequestFrom};
+use super::pagination::{Page, PageParams};
 
 /// The peer behind a functional request (token A never gets here).
 pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
     match caller {
         Caller::Peer(peer) => Ok(peer),
-        Caller::TokenA => Err(OcpiError::Unauthorized),
+        Caller::TokenA(_) => Err(OcpiError::Unauthorized),
     }
 }
 
@@ -38,24 +39,31 @@ pub(super) trait SenderList<B: CpoBackend>: Send + Sync + 'static {
     fn items(backend: &B, caller: &Peer) -> Result<Vec<Self::Item>, OcpiError>;
     /// The object's `last_updated`.
     fn last_updated(item: &Self::Item) -> DateTime;
+    /// One page for `caller` (narrowed to the requesting party `from` where the module is
+    /// per-party). Default: [`SenderList::items`] sliced in memory.
+    fn page(
+        backend: &B,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<Self::Item>, OcpiError> {
+        let _ = from;
+        Ok(params.page(Self::items(backend, caller)?, Self::last_updated))
+    }
 }
 
 /// `GET {module}?date_from=&date_to=&offset=&limit=` for any [`SenderList`].
 pub(super) async fn list<B: CpoBackend, L: SenderList<B>>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    from: Option<Extension<RequestFrom>>,
     uri: Uri,
 ) -> Result<Response, OcpiError> {
     let settings = platform.settings();
     let params = PageParams::from_uri(&uri, settings.page_limit())?;
-    let items = L::items(platform.backend(), peer(&caller)?)?;
-    Ok(paginate(
-        items,
-        L::last_updated,
-        &params,
-        &settings.module_url(L::MODULE),
-        settings.page_limit(),
-    ))
+    let from = from.map(|Extension(RequestFrom(cc, pid))| (cc, pid));
+    let page = L::page(platform.backend(), peer(&caller)?, from.as_ref(), &params)?;
+    Ok(params.respond(page, &settings.module_url(L::MODULE), settings.page_limit()))
 }
 
 /// Locations.
@@ -98,6 +106,14 @@ impl<B: CpoBackend> SenderList<B> for Sessions {
     fn last_updated(item: &Session) -> DateTime {
         item.last_updated
     }
+    fn page(
+        backend: &B,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<Session>, OcpiError> {
+        backend.session_page(caller, from, params)
+    }
 }
 
 impl<B: CpoBackend> SenderList<B> for Cdrs {
@@ -108,5 +124,13 @@ impl<B: CpoBackend> SenderList<B> for Cdrs {
     }
     fn last_updated(item: &Cdr) -> DateTime {
         item.last_updated
+    }
+    fn page(
+        backend: &B,
+        caller: &Peer,
+        from: Option<&(CountryCode, PartyId)>,
+        params: &PageParams,
+    ) -> Result<Page<Cdr>, OcpiError> {
+        backend.cdr_page(caller, from, params)
     }
 }

@@ -95,6 +95,17 @@ impl PageParams {
         })
     }
 
+    /// No filter, no offset, no limit: a whole list.
+    pub fn everything() -> Self {
+        Self {
+            offset: 0,
+            limit: usize::MAX,
+            date_from: None,
+            date_to: None,
+            pairs: Vec::new(),
+        }
+    }
+
     fn matches(&self, last_updated: DateTime) -> bool {
         self.date_from.is_none_or(|from| last_updated >= from)
             && self.date_to.is_none_or(|to| last_updated < to)
@@ -119,6 +130,60 @@ impl PageParams {
     }
 }
 
+/// One page of a Sender list and how many objects match the query on all pages (`X-Total-Count`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// The objects of this page, in list order.
+    pub items: Vec<T>,
+    /// Matches after the date filter, on all pages.
+    pub total: usize,
+}
+
+impl PageParams {
+    /// Filters and slices a full list held in memory (backends with an index build the [`Page`]
+    /// themselves).
+    pub fn page<T>(&self, items: Vec<T>, last_updated: impl Fn(&T) -> DateTime) -> Page<T> {
+        let matching: Vec<T> = items
+            .into_iter()
+            .filter(|i| self.matches(last_updated(i)))
+            .collect();
+        let total = matching.len();
+        let items = matching
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect();
+        Page { items, total }
+    }
+
+    /// Answers a page: the envelope and the `X-Total-Count`, `X-Limit` and `Link` headers. `base`
+    /// is the absolute URL of the list endpoint (for `Link`); `cap` goes to `X-Limit`.
+    pub fn respond<T: Serialize>(&self, page: Page<T>, base: &str, cap: usize) -> Response {
+        let total = page.total;
+        let next_offset = self.offset.saturating_add(page.items.len());
+        let more = !page.items.is_empty() && next_offset < total;
+        let mut response = Envelope::success(page.items).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            HeaderName::from_static(headers::X_TOTAL_COUNT),
+            HeaderValue::from(total),
+        );
+        h.insert(
+            HeaderName::from_static(headers::X_LIMIT),
+            HeaderValue::from(cap.max(1)),
+        );
+        if more
+            && let Ok(link) = HeaderValue::from_str(&format!(
+                "<{}>; rel=\"next\"",
+                self.next_url(base, next_offset)
+            ))
+        {
+            h.insert(axum::http::header::LINK, link);
+        }
+        response
+    }
+}
+
 /// Filters, slices and answers a full list (for every Sender list, including ones the daemon adds). `base` is the
 /// absolute URL of the list endpoint (for `Link`); `cap` goes to `X-Limit`.
 pub fn paginate<T: Serialize>(
@@ -128,37 +193,7 @@ pub fn paginate<T: Serialize>(
     base: &str,
     cap: usize,
 ) -> Response {
-    let matching: Vec<T> = items
-        .into_iter()
-        .filter(|i| params.matches(last_updated(i)))
-        .collect();
-    let total = matching.len();
-    let page: Vec<T> = matching
-        .into_iter()
-        .skip(params.offset)
-        .take(params.limit)
-        .collect();
-    let next_offset = params.offset.saturating_add(page.len());
-    let more = !page.is_empty() && next_offset < total;
-    let mut response = Envelope::success(page).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        HeaderName::from_static(headers::X_TOTAL_COUNT),
-        HeaderValue::from(total),
-    );
-    h.insert(
-        HeaderName::from_static(headers::X_LIMIT),
-        HeaderValue::from(cap.max(1)),
-    );
-    if more
-        && let Ok(link) = HeaderValue::from_str(&format!(
-            "<{}>; rel=\"next\"",
-            params.next_url(base, next_offset)
-        ))
-    {
-        h.insert(axum::http::header::LINK, link);
-    }
-    response
+    params.respond(params.page(items, last_updated), base, cap)
 }
 
 #[cfg(test)]
