@@ -129,6 +129,33 @@ pub struct OcppSettings {
     /// Accept every identifier no eMSP accepted or rejected (free charging, demos). Known eMSP
     /// tokens still follow their eMSP's rules.
     pub free_vend: bool,
+    /// Optional second station listener with TLS: `wss://HOST:PORT/ocpp/{station_id}`.
+    pub tls_listen: Option<SocketAddr>,
+    /// `[ocpp.tls]`: certificate, key and optional client CA of `tls_listen`.
+    pub tls: Option<OcppTlsSettings>,
+}
+
+/// `[ocpp.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcppTlsSettings {
+    /// PEM: the server certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificate(s) station client certificates must chain to (security profile 3).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[ocpi.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM: the server certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for OcppSettings {
@@ -146,6 +173,8 @@ impl Default for OcppSettings {
             max_auth_failures_per_minute: 10,
             local_id_tags: Vec::new(),
             free_vend: false,
+            tls_listen: None,
+            tls: None,
         }
     }
 }
@@ -209,6 +238,10 @@ pub struct OcpiSettings {
     pub idle_timeout: u64,
     /// Most open OCPI connections; more are answered HTTP 503 at once.
     pub max_connections: usize,
+    /// `[ocpi.tls]`: serve `listen` over HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Extra PEM roots trusted for outbound OCPI requests (the system roots always are).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl OcpiSettings {
@@ -242,6 +275,8 @@ impl Default for OcpiSettings {
             header_timeout: 10,
             idle_timeout: 60,
             max_connections: 1024,
+            tls: None,
+            ca_file: None,
         }
     }
 }
@@ -377,6 +412,21 @@ pub struct StationSettings {
     /// connector gets the station's keys.
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
+    /// The minimum OCPP security profile (0..=3) this station must connect with; default 1
+    /// with a `password`, else 0. See [`StationSettings::minimum_profile`].
+    #[serde(default)]
+    pub security_profile: Option<u8>,
+}
+
+impl StationSettings {
+    /// The station's minimum security profile (the configured one, else 1 with a password,
+    /// else 0). Validation guarantees a configured value is 0..=3.
+    pub fn minimum_profile(&self) -> ocpp::security::SecurityProfile {
+        use ocpp::security::SecurityProfile;
+        let default = if self.password.is_some() { 1 } else { 0 };
+        SecurityProfile::from_number(self.security_profile.unwrap_or(default))
+            .unwrap_or(SecurityProfile::TlsClientCert)
+    }
 }
 
 /// `[[stations.connectors]]`: one OCPI Connector of a station. A key left out takes the
@@ -737,10 +787,27 @@ fn valid_coordinate(s: &str, int_digits: usize) -> bool {
 
 impl Settings {
     fn resolve_relative(&mut self, dir: &Path) {
-        if let Some(p) = &self.tariffs_file
-            && p.is_relative()
-        {
-            self.tariffs_file = Some(dir.join(p));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.tariffs_file {
+            resolve(p);
+        }
+        if let Some(t) = &mut self.ocpp.tls {
+            resolve(&mut t.cert);
+            resolve(&mut t.key);
+            if let Some(p) = &mut t.client_ca {
+                resolve(p);
+            }
+        }
+        if let Some(t) = &mut self.ocpi.tls {
+            resolve(&mut t.cert);
+            resolve(&mut t.key);
+        }
+        if let Some(p) = &mut self.ocpi.ca_file {
+            resolve(p);
         }
     }
 
@@ -936,6 +1003,7 @@ impl Settings {
                 }
             }
         }
+        self.validate_security()?;
         let ids: Vec<&str> = self.stations.iter().map(|s| s.id.as_str()).collect();
         if let Some((a, b)) = evse_id_collision(&ids) {
             return Err(ConfigError::new(
@@ -954,6 +1022,61 @@ impl Settings {
             ));
         }
         self.tariff_list()?;
+        Ok(())
+    }
+
+    /// TLS keys and station security profiles fit together (the files themselves are checked
+    /// by the `tls` module).
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        match (&self.ocpp.tls_listen, &self.ocpp.tls) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "ocpp.tls",
+                    "required when ocpp.tls_listen is set (cert, key)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "ocpp.tls_listen",
+                    "required when [ocpp.tls] is set",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(tls_listen) = self.ocpp.tls_listen
+            && tls_listen == self.ocpp.listen
+            && tls_listen.port() != 0
+        {
+            return Err(ConfigError::new(
+                "ocpp.tls_listen",
+                "must differ from ocpp.listen",
+            ));
+        }
+        for (i, s) in self.stations.iter().enumerate() {
+            let key = format!("stations[{i}].security_profile");
+            let Some(profile) = s.security_profile else {
+                continue;
+            };
+            let problem = match profile {
+                0 if s.password.is_some() => {
+                    Some("0 but the station has a password (use 1 or more, or remove the password)")
+                }
+                1 | 2 if s.password.is_none() => {
+                    Some("profiles 1 and 2 need a password (HTTP Basic, username = station id)")
+                }
+                2 | 3 if self.ocpp.tls_listen.is_none() => {
+                    Some("profiles 2 and 3 need the TLS listener (ocpp.tls_listen, [ocpp.tls])")
+                }
+                3 if self.ocpp.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) => Some(
+                    "profile 3 needs ocpp.tls.client_ca (the CA station certificates chain to)",
+                ),
+                0..=3 => None,
+                _ => Some("must be 0, 1, 2 or 3"),
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::new(key, problem));
+            }
+        }
         Ok(())
     }
 

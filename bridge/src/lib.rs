@@ -7,8 +7,9 @@
 //! ## Layout (bottom-up: each module uses only the ones above it)
 //! - Foundations: [`config`] (settings, layered loading, validation), [`telemetry`],
 //!   [`supervisor`] (signals, sd-notify), [`error`] (what callers act on; failed background
-//!   writes are logged and counted), [`http`] (the bounded HTTP server of the OCPI and admin
-//!   listeners: timeouts, connection cap).
+//!   writes are logged and counted), [`tls`] (the listeners' certificate files: checks, SIGHUP
+//!   reload, expiry metric), [`http`] (the bounded HTTP server of the OCPI and admin
+//!   listeners: timeouts, connection cap, optional HTTPS).
 //! - Pure translation: [`evse`] (OCPP connector status → OCPI EVSE status), [`meter`]
 //!   (sampled values → Wh), [`periods`] (samples → charging periods, tariff boundaries),
 //!   [`pricing`] (the `ocpi-tariffs` boundary).
@@ -63,6 +64,7 @@ pub mod sessions;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tls;
 pub mod tokens;
 
 pub use app::{Addresses, public_url_with_port, run};

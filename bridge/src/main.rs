@@ -164,6 +164,16 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
+            let tls = match bridge::tls::check_files(&settings, chrono::Utc::now()) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            for line in tls {
+                println!("{line}");
+            }
             println!(
                 "configuration OK: {} location(s), {} station(s), {} tariff(s)",
                 settings.locations.len(),
@@ -507,6 +517,7 @@ fn run(settings: config::Settings, ready_file: Option<PathBuf>) -> anyhow::Resul
 fn write_ready_file(path: &std::path::Path, addrs: &bridge::Addresses) -> std::io::Result<()> {
     let body = serde_json::json!({
         "ocpp": addrs.ocpp.to_string(),
+        "ocpp_tls": addrs.ocpp_tls.map(|a| a.to_string()),
         "ocpi": addrs.ocpi.to_string(),
         "admin": addrs.admin.to_string(),
         "pid": std::process::id(),

@@ -25,6 +25,7 @@ mod roaming;
 mod shutdown;
 mod station_ids;
 mod stops;
+mod tls;
 mod transactions;
 
 use std::time::Duration;
