@@ -30,6 +30,7 @@ pub mod event;
 pub mod frame;
 pub mod handle;
 mod lenient;
+pub mod schedule;
 pub mod server;
 pub mod v16;
 pub mod v201;
@@ -38,6 +39,9 @@ pub use call::*;
 pub use error::{CallFault, ErrorCode};
 pub use event::*;
 pub use handle::{CallFailure, Registry, StationHandle};
+pub use schedule::{
+    ChargingLimitReport, ChargingRateUnit, ChargingSchedule, CompositeSchedule, SchedulePeriod,
+};
 pub use server::{Server, ServerSettings};
 
 use std::future::Future;
