@@ -27,6 +27,7 @@ use crate::peers::{self, PeerRecords};
 use crate::push::Pusher;
 use crate::reservations::Reservations;
 use crate::sessions::Sessions;
+use crate::smart::Smart;
 use crate::station::{self, StationService};
 use crate::{admin, page, supervisor, tokens};
 
@@ -65,6 +66,8 @@ pub struct Core {
     pub reservations: Reservations,
     /// OCPI commands.
     pub commands: Commands,
+    /// OCPI ChargingProfiles (smart charging).
+    pub smart: Smart,
     /// The OCPP application.
     pub station: Arc<StationService>,
     /// Parties behind hubs (ClientInfo, held pushes).
@@ -107,6 +110,13 @@ impl Core {
             push.clone(),
         ));
         let reservations = Reservations::new(store.clone(), push.clone(), sessions.clone());
+        let smart = Smart::new(
+            catalog.clone(),
+            store.clone(),
+            registry.clone(),
+            peers.clone(),
+            push.clone(),
+        );
         let commands = Commands::new(
             catalog.clone(),
             store.clone(),
@@ -124,12 +134,14 @@ impl Core {
             sessions: sessions.clone(),
             reservations: reservations.clone(),
             commands: commands.clone(),
+            smart: smart.clone(),
         }));
         let cpo = Cpo::new(
             catalog.clone(),
             store.clone(),
             sessions.clone(),
             commands.clone(),
+            smart.clone(),
             push.clone(),
             hub.clone(),
         );
@@ -144,6 +156,7 @@ impl Core {
             sessions,
             reservations,
             commands,
+            smart,
             station,
             hub,
             platform,

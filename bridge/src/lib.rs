@@ -20,7 +20,8 @@
 //!   [`hub`] (parties behind a hub: ClientInfo, held pushes).
 //! - The flows: [`auth`] (driver authorization), [`sessions`] (Sessions and CDRs from
 //!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
-//!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
+//!   OCPP calls), [`smart`] (OCPI ChargingProfiles → OCPP smart charging), [`station`] (the
+//!   [`ocpp::Csms`]: station messages → store → flows).
 //! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
 //!   thin [`ocpi::CpoBackend`] adapter), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
 //!   [`page`] (the operator's status page at `/`), [`cli`] (the admin CLI's rendering).
@@ -58,6 +59,7 @@ pub mod push;
 pub mod records;
 pub mod reservations;
 pub mod sessions;
+pub mod smart;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ocpi::client::Recipient;
 use ocpi::types::{
+    ActiveChargingProfile, ActiveChargingProfileResult, ChargingProfileResult, ClearProfileResult,
     CommandResult, CountryCode, EvseStatus, EvseUid, Location, LocationId, PartyId, SessionId,
     Tariff,
 };
@@ -74,6 +75,10 @@ enum Rendered {
     Session(String, SessionBody),
     Cdr(ocpi::types::Cdr),
     CommandResult(String, CommandResult),
+    ChargingProfileResult(String, ChargingProfileResult),
+    ActiveChargingProfileResult(String, ActiveChargingProfileResult),
+    ClearProfileResult(String, ClearProfileResult),
+    ActiveChargingProfile(SessionId, ActiveChargingProfile),
 }
 
 /// What became of one delivery attempt.
@@ -277,6 +282,34 @@ impl Pusher {
                 response_url.clone(),
                 result.clone(),
             )),
+            Push::ChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ActiveChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ClearProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ClearProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfile {
+                session_id,
+                profile,
+            } => Some(Rendered::ActiveChargingProfile(
+                SessionId::new(session_id.clone()),
+                profile.clone(),
+            )),
         })
     }
 
@@ -325,6 +358,22 @@ impl Pusher {
             Rendered::Cdr(cdr) => client.post_cdr(peer, cdr).await,
             Rendered::CommandResult(url, result) => client
                 .post_command_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ClearProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfile(session, profile) => client
+                .put_active_charging_profile(peer, session, profile, &to)
                 .await
                 .map(|_| None),
         };

@@ -10,6 +10,7 @@
 //! | `reservation` ([`Reservation`]) | OCPP reservation id | a reservation's lifecycle |
 //! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
+//! | `charging_profile` ([`ProfileRecord`]) | our transaction id | the OCPI charging profile a station accepted for a running session |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
 
@@ -54,6 +55,8 @@ pub const LISTINGS_BUILT: Index = Index("listings_built");
 pub const REMOTE_START_COUNTER: &str = "remote_start";
 /// Counter of OCPP reservation ids.
 pub const RESERVATION_COUNTER: &str = "reservation";
+/// Counter of OCPP charging profile ids.
+pub const PROFILE_COUNTER: &str = "charging_profile";
 
 /// What a Session and its CDR need that was fixed when the session began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,5 +394,36 @@ mod tests {
         let mut v = kinds.to_vec();
         v.dedup();
         assert_eq!(v.len(), n);
+    }
+}
+
+/// A charging profile an eMSP or SCSP set (through OCPI ChargingProfiles) on a running session
+/// and the station accepted: its OCPP id (a new PUT replaces it under the same id, a DELETE
+/// clears it by id) and who set it (changes reported by the station go there). Forgotten when
+/// the session ends or the profile is cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// Our transaction id (the key).
+    pub transaction_id: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// The peer that set it.
+    pub peer: String,
+    /// The party it was set for (`OCPI-to-*` of updates).
+    pub party: Option<(String, String)>,
+    /// The OCPP `chargingProfileId` / `id`.
+    pub profile_id: i32,
+    /// Station id.
+    pub station: String,
+    /// EVSE number.
+    pub evse_id: u32,
+    /// When the station accepted it.
+    pub set_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRecord {
+    const KIND: &'static str = "charging_profile";
+    fn id(&self) -> String {
+        self.transaction_id.clone()
     }
 }
