@@ -21,6 +21,7 @@ mod ops;
 mod restart;
 mod roaming;
 mod shutdown;
+mod smart;
 mod station_ids;
 mod stops;
 mod transactions;

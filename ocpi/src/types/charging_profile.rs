@@ -296,7 +296,7 @@ mod tests {
         let json = serde_json::to_string(&active).expect("json");
         assert_eq!(
             json,
-            r#"{"result":"ACCEPTED","profile":{"start_date_time":"2026-01-01T10:00:00.000Z","charging_profile":{"duration":900,"charging_rate_unit":"W","charging_profile_period":[{"start_period":0,"limit":11000.0}]}}}"#
+            r#"{"result":"ACCEPTED","profile":{"start_date_time":"2026-01-01T10:00:00Z","charging_profile":{"duration":900,"charging_rate_unit":"W","charging_profile_period":[{"start_period":0,"limit":11000.0}]}}}"#
         );
         assert_eq!(
             serde_json::to_string(&ActiveChargingProfileResult {
