@@ -349,10 +349,7 @@ async fn smart_charging(station: &str, version: OcppVersion) {
     let got = steer.get(&session, 900).await;
     assert_eq!(got["result"], "ACCEPTED", "{got}");
     let active = &got["profile"];
-    assert_eq!(
-        active["start_date_time"], "2026-03-01T10:00:00Z",
-        "{got}"
-    );
+    assert_eq!(active["start_date_time"], "2026-03-01T10:00:00Z", "{got}");
     let cp = &active["charging_profile"];
     assert_eq!(cp["charging_rate_unit"], "W", "{got}");
     assert_eq!(cp["duration"], 900, "{got}");
