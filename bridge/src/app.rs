@@ -247,6 +247,8 @@ pub async fn run(
         store.flush().await?;
     }
     core.sessions.recover().await;
+    // Charging profile requests left in flight get their (REJECTED) result now.
+    core.smart.recover().await;
     // Commands left in flight by a crash or restart get their (FAILED) result now.
     core.commands.recover().await;
 

@@ -11,6 +11,7 @@
 //! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
 //! | `charging_profile` ([`ProfileRecord`]) | our transaction id | the OCPI charging profile a station accepted for a running session |
+//! | `charging_profile_request` ([`ProfileRequest`]) | uuid | an OCPI ChargingProfiles request waiting for the station |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
 
@@ -425,5 +426,47 @@ impl Record for ProfileRecord {
     const KIND: &'static str = "charging_profile";
     fn id(&self) -> String {
         self.transaction_id.clone()
+    }
+}
+
+/// Which ChargingProfiles request a [`ProfileRequest`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRequestKind {
+    /// PUT (SetChargingProfile).
+    Set,
+    /// GET (ActiveChargingProfile).
+    Get,
+    /// DELETE (ClearProfile).
+    Clear,
+}
+
+/// An OCPI ChargingProfiles request forwarded to a station and not answered yet: stored before
+/// the ACCEPTED answer, removed in the transaction that queues its result. One left at start-up
+/// was interrupted by a crash or restart and gets a REJECTED result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    /// Record id (a uuid).
+    pub id: String,
+    /// Set, get or clear.
+    pub kind: ProfileRequestKind,
+    /// The peer that sent it.
+    pub peer: String,
+    /// The party the result is addressed to.
+    pub party: Option<(String, String)>,
+    /// Where the result goes.
+    pub response_url: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// Station id.
+    pub station: String,
+    /// When it arrived.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRequest {
+    const KIND: &'static str = "charging_profile_request";
+    fn id(&self) -> String {
+        self.id.clone()
     }
 }

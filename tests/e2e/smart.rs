@@ -516,3 +516,42 @@ async fn smart_charging_on_16() {
 async fn smart_charging_on_201() {
     smart_charging("CS201", OcppVersion::V201).await;
 }
+
+#[tokio::test]
+async fn a_profile_request_in_flight_at_a_crash_gets_rejected_after_restart() {
+    let mut config = ocpi_config().free_vend(false);
+    config.call_timeout = 30;
+    let (hub, mut daemon) = registered_with_hub(config).await;
+    hub.put_token_ok(&ocpi::token(CC, PID, "SMARTCRASH", "ALWAYS"))
+        .await;
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    let (session, _) = running_session(&daemon, &cs, "SMARTCRASH").await;
+    let steer = Steering::new(&hub);
+    cs.on("SetChargingProfile", Reply::Ignore);
+    let url = steer.response_url("set");
+    let r = steer
+        .send(
+            Method::PUT,
+            &session,
+            "",
+            Some(json!({"charging_profile": profile(), "response_url": url})),
+            &[],
+        )
+        .await;
+    Steering::sync(&r, "ACCEPTED");
+    cs.wait_for_call("SetChargingProfile", Duration::from_secs(5))
+        .await
+        .expect("the station got the call");
+    daemon.sigkill();
+    drop(cs);
+    daemon.restart().await;
+    let result = Emsp { hub: &hub }.result(&url, 1).await;
+    assert_eq!(result, json!({"result": "REJECTED"}));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let n = hub
+        .pushes()
+        .iter()
+        .filter(|p| url.ends_with(&p.path))
+        .count();
+    assert_eq!(n, 1, "exactly one result");
+}

@@ -19,8 +19,9 @@
 //! remembered ([`ProfileRecord`]) until it is cleared or the session ends; while it is, a 2.0.1
 //! NotifyChargingLimit / ReportChargingProfiles for that EVSE is pushed as the session's new
 //! ActiveChargingProfile to the party that set it, when its peer has a chargingprofiles SENDER
-//! endpoint. Requests in flight when the daemon stops get no result (the sender's `timeout`
-//! covers them).
+//! endpoint. Each forwarded request is stored ([`ProfileRequest`]) before the ACCEPTED answer and
+//! removed with its result; [`Smart::recover`] answers REJECTED for every request a crash or
+//! restart left in flight.
 
 pub mod mapping;
 
@@ -28,9 +29,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ocpi::types::{
-    ChargingProfileResponse, ChargingProfileResponseType, ChargingProfileResult,
-    ChargingProfileResultType, ClearProfileResult, CountryCode, InterfaceRole, ModuleId, PartyId,
-    Session, SetChargingProfile,
+    ActiveChargingProfileResult, ChargingProfileResponse, ChargingProfileResponseType,
+    ChargingProfileResult, ChargingProfileResultType, ClearProfileResult, CountryCode,
+    InterfaceRole, ModuleId, PartyId, Session, SetChargingProfile,
 };
 use ocpi::{OcpiError, Peer, PeerId, Peers};
 use ocpp::{
@@ -43,7 +44,9 @@ use crate::catalog::Catalog;
 use crate::commands::result_party;
 use crate::error::Logged;
 use crate::outbox::{self, Push, PushQueue};
-use crate::records::{PROFILE_COUNTER, ProfileRecord, SessionRecord};
+use crate::records::{
+    PROFILE_COUNTER, ProfileRecord, ProfileRequest, ProfileRequestKind, SessionRecord,
+};
 
 /// `stackLevel` of the profiles the bridge sets.
 pub const STACK_LEVEL: u32 = 0;
@@ -79,6 +82,8 @@ struct Request {
     peer: String,
     party: Option<(String, String)>,
     response_url: String,
+    /// The stored [`ProfileRequest`].
+    record: String,
 }
 
 fn response(result: ChargingProfileResponseType) -> ChargingProfileResponse {
@@ -160,18 +165,42 @@ impl Smart {
             peer: caller.id.0.clone(),
             party,
             response_url,
+            record: uuid::Uuid::new_v4().to_string(),
         }))
     }
 
-    fn accepted(&self, kind: &str, req: &Request) -> ChargingProfileResponse {
-        metrics::counter!("ocpi_charging_profile_requests_total", "request" => kind.to_owned())
-            .increment(1);
+    /// Stores the request durably, then answers ACCEPTED.
+    async fn accepted(
+        &self,
+        kind: ProfileRequestKind,
+        req: &Request,
+    ) -> Result<ChargingProfileResponse, OcpiError> {
+        let record = ProfileRequest {
+            id: req.record.clone(),
+            kind,
+            peer: req.peer.clone(),
+            party: req.party.clone(),
+            response_url: req.response_url.clone(),
+            session_id: req.session_id.clone(),
+            station: req.tx.station_id.clone(),
+            created_at: Utc::now(),
+        };
+        let store = &self.inner.store;
+        store
+            .update(|tx| tx.put_record(&record))
+            .map_err(|e| OcpiError::Server(e.to_string()))?;
+        store
+            .flush()
+            .await
+            .map_err(|e| OcpiError::Server(e.to_string()))?;
+        let kind = kind_name(kind);
+        metrics::counter!("ocpi_charging_profile_requests_total", "request" => kind).increment(1);
         tracing::info!(request = kind, station = %req.tx.station_id, session = %req.session_id,
             peer = %req.peer, "charging profile request forwarded");
-        ChargingProfileResponse::new(
+        Ok(ChargingProfileResponse::new(
             ChargingProfileResponseType::Accepted,
             self.response_timeout(),
-        )
+        ))
     }
 
     /// `PUT {chargingprofiles}/{session_id}`.
@@ -206,7 +235,7 @@ impl Smart {
             transaction_id: req.tx.ocpp_transaction_id.clone(),
             schedule: mapping::schedule_from_ocpi(&set.charging_profile),
         };
-        let answer = self.accepted("set", &req);
+        let answer = self.accepted(ProfileRequestKind::Set, &req).await?;
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = req.handle.send(&call).await;
@@ -262,7 +291,7 @@ impl Smart {
             duration,
             rate_unit: None,
         };
-        let answer = self.accepted("get", &req);
+        let answer = self.accepted(ProfileRequestKind::Get, &req).await?;
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = req.handle.send(&call).await;
@@ -301,7 +330,7 @@ impl Smart {
                 connector_id: req.tx.connector_id,
             }),
         };
-        let answer = self.accepted("clear", &req);
+        let answer = self.accepted(ProfileRequestKind::Clear, &req).await?;
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = req.handle.send(&call).await;
@@ -337,6 +366,7 @@ impl Smart {
         if store
             .update(|tx| {
                 tx.push_outbox(entry.clone())?;
+                tx.remove_record::<ProfileRequest>(&req.record)?;
                 extra(tx)
             })
             .or_log("queueing a charging profile result")
@@ -349,6 +379,39 @@ impl Smart {
             .await
             .or_log("flush after a charging profile result");
         self.inner.push.wake([&req.peer]);
+    }
+
+    /// At start-up: every request a crash or restart left waiting for its station gets a
+    /// REJECTED result.
+    pub async fn recover(&self) {
+        let store = &self.inner.store;
+        let Some(records) = store
+            .records::<ProfileRequest>()
+            .or_log("reading charging profile requests in flight")
+        else {
+            return;
+        };
+        let mut peers = Vec::new();
+        for r in records {
+            tracing::warn!(request = kind_name(r.kind), session = %r.session_id, station = %r.station,
+                peer = %r.peer, "charging profile request was in flight at restart; answering REJECTED");
+            let entry = outbox::entry(&r.peer, rejected(&r), r.party.clone());
+            let queued = store.update(|tx| {
+                tx.push_outbox(entry.clone())?;
+                tx.remove_record::<ProfileRequest>(&r.id)?;
+                Ok(())
+            });
+            if queued.or_log("queueing a recovery result").is_some() {
+                peers.push(r.peer.clone());
+            }
+        }
+        if !peers.is_empty() {
+            store
+                .flush()
+                .await
+                .or_log("flush after charging profile recovery");
+            self.inner.push.wake(peers);
+        }
     }
 
     /// A transaction ended: its profile is gone with it.
@@ -424,6 +487,37 @@ impl Smart {
                 .or_log("flush after an ActiveChargingProfile");
             self.inner.push.wake(woken);
         }
+    }
+}
+
+fn kind_name(kind: ProfileRequestKind) -> &'static str {
+    match kind {
+        ProfileRequestKind::Set => "set",
+        ProfileRequestKind::Get => "get",
+        ProfileRequestKind::Clear => "clear",
+    }
+}
+
+/// The REJECTED result of an interrupted request.
+fn rejected(r: &ProfileRequest) -> Push {
+    let response_url = r.response_url.clone();
+    let result = ChargingProfileResultType::Rejected;
+    match r.kind {
+        ProfileRequestKind::Set => Push::ChargingProfileResult {
+            response_url,
+            result: ChargingProfileResult { result },
+        },
+        ProfileRequestKind::Get => Push::ActiveChargingProfileResult {
+            response_url,
+            result: ActiveChargingProfileResult {
+                result,
+                profile: None,
+            },
+        },
+        ProfileRequestKind::Clear => Push::ClearProfileResult {
+            response_url,
+            result: ClearProfileResult { result },
+        },
     }
 }
 
