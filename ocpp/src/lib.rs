@@ -9,6 +9,9 @@
 //! - [`event`]: version-neutral requests and responses.
 //! - [`call`]: version-neutral CSMS → station calls ([`StationCall`]) and their answers
 //!   ([`CallAnswer`]).
+//! - [`schedule`]: smart charging: the version-neutral [`ChargingSchedule`], its 1.6 / 2.0.1
+//!   encodings (SetChargingProfile TxProfile, GetCompositeSchedule, ClearChargingProfile) and
+//!   the 2.0.1 limit reports ([`ChargingLimitReport`]).
 //! - [`error`]: RPC error codes spelled per version.
 //! - [`frame`]: the OCPP-J frame codec (`[2,id,action,payload]`, `[3,id,payload]`,
 //!   `[4,id,code,description,details]`).
