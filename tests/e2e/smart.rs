@@ -399,6 +399,33 @@ async fn smart_charging(station: &str, version: OcppVersion) {
             put.headers
         );
         assert_eq!(put.header("ocpi-to-party-id"), Some(PID));
+        // ReportChargingProfiles for the EVSE: the next update.
+        cs.call_ok(
+            "ReportChargingProfiles",
+            json!({"requestId": 1, "chargingLimitSource": "CSO", "evseId": 1,
+                "chargingProfile": [{"id": 99, "stackLevel": 0,
+                    "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+                    "transactionId": "smart-tx-1",
+                    "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000}]}]}]}),
+        )
+        .await;
+        let puts = hub
+            .wait_accepted("second ActiveChargingProfile PUT", 2, PUSH_SOON, |p| {
+                p.is("PUT", "chargingprofiles")
+                    && p.segments.last().map(String::as_str) == Some(session.as_str())
+            })
+            .await;
+        let body = puts[1].body.as_ref().expect("body");
+        assert_eq!(
+            body["charging_profile"]["charging_rate_unit"], "W",
+            "{body}"
+        );
+        assert_eq!(
+            text(&body["charging_profile"]["charging_profile_period"][0]["limit"]),
+            "7000",
+            "{body}"
+        );
     }
 
     // Clear: by the accepted profile's id.
