@@ -25,6 +25,7 @@ use crate::hub::HubClients;
 use crate::outbox::{self, Push, PushQueue};
 use crate::records::{CDRS_LISTED, Published, SESSIONS_LISTED};
 use crate::sessions::{Sessions, listing};
+use crate::smart::Smart;
 use crate::tokens;
 
 fn server_error(e: impl std::fmt::Display) -> OcpiError {
@@ -38,6 +39,7 @@ pub struct Cpo {
     store: Store,
     sessions: Arc<Sessions>,
     commands: Commands,
+    smart: Smart,
     push: PushQueue,
     hub: HubClients,
 }
@@ -55,6 +57,7 @@ impl Cpo {
         store: Store,
         sessions: Arc<Sessions>,
         commands: Commands,
+        smart: Smart,
         push: PushQueue,
         hub: HubClients,
     ) -> Self {
@@ -64,6 +67,7 @@ impl Cpo {
             store,
             sessions,
             commands,
+            smart,
             push,
             hub,
         }
@@ -366,6 +370,39 @@ impl ocpi::CpoBackend for Cpo {
         command: ocpi::types::Command,
     ) -> Result<ocpi::types::CommandResponse, OcpiError> {
         self.commands.handle(caller.clone(), from, command).await
+    }
+
+    async fn set_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        set: ocpi::types::SetChargingProfile,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart.set(caller, from, session, set).await
+    }
+
+    async fn get_active_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        duration: u32,
+        response_url: String,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart
+            .get(caller, from, session, duration, response_url)
+            .await
+    }
+
+    async fn clear_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        response_url: String,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart.clear(caller, from, session, response_url).await
     }
 
     async fn put_client_info(

@@ -8,7 +8,10 @@
 //! Pushes of the same object for the same peer coalesce ([`Push::coalesce_key`]) while they
 //! wait; CDRs and command results never do.
 
-use ocpi::types::{CommandResult, CommandResultType, DisplayText, InterfaceRole, ModuleId};
+use ocpi::types::{
+    ActiveChargingProfile, ActiveChargingProfileResult, ChargingProfileResult, ClearProfileResult,
+    CommandResult, CommandResultType, DisplayText, InterfaceRole, ModuleId,
+};
 use ocpi::{PeerId, PeerStatus, Peers};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -77,6 +80,35 @@ pub enum Push {
         /// The result.
         result: CommandResult,
     },
+    /// POST of a SetChargingProfile's result, bare, to the sender's `response_url`.
+    ChargingProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ChargingProfileResult,
+    },
+    /// POST of a GET ActiveChargingProfile's result, bare, to the sender's `response_url`.
+    ActiveChargingProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ActiveChargingProfileResult,
+    },
+    /// POST of a ClearProfile's result, bare, to the sender's `response_url`.
+    ClearProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ClearProfileResult,
+    },
+    /// PUT of a changed ActiveChargingProfile to `{chargingprofiles SENDER}/{session_id}` of the
+    /// party that set a profile on the session (the newest replaces an unsent older one).
+    ActiveChargingProfile {
+        /// Session id.
+        session_id: String,
+        /// The profile.
+        profile: ActiveChargingProfile,
+    },
 }
 
 /// A queued push.
@@ -94,18 +126,29 @@ impl Push {
             Push::Session { .. } | Push::SessionPatch { .. } => "sessions",
             Push::Cdr { .. } => "cdrs",
             Push::CommandResult { .. } => "command_result",
+            Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => "chargingprofile_result",
+            Push::ActiveChargingProfile { .. } => "chargingprofiles",
         }
     }
 
     /// The HTTP method.
     pub fn method(&self) -> &'static str {
         match self {
-            Push::Location { .. } | Push::Tariff { .. } | Push::Session { .. } => "PUT",
+            Push::Location { .. }
+            | Push::Tariff { .. }
+            | Push::Session { .. }
+            | Push::ActiveChargingProfile { .. } => "PUT",
             Push::EvseStatus { .. } | Push::EvseRemoved { .. } | Push::SessionPatch { .. } => {
                 "PATCH"
             }
             Push::TariffDelete { .. } => "DELETE",
-            Push::Cdr { .. } | Push::CommandResult { .. } => "POST",
+            Push::Cdr { .. }
+            | Push::CommandResult { .. }
+            | Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => "POST",
         }
     }
 
@@ -119,15 +162,26 @@ impl Push {
             Push::Session { id } => format!("session:{id}"),
             Push::SessionPatch { id } => format!("session_patch:{id}"),
             Push::Cdr { id, .. } => format!("cdr:{id}"),
-            Push::CommandResult { response_url, .. } => response_url.clone(),
+            Push::CommandResult { response_url, .. }
+            | Push::ChargingProfileResult { response_url, .. }
+            | Push::ActiveChargingProfileResult { response_url, .. }
+            | Push::ClearProfileResult { response_url, .. } => response_url.clone(),
+            Push::ActiveChargingProfile { session_id, .. } => {
+                format!("active_charging_profile:{session_id}")
+            }
         }
     }
 
     /// Pushes with the same key for the same peer merge while they wait (rendered pushes);
-    /// `None` for pushes that must each be delivered (CDRs, command results).
+    /// `None` for pushes that must each be delivered (CDRs, command and charging-profile
+    /// results).
     pub fn coalesce_key(&self) -> Option<String> {
         match self {
-            Push::Cdr { .. } | Push::CommandResult { .. } => None,
+            Push::Cdr { .. }
+            | Push::CommandResult { .. }
+            | Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => None,
             _ => Some(format!("{} {}", self.method(), self.subject())),
         }
     }

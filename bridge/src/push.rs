@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use ocpi::client::Recipient;
 use ocpi::types::{
+    ActiveChargingProfile, ActiveChargingProfileResult, ChargingProfileResult, ClearProfileResult,
     CommandResult, CountryCode, EvseStatus, EvseUid, Location, LocationId, PartyId, SessionId,
     Tariff,
 };
@@ -52,8 +53,9 @@ const WINDOW: usize = 512;
 /// Which pushes must keep their relative order: two entries conflict when they are in the same
 /// group and one of them covers the whole group (`key` = `None`) or both have the same key.
 /// A Location covers its EVSEs (its PUT is not overtaken by their PATCHes nor they by it); each
-/// EVSE is its own key; a Session's PUT, PATCHes and CDR share a group; every tariff, and every
-/// command result, is a group of its own.
+/// EVSE is its own key; a Session's PUT, PATCHes and CDR share a group; every tariff, every
+/// command or charging-profile result, and each session's ActiveChargingProfile updates, is a
+/// group of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Lane {
     /// The object group.
@@ -91,7 +93,13 @@ pub fn lane(push: &Push, location_of: impl Fn(&str) -> Option<String>) -> Lane {
             Some(format!("{station}\0removed\0{uid}")),
         ),
         Push::TariffDelete { id } => (format!("tariff:{id}"), None),
-        Push::CommandResult { response_url, .. } => (format!("result:{response_url}"), None),
+        Push::CommandResult { response_url, .. }
+        | Push::ChargingProfileResult { response_url, .. }
+        | Push::ActiveChargingProfileResult { response_url, .. }
+        | Push::ClearProfileResult { response_url, .. } => (format!("result:{response_url}"), None),
+        Push::ActiveChargingProfile { session_id, .. } => {
+            (format!("active_charging_profile:{session_id}"), None)
+        }
     };
     Lane { group, key }
 }
@@ -191,6 +199,10 @@ enum Rendered {
     Session(String, SessionBody),
     Cdr(ocpi::types::Cdr),
     CommandResult(String, CommandResult),
+    ChargingProfileResult(String, ChargingProfileResult),
+    ActiveChargingProfileResult(String, ActiveChargingProfileResult),
+    ClearProfileResult(String, ClearProfileResult),
+    ActiveChargingProfile(SessionId, ActiveChargingProfile),
 }
 
 /// What became of one delivery attempt.
@@ -509,6 +521,34 @@ impl Pusher {
                 response_url.clone(),
                 result.clone(),
             )),
+            Push::ChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ActiveChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ClearProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ClearProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfile {
+                session_id,
+                profile,
+            } => Some(Rendered::ActiveChargingProfile(
+                SessionId::new(session_id.clone()),
+                profile.clone(),
+            )),
         })
     }
 
@@ -558,6 +598,22 @@ impl Pusher {
             Rendered::Cdr(cdr) => client.post_cdr(peer, cdr).await,
             Rendered::CommandResult(url, result) => client
                 .post_command_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ClearProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfile(session, profile) => client
+                .put_active_charging_profile(peer, session, profile, &to)
                 .await
                 .map(|_| None),
         };

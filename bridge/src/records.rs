@@ -12,6 +12,8 @@
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
 //! | `published` ([`Published`]) | `config` | which locations, stations and tariffs the configuration published at the last start (to notice removals) |
 //! | `held_cdr` ([`HeldCdr`]) | CDR id (= session id) | a CDR whose price could not be computed: stored, not sent |
+//! | `charging_profile` ([`ProfileRecord`]) | our transaction id | the OCPI charging profile a station accepted for a running session |
+//! | `charging_profile_request` ([`ProfileRequest`]) | uuid | an OCPI ChargingProfiles request waiting for the station |
 //! | `token_a` ([`TokenA`]) | uuid | a token A issued by the operator, or the configured one once used: single use |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
@@ -59,6 +61,8 @@ pub const LISTINGS_BUILT: Index = Index("listings_built");
 pub const REMOTE_START_COUNTER: &str = "remote_start";
 /// Counter of OCPP reservation ids.
 pub const RESERVATION_COUNTER: &str = "reservation";
+/// Counter of OCPP charging profile ids.
+pub const PROFILE_COUNTER: &str = "charging_profile";
 
 /// What a Session and its CDR need that was fixed when the session began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -476,5 +480,78 @@ mod tests {
         let mut v = kinds.to_vec();
         v.dedup();
         assert_eq!(v.len(), n);
+    }
+}
+
+/// A charging profile an eMSP or SCSP set (through OCPI ChargingProfiles) on a running session
+/// and the station accepted: its OCPP id (a new PUT replaces it under the same id, a DELETE
+/// clears it by id) and who set it (changes reported by the station go there). Forgotten when
+/// the session ends or the profile is cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// Our transaction id (the key).
+    pub transaction_id: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// The peer that set it.
+    pub peer: String,
+    /// The party it was set for (`OCPI-to-*` of updates).
+    pub party: Option<(String, String)>,
+    /// The OCPP `chargingProfileId` / `id`.
+    pub profile_id: i32,
+    /// Station id.
+    pub station: String,
+    /// EVSE number.
+    pub evse_id: u32,
+    /// When the station accepted it.
+    pub set_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRecord {
+    const KIND: &'static str = "charging_profile";
+    fn id(&self) -> String {
+        self.transaction_id.clone()
+    }
+}
+
+/// Which ChargingProfiles request a [`ProfileRequest`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRequestKind {
+    /// PUT (SetChargingProfile).
+    Set,
+    /// GET (ActiveChargingProfile).
+    Get,
+    /// DELETE (ClearProfile).
+    Clear,
+}
+
+/// An OCPI ChargingProfiles request forwarded to a station and not answered yet: stored before
+/// the ACCEPTED answer, removed in the transaction that queues its result. One left at start-up
+/// was interrupted by a crash or restart and gets a REJECTED result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    /// Record id (a uuid).
+    pub id: String,
+    /// Set, get or clear.
+    pub kind: ProfileRequestKind,
+    /// The peer that sent it.
+    pub peer: String,
+    /// The party the result is addressed to.
+    pub party: Option<(String, String)>,
+    /// Where the result goes.
+    pub response_url: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// Station id.
+    pub station: String,
+    /// When it arrived.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRequest {
+    const KIND: &'static str = "charging_profile_request";
+    fn id(&self) -> String {
+        self.id.clone()
     }
 }

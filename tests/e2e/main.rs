@@ -23,6 +23,7 @@ mod ops;
 mod restart;
 mod roaming;
 mod shutdown;
+mod smart;
 mod station_ids;
 mod stops;
 mod tls;

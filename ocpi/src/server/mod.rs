@@ -6,11 +6,13 @@
 //! cdrs) also answer with a trailing slash (the spec's own examples use `/sessions/?date_from=…`).
 //!
 //! Functional routes: locations, tariffs, sessions (+ `/{session_id}/charging_preferences`), cdrs as Sender;
-//! tokens (`/{country_code}/{party_id}/{token_uid}`) and commands (`/{command}`) as Receiver.
+//! tokens (`/{country_code}/{party_id}/{token_uid}`), commands (`/{command}`) and chargingprofiles
+//! (`/{session_id}`: PUT, GET, DELETE) as Receiver.
 //! Configuration route for hubs: hubclientinfo (`/{country_code}/{party_id}`) as Receiver, peer tokens only, no
 //! routing headers.
 
 mod auth;
+mod chargingprofiles;
 mod commands;
 mod credentials;
 mod hubclientinfo;
@@ -107,6 +109,12 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
                 .patch(tokens::patch::<B>),
         )
         .route("/ocpi/2.2.1/commands/{command}", post(commands::post::<B>))
+        .route(
+            "/ocpi/2.2.1/chargingprofiles/{session_id}",
+            put(chargingprofiles::put::<B>)
+                .get(chargingprofiles::get::<B>)
+                .delete(chargingprofiles::delete::<B>),
+        )
         .layer(from_fn_with_state(
             platform.clone(),
             auth::routing_headers::<B>,
