@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use ocpi::server::{Page, PageParams};
+use ocpi::server::{Keyset, Page, PageParams};
 use ocpi::types::{
     CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId, Tariff, TokenType,
     TokenUid,
@@ -229,15 +229,19 @@ impl Cpo {
         );
         let page = self
             .store
-            .list_page(
+            .list_page_after(
                 listed,
                 &scope,
                 params.date_from.map(Into::into),
                 params.date_to.map(Into::into),
+                params.cursor.as_deref(),
                 params.offset,
                 params.limit,
             )
-            .map_err(server_error)?;
+            .map_err(|e| match e {
+                state::Error::Rejected(why) => OcpiError::InvalidParameters(why),
+                e => server_error(e),
+            })?;
         let mut items = Vec::with_capacity(page.ids.len());
         for id in &page.ids {
             items.extend(load(id)?);
@@ -245,6 +249,8 @@ impl Cpo {
         Ok(Page {
             items,
             total: page.total,
+            // The Link continues after the last object of this page (see `state::listing`).
+            next_cursor: page.next.map_or(Keyset::End, Keyset::Next),
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct ListPage {
     /// How many index entries were read to answer (the page's cost): the offset skipped, the
     /// page, and the window when one is given (to count it); not the rest of the listing.
     pub scanned: usize,
+    /// A cursor for the next page ([`Store::list_page_after`]), when another page follows.
+    pub next: Option<String>,
 }
 
 fn micros(at: DateTime<Utc>) -> u64 {
@@ -149,6 +151,25 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> Result<ListPage, Error> {
+        self.list_page_after(listing, scope, from, to, None, offset, limit)
+    }
+
+    /// Like [`Store::list_page`], but when `after` (a [`ListPage::next`] cursor) is given the
+    /// page starts right after the entry it names instead of at `offset`: an id that moved to
+    /// the end while a client walks the pages (its object was updated) then shifts nothing,
+    /// so no other id is skipped. A malformed cursor is [`Error::Rejected`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_page_after(
+        &self,
+        listing: Listing,
+        scope: &str,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        use std::ops::Bound;
         let t = self.tree(idx::INDEXES);
         let base = scope_prefix(listing, scope);
         let bound = |at: u64| {
@@ -168,18 +189,55 @@ impl Store {
                 k
             }
         };
+        let (first, skip) = match after {
+            Some(cursor) => {
+                let (at, id) = cursor
+                    .split_once('.')
+                    .and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id)))
+                    .filter(|(_, id)| !id.is_empty())
+                    .ok_or_else(|| Error::Rejected(format!("malformed cursor {cursor:?}")))?;
+                let key = entry_key(listing, scope, at, id);
+                // Never before the window's start.
+                if key < start {
+                    (Bound::Included(start.clone()), 0)
+                } else {
+                    (Bound::Excluded(key), 0)
+                }
+            }
+            None => (Bound::Included(start.clone()), offset),
+        };
         let id_at = base.len() + 8;
+        let entry = |k: &[u8]| -> (u64, String) {
+            let at = k
+                .get(base.len()..id_at)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            (
+                at,
+                String::from_utf8_lossy(&k[id_at.min(k.len())..]).into_owned(),
+            )
+        };
         let mut ids = Vec::new();
+        let mut last = None;
+        let mut more = false;
         let mut scanned = 0usize;
+        // One entry beyond the page tells whether another page follows.
         for item in t
-            .range(start.clone()..end.clone())
-            .take(offset.saturating_add(limit))
+            .range::<Vec<u8>, _>((first, Bound::Excluded(end.clone())))
+            .take(skip.saturating_add(limit).saturating_add(1))
         {
             let (k, _) = item?;
             scanned += 1;
-            if scanned > offset {
-                ids.push(String::from_utf8_lossy(&k[id_at.min(k.len())..]).into_owned());
+            if scanned <= skip {
+                continue;
             }
+            if ids.len() == limit {
+                more = true;
+                break;
+            }
+            let (at, id) = entry(&k);
+            ids.push(id.clone());
+            last = Some((at, id));
         }
         let total = if from.is_none() && to.is_none() {
             usize::try_from(decode_count(t.get(count_key(listing, scope))?)).unwrap_or(usize::MAX)
@@ -196,6 +254,7 @@ impl Store {
             ids,
             total,
             scanned,
+            next: last.filter(|_| more).map(|(at, id)| format!("{at}.{id}")),
         })
     }
 
@@ -317,7 +376,41 @@ mod tests {
             costs.push((first.scanned, recent.scanned));
         }
         assert_eq!(costs[0], costs[1], "page cost (entries read) per size");
-        assert_eq!(costs[0], (10, 30));
+        assert_eq!(costs[0], (11, 31));
+    }
+
+    #[test]
+    fn a_cursor_walk_skips_nothing_when_an_object_moves_to_the_end() {
+        let (_d, s) = store();
+        for i in 0..9 {
+            put(&s, &format!("id{i}"), &["p"], i);
+        }
+        let first = s.list_page(L, "p", None, None, 0, 3).expect("page");
+        assert_eq!(first.ids, strings(&["id0", "id1", "id2"]));
+        let cursor = first.next.expect("more pages");
+        // id1 is updated while the client walks: it moves to the end.
+        put(&s, "id1", &["p"], 100);
+        // By offset, id3 would now be skipped (everything shifted left by one).
+        let by_offset = s.list_page(L, "p", None, None, 3, 3).expect("page");
+        assert_eq!(by_offset.ids, strings(&["id4", "id5", "id6"]));
+        let second = s
+            .list_page_after(L, "p", None, None, Some(&cursor), 3, 3)
+            .expect("page");
+        assert_eq!(second.ids, strings(&["id3", "id4", "id5"]));
+        let third = s
+            .list_page_after(L, "p", None, None, second.next.as_deref(), 6, 3)
+            .expect("page");
+        assert_eq!(third.ids, strings(&["id6", "id7", "id8"]));
+        let last = s
+            .list_page_after(L, "p", None, None, third.next.as_deref(), 9, 3)
+            .expect("page");
+        // The moved object comes again at the end, and the walk ends there.
+        assert_eq!(last.ids, strings(&["id1"]));
+        assert_eq!(last.next, None);
+        assert!(
+            s.list_page_after(L, "p", None, None, Some("x"), 0, 3)
+                .is_err()
+        );
     }
 
     #[test]

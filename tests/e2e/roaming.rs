@@ -372,6 +372,20 @@ async fn a_hub_with_two_parties_routes_each_push_and_holds_an_offline_party_alon
     let url = hub.bridge_module_url("cdrs");
     let r = hub.get_as_peer(&url).await;
     assert_total(&r, 2);
+    // Page by page (limit 1): the Link continues after the last object (a cursor), and the
+    // walk lists both exactly once.
+    let pages = hub.walk_pages(&format!("{url}?limit=1")).await;
+    assert_eq!(pages.len(), 2, "two pages of one");
+    assert!(
+        pages[0].next_link().is_some_and(|l| l.contains("cursor=")),
+        "{:?}",
+        pages[0].next_link()
+    );
+    let mut walked: Vec<String> = pages.iter().flat_map(listed_ids).collect();
+    walked.sort();
+    let mut both = vec![id_a.clone(), id_b.clone()];
+    both.sort();
+    assert_eq!(walked, both);
     let r = hub.get_as_party(&url, "FR", "EMB").await;
     assert_total(&r, 1);
     assert_eq!(listed_ids(&r), [id_b.as_str()], "{}", r.text);

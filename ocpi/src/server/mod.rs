@@ -38,7 +38,7 @@ use crate::platform::Platform;
 use crate::types::{InterfaceRole, ModuleId};
 
 pub use auth::{Caller, RequestFrom};
-pub use pagination::{Page, PageParams, paginate};
+pub use pagination::{Keyset, Page, PageParams, paginate};
 
 /// A module listed in our version details at `/ocpi/2.2.1/{identifier}` (see `CpoBackend::advertised_modules`
 /// and `Settings::extra_modules`; routes beyond ours are the daemon's to add).

@@ -32,6 +32,9 @@ pub struct PageParams {
     pub date_from: Option<DateTime>,
     /// Only objects with `last_updated < date_to`.
     pub date_to: Option<DateTime>,
+    /// Our own `cursor` parameter (only ever from a `Link` we sent): where a keyset-paged list
+    /// continues ([`Page::next_cursor`]); `offset` is then informative only.
+    pub cursor: Option<String>,
     /// All original query pairs (for the `Link` header).
     pairs: Vec<(String, String)>,
 }
@@ -86,11 +89,19 @@ impl PageParams {
             None => cap,
         };
         let (date_from, date_to) = (date("date_from")?, date("date_to")?);
+        let cursor = match get("cursor").filter(|v| !v.is_empty()) {
+            Some(c) if c.len() <= 256 => Some(c.to_owned()),
+            Some(_) => {
+                return Err(OcpiError::InvalidParameters("cursor is too long".into()));
+            }
+            None => None,
+        };
         Ok(Self {
             offset,
             limit,
             date_from,
             date_to,
+            cursor,
             pairs,
         })
     }
@@ -102,6 +113,7 @@ impl PageParams {
             limit: usize::MAX,
             date_from: None,
             date_to: None,
+            cursor: None,
             pairs: Vec::new(),
         }
     }
@@ -111,11 +123,11 @@ impl PageParams {
             && self.date_to.is_none_or(|to| last_updated < to)
     }
 
-    fn next_url(&self, base: &str, next_offset: usize) -> String {
+    fn next_url(&self, base: &str, next_offset: usize, cursor: Option<&str>) -> String {
         let mut query: Vec<String> = self
             .pairs
             .iter()
-            .filter(|(k, _)| k != "offset" && k != "limit")
+            .filter(|(k, _)| k != "offset" && k != "limit" && k != "cursor")
             .map(|(k, v)| {
                 format!(
                     "{}={}",
@@ -126,6 +138,9 @@ impl PageParams {
             .collect();
         query.push(format!("offset={next_offset}"));
         query.push(format!("limit={}", self.limit));
+        if let Some(c) = cursor {
+            query.push(format!("cursor={}", utf8_percent_encode(c, QUERY)));
+        }
         format!("{base}?{}", query.join("&"))
     }
 }
@@ -137,6 +152,21 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Matches after the date filter, on all pages.
     pub total: usize,
+    /// For a keyset-paged list: `Some(cursor)` when another page follows (the `Link` carries
+    /// it), `None` at the end. Unused (`Keyset::No`) for lists sliced by offset.
+    pub next_cursor: Keyset,
+}
+
+/// How a page continues.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Keyset {
+    /// Sliced by offset: another page follows while `offset + items < total`.
+    #[default]
+    No,
+    /// Keyset-paged: the next page starts after this cursor.
+    Next(String),
+    /// Keyset-paged, and this was the last page.
+    End,
 }
 
 impl PageParams {
@@ -153,7 +183,11 @@ impl PageParams {
             .skip(self.offset)
             .take(self.limit)
             .collect();
-        Page { items, total }
+        Page {
+            items,
+            total,
+            next_cursor: Keyset::No,
+        }
     }
 
     /// Answers a page: the envelope and the `X-Total-Count`, `X-Limit` and `Link` headers. `base`
@@ -161,7 +195,11 @@ impl PageParams {
     pub fn respond<T: Serialize>(&self, page: Page<T>, base: &str, cap: usize) -> Response {
         let total = page.total;
         let next_offset = self.offset.saturating_add(page.items.len());
-        let more = !page.items.is_empty() && next_offset < total;
+        let (more, cursor) = match &page.next_cursor {
+            Keyset::No => (!page.items.is_empty() && next_offset < total, None),
+            Keyset::Next(c) => (true, Some(c.as_str())),
+            Keyset::End => (false, None),
+        };
         let mut response = Envelope::success(page.items).into_response();
         let h = response.headers_mut();
         h.insert(
@@ -175,7 +213,7 @@ impl PageParams {
         if more
             && let Ok(link) = HeaderValue::from_str(&format!(
                 "<{}>; rel=\"next\"",
-                self.next_url(base, next_offset)
+                self.next_url(base, next_offset, cursor)
             ))
         {
             h.insert(axum::http::header::LINK, link);
@@ -232,10 +270,22 @@ mod tests {
             p.date_from.map(|d| d.to_string()).as_deref(),
             Some("2020-01-01T00:00:00Z")
         );
-        let link = p.next_url("https://x/ocpi/2.2.1/locations", 10);
+        let link = p.next_url("https://x/ocpi/2.2.1/locations", 10, None);
         assert_eq!(
             link,
             "https://x/ocpi/2.2.1/locations?date_from=2020-01-01T01:00:00%2001:00&foo=bar&offset=10&limit=10"
         );
+    }
+
+    #[test]
+    fn a_keyset_link_carries_the_cursor_and_replaces_an_old_one() {
+        let p = parse("limit=2&cursor=5.old&date_from=2020-01-01T00:00:00Z").expect("ok");
+        assert_eq!(p.cursor.as_deref(), Some("5.old"));
+        let link = p.next_url("https://x/s", 4, Some("17.a b"));
+        assert_eq!(
+            link,
+            "https://x/s?date_from=2020-01-01T00:00:00Z&offset=4&limit=2&cursor=17.a%20b"
+        );
+        assert!(parse(&format!("cursor={}", "x".repeat(300))).is_err());
     }
 }
