@@ -466,14 +466,6 @@ async fn register_peer(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
-    if platform
-        .peers()
-        .get(&id)
-        .is_some_and(|p| p.status == ocpi::PeerStatus::Registered)
-    {
-        tracing::info!(peer = %id, "already registered");
-        return;
-    }
     let Some(cfg) = settings
         .ocpi
         .peers
@@ -482,11 +474,29 @@ async fn register_peer(
     else {
         return;
     };
+    if let Some(stored) = platform
+        .peers()
+        .get(&id)
+        .filter(|p| p.status == ocpi::PeerStatus::Registered)
+    {
+        // Quirks edited in the configuration apply at once; a changed version pin applies at
+        // the next credentials update (`peers rotate`).
+        let options = cfg.options();
+        if stored.options != options {
+            let updated = ocpi::Peer { options, ..stored };
+            if let Err(e) = platform.peers().save(updated) {
+                tracing::warn!(peer = %id, error = %e, "could not store the peer's new options");
+            }
+        }
+        tracing::info!(peer = %id, "already registered");
+        return;
+    }
     let token = ocpi::types::AuthToken::new(cfg.token_a.expose_secret());
+    let options = cfg.options();
     let mut wait = Duration::from_millis(500);
     loop {
         match platform
-            .register(id.clone(), &versions_url, token.clone())
+            .register_with_options(id.clone(), &versions_url, token.clone(), options.clone())
             .await
         {
             Ok(peer) => {

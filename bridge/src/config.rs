@@ -203,9 +203,19 @@ pub struct OcpiSettings {
     pub idle_timeout: u64,
     /// Most open OCPI connections; more are answered HTTP 503 at once.
     pub max_connections: usize,
+    /// OCPI versions served and negotiated (`["2.3.0", "2.2.1", "2.1.1"]` by default).
+    pub versions: Vec<String>,
 }
 
 impl OcpiSettings {
+    /// `versions` parsed (checked by `Settings::validate`; unknown entries are skipped here).
+    pub fn ocpi_versions(&self) -> Vec<ocpi::types::OcpiVersion> {
+        self.versions
+            .iter()
+            .filter_map(|v| ocpi::types::OcpiVersion::parse(v))
+            .collect()
+    }
+
     /// The OCPI listener's limits.
     pub fn http_limits(&self) -> crate::http::Limits {
         crate::http::Limits {
@@ -234,6 +244,10 @@ impl Default for OcpiSettings {
             header_timeout: 10,
             idle_timeout: 60,
             max_connections: 1024,
+            versions: ocpi::types::OcpiVersion::ALL
+                .iter()
+                .map(|v| v.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -246,6 +260,31 @@ pub struct PeerSettings {
     pub versions_url: String,
     /// The token A the peer gave us.
     pub token_a: SecretString,
+    /// OCPI versions allowed with this peer (empty: all of `ocpi.versions`); registration
+    /// picks the highest one both sides offer.
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// Known deviations of the peer's implementation to play along with (see README).
+    #[serde(default)]
+    pub quirks: Vec<String>,
+}
+
+impl PeerSettings {
+    /// The peer's version pin and quirks (checked by `Settings::validate`).
+    pub fn options(&self) -> ocpi::PeerOptions {
+        ocpi::PeerOptions {
+            versions: self
+                .versions
+                .iter()
+                .filter_map(|v| ocpi::types::OcpiVersion::parse(v))
+                .collect(),
+            quirks: self
+                .quirks
+                .iter()
+                .filter_map(|q| ocpi::Quirk::ALL.into_iter().find(|k| k.as_str() == q))
+                .collect(),
+        }
+    }
 }
 
 /// `[admin]`
@@ -628,12 +667,43 @@ impl Settings {
         if o.business_name.trim().is_empty() {
             return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
         }
+        if o.versions.is_empty() {
+            return Err(ConfigError::new(
+                "ocpi.versions",
+                "must name at least one version (2.3.0, 2.2.1, 2.1.1)",
+            ));
+        }
+        for v in &o.versions {
+            if ocpi::types::OcpiVersion::parse(v).is_none() {
+                return Err(ConfigError::new(
+                    "ocpi.versions",
+                    format!("unknown OCPI version `{v}` (2.3.0, 2.2.1 or 2.1.1)"),
+                ));
+            }
+        }
         for (i, p) in o.peers.iter().enumerate() {
             if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {
                 return Err(ConfigError::new(
                     format!("ocpi.peers[{i}].versions_url"),
                     "must start with http:// or https://",
                 ));
+            }
+            for v in &p.versions {
+                if !o.versions.iter().any(|ours| ours.trim() == v.trim()) {
+                    return Err(ConfigError::new(
+                        format!("ocpi.peers[{i}].versions"),
+                        format!("`{v}` is not one of ocpi.versions {:?}", o.versions),
+                    ));
+                }
+            }
+            for q in &p.quirks {
+                if !ocpi::Quirk::ALL.iter().any(|k| k.as_str() == q) {
+                    let known: Vec<&str> = ocpi::Quirk::ALL.iter().map(|k| k.as_str()).collect();
+                    return Err(ConfigError::new(
+                        format!("ocpi.peers[{i}].quirks"),
+                        format!("unknown quirk `{q}` (known: {})", known.join(", ")),
+                    ));
+                }
             }
         }
         let mut location_ids = HashSet::new();

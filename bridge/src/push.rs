@@ -3,7 +3,8 @@
 //! One delivery task per peer, so a slow or dead peer never delays another. Each task sends its
 //! peer's entries strictly in queue order: it picks the head entry (from then on nothing merges
 //! into it), renders its typed body from the current state ([`Rendered`]), sends it with the
-//! typed `ocpi::Client` method for its kind, and removes it only when the peer accepted it
+//! typed `ocpi::Client` method for its kind (which encodes it in the peer's current OCPI version,
+//! read from the peer record at each attempt — [`ocpi::codec`]), and removes it only when the peer accepted it
 //! (OCPI 1000) — flushing before it moves on. Network errors, timeouts, HTTP 5xx and OCPI 3xxx
 //! are retried with exponential backoff and jitter (capped); a refusal (OCPI 2xxx, HTTP 4xx) is
 //! logged with the peer's message and parked for an operator (admin API), so one bad entry does
@@ -309,7 +310,11 @@ impl Pusher {
                 .map(|_| None),
             Rendered::Tariff(t) => client.put_tariff(peer, t).await.map(|_| None),
             Rendered::Session(_, SessionBody::Put(s)) => {
-                client.put_session(peer, s).await.map(|_| None)
+                let loc = self.embedded_location(peer, s.location_id.as_str());
+                client
+                    .put_session_at(peer, s, loc.as_ref())
+                    .await
+                    .map(|_| None)
             }
             Rendered::Session(id, SessionBody::Patch(s, patch)) => client
                 .patch_session(
@@ -322,7 +327,10 @@ impl Pusher {
                 )
                 .await
                 .map(|_| None),
-            Rendered::Cdr(cdr) => client.post_cdr(peer, cdr).await,
+            Rendered::Cdr(cdr) => {
+                let loc = self.embedded_location(peer, cdr.cdr_location.id.as_str());
+                client.post_cdr_at(peer, cdr, loc.as_ref()).await
+            }
             Rendered::CommandResult(url, result) => client
                 .post_command_result(peer, url, result, &to)
                 .await
@@ -358,6 +366,17 @@ impl Pusher {
             ) => Outcome::Retry(e.to_string()),
             Err(e) => Outcome::Refused(e.to_string()),
         }
+    }
+
+    /// The Location a 2.1.1 Session or CDR embeds (other versions embed none). Rendered now, like
+    /// the rest of the body: the peer's version is read at send time, so a version change
+    /// applies to queued pushes too.
+    fn embedded_location(&self, peer: &Peer, id: &str) -> Option<Location> {
+        if !peer.ocpi_version().is_2_1_1() {
+            return None;
+        }
+        let loc = self.catalog.location(id)?;
+        self.catalog.build_location(loc).ok()
     }
 
     /// The Location to re-send when a peer refuses an EVSE update (it may not know the Location).

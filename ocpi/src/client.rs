@@ -340,6 +340,18 @@ impl Client {
     /// `PUT {sessions}/{cc}/{pid}/{session_id}` with the full Session on the peer's sessions RECEIVER endpoint;
     /// routed to the token owner (`cdr_token` cc/pid).
     pub async fn put_session(&self, peer: &Peer, session: &Session) -> Result<Accepted, PushError> {
+        self.put_session_at(peer, session, None).await
+    }
+
+    /// [`Client::put_session`] in the peer's version; a 2.1.1 peer gets `location` embedded
+    /// ([`crate::codec::session`]).
+    pub async fn put_session_at(
+        &self,
+        peer: &Peer,
+        session: &Session,
+        location: Option<&Location>,
+    ) -> Result<Accepted, PushError> {
+        let body = crate::codec::session(peer.ocpi_version(), session, location);
         let path = path(&[
             session.country_code.as_str(),
             session.party_id.as_str(),
@@ -352,7 +364,7 @@ impl Client {
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(session),
+            Some(&body),
             &to,
         )
         .await
@@ -380,6 +392,7 @@ impl Client {
                 "a Session PATCH must be an object with last_updated".into(),
             ));
         }
+        let patch = crate::codec::session_patch(peer.ocpi_version(), patch);
         let path = path(&[
             country_code.as_str(),
             party_id.as_str(),
@@ -401,6 +414,18 @@ impl Client {
     /// eMSP's `Location` header (the URL of the stored CDR; `None` if the eMSP sent none). Any 2xx with OCPI 1xxx (or
     /// an empty body) is success.
     pub async fn post_cdr(&self, peer: &Peer, cdr: &Cdr) -> Result<Option<String>, PushError> {
+        self.post_cdr_at(peer, cdr, None).await
+    }
+
+    /// [`Client::post_cdr`] in the peer's version; a 2.1.1 peer gets `location` embedded (else
+    /// one built from `cdr_location`, [`crate::codec::cdr`]).
+    pub async fn post_cdr_at(
+        &self,
+        peer: &Peer,
+        cdr: &Cdr,
+        location: Option<&Location>,
+    ) -> Result<Option<String>, PushError> {
+        let body = crate::codec::cdr(peer.ocpi_version(), cdr, location);
         let to = Recipient::party(&cdr.cdr_token.country_code, &cdr.cdr_token.party_id);
         let accepted = self
             .send_to(
@@ -409,7 +434,7 @@ impl Client {
                 InterfaceRole::Receiver,
                 Method::POST,
                 "",
-                Some(cdr),
+                Some(&body),
                 &to,
             )
             .await?;
@@ -436,12 +461,13 @@ impl Client {
             )));
         }
         let routing = self.routing_to(peer, &ModuleId::Commands, to);
+        let body = crate::codec::command_result(peer.ocpi_version(), result);
         self.request(
             Method::POST,
             response_url,
             &peer.token_out,
             peer.encode_token,
-            Some(result),
+            Some(&body),
             routing.as_ref(),
             None,
         )
@@ -527,7 +553,7 @@ impl Client {
         let total = raw.len();
         let tokens: Vec<Token> = raw
             .into_iter()
-            .filter_map(|v| match serde_json::from_value::<Token>(v) {
+            .filter_map(|v| match serde_json::from_value::<Token>(crate::codec::token_from(peer.ocpi_version(), v, peer.party_for(&ModuleId::Tokens))) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
@@ -552,13 +578,17 @@ impl Client {
             location.party_id.as_str(),
             location.id.as_str(),
         ]);
+        let mut body = crate::codec::location(peer.ocpi_version(), location);
+        if peer.has_quirk(crate::peer::Quirk::ShortAddress) {
+            crate::codec::short_address(&mut body);
+        }
         self.send(
             peer,
             &ModuleId::Locations,
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(location),
+            Some(&body),
         )
         .await
     }
@@ -605,13 +635,14 @@ impl Client {
             tariff.party_id.as_str(),
             tariff.id.as_str(),
         ]);
+        let body = crate::codec::tariff(peer.ocpi_version(), tariff);
         self.send(
             peer,
             &ModuleId::Tariffs,
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(tariff),
+            Some(&body),
         )
         .await
     }
@@ -705,7 +736,7 @@ impl Client {
     }
 
     fn routing_to(&self, peer: &Peer, module: &ModuleId, to: &Recipient) -> Option<Routing> {
-        is_functional(module).then(|| Routing {
+        (is_functional(module) && peer.wants_routing_headers()).then(|| Routing {
             from: self.from.clone(),
             to: match to {
                 Recipient::PeerParty => peer
@@ -1017,7 +1048,7 @@ pub fn parse_tokens(peer: &Peer, raw: Vec<serde_json::Value>) -> Vec<Token> {
     let total = raw.len();
     let tokens: Vec<Token> = raw
         .into_iter()
-        .filter_map(|v| match serde_json::from_value::<Token>(v) {
+        .filter_map(|v| match serde_json::from_value::<Token>(crate::codec::token_from(peer.ocpi_version(), v, peer.party_for(&ModuleId::Tokens))) {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod codec;
 pub mod client;
 pub mod egress;
 pub mod envelope;
@@ -38,7 +39,9 @@ pub mod types;
 pub use backend::CpoBackend;
 pub use client::{Accepted, AuthorizeOutcome, Client, PushError, Recipient, RetryReason};
 pub use envelope::{OcpiError, Response};
-pub use peer::{Initiator, Peer, PeerId, PeerStatus, PeerStore, Peers, counterpart_roles};
+pub use peer::{
+    Initiator, Peer, PeerId, PeerOptions, PeerStatus, PeerStore, Peers, Quirk, counterpart_roles,
+};
 pub use platform::Platform;
 pub use registration::{DiscoverError, RegistrationError};
 pub use settings::{DEFAULT_PAGE_LIMIT, Settings};
