@@ -814,6 +814,41 @@ impl Settings {
         Ok(())
     }
 
+    /// One line per configured tariff saying which `tax_included` 2.3.0 peers get and where it
+    /// comes from (the tariff's own `tax_included`, or the default of
+    /// `ocpi::types::Tariff::effective_tax_included`); empty when 2.3.0 is not served.
+    pub fn tax_included_notes(&self) -> Vec<String> {
+        if !self
+            .ocpi
+            .ocpi_versions()
+            .contains(&ocpi::types::OcpiVersion::V2_3_0)
+        {
+            return Vec::new();
+        }
+        let list = self.tariff_list().unwrap_or_default();
+        list.into_iter()
+            .filter_map(|v| serde_json::from_value::<ocpi::types::Tariff>(v).ok())
+            .map(|t| {
+                let (value, defaulted) = t.effective_tax_included();
+                let value = serde_json::to_value(value)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if defaulted {
+                    format!(
+                        "tariff {}: tax_included = {value} for OCPI 2.3.0 (default: the tariff sets none; N/A when every price component has vat 0, else NO)",
+                        t.id
+                    )
+                } else {
+                    format!(
+                        "tariff {}: tax_included = {value} for OCPI 2.3.0 (from the tariff)",
+                        t.id
+                    )
+                }
+            })
+            .collect()
+    }
+
     /// The configured tariffs (inline or from `tariffs_file`), each checked for the fields an
     /// OCPI 2.2.1 Tariff requires.
     pub fn tariff_list(&self) -> Result<Vec<serde_json::Value>, ConfigError> {

@@ -553,11 +553,17 @@ impl Client {
         let total = raw.len();
         let tokens: Vec<Token> = raw
             .into_iter()
-            .filter_map(|v| match serde_json::from_value::<Token>(crate::codec::token_from(peer.ocpi_version(), v, peer.party_for(&ModuleId::Tokens))) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
-                    None
+            .filter_map(|v| {
+                match serde_json::from_value::<Token>(crate::codec::token_from(
+                    peer.ocpi_version(),
+                    v,
+                    peer.party_for(&ModuleId::Tokens),
+                )) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                        None
+                    }
                 }
             })
             .collect();
@@ -1048,11 +1054,17 @@ pub fn parse_tokens(peer: &Peer, raw: Vec<serde_json::Value>) -> Vec<Token> {
     let total = raw.len();
     let tokens: Vec<Token> = raw
         .into_iter()
-        .filter_map(|v| match serde_json::from_value::<Token>(crate::codec::token_from(peer.ocpi_version(), v, peer.party_for(&ModuleId::Tokens))) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
-                None
+        .filter_map(|v| {
+            match serde_json::from_value::<Token>(crate::codec::token_from(
+                peer.ocpi_version(),
+                v,
+                peer.party_for(&ModuleId::Tokens),
+            )) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                    None
+                }
             }
         })
         .collect();

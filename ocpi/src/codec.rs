@@ -188,7 +188,10 @@ fn connector_value(version: OcpiVersion, mut c: Value) -> Value {
                 .and_then(Value::as_array)
                 .and_then(|a| a.first())
                 .cloned();
-            remove(&mut c, &["tariff_ids", "max_electric_power", "capabilities"]);
+            remove(
+                &mut c,
+                &["tariff_ids", "max_electric_power", "capabilities"],
+            );
             if let (Some(id), Some(o)) = (first, obj(&mut c)) {
                 o.insert("tariff_id".into(), id);
             }
@@ -356,8 +359,7 @@ fn tariff_value(version: OcpiVersion, mut t: Value, tax_included: &str) -> Value
                     "tax_included",
                 ],
             );
-            if let Some(Value::Array(elements)) = obj(&mut t).and_then(|o| o.get_mut("elements"))
-            {
+            if let Some(Value::Array(elements)) = obj(&mut t).and_then(|o| o.get_mut("elements")) {
                 for e in elements.iter_mut() {
                     if let Some(Value::Array(pcs)) =
                         obj(e).and_then(|o| o.get_mut("price_components"))
@@ -510,7 +512,12 @@ pub fn session_patch(version: OcpiVersion, patch: Value) -> Value {
             }
             remove(
                 &mut p,
-                &["country_code", "party_id", "cdr_token", "authorization_reference"],
+                &[
+                    "country_code",
+                    "party_id",
+                    "cdr_token",
+                    "authorization_reference",
+                ],
             );
             if let Some(o) = obj(&mut p)
                 && o.get("status").and_then(Value::as_str) == Some("RESERVATION")

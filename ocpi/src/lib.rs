@@ -25,8 +25,8 @@
 #![warn(missing_docs)]
 
 mod backend;
-pub mod codec;
 pub mod client;
+pub mod codec;
 pub mod egress;
 pub mod envelope;
 mod peer;

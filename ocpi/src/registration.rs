@@ -256,9 +256,8 @@ fn their_credentials(
         .data()
         .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?
         .ok_or_else(|| RegistrationError::InvalidAnswer("no credentials in data".into()))?;
-    let creds: Credentials =
-        serde_json::from_value(crate::codec::credentials_from(version, raw))
-            .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?;
+    let creds: Credentials = serde_json::from_value(crate::codec::credentials_from(version, raw))
+        .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?;
     creds.check().map_err(RegistrationError::InvalidAnswer)?;
     Ok(creds)
 }
@@ -358,9 +357,7 @@ impl<B: CpoBackend> Platform<B> {
             .peers()
             .get(id)
             .ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
-        let allowed = current
-            .options
-            .allowed(&self.settings().served_versions());
+        let allowed = current.options.allowed(&self.settings().served_versions());
         let discovered = discover_with(
             self.client(),
             &current.versions_url,

@@ -171,7 +171,10 @@ impl Store {
         let id_at = base.len() + 8;
         let mut ids = Vec::new();
         let mut scanned = 0usize;
-        for item in t.range(start.clone()..end.clone()).take(offset.saturating_add(limit)) {
+        for item in t
+            .range(start.clone()..end.clone())
+            .take(offset.saturating_add(limit))
+        {
             let (k, _) = item?;
             scanned += 1;
             if scanned > offset {

@@ -439,10 +439,14 @@ async fn token_pulls_are_incremental_and_a_reconcile_removes_unlisted_tokens() {
     let count = |n: u64| {
         let daemon = &daemon;
         async move {
-            eventually(&format!("{n} stored tokens"), Duration::from_secs(20), || async {
-                let got = daemon.admin_get("/admin/tokens").await;
-                if got["count"] == n { Ok(()) } else { Err(got) }
-            })
+            eventually(
+                &format!("{n} stored tokens"),
+                Duration::from_secs(20),
+                || async {
+                    let got = daemon.admin_get("/admin/tokens").await;
+                    if got["count"] == n { Ok(()) } else { Err(got) }
+                },
+            )
             .await;
         }
     };

@@ -90,7 +90,11 @@ fn assert_fits(what: &str, v: &Value, tables: &[&[F]]) {
     assert!(errs.is_empty(), "{what}: {errs:#?}\n{v:#}");
 }
 
-const GEO: &[F] = &[F("latitude", true, S(10)), F("longitude", true, S(11)), F("name", false, Any)];
+const GEO: &[F] = &[
+    F("latitude", true, S(10)),
+    F("longitude", true, S(11)),
+    F("name", false, Any),
+];
 const DIM: &[F] = &[F("type", true, S(0)), F("volume", true, N)];
 
 // 2.1.1
@@ -143,7 +147,11 @@ const LOC_211: &[F] = &[
     F("energy_mix", false, Any),
     F("last_updated", true, S(25)),
 ];
-const PC_211: &[F] = &[F("type", true, S(0)), F("price", true, N), F("step_size", true, N)];
+const PC_211: &[F] = &[
+    F("type", true, S(0)),
+    F("price", true, N),
+    F("step_size", true, N),
+];
 const RESTR_211: &[F] = &[
     F("start_time", false, S(5)),
     F("end_time", false, S(5)),
@@ -170,7 +178,10 @@ const TARIFF_211: &[F] = &[
     F("energy_mix", false, Any),
     F("last_updated", true, S(25)),
 ];
-const PERIOD_211: &[F] = &[F("start_date_time", true, S(25)), F("dimensions", true, A(&[DIM]))];
+const PERIOD_211: &[F] = &[
+    F("start_date_time", true, S(25)),
+    F("dimensions", true, A(&[DIM])),
+];
 const SESSION_211: &[F] = &[
     F("id", true, S(36)),
     F("start_datetime", true, S(25)),
@@ -448,6 +459,9 @@ const CDR_COSTS_230: &[F] = &[
     F("total_reservation_cost", false, O(&[PRICE_230])),
 ];
 
+type Tables = Vec<&'static [F]>;
+type Tables4 = (Tables, Tables, Tables, Tables);
+
 fn location_tables(v: OcpiVersion) -> Vec<&'static [F]> {
     match v {
         OcpiVersion::V2_1_1 => vec![LOC_211],
@@ -579,15 +593,13 @@ fn every_emitted_object_fits_its_versions_field_table() {
     for v in OcpiVersion::ALL {
         let name = |what: &str| format!("{what} {v}");
         assert_fits(&name("Location"), &location(v, &loc), &location_tables(v));
-        let (tariff_tables, session_tables, cdr_tables, token_tables): (
-            Vec<&[F]>,
-            Vec<&[F]>,
-            Vec<&[F]>,
-            Vec<&[F]>,
-        ) = match v {
-            OcpiVersion::V2_1_1 => (vec![TARIFF_211], vec![SESSION_211], vec![CDR_211], vec![
-                TOKEN_211,
-            ]),
+        let (tariff_tables, session_tables, cdr_tables, token_tables): Tables4 = match v {
+            OcpiVersion::V2_1_1 => (
+                vec![TARIFF_211],
+                vec![SESSION_211],
+                vec![CDR_211],
+                vec![TOKEN_211],
+            ),
             OcpiVersion::V2_2_1 => (
                 vec![TARIFF_221_COMMON, TARIFF_221_PRICES],
                 vec![SESSION_COMMON, SESSION_PRICE_221],
@@ -609,7 +621,11 @@ fn every_emitted_object_fits_its_versions_field_table() {
             &session_tables,
         );
         assert_fits(&name("CDR"), &super::cdr(v, &cdr, Some(&loc)), &cdr_tables);
-        assert_fits(&name("CDR without Location"), &super::cdr(v, &cdr, None), &cdr_tables);
+        assert_fits(
+            &name("CDR without Location"),
+            &super::cdr(v, &cdr, None),
+            &cdr_tables,
+        );
         let token_tables = if v == OcpiVersion::V2_2_1 {
             vec![TOKEN_221, &[F("x_vendor_flag", false, Any)] as &[F]]
         } else {
@@ -628,13 +644,25 @@ fn every_emitted_object_fits_its_versions_field_table() {
             OcpiVersion::V2_2_1 => vec![CONN_221],
             OcpiVersion::V2_3_0 => vec![CONN_221, CONN_230],
         };
-        assert_fits(&name("Connector"), &connector(v, &e.connectors[0]), &conn_tables);
+        assert_fits(
+            &name("Connector"),
+            &connector(v, &e.connectors[0]),
+            &conn_tables,
+        );
     }
     // The checker itself: a 2.2.1 Location is no 2.1.1 Location.
     let mut errs = Vec::new();
-    check("x", &location(OcpiVersion::V2_2_1, &loc), &[LOC_211], &mut errs);
+    check(
+        "x",
+        &location(OcpiVersion::V2_2_1, &loc),
+        &[LOC_211],
+        &mut errs,
+    );
     assert!(errs.iter().any(|e| e.contains("country_code")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("type: required")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("type: required")),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -656,7 +684,10 @@ fn location_2_1_1_shape() {
     assert!(l.get("help_phone").is_none() && l["evses"][0].get("parking").is_none());
     let l = location(OcpiVersion::V2_3_0, &location_fixture());
     assert_eq!(l["help_phone"], "+31301234567");
-    assert_eq!(l["evses"][0]["connectors"][0]["capabilities"][0], "ISO_15118_2_PLUG_AND_CHARGE");
+    assert_eq!(
+        l["evses"][0]["connectors"][0]["capabilities"][0],
+        "ISO_15118_2_PLUG_AND_CHARGE"
+    );
 }
 
 #[test]
@@ -669,10 +700,18 @@ fn session_and_cdr_2_1_1_embed_the_location_and_price_as_number() {
     assert_eq!(s["total_cost"].to_string(), "1.375");
     assert_eq!(s["location"]["id"], "LOC1");
     assert_eq!(s["location"]["evses"].as_array().map(Vec::len), Some(1));
-    assert_eq!(s["location"]["evses"][0]["connectors"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s["location"]["evses"][0]["connectors"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     // Only 2.1.1 dimensions; the period with POWER only is gone.
     assert_eq!(s["charging_periods"].as_array().map(Vec::len), Some(1));
-    assert_eq!(s["charging_periods"][0]["dimensions"], json!([{"type": "ENERGY", "volume": 5.5}]));
+    assert_eq!(
+        s["charging_periods"][0]["dimensions"],
+        json!([{"type": "ENERGY", "volume": 5.5}])
+    );
 
     let c = cdr(OcpiVersion::V2_1_1, &cdr_fixture(), None);
     assert_eq!(c["total_cost"].to_string(), "3.25");
@@ -680,7 +719,11 @@ fn session_and_cdr_2_1_1_embed_the_location_and_price_as_number() {
     assert_eq!(c["location"]["evses"][0]["uid"], "E1");
     assert_eq!(c["location"]["coordinates"]["longitude"], "5.121420");
     assert!(c["tariffs"][0].get("type").is_none());
-    assert!(c["tariffs"][0]["elements"][0]["price_components"][0].get("vat").is_none());
+    assert!(
+        c["tariffs"][0]["elements"][0]["price_components"][0]
+            .get("vat")
+            .is_none()
+    );
 }
 
 #[test]
@@ -702,13 +745,24 @@ fn prices_2_3_0_are_before_taxes_with_tax_amounts() {
 fn tariff_tax_included_for_2_3_0_from_the_tariff_or_its_default() {
     let t = tariff(OcpiVersion::V2_3_0, &tariff_fixture(Some("YES")));
     assert_eq!(t["tax_included"], "YES");
-    assert_eq!(t["min_price"], json!({"before_taxes": 0.50, "after_taxes": 0.605}));
+    assert_eq!(
+        t["min_price"],
+        json!({"before_taxes": 0.50, "after_taxes": 0.605})
+    );
     let t = tariff(OcpiVersion::V2_3_0, &tariff_fixture(None));
     assert_eq!(t["tax_included"], "NO");
-    assert!(tariff(OcpiVersion::V2_2_1, &tariff_fixture(Some("YES"))).get("tax_included").is_none());
+    assert!(
+        tariff(OcpiVersion::V2_2_1, &tariff_fixture(Some("YES")))
+            .get("tax_included")
+            .is_none()
+    );
     let t = tariff(OcpiVersion::V2_1_1, &tariff_fixture(None));
     assert!(t.get("type").is_none() && t.get("min_price").is_none());
-    assert!(t["elements"][0]["restrictions"].get("max_current").is_none());
+    assert!(
+        t["elements"][0]["restrictions"]
+            .get("max_current")
+            .is_none()
+    );
 }
 
 #[test]
@@ -728,7 +782,10 @@ fn tokens_2_1_1_in_and_out_and_unknown_fields_kept() {
     let t = token_fixture();
     assert_eq!(t.extensions.get("x_vendor_flag"), Some(&json!({"a": 1})));
     assert_eq!(token(OcpiVersion::V2_1_1, &t)["type"], "OTHER");
-    assert_eq!(token(OcpiVersion::V2_3_0, &t)["x_vendor_flag"], json!({"a": 1}));
+    assert_eq!(
+        token(OcpiVersion::V2_3_0, &t)["x_vendor_flag"],
+        json!({"a": 1})
+    );
 }
 
 #[test]
@@ -743,10 +800,16 @@ fn commands_2_1_1() {
     let body = serde_json::to_vec(&v).expect("json");
     let cmd = crate::types::Command::from_body(&crate::types::CommandType::ReserveNow, &body)
         .expect("a 2.1.1 ReserveNow parses");
-    assert_eq!(cmd.token().map(|t| t.contract_id.as_str()), Some("NL-TNM-1"));
+    assert_eq!(
+        cmd.token().map(|t| t.contract_id.as_str()),
+        Some("NL-TNM-1")
+    );
 
     let resp = CommandResponse::new(CommandResponseType::Accepted, 30).with_message("ok");
-    assert_eq!(command_response(OcpiVersion::V2_1_1, &resp), json!({"result": "ACCEPTED"}));
+    assert_eq!(
+        command_response(OcpiVersion::V2_1_1, &resp),
+        json!({"result": "ACCEPTED"})
+    );
     assert_eq!(command_response(OcpiVersion::V2_2_1, &resp)["timeout"], 30);
     for (r, expect) in [
         (CommandResultType::Accepted, "ACCEPTED"),
@@ -754,17 +817,21 @@ fn commands_2_1_1() {
         (CommandResultType::EvseOccupied, "REJECTED"),
         (CommandResultType::Failed, "REJECTED"),
     ] {
-        let result: CommandResult =
-            serde_json::from_value(json!({"result": r})).expect("result");
-        assert_eq!(command_result(OcpiVersion::V2_1_1, &result), json!({"result": expect}));
+        let result: CommandResult = serde_json::from_value(json!({"result": r})).expect("result");
+        assert_eq!(
+            command_result(OcpiVersion::V2_1_1, &result),
+            json!({"result": expect})
+        );
     }
 }
 
 #[test]
 fn credentials_and_version_details_2_1_1() {
-    let creds: Credentials = serde_json::from_value(json!({"token": "abc", "url": "https://cpo.example/ocpi/versions",
+    let creds: Credentials = serde_json::from_value(
+        json!({"token": "abc", "url": "https://cpo.example/ocpi/versions",
         "roles": [{"role": "CPO", "party_id": "BRG", "country_code": "NL",
-        "business_details": {"name": "Example CPO"}}]}))
+        "business_details": {"name": "Example CPO"}}]}),
+    )
     .expect("creds");
     let flat = credentials(OcpiVersion::V2_1_1, &creds);
     assert_fits("Credentials 2.1.1", &flat, &[CREDENTIALS_211]);
@@ -773,7 +840,10 @@ fn credentials_and_version_details_2_1_1() {
     assert_eq!(back.roles[0].party_id.as_str(), "BRG");
     assert_eq!(back.roles[0].role, crate::types::Role::Emsp);
     // A 2.1.1 hub that sends the 2.2 shape anyway is taken as it is.
-    let as_22 = credentials_from(OcpiVersion::V2_1_1, serde_json::to_value(&creds).expect("json"));
+    let as_22 = credentials_from(
+        OcpiVersion::V2_1_1,
+        serde_json::to_value(&creds).expect("json"),
+    );
     assert_eq!(as_22["roles"][0]["role"], "CPO");
 
     let theirs = json!({"version": "2.1.1", "endpoints": [

@@ -38,7 +38,8 @@ pub(super) async fn post<B: CpoBackend>(
         ));
     }
     let body = if version.is_2_1_1() {
-        let raw: serde_json::Value = serde_json::from_slice(&body).map_err(|e| OcpiError::BodyNotJson(e.to_string()))?;
+        let raw: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| OcpiError::BodyNotJson(e.to_string()))?;
         let owner = peer.party_for(&crate::types::ModuleId::Tokens);
         let converted = crate::codec::command_from(version, raw, owner);
         Bytes::from(serde_json::to_vec(&converted).unwrap_or_default())

@@ -13,13 +13,11 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::backend::CpoBackend;
+use crate::codec;
 use crate::envelope::OcpiError;
 use crate::peer::Peer;
 use crate::platform::Platform;
-use crate::codec;
-use crate::types::{
-    Cdr, CountryCode, DateTime, Location, OcpiVersion, PartyId, Session, Tariff,
-};
+use crate::types::{Cdr, CountryCode, DateTime, Location, OcpiVersion, PartyId, Session, Tariff};
 
 use super::auth::{Caller, RequestFrom};
 use super::pagination::{Page, PageParams};

@@ -43,8 +43,7 @@ pub(super) async fn location<B: CpoBackend>(
     Extension(version): Extension<OcpiVersion>,
     Path(location_id): Path<String>,
 ) -> Result<Envelope<Value>, OcpiError> {
-    find(&platform, &caller, &location_id)
-        .map(|l| Envelope::success(codec::location(version, &l)))
+    find(&platform, &caller, &location_id).map(|l| Envelope::success(codec::location(version, &l)))
 }
 
 pub(super) async fn evse<B: CpoBackend>(

@@ -24,10 +24,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::CpoBackend;
+use crate::codec;
 use crate::envelope::{OcpiError, Response as Envelope, parse_body};
 use crate::peer::Peer;
 use crate::platform::Platform;
-use crate::codec;
 use crate::types::{CountryCode, DateTime, OcpiVersion, PartyId, Token, TokenType, TokenUid};
 
 use super::auth::Caller;

@@ -53,9 +53,13 @@ async fn token_a_opens_versions_and_credentials_only() {
     assert_eq!(old.json["data"]["version"], "2.1.1");
     let old_endpoints = old.json["data"]["endpoints"].as_array().expect("endpoints");
     assert!(!old_endpoints.is_empty());
-    assert!(old_endpoints.iter().all(|e| e.get("role").is_none()
-        && e["identifier"] != "hubclientinfo"
-        && e["url"].as_str().is_some_and(|u| u.contains("/ocpi/2.1.1/"))));
+    assert!(old_endpoints.iter().all(|e| {
+        e.get("role").is_none()
+            && e["identifier"] != "hubclientinfo"
+            && e["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/ocpi/2.1.1/"))
+    }));
     assert!(
         versions.header("ocpi-from-country-code").is_none(),
         "no routing headers on versions"

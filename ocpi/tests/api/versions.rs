@@ -52,9 +52,15 @@ async fn a_2_1_1_only_platform_registers_in_2_1_1_and_reads_2_1_1_shapes() {
         .expect("registration in 2.1.1");
     assert_eq!(at_hub.version, "2.1.1");
     assert!(!at_hub.encode_token, "2.1.1: the raw token");
-    assert_eq!(at_hub.roles[0].party_id, "CPO", "flat 2.1.1 credentials parsed");
+    assert_eq!(
+        at_hub.roles[0].party_id, "CPO",
+        "flat 2.1.1 credentials parsed"
+    );
     let at_cpo = cpo.platform.peers().all().remove(0);
-    assert_eq!(at_cpo.version, "2.1.1", "the version whose details the peer called");
+    assert_eq!(
+        at_cpo.version, "2.1.1",
+        "the version whose details the peer called"
+    );
     assert!(!at_cpo.encode_token);
     assert!(!at_cpo.wants_routing_headers());
 
@@ -74,7 +80,10 @@ async fn a_2_1_1_only_platform_registers_in_2_1_1_and_reads_2_1_1_shapes() {
     assert_eq!(status, 200, "{page}");
     let loc = &page["data"][0];
     assert_eq!(loc["id"], "L1");
-    assert!(loc.get("type").is_some(), "2.1.1 Location has a type: {loc}");
+    assert!(
+        loc.get("type").is_some(),
+        "2.1.1 Location has a type: {loc}"
+    );
     assert!(loc.get("country_code").is_none() && loc.get("publish").is_none());
     let conn = &loc["evses"][0]["connectors"][0];
     assert!(conn.get("voltage").is_some() && conn.get("max_voltage").is_none());
