@@ -479,13 +479,24 @@ async fn register_peer(
         .get(&id)
         .filter(|p| p.status == ocpi::PeerStatus::Registered)
     {
-        // Quirks edited in the configuration apply at once; a changed version pin applies at
-        // the next credentials update (`peers rotate`).
+        // Options edited in the configuration apply at start-up: quirks at once; a version pin
+        // that excludes the stored version is renegotiated with a credentials PUT.
         let options = cfg.options();
         if stored.options != options {
+            let allowed = options.allowed(&platform.settings().served_versions());
+            let renegotiate = !allowed.contains(&stored.ocpi_version());
             let updated = ocpi::Peer { options, ..stored };
             if let Err(e) = platform.peers().save(updated) {
                 tracing::warn!(peer = %id, error = %e, "could not store the peer's new options");
+            } else if renegotiate {
+                match platform.update_registration(&id).await {
+                    Ok(peer) => {
+                        tracing::info!(peer = %id, version = %peer.version, "version renegotiated")
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %id, error = %e, "renegotiating the version failed")
+                    }
+                }
             }
         }
         tracing::info!(peer = %id, "already registered");

@@ -329,3 +329,69 @@ async fn one_daemon_serves_a_2_1_1_and_a_2_2_1_peer_each_in_its_shape() {
     assert!(la.data()[0]["type"].is_string(), "{}", la.text);
     assert_eq!(lb.data()[0]["country_code"], "NL", "{}", lb.text);
 }
+
+#[tokio::test]
+async fn a_new_version_pin_renegotiates_and_later_pushes_follow_it() {
+    let hub = Hub::start_with(HubOptions {
+        versions: vec!["2.2.1".into(), "2.3.0".into()],
+        ..HubOptions::default()
+    })
+    .await;
+    let config = ocpi_config()
+        .free_vend(false)
+        .ocpi_peer(&hub.versions_url(), &hub.token_a());
+    let mut daemon = Daemon::start(&config).await;
+    registered(&daemon, &hub).await;
+    assert_eq!(hub.registered_version(), "2.3.0");
+
+    // Pin the hub to 2.2.1: at the next start the bridge PUTs its credentials on the hub's
+    // 2.2.1 endpoint.
+    let mut pinned = daemon.config().clone();
+    pinned.ocpi_peers[0].versions = vec!["2.2.1".into()];
+    std::fs::write(
+        daemon.config_path(),
+        pinned.to_toml(&daemon.dir().join("data")),
+    )
+    .expect("rewrite config");
+    daemon.restart().await;
+    eventually("the hub renegotiated to 2.2.1", REGISTER_SOON, || async {
+        let peer = admin_peer(&daemon, &hub.peer_id()).await;
+        if hub.registered_version() == "2.2.1" && peer["version"] == "2.2.1" {
+            Ok(())
+        } else {
+            Err((hub.registered_version(), peer))
+        }
+    })
+    .await;
+    assert!(
+        hub.credentials_calls()
+            .iter()
+            .any(|c| c.method == "PUT" && c.ocpi_status == Some(1000)),
+        "a credentials PUT"
+    );
+
+    // Pushes from now on are 2.2.1: the CDR's total_cost is {excl_vat, …}.
+    hub.put_token_ok(&ocpi::token("DE", "EMS", "CARDPIN", "ALWAYS"))
+        .await;
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
+    let started = cs
+        .call_ok(
+            "StartTransaction",
+            v16::start(1, "CARDPIN", 1000, &bridge_tests::now_rfc3339()),
+        )
+        .await;
+    let tx = started["transactionId"].as_i64().expect("transactionId");
+    cs.call_ok("StopTransaction", v16::stop(tx, "CARDPIN", 5000, "Local"))
+        .await;
+    let cdr = hub
+        .wait_accepted("POST CDR", 1, PUSH_SOON, |p| p.is("POST", "cdrs"))
+        .await
+        .remove(0);
+    let c = cdr.body.as_ref().expect("CDR body");
+    assert!(
+        c["total_cost"]["excl_vat"].is_number() && c["total_cost"].get("before_taxes").is_none(),
+        "2.2.1 Price after the switch: {c:#}"
+    );
+}
