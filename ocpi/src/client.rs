@@ -505,8 +505,22 @@ impl Client {
                 Some(timeout),
             )
             .await;
+        let version = peer.ocpi_version();
+        let info = |accepted: &Accepted| -> Result<Option<AuthorizationInfo>, serde_json::Error> {
+            match accepted.data::<serde_json::Value>()? {
+                None => Ok(None),
+                Some(raw) => serde_json::from_value(crate::codec::authorization_info_from(
+                    version,
+                    raw,
+                    uid.as_str(),
+                    kind.as_str(),
+                    peer.party_for(&ModuleId::Tokens),
+                ))
+                .map(Some),
+            }
+        };
         match answer {
-            Ok(accepted) => match accepted.data::<AuthorizationInfo>() {
+            Ok(accepted) => match info(&accepted) {
                 Ok(Some(info)) => Ok(AuthorizeOutcome::Authorized(Box::new(info))),
                 Ok(None) => Err(PushError::Retryable(RetryReason::InvalidResponse(
                     "authorize answer without AuthorizationInfo".into(),

@@ -716,6 +716,38 @@ pub fn token_from(
     raw
 }
 
+/// A real-time authorization answer of a peer of `version`, in the internal shape. A 2.1.1
+/// AuthorizationInfo is `{allowed, location?, info?}` without the token: the token asked about is
+/// filled in (its uid as contract id, the peer's party as owner, `valid` = ALLOWED), so that a
+/// Session started with it has a `cdr_token`.
+pub fn authorization_info_from(
+    version: OcpiVersion,
+    mut raw: Value,
+    uid: &str,
+    kind: &str,
+    owner: Option<(&CountryCode, &PartyId)>,
+) -> Value {
+    if raw.get("token").is_some_and(|t| !t.is_null()) {
+        if let Some(t) = obj(&mut raw).and_then(|o| o.get_mut("token")) {
+            *t = token_from(version, t.take(), owner);
+        }
+        return raw;
+    }
+    let Some((cc, pid)) = owner else {
+        return raw;
+    };
+    let allowed = raw.get("allowed").and_then(Value::as_str) == Some("ALLOWED");
+    let token = json!({
+        "country_code": cc.as_str(), "party_id": pid.as_str(), "uid": uid, "type": kind,
+        "contract_id": uid, "issuer": pid.as_str(), "valid": allowed, "whitelist": "NEVER",
+        "last_updated": crate::types::DateTime::now(),
+    });
+    if let Some(o) = obj(&mut raw) {
+        o.insert("token".into(), token);
+    }
+    raw
+}
+
 // ---------------------------------------------------------------- Commands
 
 /// A command request body a peer of `version` sent, in the internal (2.2.1) shape: 2.1.1 tokens

@@ -395,3 +395,75 @@ async fn a_new_version_pin_renegotiates_and_later_pushes_follow_it() {
         "2.2.1 Price after the switch: {c:#}"
     );
 }
+
+#[tokio::test]
+async fn start_session_from_a_2_1_1_hub_is_answered_in_2_1_1() {
+    let hub = Hub::start_with(emsp_2_1_1()).await;
+    let mut config = ocpi_config().ocpi_peer(&hub.versions_url(), &hub.token_a());
+    config.call_timeout = 2;
+    let daemon = Daemon::start(&config).await;
+    registered(&daemon, &hub).await;
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
+    cs.on(
+        "RemoteStartTransaction",
+        bridge_tests::Reply::Result(json!({"status": "Accepted"})),
+    );
+
+    let commands = hub.bridge_module_url("commands");
+    let response_url = format!(
+        "{}/START_SESSION/{}",
+        hub.module_url("commands"),
+        uuid::Uuid::new_v4().simple()
+    );
+    let body = json!({"response_url": response_url, "location_id": "LOC1", "evse_uid": "CS001-1",
+        "token": {"uid": "APP211", "type": "OTHER", "auth_id": "DE-EMS-APP211", "issuer": "EMS",
+            "valid": true, "whitelist": "ALLOWED", "last_updated": bridge_tests::now_rfc3339()}});
+    let r = hub
+        .send_to_bridge(
+            Method::POST,
+            &format!("{commands}/START_SESSION"),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(r.ocpi_status(), Some(1000), "{}", r.text);
+    assert_eq!(
+        r.data(),
+        &json!({"result": "ACCEPTED"}),
+        "2.1.1 CommandResponse: {}",
+        r.text
+    );
+    let path = response_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .expect("path");
+    let result = hub
+        .wait_received("the START_SESSION result", 1, PUSH_SOON, |p| {
+            p.method == "POST" && p.path == path
+        })
+        .await
+        .remove(0);
+    assert_eq!(
+        result.body,
+        Some(json!({"result": "ACCEPTED"})),
+        "the 2.1.1 result is a CommandResponse"
+    );
+    let start = cs
+        .received_calls()
+        .into_iter()
+        .find(|(a, _)| a == "RemoteStartTransaction")
+        .expect("RemoteStartTransaction");
+    assert!(start.1["idTag"].is_string(), "{}", start.1);
+
+    // 2.1.1 has no CANCEL_RESERVATION.
+    let cancel = json!({"response_url": response_url, "reservation_id": "1"});
+    let r = hub
+        .send_to_bridge(
+            Method::POST,
+            &format!("{commands}/CANCEL_RESERVATION"),
+            Some(cancel.to_string()),
+        )
+        .await;
+    assert_eq!(r.ocpi_status(), Some(2001), "{}", r.text);
+}

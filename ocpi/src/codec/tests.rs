@@ -873,3 +873,31 @@ fn known_2_1_1_hub_quirks_parse() {
     short_address(&mut loc);
     assert_eq!(loc["address"].as_str().map(|s| s.chars().count()), Some(45));
 }
+
+#[test]
+fn authorization_info_2_1_1_gets_the_token_it_lacks() {
+    let (cc, pid) = (CountryCode::new("DE"), PartyId::new("EMS"));
+    let raw = json!({"allowed": "ALLOWED", "info": {"language": "en", "text": "ok"}});
+    let info: crate::types::AuthorizationInfo = serde_json::from_value(authorization_info_from(
+        OcpiVersion::V2_1_1,
+        raw,
+        "CARD1",
+        "RFID",
+        Some((&cc, &pid)),
+    ))
+    .expect("parses");
+    assert_eq!(info.token.uid.as_str(), "CARD1");
+    assert_eq!(info.token.country_code.as_str(), "DE");
+    assert!(info.token.valid);
+    // A 2.2.1 answer with its token is left alone.
+    let full = json!({"allowed": "BLOCKED", "token": serde_json::to_value(token_fixture()).expect("json")});
+    let info: crate::types::AuthorizationInfo = serde_json::from_value(authorization_info_from(
+        OcpiVersion::V2_2_1,
+        full,
+        "X",
+        "RFID",
+        Some((&cc, &pid)),
+    ))
+    .expect("parses");
+    assert_eq!(info.token.uid.as_str(), "AABBCC");
+}
