@@ -159,3 +159,53 @@ async fn no_mutual_version_is_refused() {
     let (_, versions) = raw_get(&cpo.versions_url(), &format!("Token {}", b64(TOKEN_A))).await;
     assert_eq!(versions["data"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn quirks_switch_the_token_form_and_routing_headers() {
+    let cpo = serve("NL", "CPO", |_| {}).await;
+    let hub = serve("DE", "HUB", |b| {
+        b.settings.versions = vec![OcpiVersion::V2_1_1];
+    })
+    .await;
+    // A 2.1.1 peer that wants Base64 after all.
+    let at_hub = hub
+        .platform
+        .register_with_options(
+            PeerId("cpo".into()),
+            &cpo.versions_url(),
+            AuthToken::new(TOKEN_A),
+            PeerOptions {
+                versions: vec![],
+                quirks: vec![ocpi::Quirk::Base64Token2_1_1],
+            },
+        )
+        .await
+        .expect("registration");
+    assert_eq!(at_hub.version, "2.1.1");
+    assert!(at_hub.encode_token, "base64_token_2_1_1");
+    assert!(!at_hub.wants_routing_headers());
+
+    // A 2.2.1/2.3.0 peer with raw_token and no_routing_headers.
+    let other = serve("FR", "HUB", |_| {}).await;
+    let at_other = other
+        .platform
+        .register_with_options(
+            PeerId("cpo".into()),
+            &cpo.versions_url(),
+            AuthToken::new(TOKEN_A),
+            PeerOptions {
+                versions: vec![OcpiVersion::V2_2_1],
+                quirks: vec![ocpi::Quirk::RawToken, ocpi::Quirk::NoRoutingHeaders],
+            },
+        )
+        .await
+        .expect("registration");
+    assert_eq!(at_other.version, "2.2.1", "pinned below the mutual 2.3.0");
+    assert!(!at_other.encode_token, "raw_token");
+    assert!(!at_other.wants_routing_headers(), "no_routing_headers");
+    assert_eq!(
+        at_other.options.quirks,
+        [ocpi::Quirk::RawToken, ocpi::Quirk::NoRoutingHeaders],
+        "stored on the peer"
+    );
+}
