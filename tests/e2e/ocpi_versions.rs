@@ -467,3 +467,34 @@ async fn start_session_from_a_2_1_1_hub_is_answered_in_2_1_1() {
         .await;
     assert_eq!(r.ocpi_status(), Some(2001), "{}", r.text);
 }
+
+#[tokio::test]
+async fn tokens_pulled_from_a_2_1_1_hub_authorize_locally_and_in_real_time() {
+    let hub = Hub::start_with(emsp_2_1_1()).await;
+    let now = bridge_tests::now_rfc3339();
+    let token = |uid: &str, whitelist: &str| {
+        json!({"uid": uid, "type": "RFID", "auth_id": format!("DE-EMS-{uid}"), "issuer": "EMS",
+            "valid": true, "whitelist": whitelist, "last_updated": now})
+    };
+    hub.set_tokens(vec![token("PULL1", "ALWAYS"), token("PULL2", "ALLOWED")]);
+    let config = ocpi_config()
+        .free_vend(false)
+        .ocpi_peer(&hub.versions_url(), &hub.token_a());
+    let daemon = Daemon::start(&config).await;
+    registered(&daemon, &hub).await;
+    eventually("2 pulled 2.1.1 tokens", PUSH_SOON, || async {
+        let n = daemon.admin_get("/admin/tokens").await;
+        if n["count"] == 2 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    let pull = hub.token_pulls().remove(0);
+    assert_2_1_1_request(&pull, &hub.inbound_token().expect("token C"));
+
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    let local = cs.call_ok("Authorize", v16::authorize("PULL1")).await;
+    assert_eq!(local["idTagInfo"]["status"], "Accepted", "{local}");
+    assert!(hub.authorize_requests().is_empty(), "ALWAYS is local");
+    let remote = cs.call_ok("Authorize", v16::authorize("PULL2")).await;
+    assert_eq!(remote["idTagInfo"]["status"], "Accepted", "{remote}");
+    assert_eq!(hub.authorize_requests_for("PULL2").len(), 1);
+}
