@@ -498,3 +498,41 @@ async fn tokens_pulled_from_a_2_1_1_hub_authorize_locally_and_in_real_time() {
     assert_eq!(remote["idTagInfo"]["status"], "Accepted", "{remote}");
     assert_eq!(hub.authorize_requests_for("PULL2").len(), 1);
 }
+
+#[tokio::test]
+async fn a_2_1_1_hub_registering_with_the_daemon_gets_2_1_1() {
+    use crate::ocpi_support::{TOKEN_A, versions_url};
+    let hub = Hub::start_with(emsp_2_1_1()).await;
+    let daemon = Daemon::start(&ocpi_config()).await;
+    let answer = hub
+        .try_register_with_in(&versions_url(&daemon), TOKEN_A, "2.1.1")
+        .await
+        .expect("2.1.1 registration with the daemon");
+    assert!(
+        answer.get("roles").is_none(),
+        "flat 2.1.1 credentials: {answer:#}"
+    );
+    assert_eq!(answer["party_id"], "BRG", "{answer:#}");
+    let peer = admin_peer(&daemon, "DEEMS").await;
+    assert_eq!(
+        peer["version"], "2.1.1",
+        "the version whose details the hub called: {peer:#}"
+    );
+    assert!(
+        hub.bridge_endpoints()
+            .iter()
+            .all(|(id, role, _)| role.is_empty() && id != "hubclientinfo"),
+        "{:?}",
+        hub.bridge_endpoints()
+    );
+    // The daemon pushes to it in 2.1.1, with the raw token the hub gave it.
+    let put = location_put(&hub, "LOC1").await;
+    assert_2_1_1_request(&put, &hub.inbound_token().expect("token B"));
+    assert!(
+        put.body.as_ref().is_some_and(|b| b["type"].is_string()),
+        "{:?}",
+        put.body
+    );
+    let got = hub.get_as_peer(&hub.bridge_module_url("locations")).await;
+    assert!(got.data()[0]["type"].is_string(), "{}", got.text);
+}

@@ -1006,6 +1006,18 @@ impl Hub {
         bridge_versions_url: &str,
         token_a: &str,
     ) -> Result<Value, String> {
+        self.try_register_with_in(bridge_versions_url, token_a, "2.2.1")
+            .await
+    }
+
+    /// Like [`Hub::try_register_with`] in OCPI `version` (`2.1.1`: the flat credentials object);
+    /// the daemon's answer is returned in the shape it came.
+    pub async fn try_register_with_in(
+        &self,
+        bridge_versions_url: &str,
+        token_a: &str,
+        version: &str,
+    ) -> Result<Value, String> {
         let versions = self.get(bridge_versions_url, Some(token_a)).await;
         if versions.status != 200 || versions.ocpi_status() != Some(1000) {
             return Err(format!(
@@ -1016,9 +1028,9 @@ impl Hub {
         let detail_url = versions
             .data()
             .as_array()
-            .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+            .and_then(|a| a.iter().find(|v| v["version"] == version))
             .and_then(|v| v["url"].as_str())
-            .ok_or_else(|| format!("no 2.2.1 in versions: {}", versions.text))?
+            .ok_or_else(|| format!("no {version} in versions: {}", versions.text))?
             .to_string();
         let details = self.get(&detail_url, Some(token_a)).await;
         if details.status != 200 || details.ocpi_status() != Some(1000) {
@@ -1037,11 +1049,22 @@ impl Hub {
             inner.inbound = Some(token_b.clone());
             inner.bridge_endpoints = endpoints;
         }
-        let body = json!({
-            "token": token_b,
-            "url": self.versions_url(),
-            "roles": [self.own_role()],
-        });
+        let body = if version == "2.1.1" {
+            let role = self.own_role();
+            json!({
+                "token": token_b,
+                "url": self.versions_url(),
+                "business_details": role["business_details"],
+                "party_id": role["party_id"],
+                "country_code": role["country_code"],
+            })
+        } else {
+            json!({
+                "token": token_b,
+                "url": self.versions_url(),
+                "roles": [self.own_role()],
+            })
+        };
         let resp = self
             .request(
                 Method::POST,
@@ -1062,6 +1085,7 @@ impl Hub {
         let mut inner = self.shared.lock();
         inner.outbound = Some(token_c);
         inner.registered = true;
+        inner.version = version.to_string();
         inner.bridge_versions_url = data["url"].as_str().map(str::to_string);
         inner.bridge_roles = data["roles"].clone();
         Ok(data)
