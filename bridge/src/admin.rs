@@ -38,6 +38,8 @@ pub struct AdminState {
     pub push: crate::outbox::PushQueue,
     /// Sessions and CDRs.
     pub sessions: Arc<crate::sessions::Sessions>,
+    /// Token rotation, unregistration, tokens A.
+    pub credentials: crate::credentials::Lifecycle,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -54,6 +56,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/transactions", get(transactions))
         .route("/admin/transactions/{id}", get(transaction))
         .route("/admin/peers", get(peers))
+        .route("/admin/peers/token-a", axum::routing::post(peer_token_a))
+        .route("/admin/peers/{id}/rotate", axum::routing::post(peer_rotate))
+        .route(
+            "/admin/peers/{id}/unregister",
+            axum::routing::post(peer_unregister),
+        )
         .route("/admin/sessions", get(sessions))
         .route("/admin/cdrs", get(cdrs))
         .route("/admin/tokens", get(tokens_summary))
@@ -406,6 +414,59 @@ async fn peers(State(state): State<AdminState>) -> Result<Json<Value>, ApiError>
     Ok(Json(Value::Array(out)))
 }
 
+/// `POST /admin/peers/token-a`: a fresh single-use token A for the next peer.
+async fn peer_token_a(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let token = state.credentials.issue_token_a()?;
+    Ok(Json(json!({
+        "token_a": token,
+        "versions_url": format!(
+            "{}/ocpi/versions",
+            state.settings.ocpi.public_url.trim_end_matches('/')
+        ),
+    })))
+}
+
+fn unknown_peer(id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no OCPI peer {id}")})),
+    )
+        .into_response()
+}
+
+/// `POST /admin/peers/{id}/rotate`: credentials PUT with a new token, endpoints refreshed.
+async fn peer_rotate(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let id = ocpi::PeerId(id);
+    if state.credentials.peer(&id).is_none() {
+        return unknown_peer(id.as_str());
+    }
+    match state.credentials.rotate(&id, "operator").await {
+        Ok(peer) => Json(json!({"rotated": true, "peer": peer_json(&peer)})).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"rotated": false, "error": format!("rotation failed, the old tokens stay: {e}")})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /admin/peers/{id}/unregister`: DELETE at the peer, then forgotten locally.
+async fn peer_unregister(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let id = ocpi::PeerId(id);
+    if state.credentials.peer(&id).is_none() {
+        return unknown_peer(id.as_str());
+    }
+    match state.credentials.unregister(&id).await {
+        Ok(()) => Json(json!({"unregistered": id, "remote": "accepted"})).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"unregistered": id, "remote": "failed",
+                "error": format!("forgotten locally, but the DELETE at the peer failed: {e}")})),
+        )
+            .into_response(),
+    }
+}
+
 fn outbox_stats_json(s: &state::OutboxStats) -> Value {
     let age = s
         .oldest
@@ -546,6 +607,7 @@ pub(crate) mod tests {
             peers: core.peers,
             push: core.push,
             sessions: core.sessions,
+            credentials: core.credentials,
         }
     }
 

@@ -28,13 +28,15 @@ use crate::push::Pusher;
 use crate::reservations::Reservations;
 use crate::sessions::Sessions;
 use crate::station::{self, StationService};
-use crate::{admin, page, supervisor, tokens};
+use crate::{admin, page, supervisor, tls, tokens};
 
 /// The addresses the daemon actually bound (port 0 in the config becomes a real port).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Addresses {
     /// OCPP websocket listener.
     pub ocpp: SocketAddr,
+    /// OCPP TLS (`wss://`) listener, when `ocpp.tls_listen` is set.
+    pub ocpp_tls: Option<SocketAddr>,
     /// OCPI HTTP listener.
     pub ocpi: SocketAddr,
     /// Admin HTTP listener.
@@ -71,6 +73,8 @@ pub struct Core {
     pub hub: HubClients,
     /// The OCPI side (server router, registration).
     pub platform: Arc<ocpi::Platform<Cpo>>,
+    /// Token rotation, unregistration, tokens A.
+    pub credentials: crate::credentials::Lifecycle,
     /// Whether the configuration changed since the last start.
     pub config_changed: bool,
 }
@@ -87,8 +91,11 @@ impl Core {
         let catalog = Arc::new(catalog);
         let peers = ocpi::Peers::load(Arc::new(PeerRecords(store.clone())))
             .map_err(|e| anyhow::anyhow!("loading OCPI peers: {e}"))?;
-        let client = ocpi::Client::new(&catalog.ocpi_settings())
-            .map_err(|e| anyhow::anyhow!("OCPI client set-up failed: {e}"))?;
+        let client = match tls::ocpi_extra_roots(&settings)? {
+            Some(pem) => ocpi::Client::with_extra_roots(&catalog.ocpi_settings(), &pem),
+            None => ocpi::Client::new(&catalog.ocpi_settings()),
+        }
+        .map_err(|e| anyhow::anyhow!("OCPI client set-up failed: {e}"))?;
         let (push, wakes) = PushQueue::new();
         let hub = HubClients::load(store.clone(), push.clone())
             .context("loading the parties behind hubs")?;
@@ -134,6 +141,7 @@ impl Core {
             hub.clone(),
         );
         let platform = ocpi::Platform::with_client(Arc::new(cpo), peers.clone(), client.clone());
+        let credentials = crate::credentials::Lifecycle::new(platform.clone(), store.clone());
         let core = Core {
             catalog,
             store,
@@ -147,6 +155,7 @@ impl Core {
             station,
             hub,
             platform,
+            credentials,
             config_changed,
         };
         Ok((core, wakes))
@@ -161,6 +170,7 @@ impl Core {
             catalog: self.catalog.clone(),
             sessions: self.sessions.clone(),
             hub: self.hub.clone(),
+            concurrency: self.catalog.settings().ocpi.push_concurrency,
         }
     }
 }
@@ -174,6 +184,8 @@ pub async fn run(
     on_ready: impl FnOnce(&Addresses),
 ) -> anyhow::Result<()> {
     let mut settings = settings;
+    // Certificates first: a bad file stops the start with the key and the file named.
+    let tls = tls::Tls::load(&settings)?;
     let store_settings = state::Settings {
         path: settings.state.path.clone(),
         cache_bytes: settings.state.cache_mb * 1024 * 1024,
@@ -190,6 +202,15 @@ pub async fn run(
 
     let ocpp_server = ocpp::Server::bind(settings.ocpp.listen, settings.ocpp.server_settings())
         .with_context(|| format!("cannot bind ocpp.listen {}", settings.ocpp.listen))?;
+    let ocpp_tls_server = match (settings.ocpp.tls_listen, tls.handle("ocpp")) {
+        (Some(addr), Some(handle)) => Some(
+            ocpp::Server::bind(addr, settings.ocpp.server_settings())
+                .with_context(|| format!("cannot bind ocpp.tls_listen {addr}"))?
+                .with_registry(ocpp_server.registry())
+                .with_tls(handle),
+        ),
+        _ => None,
+    };
     let ocpi_listener = tokio::net::TcpListener::bind(settings.ocpi.listen)
         .await
         .with_context(|| format!("cannot bind ocpi.listen {}", settings.ocpi.listen))?;
@@ -198,6 +219,7 @@ pub async fn run(
         .with_context(|| format!("cannot bind admin.listen {}", settings.admin.listen))?;
     let addresses = Addresses {
         ocpp: ocpp_server.local_addr(),
+        ocpp_tls: ocpp_tls_server.as_ref().map(ocpp::Server::local_addr),
         ocpi: ocpi_listener.local_addr()?,
         admin: admin_listener.local_addr()?,
     };
@@ -210,9 +232,11 @@ pub async fn run(
     let (core, wakes) = Core::build(settings.clone(), store.clone(), registry.clone())?;
     // No outbound OCPI request (a peer's URL, a command's response_url) may reach the bridge
     // itself: docs/security.md, "Outbound requests".
-    core.client
-        .egress()
-        .deny_listeners([addresses.ocpp, addresses.ocpi, addresses.admin]);
+    core.client.egress().deny_listeners(
+        [addresses.ocpp, addresses.ocpi, addresses.admin]
+            .into_iter()
+            .chain(addresses.ocpp_tls),
+    );
     core.client
         .egress()
         .deny_origin_of(&settings.ocpi.public_url);
@@ -239,6 +263,17 @@ pub async fn run(
 
     let tasks = tokio_util::task::TaskTracker::new();
     let ocpp_task = tasks.spawn(ocpp_server.run(core.station.clone(), shutdown.clone()));
+    let ocpp_tls_task = ocpp_tls_server
+        .map(|server| tasks.spawn(server.run(core.station.clone(), shutdown.clone())));
+    {
+        let tls = tls.clone();
+        supervisor::on_sighup(shutdown.clone(), move || {
+            if tls.reload() == 0 {
+                tracing::info!("no TLS listener configured: nothing to reload");
+            }
+        });
+    }
+    tasks.spawn(tls.clone().watch_expiry(shutdown.clone()));
     tasks.spawn(core.pusher().run(wakes, shutdown.clone()));
     tasks.spawn(sweep_offline(
         core.station.clone(),
@@ -255,6 +290,11 @@ pub async fn run(
         settings.ocpi.token_reconcile_interval,
         shutdown.clone(),
     ));
+    tasks.spawn(
+        core.credentials
+            .clone()
+            .run_schedule(settings.ocpi.token_rotation_days, shutdown.clone()),
+    );
     for (id, versions_url) in peers::configured_peer_ids(&settings) {
         tasks.spawn(register_peer(
             core.platform.clone(),
@@ -274,6 +314,7 @@ pub async fn run(
         peers: core.peers.clone(),
         push: core.push.clone(),
         sessions: core.sessions.clone(),
+        credentials: core.credentials.clone(),
     };
     let admin_app = admin::router(admin_state.clone()).merge(page::router(admin_state));
     let ocpi_app = core.platform.router();
@@ -286,6 +327,7 @@ pub async fn run(
         admin_listener,
         admin_app,
         settings.admin.http_limits(),
+        None,
         admin_shutdown.clone(),
     ));
     tasks.spawn(crate::http::serve(
@@ -293,12 +335,20 @@ pub async fn run(
         ocpi_listener,
         ocpi_app,
         settings.ocpi.http_limits(),
+        tls.handle("ocpi"),
         http_shutdown,
     ));
     tasks.close();
 
     ready.store(true, Ordering::SeqCst);
-    tracing::info!(ocpp = %addresses.ocpp, ocpi = %addresses.ocpi, admin = %addresses.admin, "ready");
+    tracing::info!(
+        ocpp = %addresses.ocpp,
+        ocpp_tls = ?addresses.ocpp_tls,
+        ocpi = %addresses.ocpi,
+        ocpi_tls = settings.ocpi.tls.is_some(),
+        admin = %addresses.admin,
+        "ready"
+    );
     supervisor::notify_ready();
     {
         let ready = ready.clone();
@@ -310,7 +360,13 @@ pub async fn run(
     supervisor::notify_stopping();
     ready.store(false, Ordering::SeqCst);
     tracing::info!("shutting down: closing station connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, ocpp_task)
+    let stations_closed = async {
+        let _ = ocpp_task.await;
+        if let Some(task) = ocpp_tls_task {
+            let _ = task.await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stations_closed)
         .await
         .is_err()
     {
@@ -466,6 +522,15 @@ async fn register_peer(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
+    if platform
+        .peers()
+        .get(&id)
+        .is_some_and(|p| crate::credentials::interrupted(&p))
+    {
+        // An interrupted rotation is finished by the credentials schedule.
+        tracing::info!(peer = %id, "already registered");
+        return;
+    }
     let Some(cfg) = settings
         .ocpi
         .peers

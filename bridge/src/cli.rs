@@ -1,6 +1,7 @@
 //! Operator commands that talk to the running daemon's admin API (sled allows one process per
 //! database, so tools never open the store while the daemon runs): `status`, `stations`,
-//! `sessions`, `outbox` (and retry / drop of parked pushes), `peers`.
+//! `sessions`, `outbox` (and retry / drop of parked pushes), `peers` (and `token-a`, `rotate`,
+//! `unregister`; `token-a` alone falls back to the store when no daemon answers).
 //!
 //! Rendering is pure (JSON in, text out) so each view is unit-tested; `--json` prints the admin
 //! API's answer unchanged for scripts.
@@ -70,6 +71,33 @@ impl AdminClient {
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
+    }
+
+    /// Like [`AdminClient::post`], but `Ok(None)` when nothing listens on the admin address
+    /// (the daemon is not running): the caller may then work on the stopped daemon's store.
+    pub async fn post_if_running(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Option<(u16, Value)>> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                Ok(Some((
+                    status,
+                    resp.json::<Value>().await.unwrap_or(Value::Null),
+                )))
+            }
+            Err(e) if e.is_connect() => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "the daemon's admin API at {} failed: {e}",
+                self.base
+            )),
+        }
     }
 }
 
@@ -288,6 +316,37 @@ pub fn render_peers(peers: &Value) -> String {
     out
 }
 
+/// `peers token-a`: the token alone on its line (for scripts; the hint goes to stderr).
+pub fn render_token_a(answer: &Value) -> String {
+    format!("{}\n", s(&answer["token_a"]))
+}
+
+/// `peers rotate PEER`: the outcome.
+pub fn render_rotated(answer: &Value) -> String {
+    if answer["rotated"] == Value::Bool(true) {
+        let p = &answer["peer"];
+        format!(
+            "{}: credentials rotated (new tokens both ways, {} endpoints refreshed); the old token is refused from now on\n",
+            s(&p["id"]),
+            p["endpoints"].as_array().map_or(0, Vec::len)
+        )
+    } else {
+        format!("{}\n", s(&answer["error"]))
+    }
+}
+
+/// `peers unregister PEER`: the outcome.
+pub fn render_unregistered(answer: &Value) -> String {
+    match answer["remote"].as_str() {
+        Some("accepted") => format!(
+            "{}: unregistered (DELETE accepted by the peer), forgotten locally\n",
+            s(&answer["unregistered"])
+        ),
+        _ if !answer["error"].is_null() => format!("{}\n", s(&answer["error"])),
+        _ => format!("{answer}\n"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +413,32 @@ mod tests {
             )
         );
         assert!(text.contains("  locations RECEIVER http://h/l"));
+    }
+
+    #[test]
+    fn peer_actions_render() {
+        assert_eq!(
+            render_token_a(&json!({"token_a": "abc", "versions_url": "http://x/ocpi/versions"})),
+            "abc\n"
+        );
+        let text =
+            render_rotated(&json!({"rotated": true, "peer": {"id": "hub", "endpoints": [{}, {}]}}));
+        assert!(text.starts_with("hub: credentials rotated"), "{text}");
+        assert!(text.contains("2 endpoints refreshed"), "{text}");
+        assert_eq!(
+            render_rotated(&json!({"rotated": false, "error": "rotation failed: x"})),
+            "rotation failed: x\n"
+        );
+        assert!(
+            render_unregistered(&json!({"unregistered": "hub", "remote": "accepted"}))
+                .starts_with("hub: unregistered")
+        );
+        assert_eq!(
+            render_unregistered(
+                &json!({"unregistered": "hub", "remote": "failed", "error": "forgotten locally, but …"})
+            ),
+            "forgotten locally, but …\n"
+        );
     }
 
     #[test]

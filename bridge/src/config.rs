@@ -129,6 +129,33 @@ pub struct OcppSettings {
     /// Accept every identifier no eMSP accepted or rejected (free charging, demos). Known eMSP
     /// tokens still follow their eMSP's rules.
     pub free_vend: bool,
+    /// Optional second station listener with TLS: `wss://HOST:PORT/ocpp/{station_id}`.
+    pub tls_listen: Option<SocketAddr>,
+    /// `[ocpp.tls]`: certificate, key and optional client CA of `tls_listen`.
+    pub tls: Option<OcppTlsSettings>,
+}
+
+/// `[ocpp.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcppTlsSettings {
+    /// PEM: the server certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificate(s) station client certificates must chain to (security profile 3).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[ocpi.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM: the server certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for OcppSettings {
@@ -146,6 +173,8 @@ impl Default for OcppSettings {
             max_auth_failures_per_minute: 10,
             local_id_tags: Vec::new(),
             free_vend: false,
+            tls_listen: None,
+            tls: None,
         }
     }
 }
@@ -195,6 +224,12 @@ pub struct OcpiSettings {
     pub token_reconcile_interval: u64,
     /// Seconds between Session updates pushed for one session (the final update is always sent).
     pub session_update_interval: u64,
+    /// Days after which each peer's credentials tokens are rotated (credentials PUT); fractions
+    /// allowed, 0 = off.
+    pub token_rotation_days: f64,
+    /// Pushes in flight per peer at once (each object's own pushes stay in order); 1 sends one
+    /// at a time.
+    pub push_concurrency: usize,
     /// `[[ocpi.peers]]`: platforms the bridge registers with.
     pub peers: Vec<PeerSettings>,
     /// Seconds a client may take to send a request's head.
@@ -205,6 +240,10 @@ pub struct OcpiSettings {
     pub max_connections: usize,
     /// OCPI versions served and negotiated (`["2.3.0", "2.2.1", "2.1.1"]` by default).
     pub versions: Vec<String>,
+    /// `[ocpi.tls]`: serve `listen` over HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Extra PEM roots trusted for outbound OCPI requests (the system roots always are).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl OcpiSettings {
@@ -240,6 +279,8 @@ impl Default for OcpiSettings {
             token_pull_interval: 6 * 3600,
             token_reconcile_interval: 24 * 3600,
             session_update_interval: 60,
+            token_rotation_days: 0.0,
+            push_concurrency: 8,
             peers: Vec::new(),
             header_timeout: 10,
             idle_timeout: 60,
@@ -248,6 +289,8 @@ impl Default for OcpiSettings {
                 .iter()
                 .map(|v| v.as_str().to_owned())
                 .collect(),
+            tls: None,
+            ca_file: None,
         }
     }
 }
@@ -403,6 +446,21 @@ pub struct StationSettings {
     /// OCPI EVSE capabilities of this station's EVSEs; replaces [`DEFAULT_CAPABILITIES`].
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
+    /// The minimum OCPP security profile (0..=3) this station must connect with; default 1
+    /// with a `password`, else 0. See [`StationSettings::minimum_profile`].
+    #[serde(default)]
+    pub security_profile: Option<u8>,
+}
+
+impl StationSettings {
+    /// The station's minimum security profile (the configured one, else 1 with a password,
+    /// else 0). Validation guarantees a configured value is 0..=3.
+    pub fn minimum_profile(&self) -> ocpp::security::SecurityProfile {
+        use ocpp::security::SecurityProfile;
+        let default = if self.password.is_some() { 1 } else { 0 };
+        SecurityProfile::from_number(self.security_profile.unwrap_or(default))
+            .unwrap_or(SecurityProfile::TlsClientCert)
+    }
 }
 
 /// The EVSE capabilities published when a station sets no `capabilities`: what the bridge
@@ -585,10 +643,27 @@ fn valid_coordinate(s: &str, int_digits: usize) -> bool {
 
 impl Settings {
     fn resolve_relative(&mut self, dir: &Path) {
-        if let Some(p) = &self.tariffs_file
-            && p.is_relative()
-        {
-            self.tariffs_file = Some(dir.join(p));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.tariffs_file {
+            resolve(p);
+        }
+        if let Some(t) = &mut self.ocpp.tls {
+            resolve(&mut t.cert);
+            resolve(&mut t.key);
+            if let Some(p) = &mut t.client_ca {
+                resolve(p);
+            }
+        }
+        if let Some(t) = &mut self.ocpi.tls {
+            resolve(&mut t.cert);
+            resolve(&mut t.key);
+        }
+        if let Some(p) = &mut self.ocpi.ca_file {
+            resolve(p);
         }
     }
 
@@ -610,6 +685,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "ocpp.max_frame_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if !(1..=64).contains(&self.ocpi.push_concurrency) {
+            return Err(ConfigError::new(
+                "ocpi.push_concurrency",
+                "must be between 1 and 64",
             ));
         }
         for (key, value) in [
@@ -680,6 +761,13 @@ impl Settings {
                     format!("unknown OCPI version `{v}` (2.3.0, 2.2.1 or 2.1.1)"),
                 ));
             }
+        }
+        // Fractions of a day are fine (0.5 = every 12 hours); 0 is off. A year is plenty.
+        if !(o.token_rotation_days.is_finite() && (0.0..=366.0).contains(&o.token_rotation_days)) {
+            return Err(ConfigError::new(
+                "ocpi.token_rotation_days",
+                "must be a number of days from 0 (off) to 366",
+            ));
         }
         for (i, p) in o.peers.iter().enumerate() {
             if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {
@@ -793,6 +881,7 @@ impl Settings {
                 }
             }
         }
+        self.validate_security()?;
         let ids: Vec<&str> = self.stations.iter().map(|s| s.id.as_str()).collect();
         if let Some((a, b)) = evse_id_collision(&ids) {
             return Err(ConfigError::new(
@@ -847,6 +936,61 @@ impl Settings {
                 }
             })
             .collect()
+    }
+
+    /// TLS keys and station security profiles fit together (the files themselves are checked
+    /// by the `tls` module).
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        match (&self.ocpp.tls_listen, &self.ocpp.tls) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "ocpp.tls",
+                    "required when ocpp.tls_listen is set (cert, key)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "ocpp.tls_listen",
+                    "required when [ocpp.tls] is set",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(tls_listen) = self.ocpp.tls_listen
+            && tls_listen == self.ocpp.listen
+            && tls_listen.port() != 0
+        {
+            return Err(ConfigError::new(
+                "ocpp.tls_listen",
+                "must differ from ocpp.listen",
+            ));
+        }
+        for (i, s) in self.stations.iter().enumerate() {
+            let key = format!("stations[{i}].security_profile");
+            let Some(profile) = s.security_profile else {
+                continue;
+            };
+            let problem = match profile {
+                0 if s.password.is_some() => {
+                    Some("0 but the station has a password (use 1 or more, or remove the password)")
+                }
+                1 | 2 if s.password.is_none() => {
+                    Some("profiles 1 and 2 need a password (HTTP Basic, username = station id)")
+                }
+                2 | 3 if self.ocpp.tls_listen.is_none() => {
+                    Some("profiles 2 and 3 need the TLS listener (ocpp.tls_listen, [ocpp.tls])")
+                }
+                3 if self.ocpp.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) => Some(
+                    "profile 3 needs ocpp.tls.client_ca (the CA station certificates chain to)",
+                ),
+                0..=3 => None,
+                _ => Some("must be 0, 1, 2 or 3"),
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::new(key, problem));
+            }
+        }
+        Ok(())
     }
 
     /// The configured tariffs (inline or from `tariffs_file`), each checked for the fields an

@@ -283,8 +283,28 @@ impl ocpi::CpoBackend for Cpo {
             .info(caller.id.as_str(), country_code.as_str(), party_id.as_str()))
     }
 
+    fn token_a_valid(&self, token: &str) -> bool {
+        let configured = self.ocpi.token_a.as_ref().map(|t| t.expose());
+        crate::peers::token_a_valid(&self.store, configured, token)
+            .or_log("checking a token A")
+            .unwrap_or(false)
+    }
+
+    fn use_token_a(&self, token: &str, peer: &PeerId) -> Result<bool, OcpiError> {
+        let configured = self.ocpi.token_a.as_ref().map(|t| t.expose());
+        crate::peers::use_token_a(&self.store, configured, token, peer.as_str())
+            .map_err(server_error)
+    }
+
     async fn peer_unregistered(&self, id: &PeerId) {
-        tracing::info!(peer = %id, "OCPI peer unregistered");
+        tracing::info!(peer = %id, "OCPI peer unregistered; its outbox is dropped and its tokens refused");
         self.push.stop(id);
+        // Its next registration starts with a full token pull.
+        self.store
+            .update(|tx| {
+                tx.remove_record::<crate::records::TokenPull>(id.as_str())
+                    .map(drop)
+            })
+            .or_log("forgetting the peer's token pulls");
     }
 }

@@ -10,6 +10,10 @@
 //!   once and closed;
 //! - a back-off on accept errors (out of file descriptors) instead of a busy loop.
 //!
+//! With a [`TlsHandle`] the listener serves HTTPS: the TLS handshake must finish within
+//! `header_timeout` (it counts as part of the request head) and uses the handle's current
+//! configuration (reloaded on SIGHUP); a socket above the cap is closed without an answer.
+//!
 //! A request that takes longer than 30 s is answered 408 (the `TimeoutLayer`).
 
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use ocpp::tls::TlsHandle;
 
 /// Limits of one HTTP listener.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +94,7 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
+    tls: Option<TlsHandle>,
     shutdown: CancellationToken,
 ) {
     let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -118,6 +125,10 @@ pub async fn serve(
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             metrics::counter!("http_connections_rejected_total", "listener" => name).increment(1);
             tracing::debug!(listener = name, %peer, "connection cap reached: 503");
+            if tls.is_some() {
+                // No TLS handshake is spent on a refusal.
+                continue;
+            }
             tracker.spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 let mut tcp = tcp;
@@ -131,21 +142,35 @@ pub async fn serve(
         };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, app, limits, shutdown).await;
+            let Some(tls) = tls else {
+                serve_connection(tcp, app, limits, shutdown).await;
+                return;
+            };
+            let handshake = tls.acceptor().accept(tcp);
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = tokio::time::timeout(limits.header_timeout, handshake) => r,
+            };
+            match stream {
+                Ok(Ok(stream)) => serve_connection(stream, app, limits, shutdown).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(listener = name, %peer, "TLS handshake timed out"),
+            }
         });
     }
     tracker.close();
     tracker.wait().await;
 }
 
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    app: axum::Router,
-    limits: Limits,
-    shutdown: CancellationToken,
-) {
+async fn serve_connection<S>(tcp: S, app: axum::Router, limits: Limits, shutdown: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let counted = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -201,7 +226,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve("test", listener, app, limits, shutdown.clone()));
+        tokio::spawn(serve("test", listener, app, limits, None, shutdown.clone()));
         (addr, shutdown)
     }
 
@@ -246,6 +271,61 @@ mod tests {
             .unwrap();
         let got = until_closed(&mut tcp).await;
         assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    }
+
+    /// A CA (PEM) and a TLS configuration for 127.0.0.1 signed by it.
+    fn tls_pair() -> (String, rustls::ServerConfig) {
+        use rcgen::{CertificateParams, IsCa, Issuer, KeyPair, SanType};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = ocpp::tls::server_config(vec![cert.der().clone()], key, None).unwrap();
+        (ca_pem, config)
+    }
+
+    #[tokio::test]
+    async fn https_serves_requests_and_cuts_a_stalled_handshake() {
+        let (ca, config) = tls_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let tls = Some(TlsHandle::new(config));
+        tokio::spawn(serve(
+            "test",
+            listener,
+            app,
+            limits(),
+            tls,
+            shutdown.clone(),
+        ));
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+            .timeout(WAIT)
+            .build()
+            .unwrap();
+        let body = client
+            .get(format!("https://{addr}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "ok");
+        // A socket that never starts the TLS handshake is closed within header_timeout.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let got = until_closed(&mut silent).await;
+        assert!(got.is_empty(), "{got}");
+        shutdown.cancel();
     }
 
     #[tokio::test]

@@ -7,8 +7,9 @@
 //! ## Layout (bottom-up: each module uses only the ones above it)
 //! - Foundations: [`config`] (settings, layered loading, validation), [`telemetry`],
 //!   [`supervisor`] (signals, sd-notify), [`error`] (what callers act on; failed background
-//!   writes are logged and counted), [`http`] (the bounded HTTP server of the OCPI and admin
-//!   listeners: timeouts, connection cap).
+//!   writes are logged and counted), [`tls`] (the listeners' certificate files: checks, SIGHUP
+//!   reload, expiry metric), [`http`] (the bounded HTTP server of the OCPI and admin
+//!   listeners: timeouts, connection cap, optional HTTPS).
 //! - Pure translation: [`evse`] (OCPP connector status → OCPI EVSE status), [`meter`]
 //!   (sampled values → Wh), [`periods`] (samples → charging periods, tariff boundaries),
 //!   [`pricing`] (the `ocpi-tariffs` boundary).
@@ -22,7 +23,8 @@
 //!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
 //!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
 //! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
-//!   thin [`ocpi::CpoBackend`] adapter), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
+//!   thin [`ocpi::CpoBackend`] adapter), [`credentials`] (the credentials lifecycle we start:
+//!   token rotation, unregistration, fresh tokens A), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
 //!   [`page`] (the operator's status page at `/`), [`cli`] (the admin CLI's rendering).
 //! - [`app`]: builds all of it in order ([`app::Core::build`]) and runs the daemon
 //!   ([`run`]).
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cpo;
+pub mod credentials;
 pub mod error;
 pub mod evse;
 pub mod http;
@@ -61,6 +64,7 @@ pub mod sessions;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tls;
 pub mod tokens;
 
 pub use app::{Addresses, public_url_with_port, run};

@@ -48,8 +48,13 @@ enum Command {
     Stations(AdminArgs),
     /// OCPI sessions of the running daemon.
     Sessions(AdminArgs),
-    /// OCPI peers: registration, version, endpoints.
-    Peers(AdminArgs),
+    /// OCPI peers: registration, version, endpoints; issue a token A, rotate or unregister.
+    Peers {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: Option<PeersAction>,
+    },
     /// The push outbox: queues, parked pushes; retry or drop a parked push.
     Outbox {
         #[command(flatten)]
@@ -59,18 +64,41 @@ enum Command {
     },
 }
 
-/// How to reach the running daemon's admin API.
+/// How to reach the running daemon's admin API (before or after a subcommand's own arguments).
 #[derive(Debug, clap::Args)]
 struct AdminArgs {
     /// Admin API base URL (default: from `[admin] listen` of the configuration).
-    #[arg(long, env = "BRIDGE_ADMIN_URL")]
+    #[arg(long, env = "BRIDGE_ADMIN_URL", global = true)]
     admin_url: Option<String>,
     /// Admin bearer token (default: `[admin] token` of the configuration).
-    #[arg(long, env = "BRIDGE_ADMIN_TOKEN")]
+    #[arg(long, env = "BRIDGE_ADMIN_TOKEN", global = true)]
     admin_token: Option<String>,
     /// Print the admin API's JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PeersAction {
+    /// Issue a fresh single-use token A for the next peer and print it (through the running
+    /// daemon's admin API, or straight into the store of a stopped daemon).
+    #[command(name = "token-a")]
+    TokenA {
+        /// The state directory of a stopped daemon (defaults to `[state] path`); used only when
+        /// no daemon answers on the admin API.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Rotate a peer's credentials tokens (credentials PUT) and refresh its endpoints.
+    Rotate {
+        /// Peer id (as listed by `peers`).
+        peer: String,
+    },
+    /// Unregister a peer: DELETE our credentials at the peer, then forget it.
+    Unregister {
+        /// Peer id (as listed by `peers`).
+        peer: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +136,16 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
+            let tls = match bridge::tls::check_files(&settings, chrono::Utc::now()) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            for line in tls {
+                println!("{line}");
+            }
             println!(
                 "configuration OK: {} location(s), {} station(s), {} tariff(s)",
                 settings.locations.len(),
@@ -142,7 +180,36 @@ fn main() -> ExitCode {
             "/admin/sessions",
             bridge::cli::render_sessions,
         ),
-        Command::Peers(a) => admin_command(&settings, a, "/admin/peers", bridge::cli::render_peers),
+        Command::Peers {
+            admin,
+            action: None,
+        } => admin_command(&settings, admin, "/admin/peers", bridge::cli::render_peers),
+        Command::Peers {
+            admin,
+            action: Some(PeersAction::TokenA { data }),
+        } => token_a(&settings, &admin, data),
+        Command::Peers {
+            admin,
+            action: Some(action @ (PeersAction::Rotate { .. } | PeersAction::Unregister { .. })),
+        } => {
+            let (path, render): (String, fn(&serde_json::Value) -> String) = match action {
+                PeersAction::Rotate { peer } => (
+                    format!("/admin/peers/{}/rotate", path_segment(&peer)),
+                    bridge::cli::render_rotated,
+                ),
+                PeersAction::Unregister { peer } => (
+                    format!("/admin/peers/{}/unregister", path_segment(&peer)),
+                    bridge::cli::render_unregistered,
+                ),
+                PeersAction::TokenA { .. } => unreachable!("matched above"),
+            };
+            admin_call(
+                &settings,
+                &admin,
+                move |c| async move { c.post(&path, &serde_json::json!({})).await },
+                render,
+            )
+        }
         Command::Outbox {
             admin,
             action: None,
@@ -261,6 +328,91 @@ fn admin_command(
     )
 }
 
+/// A peer id as one URL path segment (ids are `host:port` or `{CC}{PID}`, maybe with `#n`).
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `peers token-a`: through the running daemon's admin API; when no daemon answers there,
+/// straight into the store (`--data`, else `[state] path`) of the stopped daemon.
+fn token_a(settings: &config::Settings, args: &AdminArgs, data: Option<PathBuf>) -> ExitCode {
+    let result = admin_client(settings, args).and_then(|client| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(client.post_if_running("/admin/peers/token-a", &serde_json::json!({})))
+    });
+    let body = match result {
+        Ok(Some((status, body))) if (200..300).contains(&status) => body,
+        Ok(Some((status, body))) => {
+            eprintln!("admin API answered HTTP {status}: {body}");
+            return ExitCode::FAILURE;
+        }
+        Ok(None) => {
+            let path = data.unwrap_or_else(|| settings.state.path.clone());
+            match issue_token_a_offline(&path) {
+                Ok(token) => serde_json::json!({
+                    "token_a": token,
+                    "versions_url": format!(
+                        "{}/ocpi/versions",
+                        settings.ocpi.public_url.trim_end_matches('/')
+                    ),
+                }),
+                Err(e) => {
+                    eprintln!("issuing a token A failed: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        print!("{}", bridge::cli::render_token_a(&body));
+        eprintln!(
+            "Single use: give it to the next peer with the versions URL {}",
+            body["versions_url"].as_str().unwrap_or("-")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn issue_token_a_offline(path: &std::path::Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no daemon answers on the admin API and there is no state directory at {}",
+            path.display()
+        );
+    }
+    let store = state::Store::open(&state::Settings {
+        path: path.to_path_buf(),
+        cache_bytes: 16 << 20,
+    })
+    .with_context(|| {
+        format!(
+            "cannot open {} (no daemon answers on the admin API; is it still running?)",
+            path.display()
+        )
+    })?;
+    let token = bridge::peers::issue_token_a(&store)?;
+    store.flush_blocking()?;
+    Ok(token)
+}
+
 fn export(path: PathBuf, with_secrets: bool) -> anyhow::Result<()> {
     if !path.exists() {
         anyhow::bail!("no state directory at {}", path.display());
@@ -305,6 +457,7 @@ fn run(settings: config::Settings, ready_file: Option<PathBuf>) -> anyhow::Resul
 fn write_ready_file(path: &std::path::Path, addrs: &bridge::Addresses) -> std::io::Result<()> {
     let body = serde_json::json!({
         "ocpp": addrs.ocpp.to_string(),
+        "ocpp_tls": addrs.ocpp_tls.map(|a| a.to_string()),
         "ocpi": addrs.ocpi.to_string(),
         "admin": addrs.admin.to_string(),
         "pid": std::process::id(),

@@ -1,22 +1,25 @@
 //! The pusher: drains the store's outbox to OCPI peers.
 //!
-//! One delivery task per peer, so a slow or dead peer never delays another. Each task sends its
-//! peer's entries strictly in queue order: it picks the head entry (from then on nothing merges
-//! into it), renders its typed body from the current state ([`Rendered`]), sends it with the
-//! typed `ocpi::Client` method for its kind (which encodes it in the peer's current OCPI version,
-//! read from the peer record at each attempt — [`ocpi::codec`]), and removes it only when the peer accepted it
-//! (OCPI 1000) — flushing before it moves on. Network errors, timeouts, HTTP 5xx and OCPI 3xxx
-//! are retried with exponential backoff and jitter (capped); a refusal (OCPI 2xxx, HTTP 4xx) is
-//! logged with the peer's message and parked for an operator (admin API), so one bad entry does
-//! not block the queue forever.
+//! One delivery task per peer, so a slow or dead peer never delays another. Each task keeps a
+//! window of its peer's queue loaded and up to `ocpi.push_concurrency` entries in flight: an
+//! entry starts when no earlier entry of its [`Lane`] is waiting or in flight, so each object's
+//! pushes keep their order (a Location before its EVSEs, an EVSE's statuses, a Session before
+//! its CDR) while unrelated objects go side by side. Starting an entry picks it (from then on
+//! nothing merges into it), renders its typed body from the current state ([`Rendered`]), sends
+//! it with the typed `ocpi::Client` method for its kind (which encodes it in the peer's
+//! current OCPI version, read from the peer record at each attempt: [`ocpi::codec`]), and removes
+//! it only when the peer accepted it (OCPI 1000). Network errors, timeouts, HTTP 5xx and OCPI 3xxx pause the peer with
+//! exponential backoff and jitter (capped), the entry keeping its place; a refusal (OCPI 2xxx,
+//! HTTP 4xx) is logged with the peer's message and parked for an operator (admin API), so one
+//! bad entry does not block its object forever.
 //!
 //! Holding per party (hubs): an entry routed to a party that [`HubClients`] holds (not
-//! CONNECTED, or the hub answered OCPI 4001/4003 for it) is passed over in place — the task
-//! sends the first entry whose party is not held, so other parties' pushes never wait behind
-//! it, and each party's own entries keep their order. A 4001/4003 answer holds the party
+//! CONNECTED, or the hub answered OCPI 4001/4003 for it) is passed over in place — it is not
+//! loaded into the window, so other parties' pushes never wait behind it, and each party's own
+//! entries keep their order. A 4001/4003 answer holds the party
 //! instead of parking or retrying the entry; a ClientInfo CONNECTED wakes the task again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use ocpi::{Client, Peer, PeerId, PeerStatus, Peers, PushError};
 use rand::Rng;
 use state::Store;
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -43,6 +47,101 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often an idle task looks at its queue even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(30);
+/// Entries of one peer the delivery task keeps loaded to choose from.
+const WINDOW: usize = 512;
+
+/// Which pushes must keep their relative order: two entries conflict when they are in the same
+/// group and one of them covers the whole group (`key` = `None`) or both have the same key.
+/// A Location covers its EVSEs (its PUT is not overtaken by their PATCHes nor they by it); each
+/// EVSE is its own key; a Session's PUT, PATCHes and CDR share a group; every tariff, and every
+/// command result, is a group of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lane {
+    /// The object group.
+    pub group: String,
+    /// The object within the group (`None`: the whole group).
+    pub key: Option<String>,
+}
+
+/// The lane of a push (`location_of` maps a station to its Location id).
+pub fn lane(push: &Push, location_of: impl Fn(&str) -> Option<String>) -> Lane {
+    let (group, key) = match push {
+        Push::Location { id } => (format!("location:{id}"), None),
+        Push::EvseStatus { station, evse } => (
+            // A station without a configured location still orders its own EVSEs.
+            location_of(station)
+                .map_or_else(|| format!("station:{station}"), |l| format!("location:{l}")),
+            Some(format!("{station}\0{evse}")),
+        ),
+        Push::Tariff { id } => (format!("tariff:{id}"), None),
+        Push::Session { id } | Push::SessionPatch { id } | Push::Cdr { id } => {
+            (format!("session:{id}"), None)
+        }
+        Push::CommandResult { response_url, .. } => (format!("result:{response_url}"), None),
+    };
+    Lane { group, key }
+}
+
+/// A loaded entry and its lane.
+#[derive(Debug)]
+struct Waiting {
+    entry: Entry,
+    lane: Lane,
+}
+
+/// The entries a delivery task considers, and which of them are in flight.
+#[derive(Debug, Default)]
+struct Window {
+    entries: BTreeMap<u64, Waiting>,
+    in_flight: HashSet<u64>,
+}
+
+impl Window {
+    /// Entries that may start now, in queue order, so that at most `limit` are in flight: an
+    /// entry starts only when no earlier entry of its lane is waiting or in flight.
+    fn launchable(&self, limit: usize) -> Vec<u64> {
+        let mut room = limit.saturating_sub(self.in_flight.len());
+        let mut whole: HashSet<&str> = HashSet::new();
+        let mut any: HashSet<&str> = HashSet::new();
+        let mut keys: HashSet<(&str, &str)> = HashSet::new();
+        let mut out = Vec::new();
+        for (seq, w) in &self.entries {
+            let g = w.lane.group.as_str();
+            let blocked = match w.lane.key.as_deref() {
+                None => any.contains(g),
+                Some(k) => whole.contains(g) || keys.contains(&(g, k)),
+            };
+            if !blocked && room > 0 && !self.in_flight.contains(seq) {
+                out.push(*seq);
+                room -= 1;
+            }
+            any.insert(g);
+            match w.lane.key.as_deref() {
+                None => {
+                    whole.insert(g);
+                }
+                Some(k) => {
+                    keys.insert((g, k));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops a held party's waiting entries (they are loaded again once it is released).
+    fn forget_party(&mut self, party: &(String, String)) {
+        let in_flight = &self.in_flight;
+        self.entries
+            .retain(|seq, w| in_flight.contains(seq) || w.entry.to_party.as_ref() != Some(party));
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// What the pusher needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -59,6 +158,8 @@ pub struct Pusher {
     pub sessions: Arc<Sessions>,
     /// Which parties behind a hub are held.
     pub hub: HubClients,
+    /// Pushes in flight per peer (`ocpi.push_concurrency`).
+    pub concurrency: usize,
 }
 
 struct Task {
@@ -151,60 +252,148 @@ impl Pusher {
 
     async fn deliver(self, peer_id: PeerId, wake: Arc<Notify>, cancel: CancellationToken) {
         let mut backoff = BACKOFF_MIN;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut window = Window::default();
+        let mut flights: JoinSet<(u64, Outcome)> = JoinSet::new();
         loop {
             if cancel.is_cancelled() {
+                flights.abort_all();
                 return;
             }
             let Some(peer) = self.peers.get(&peer_id) else {
                 tracing::info!(peer = %peer_id, "peer gone; delivery task ends");
+                flights.abort_all();
                 return;
             };
-            // The first entry whose party is not held (see the module docs).
-            let head = self
-                .store
-                .outbox_first_unheld::<Push>(peer_id.as_str(), |party| {
-                    self.hub.held(peer_id.as_str(), party)
-                })
-                .or_log("reading the outbox")
-                .flatten();
-            let Some(entry) = head.filter(|_| peer.status == PeerStatus::Registered) else {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = cancel.cancelled() => return,
-                }
-                continue;
-            };
-            let module = entry.push.module();
-            let count = |outcome: &'static str| {
-                metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(),
-                    "module" => module, "outcome" => outcome)
-                .increment(1);
-            };
-            match self.attempt(&peer, entry.seq).await {
-                Outcome::Unreachable(party, reason) => {
-                    // Not the entry's fault and not the hub's: hold the party, go on with the
-                    // others at once.
-                    count("held");
-                    tracing::warn!(peer = %peer_id, seq = entry.seq, party = %format!("{}/{}", party.0, party.1),
-                        reason = %reason, "hub cannot reach the party; its pushes are held until it is CONNECTED");
-                    self.hub.mark_unreachable(peer_id.as_str(), &party, &reason);
-                    self.store
-                        .outbox_failed(peer_id.as_str(), entry.seq, &reason)
-                        .or_log("recording a held attempt");
-                }
-                Outcome::Delivered => {
-                    backoff = BACKOFF_MIN;
-                    count("delivered");
-                    if let Some(party) = &entry.to_party {
-                        self.hub.mark_reachable(peer_id.as_str(), party);
+            let registered = peer.status == PeerStatus::Registered;
+            if registered {
+                self.top_up(&peer_id, &mut window);
+                let backing_off = retry_at.is_some_and(|t| t > tokio::time::Instant::now());
+                if !backing_off {
+                    retry_at = None;
+                    for seq in window.launchable(self.concurrency) {
+                        window.in_flight.insert(seq);
+                        let (pusher, peer) = (self.clone(), peer.clone());
+                        flights.spawn(async move { (seq, pusher.attempt(&peer, seq).await) });
                     }
-                    self.store
-                        .outbox_ack(peer_id.as_str(), entry.seq)
-                        .or_log("removing a delivered entry");
-                    self.store.flush().await.or_log("flush after delivery");
                 }
-                Outcome::Refused(reason) => match self.heal_location(&entry) {
+            }
+            metrics::gauge!("ocpi_push_in_flight", "peer" => peer_id.0.clone())
+                .set(flights.len() as f64);
+            let done = tokio::select! {
+                Some(joined) = flights.join_next(), if !flights.is_empty() => match joined {
+                    Ok(done) => Some(done),
+                    Err(e) => {
+                        tracing::error!(peer = %peer_id, error = %e, "push attempt panicked");
+                        None
+                    }
+                },
+                _ = wake.notified() => None,
+                _ = sleep_until(retry_at), if retry_at.is_some() => None,
+                _ = tokio::time::sleep(IDLE_POLL) => None,
+                _ = cancel.cancelled() => {
+                    flights.abort_all();
+                    return;
+                }
+            };
+            // Handle this result and every other one already finished, then flush once.
+            let mut finished: Vec<(u64, Outcome)> = done.into_iter().collect();
+            while let Some(joined) = flights.try_join_next() {
+                if let Ok(done) = joined {
+                    finished.push(done);
+                }
+            }
+            let mut changed = false;
+            for (seq, outcome) in finished {
+                window.in_flight.remove(&seq);
+                let Some(item) = window.entries.get(&seq) else {
+                    continue;
+                };
+                let entry = item.entry.clone();
+                changed |= self.settle(
+                    &peer_id,
+                    &entry,
+                    outcome,
+                    &mut window,
+                    &mut backoff,
+                    &mut retry_at,
+                );
+            }
+            if changed {
+                self.store.flush().await.or_log("flush after delivery");
+            }
+        }
+    }
+
+    /// Loads entries the window does not hold yet (up to [`WINDOW`]), skipping held parties.
+    fn top_up(&self, peer_id: &PeerId, window: &mut Window) {
+        let room = WINDOW.saturating_sub(window.entries.len());
+        if room == 0 {
+            return;
+        }
+        let loaded = self
+            .store
+            .outbox_unheld::<Push>(
+                peer_id.as_str(),
+                |party| self.hub.held(peer_id.as_str(), party),
+                |seq| window.entries.contains_key(&seq),
+                room,
+            )
+            .or_log("reading the outbox")
+            .unwrap_or_default();
+        for entry in loaded {
+            let lane = lane(&entry.push, |station| {
+                self.catalog.location_of(station).map(|l| l.id.clone())
+            });
+            window.entries.insert(entry.seq, Waiting { entry, lane });
+        }
+    }
+
+    /// Applies one attempt's outcome; `true` when the store changed (flush due).
+    fn settle(
+        &self,
+        peer_id: &PeerId,
+        entry: &Entry,
+        outcome: Outcome,
+        window: &mut Window,
+        backoff: &mut Duration,
+        retry_at: &mut Option<tokio::time::Instant>,
+    ) -> bool {
+        let module = entry.push.module();
+        let count = |outcome: &'static str| {
+            metrics::counter!("ocpi_push_total", "peer" => peer_id.0.clone(),
+                "module" => module, "outcome" => outcome)
+            .increment(1);
+        };
+        match outcome {
+            Outcome::Unreachable(party, reason) => {
+                // Not the entry's fault and not the hub's: hold the party (its entries leave the
+                // window until it is CONNECTED), go on with the others at once.
+                count("held");
+                tracing::warn!(peer = %peer_id, seq = entry.seq, party = %format!("{}/{}", party.0, party.1),
+                    reason = %reason, "hub cannot reach the party; its pushes are held until it is CONNECTED");
+                self.hub.mark_unreachable(peer_id.as_str(), &party, &reason);
+                self.store
+                    .outbox_failed(peer_id.as_str(), entry.seq, &reason)
+                    .or_log("recording a held attempt");
+                window.forget_party(&party);
+                true
+            }
+            Outcome::Delivered => {
+                *backoff = BACKOFF_MIN;
+                count("delivered");
+                if let Some(party) = &entry.to_party {
+                    self.hub.mark_reachable(peer_id.as_str(), party);
+                }
+                self.store
+                    .outbox_ack(peer_id.as_str(), entry.seq)
+                    .or_log("removing a delivered entry");
+                window.entries.remove(&entry.seq);
+                true
+            }
+            Outcome::Refused(reason) => {
+                window.entries.remove(&entry.seq);
+                match self.heal_location(entry) {
                     // "If a PATCH fails, send the whole object": queue the Location PUT, then
                     // drop the PATCH (a crash in between only repeats the PATCH).
                     Some(loc) => {
@@ -220,7 +409,6 @@ impl Pusher {
                                 .outbox_ack(peer_id.as_str(), entry.seq)
                                 .or_log("removing the refused PATCH");
                         }
-                        self.store.flush().await.or_log("flush after healing");
                     }
                     None => {
                         count("parked");
@@ -229,23 +417,24 @@ impl Pusher {
                         self.store
                             .outbox_park(peer_id.as_str(), entry.seq, &reason)
                             .or_log("parking a refused push");
-                        self.store.flush().await.or_log("flush after parking");
                     }
-                },
-                Outcome::Retry(reason) => {
-                    count("retry");
-                    self.store
-                        .outbox_failed(peer_id.as_str(), entry.seq, &reason)
-                        .or_log("recording a failed attempt");
-                    let jitter = rand::rng().random_range(0.5..1.0);
-                    let wait = backoff.mul_f64(jitter);
-                    tracing::warn!(peer = %peer_id, seq = entry.seq, reason = %reason, retry_in = ?wait, "push failed; will retry");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = cancel.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
+                true
+            }
+            Outcome::Retry(reason) => {
+                // The peer (or the way to it) failed: the entry keeps its place, and nothing new
+                // goes to this peer until the backoff has passed.
+                count("retry");
+                self.store
+                    .outbox_failed(peer_id.as_str(), entry.seq, &reason)
+                    .or_log("recording a failed attempt");
+                let jitter = rand::rng().random_range(0.5..1.0);
+                let wait = backoff.mul_f64(jitter);
+                tracing::warn!(peer = %peer_id, seq = entry.seq, reason = %reason, retry_in = ?wait, "push failed; will retry");
+                let at = tokio::time::Instant::now() + wait;
+                *retry_at = Some(retry_at.map_or(at, |t| t.max(at)));
+                *backoff = (*backoff * 2).min(BACKOFF_MAX);
+                false
             }
         }
     }
@@ -385,5 +574,129 @@ impl Pusher {
             return None;
         };
         Some(self.catalog.location_of(station)?.id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc_of(station: &str) -> Option<String> {
+        match station {
+            "CS1" | "CS2" => Some("LOC1".into()),
+            _ => None,
+        }
+    }
+
+    fn window(pushes: &[Push]) -> Window {
+        let mut w = Window::default();
+        for (i, p) in pushes.iter().enumerate() {
+            let mut entry = Entry::new("peer", p.clone());
+            entry.seq = i as u64 + 1;
+            w.entries.insert(
+                entry.seq,
+                Waiting {
+                    lane: lane(p, loc_of),
+                    entry,
+                },
+            );
+        }
+        w
+    }
+
+    fn evse(station: &str, evse: u32) -> Push {
+        Push::EvseStatus {
+            station: station.into(),
+            evse,
+        }
+    }
+
+    fn id(s: &str) -> String {
+        s.to_owned()
+    }
+
+    #[test]
+    fn lanes_group_each_object_with_what_it_depends_on() {
+        let l = lane(&Push::Location { id: id("LOC1") }, loc_of);
+        assert_eq!((l.group.as_str(), l.key), ("location:LOC1", None));
+        let e = lane(&evse("CS1", 2), loc_of);
+        assert_eq!(e.group, "location:LOC1");
+        assert_eq!(e.key.as_deref(), Some("CS1\u{0}2"));
+        assert_eq!(lane(&evse("X", 1), loc_of).group, "station:X");
+        let s = lane(&Push::Session { id: id("S") }, loc_of);
+        assert_eq!(s, lane(&Push::SessionPatch { id: id("S") }, loc_of));
+        assert_eq!(s, lane(&Push::Cdr { id: id("S") }, loc_of));
+        assert_ne!(s, lane(&Push::Cdr { id: id("T") }, loc_of));
+        assert_eq!(
+            lane(&Push::Tariff { id: id("T1") }, loc_of).group,
+            "tariff:T1"
+        );
+        let r = |u: &str| Push::CommandResult {
+            response_url: u.into(),
+            result: outbox::command_result(ocpi::types::CommandResultType::Accepted, None),
+        };
+        assert_ne!(
+            lane(&r("http://a/1"), loc_of),
+            lane(&r("http://a/2"), loc_of)
+        );
+    }
+
+    #[test]
+    fn unrelated_objects_go_together_and_each_object_keeps_its_order() {
+        // 1 Location, 2-3 two EVSEs of it, 4 the first EVSE again, 5 a session, 6 its CDR,
+        // 7 another session, 8 a tariff.
+        let w = window(&[
+            Push::Location { id: id("LOC1") },
+            evse("CS1", 1),
+            evse("CS2", 1),
+            evse("CS1", 1),
+            Push::Session { id: id("S") },
+            Push::Cdr { id: id("S") },
+            Push::Session { id: id("U") },
+            Push::Tariff { id: id("T1") },
+        ]);
+        // The Location first (its EVSEs wait for it); the CDR waits for its session.
+        assert_eq!(w.launchable(8), [1, 5, 7, 8]);
+        // The limit counts what is in flight.
+        assert_eq!(w.launchable(2), [1, 5]);
+        let mut w = w;
+        w.in_flight.extend([1, 5]);
+        assert_eq!(w.launchable(4), [7, 8]);
+        // The Location delivered: both EVSEs go, the first EVSE's second update waits.
+        w.entries.remove(&1);
+        w.in_flight.remove(&1);
+        assert_eq!(w.launchable(8), [2, 3, 7, 8]);
+        // The session delivered: its CDR goes.
+        w.entries.remove(&5);
+        w.in_flight.remove(&5);
+        assert_eq!(w.launchable(8), [2, 3, 6, 7, 8]);
+        // With one at a time, strictly in queue order.
+        assert_eq!(w.launchable(1), [2]);
+    }
+
+    #[test]
+    fn an_evse_update_before_a_location_put_is_not_overtaken_by_it() {
+        let w = window(&[
+            evse("CS1", 1),
+            Push::Location { id: id("LOC1") },
+            evse("CS2", 1),
+        ]);
+        assert_eq!(w.launchable(8), [1]);
+    }
+
+    #[test]
+    fn a_held_party_leaves_the_window_but_in_flight_entries_stay() {
+        let mut w = window(&[
+            Push::Session { id: id("S") },
+            Push::Cdr { id: id("S") },
+            Push::Session { id: id("U") },
+        ]);
+        let party = (id("DE"), id("EMA"));
+        for seq in [1, 2] {
+            w.entries.get_mut(&seq).expect("entry").entry.to_party = Some(party.clone());
+        }
+        w.in_flight.insert(1);
+        w.forget_party(&party);
+        assert_eq!(w.entries.keys().copied().collect::<Vec<_>>(), [1, 3]);
     }
 }

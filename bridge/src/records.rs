@@ -10,6 +10,7 @@
 //! | `reservation` ([`Reservation`]) | OCPP reservation id | a reservation's lifecycle |
 //! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
+//! | `token_a` ([`TokenA`]) | uuid | a token A issued by the operator, or the configured one once used: single use |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
 
@@ -239,6 +240,42 @@ impl Record for TokenPull {
     }
 }
 
+/// Where a token A came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAOrigin {
+    /// `ocpi.token_a` of the configuration (stored only once a peer used it).
+    Config,
+    /// Issued by the operator (`ocpp-ocpi-bridge peers token-a`).
+    Operator,
+}
+
+/// A token A (key: a uuid): single use. An operator-issued one is stored when issued; the
+/// configured `ocpi.token_a` is stored when a peer registers with it. Once `used_by` is set,
+/// the token answers HTTP 401.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenA {
+    /// Record id (a uuid; never the token, keys are exported in clear).
+    pub id: String,
+    /// The token (masked by `export` unless `--with-secrets`).
+    pub token: String,
+    /// Where it came from.
+    pub origin: TokenAOrigin,
+    /// When it was issued (for the configured one: when it was used).
+    pub issued_at: DateTime<Utc>,
+    /// The peer that registered with it.
+    pub used_by: Option<String>,
+    /// When that peer registered.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl Record for TokenA {
+    const KIND: &'static str = "token_a";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
 /// Who receives a command's result (and owns a session / reservation it created).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -385,6 +422,7 @@ mod tests {
             Reservation::KIND,
             HubClient::KIND,
             TokenPull::KIND,
+            TokenA::KIND,
         ];
         kinds.sort_unstable();
         let n = kinds.len();

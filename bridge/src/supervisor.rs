@@ -1,4 +1,5 @@
-//! Signals and systemd: SIGTERM/SIGINT start a graceful shutdown; sd-notify tells systemd
+//! Signals and systemd: SIGTERM/SIGINT start a graceful shutdown, SIGHUP reloads the TLS
+//! certificates; sd-notify tells systemd
 //! READY=1 once everything is bound, pings its watchdog while the daemon is healthy, and says
 //! STOPPING=1 when shutdown begins. All sd-notify calls are no-ops outside systemd.
 
@@ -23,6 +24,32 @@ pub fn cancel_on_signals(token: CancellationToken) {
             _ = token.cancelled() => return,
         }
         token.cancel();
+    });
+}
+
+/// Calls `reload` on every SIGHUP until `token` is cancelled. (Listening also keeps SIGHUP
+/// from terminating the process, its default action.)
+pub fn on_sighup(token: CancellationToken, reload: impl Fn() + Send + 'static) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP received: reloading TLS certificates");
+                    reload();
+                }
+                () = token.cancelled() => return,
+            }
+        }
     });
 }
 

@@ -205,6 +205,24 @@ pub trait CpoBackend: Send + Sync + 'static {
         .collect()
     }
 
+    /// Whether `token` is a token A that may still be used to register (versions, version details and the
+    /// credentials POST). Default: it is `Settings::token_a` (without storage nothing can retire it; the daemon
+    /// keeps every token A single use).
+    fn token_a_valid(&self, token: &str) -> bool {
+        self.settings()
+            .token_a
+            .as_ref()
+            .is_some_and(|a| a.expose() == token)
+    }
+
+    /// Retires token A once `peer` registered with it (called while registrations are serialised, before the
+    /// peer is stored). `Ok(false)`: it is no longer valid (used meanwhile), and the registration is refused with
+    /// HTTP 401. Default: `Ok(true)`, nothing kept.
+    fn use_token_a(&self, token: &str, peer: &PeerId) -> Result<bool, OcpiError> {
+        let _ = (token, peer);
+        Ok(true)
+    }
+
     /// Called after a handshake (either direction, POST or PUT) completed; e.g. queue initial full pushes.
     fn peer_registered(&self, peer: &Peer) -> impl Future<Output = ()> + Send {
         let _ = peer;

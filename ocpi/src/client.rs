@@ -251,6 +251,26 @@ impl Client {
         connect: Duration,
         total: Duration,
     ) -> Result<Self, PushError> {
+        Self::with_options(settings, connect, total, None)
+    }
+
+    /// Client with default timeouts that trusts the PEM certificates in `extra_roots` besides
+    /// the system roots (a private CA of a hub, a test CA).
+    pub fn with_extra_roots(settings: &Settings, extra_roots: &[u8]) -> Result<Self, PushError> {
+        Self::with_options(
+            settings,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+            Some(extra_roots),
+        )
+    }
+
+    fn with_options(
+        settings: &Settings,
+        connect: Duration,
+        total: Duration,
+        extra_roots: Option<&[u8]>,
+    ) -> Result<Self, PushError> {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             // Err means another thread won the race to install one: fine either way.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -267,7 +287,13 @@ impl Client {
                 attempt.follow()
             }
         });
+        let roots = match extra_roots {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| PushError::Setup(format!("extra roots: {e}")))?,
+            None => Vec::new(),
+        };
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .connect_timeout(connect)
             .timeout(total)
             .redirect(redirect)

@@ -16,6 +16,9 @@ pub struct Platform<B> {
     backend: Arc<B>,
     peers: Peers,
     client: Client,
+    /// Serialises credentials POSTs: the "already registered" check, the token A check and storing the peer
+    /// happen as one step, so one token A registers one party.
+    registration: tokio::sync::Mutex<()>,
 }
 
 impl<B> std::fmt::Debug for Platform<B> {
@@ -40,6 +43,7 @@ impl<B: CpoBackend> Platform<B> {
             backend,
             peers,
             client,
+            registration: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -51,6 +55,11 @@ impl<B: CpoBackend> Platform<B> {
     /// Peer cache (write-through to the backend).
     pub fn peers(&self) -> &Peers {
         &self.peers
+    }
+
+    /// Held while a credentials POST is handled (see the field).
+    pub(crate) async fn registration_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.registration.lock().await
     }
 
     /// Outbound client.

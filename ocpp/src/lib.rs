@@ -18,7 +18,11 @@
 //! - `lenient` (private): the leniency helpers both action tables share (typed decoding with
 //!   OCPP error codes, timestamp normalisation, meter values as real stations send them).
 //! - [`server`]: the accept loop and websocket handshake (path → [`StationId`], Basic auth,
-//!   subprotocol negotiation).
+//!   subprotocol negotiation), on plain TCP or TLS.
+//! - [`security`]: pure security-profile decisions (does a connection meet a station's
+//!   minimum profile 0–3?).
+//! - [`tls`]: the rustls server configuration (whitepaper cipher suites, ALPN, client
+//!   certificates), a reloadable handle, the CN of a client certificate.
 //! - [`connection`]: one task per station; all messages of a station are handled in order.
 //! - [`handle`]: [`StationHandle`] (send a CALL to a station and await its answer) and the
 //!   [`Registry`] of connected stations.
@@ -30,7 +34,9 @@ pub mod event;
 pub mod frame;
 pub mod handle;
 mod lenient;
+pub mod security;
 pub mod server;
+pub mod tls;
 pub mod v16;
 pub mod v201;
 
@@ -49,6 +55,11 @@ pub struct Credentials {
     pub username: Option<String>,
     /// Basic-auth password as raw bytes (1.6 profile 1 keys may be binary).
     pub password: Option<Vec<u8>>,
+    /// Whether the connection came in over TLS (the `wss://` listener).
+    pub tls: bool,
+    /// Subject CN of the client certificate, when one was presented and rustls verified that
+    /// it chains to the configured client CA.
+    pub client_cert_cn: Option<String>,
 }
 
 /// The application's verdict on a connecting station.
@@ -60,6 +71,9 @@ pub enum Admission {
     Unauthorized,
     /// HTTP 404: unknown station identity.
     UnknownStation,
+    /// HTTP 403: the connection is below the station's minimum security profile (plain
+    /// websocket where TLS is required, no or another station's client certificate).
+    Forbidden,
 }
 
 /// Context of one station CALL.

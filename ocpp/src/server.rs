@@ -6,8 +6,13 @@
 //!   answered HTTP 503 at once (it never waits in the backlog), and one from an address with
 //!   `max_pending_per_address` handshakes in progress is answered HTTP 429, so one address
 //!   cannot hold every slot with half-open handshakes.
+//! - A TLS listener ([`Server::with_tls`]) runs the TLS handshake first, within the same
+//!   `handshake_timeout`; a failed one (e.g. a client certificate from another CA) is logged and
+//!   closed. Sockets refused for capacity are closed without an HTTP answer there. The
+//!   application learns whether the connection is TLS and the CN of a verified client
+//!   certificate ([`Credentials`]).
 //! - Everything is decided before the upgrade: the path must be `/ocpp/{id}` (404 otherwise),
-//!   the application admits the station (401 with `WWW-Authenticate` / 404), and the
+//!   the application admits the station (401 with `WWW-Authenticate` / 403 / 404), and the
 //!   subprotocol is the first of the station's offers (in its order) that we speak. With no
 //!   common subprotocol the handshake completes without the header and the connection is closed
 //!   at once with 1002 (OCPP-J 1.6 §3.2, 2.0.1 Part 4 §3.2).
@@ -39,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::connection::{self, Shared};
+use crate::tls::TlsHandle;
 use crate::{Admission, Credentials, Csms, OcppVersion, Registry, StationId};
 
 /// How long [`Server::run`] waits for connections to close after shutdown.
@@ -113,6 +119,14 @@ pub struct Server {
     local_addr: SocketAddr,
     settings: Arc<ServerSettings>,
     registry: Registry,
+    tls: Option<TlsHandle>,
+}
+
+/// What the transport established before the HTTP request.
+#[derive(Debug, Clone, Default)]
+struct Transport {
+    tls: bool,
+    client_cert_cn: Option<String>,
 }
 
 /// What the handshake callback decided.
@@ -145,7 +159,22 @@ impl Server {
             local_addr,
             settings: Arc::new(settings),
             registry: Registry::default(),
+            tls: None,
         })
+    }
+
+    /// Makes this a TLS (`wss://`) listener with `tls`'s current configuration at each
+    /// handshake.
+    pub fn with_tls(mut self, tls: TlsHandle) -> Server {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Shares another server's registry (a station is one connection, whichever listener it
+    /// uses: a new one replaces the old one on either).
+    pub fn with_registry(mut self, registry: Registry) -> Server {
+        self.registry = registry;
+        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -166,8 +195,10 @@ impl Server {
             local_addr,
             settings,
             registry,
+            tls,
         } = self;
-        info!(%local_addr, "OCPP listener running");
+        let tls_on = tls.is_some();
+        info!(%local_addr, tls = tls_on, "OCPP listener running");
         let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
         let tracker = TaskTracker::new();
         let shared = Shared {
@@ -204,7 +235,7 @@ impl Server {
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 count_rejection("over_capacity");
                 debug!(%peer, "above max_connections: 503");
-                refuse(tcp, &refusals, &tracker, STATUS_503);
+                refuse(tcp, tls_on, &refusals, &tracker, STATUS_503);
                 continue;
             };
             let Some(pending_guard) =
@@ -212,7 +243,7 @@ impl Server {
             else {
                 count_rejection("pending_per_address");
                 debug!(%peer, "too many handshakes from this address: 429");
-                refuse(tcp, &refusals, &tracker, STATUS_429);
+                refuse(tcp, tls_on, &refusals, &tracker, STATUS_429);
                 continue;
             };
             if let Err(e) = tcp.set_nodelay(true) {
@@ -221,16 +252,17 @@ impl Server {
             if failures.throttled(peer.ip(), Instant::now()) {
                 count_rejection("auth_throttled");
                 debug!(%peer, "too many failed passwords from this address: 429");
-                refuse(tcp, &refusals, &tracker, STATUS_429);
+                refuse(tcp, tls_on, &refusals, &tracker, STATUS_429);
                 continue;
             }
             let shared = shared.clone();
+            let tls = tls.clone();
             let failures = Arc::clone(&failures);
             let span = info_span!("ocpp_accept", %peer);
             tracker.spawn(
                 async move {
                     let _permit = permit;
-                    if accept_station(tcp, shared, pending_guard).await {
+                    if accept_station(tcp, shared, pending_guard, tls).await {
                         failures.record(peer.ip(), Instant::now());
                     }
                 }
@@ -259,8 +291,18 @@ const STATUS_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\
 const STATUS_429: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 10\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Answers a socket with a fixed HTTP status and closes it, within a second; beyond 256 such
-/// answers at once the socket is closed without one.
-fn refuse(tcp: TcpStream, refusals: &Arc<Semaphore>, tracker: &TaskTracker, status: &'static [u8]) {
+/// answers at once the socket is closed without one. A TLS socket is just closed (no TLS
+/// handshake is spent on a refusal).
+fn refuse(
+    tcp: TcpStream,
+    tls: bool,
+    refusals: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+    status: &'static [u8],
+) {
+    if tls {
+        return;
+    }
     let Ok(slot) = Arc::clone(refusals).try_acquire_owned() else {
         return;
     };
@@ -357,27 +399,74 @@ fn count_rejection(reason: &'static str) {
     metrics::counter!("ocpp_connections_rejected_total", "reason" => reason).increment(1);
 }
 
-/// Runs the handshake of one socket and, if upgraded, its connection.
+/// Runs the (TLS and) websocket handshake of one socket and, if upgraded, its connection.
+/// True when the station was refused for its password (counted against its address).
+async fn accept_station<C: Csms>(
+    tcp: TcpStream,
+    shared: Shared<C>,
+    pending: PendingGuard,
+    tls: Option<TlsHandle>,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + shared.settings.handshake_timeout;
+    let Some(tls) = tls else {
+        return upgrade(tcp, Transport::default(), shared, pending, deadline).await;
+    };
+    let handshake = tls.acceptor().accept(tcp);
+    let result = tokio::select! {
+        () = shared.shutdown.cancelled() => return false,
+        result = tokio::time::timeout_at(deadline, handshake) => result,
+    };
+    let stream = match result {
+        Err(_) => {
+            info!("TLS handshake timed out");
+            count_rejection("tls_handshake_timeout");
+            return false;
+        }
+        Ok(Err(e)) => {
+            info!(error = %e, "TLS handshake failed");
+            count_rejection("tls_handshake_failed");
+            return false;
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let transport = Transport {
+        tls: true,
+        client_cert_cn: crate::tls::peer_common_name(stream.get_ref().1),
+    };
+    upgrade(stream, transport, shared, pending, deadline).await
+}
+
+/// The websocket handshake on an accepted (TLS or plain) stream, then the connection.
 // The handshake callback's error type (`ErrorResponse`) is tungstenite's, large by design.
 #[allow(clippy::result_large_err)]
-async fn accept_station<C: Csms>(tcp: TcpStream, shared: Shared<C>, pending: PendingGuard) -> bool {
+async fn upgrade<S, C>(
+    stream: S,
+    transport: Transport,
+    shared: Shared<C>,
+    pending: PendingGuard,
+    deadline: tokio::time::Instant,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    C: Csms,
+{
     let settings = Arc::clone(&shared.settings);
     let mut verdict = None;
     let result = {
         let csms = Arc::clone(&shared.csms);
         let callback = |request: &Request, response: Response| {
-            let (decided, answer) = check_request(&*csms, request, response);
+            let (decided, answer) = check_request(&*csms, &transport, request, response);
             verdict = Some(decided);
             answer
         };
         let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-            tcp,
+            stream,
             callback,
             Some(settings.websocket_config()),
         );
         tokio::select! {
             () = shared.shutdown.cancelled() => return false,
-            result = tokio::time::timeout(settings.handshake_timeout, handshake) => result,
+            result = tokio::time::timeout_at(deadline, handshake) => result,
         }
     };
     // The handshake is over: it no longer counts against its address.
@@ -450,6 +539,8 @@ pub fn parse_credentials(headers: &HeaderMap) -> Credentials {
     let none = Credentials {
         username: None,
         password: None,
+        tls: false,
+        client_cert_cn: None,
     };
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return none;
@@ -476,6 +567,8 @@ pub fn parse_credentials(headers: &HeaderMap) -> Credentials {
     Credentials {
         username: Some(username),
         password: Some(decoded[colon + 1..].to_vec()),
+        tls: false,
+        client_cert_cn: None,
     }
 }
 
@@ -511,6 +604,7 @@ fn error_response(status: StatusCode, challenge: bool) -> ErrorResponse {
 /// The handshake decision: path, admission, subprotocol.
 fn check_request<C: Csms>(
     csms: &C,
+    transport: &Transport,
     request: &Request,
     mut response: Response,
 ) -> (Verdict, Result<Response, ErrorResponse>) {
@@ -534,13 +628,22 @@ fn check_request<C: Csms>(
             Err(error_response(StatusCode::NOT_FOUND, false)),
         );
     }
-    let credentials = parse_credentials(request.headers());
+    let credentials = Credentials {
+        tls: transport.tls,
+        client_cert_cn: transport.client_cert_cn.clone(),
+        ..parse_credentials(request.headers())
+    };
     match csms.admit(&station, &credentials) {
         Admission::Accept => {}
         Admission::Unauthorized => {
             info!(%station, "station not authorized");
             let response = error_response(StatusCode::UNAUTHORIZED, true);
             return (Verdict::Rejected("unauthorized"), Err(response));
+        }
+        Admission::Forbidden => {
+            info!(%station, "station below its security profile");
+            let response = error_response(StatusCode::FORBIDDEN, false);
+            return (Verdict::Rejected("forbidden"), Err(response));
         }
         Admission::UnknownStation => {
             info!(%station, "unknown station");
@@ -556,6 +659,9 @@ fn check_request<C: Csms>(
     });
     (Verdict::Accepted { station, version }, Ok(response))
 }
+
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {

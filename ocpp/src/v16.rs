@@ -44,8 +44,7 @@ const ID_TAG_MAX: usize = 20;
 /// Decodes a 1.6 CALL payload of `action` into a [`StationRequest`].
 ///
 /// Unknown actions (including 2.0.1-only ones such as `TransactionEvent`) yield
-/// `NotImplemented`; 1.6 station-to-CSMS actions the bridge does not handle (`SignCertificate`)
-/// yield `NotSupported`. A payload that is not an object yields `FormationViolation`; missing
+/// `NotImplemented`, and so does `SignCertificate` (certificate management is a later step). A payload that is not an object yields `FormationViolation`; missing
 /// fields, wrong JSON types and bad values yield the matching constraint violation, naming the
 /// field.
 pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault> {
@@ -100,7 +99,6 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
             )?;
             Ok(firmware_status(&payload))
         }
-        "SignCertificate" => Err(not_supported(VERSION, action)),
         _ => Err(not_implemented(VERSION, action)),
     }
 }
@@ -981,7 +979,7 @@ mod tests {
         assert_eq!(code_of("FooBar", json!({})), ErrorCode::NotImplemented);
         assert_eq!(
             code_of("SignCertificate", json!({"csr": "x"})),
-            ErrorCode::NotSupported
+            ErrorCode::NotImplemented
         );
     }
 

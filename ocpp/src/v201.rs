@@ -165,10 +165,11 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
         // NotifyEVChargingNeeds (and NotifyEVChargingSchedule) need a response with a `status`
         // (Accepted/Rejected/Processing) that `StationResponse::Ack` cannot express; the bridge
         // does no ISO 15118 scheduling, so NotSupported is the honest answer.
+        // Certificate management is a later step (issue 13): answered like an unknown action.
+        "SignCertificate" | "Get15118EVCertificate" | "GetCertificateStatus" => {
+            Err(not_implemented(VERSION, action))
+        }
         "NotifyEVChargingNeeds"
-        | "SignCertificate"
-        | "Get15118EVCertificate"
-        | "GetCertificateStatus"
         | "NotifyDisplayMessages"
         | "NotifyEVChargingSchedule"
         | "ReportChargingProfiles" => Err(not_supported(VERSION, action)),
@@ -1130,7 +1131,11 @@ mod tests {
         assert_eq!(code_of("Nonsense", json!({})), ErrorCode::NotImplemented);
         assert_eq!(
             code_of("SignCertificate", json!({"csr": "x"})),
-            ErrorCode::NotSupported
+            ErrorCode::NotImplemented
+        );
+        assert_eq!(
+            code_of("Get15118EVCertificate", json!({})),
+            ErrorCode::NotImplemented
         );
         assert_eq!(
             code_of(

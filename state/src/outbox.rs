@@ -146,6 +146,40 @@ impl Store {
         Ok(None)
     }
 
+    /// Up to `limit` entries waiting for `peer`, in delivery order, passing over those whose
+    /// receiving party is `held` and those `known` (by seq) to the caller without decoding them:
+    /// how a pusher that keeps several entries in flight tops up its window (an entry whose
+    /// transaction committed after a later one is found by the next call).
+    pub fn outbox_unheld<P: DeserializeOwned>(
+        &self,
+        peer: &str,
+        held: impl Fn(&(String, String)) -> bool,
+        known: impl Fn(u64) -> bool,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry<P>>, Error> {
+        let prefix = keys::station_prefix(peer);
+        let mut out = Vec::new();
+        for item in self.tree(idx::OUTBOX).scan_prefix(&prefix) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let seq = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            if seq.is_some_and(&known) {
+                continue;
+            }
+            let route: Route = crate::decode(tree::OUTBOX, &v)?;
+            if route.to_party.as_ref().is_some_and(&held) {
+                continue;
+            }
+            out.push(crate::decode(tree::OUTBOX, &v)?);
+        }
+        Ok(out)
+    }
+
     /// Every entry waiting for `peer`, in delivery order.
     pub fn outbox<P: DeserializeOwned>(&self, peer: &str) -> Result<Vec<OutboxEntry<P>>, Error> {
         scan(

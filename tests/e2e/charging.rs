@@ -521,7 +521,10 @@ async fn tokens_are_pulled_from_the_hub_sender_paginated_and_periodically() {
 
     // A token the hub adds later arrives with a later pull.
     let mut more = tokens.clone();
-    more.push(ocpi::token(CC, PID, "PULL6", "ALWAYS"));
+    // (Changed now: incremental pulls ask only for what changed since the last one.)
+    let mut pull6 = ocpi::token(CC, PID, "PULL6", "ALWAYS");
+    pull6["last_updated"] = json!(bridge_tests::now_rfc3339());
+    more.push(pull6);
     hub.set_tokens(more);
     eventually("6 tokens after a periodic pull", PUSH_SOON, || async {
         let n = daemon.admin_get("/admin/tokens").await;

@@ -12,6 +12,7 @@ mod connections;
 mod crash_loop;
 mod errors;
 mod metering;
+mod ocpi_credentials;
 mod ocpi_outbox;
 mod ocpi_push;
 mod ocpi_registration;
@@ -24,6 +25,7 @@ mod roaming;
 mod shutdown;
 mod station_ids;
 mod stops;
+mod tls;
 mod transactions;
 
 use std::time::Duration;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::ocpi_support::{
     PUSH_SOON, REGISTER_SOON, admin_peer, admin_post, booted, daemon_with_hub, ocpi_config,
-    outbox_stats,
+    outbox_stats, registered_with_hub,
 };
 
 /// Delivery after an outage may wait for the next backoff step (0.5 s doubling, with jitter).
@@ -439,4 +439,93 @@ async fn a_push_answered_401_waits_in_the_queue_and_is_delivered_later() {
     );
     hub.set_mode(HubMode::Normal);
     hub.wait_status("LOC1", "CS001-1", "OUTOFORDER").await;
+}
+
+#[tokio::test]
+async fn a_slow_hub_gets_several_objects_at_once_and_each_object_in_order() {
+    let (hub, daemon) = registered_with_hub(ocpi_config()).await;
+    let stations = [
+        ("CS001", OcppVersion::V16),
+        ("CS002", OcppVersion::V16),
+        ("CS201", OcppVersion::V201),
+        ("CS202", OcppVersion::V201),
+    ];
+    let status = |version: OcppVersion, s: &str| match version {
+        OcppVersion::V16 => v16::status(1, s),
+        _ => bridge_tests::payloads::v201::status(1, 1, s),
+    };
+    let mut booted_stations = Vec::new();
+    for (id, version) in stations {
+        let cs = booted(&daemon, id, version).await;
+        cs.call_ok("StatusNotification", status(version, "Available"))
+            .await;
+        booted_stations.push((cs, version));
+    }
+    hub.wait_accepted("PUT LOC1 with every EVSE", 1, PUSH_SOON, |p| {
+        p.is_location_put("LOC1") && p.evse_uids().len() == 4
+    })
+    .await;
+    eventually("an empty outbox", PUSH_SOON, || async {
+        let stats = outbox_stats(&daemon, &hub.peer_id()).await;
+        if stats["depth"] == 0 {
+            Ok(())
+        } else {
+            Err(stats)
+        }
+    })
+    .await;
+
+    // A hub 300 ms away: every EVSE changes three times.
+    hub.clear_pushes();
+    hub.set_mode(HubMode::Slow(Duration::from_millis(300)));
+    for (cs, version) in &booted_stations {
+        let steps: &[&str] = match version {
+            OcppVersion::V16 => &["Preparing", "Charging", "Available"],
+            _ => &["Occupied", "Available", "Occupied"],
+        };
+        for s in steps {
+            cs.call_ok("StatusNotification", status(*version, s)).await;
+        }
+    }
+    for (cs, version) in &booted_stations {
+        let last = match version {
+            OcppVersion::V16 => "AVAILABLE",
+            _ => "CHARGING",
+        };
+        let uid = format!("{}-1", cs.id());
+        eventually(&format!("{uid} ends {last}"), PUSH_SOON, || async {
+            match hub.last_status("LOC1", &uid) {
+                Some(s) if s == last => Ok(()),
+                other => Err(format!("{other:?}\n{}", summarize(&hub.pushes()))),
+            }
+        })
+        .await;
+    }
+    let patches: Vec<_> = hub
+        .pushes()
+        .into_iter()
+        .filter(|p| p.is("PATCH", "locations"))
+        .collect();
+    let overlap = bridge_tests::hub::max_overlap(&patches);
+    assert!(
+        (2..=8).contains(&overlap),
+        "several EVSEs in flight at once, at most ocpi.push_concurrency (8): {overlap}\n{}",
+        summarize(&patches)
+    );
+    // One EVSE's own updates never overlap: each starts after the previous one was answered.
+    for (cs, _) in &booted_stations {
+        let uid = format!("{}-1", cs.id());
+        let mut own: Vec<_> = patches
+            .iter()
+            .filter(|p| p.is_evse_patch("LOC1", &uid))
+            .collect();
+        own.sort_by_key(|p| p.at);
+        for pair in own.windows(2) {
+            assert!(
+                pair[0].answered <= pair[1].at,
+                "{uid}: an update overtook or overlapped the one before\n{}",
+                summarize(&patches)
+            );
+        }
+    }
 }

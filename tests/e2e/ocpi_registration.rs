@@ -196,18 +196,25 @@ async fn credentials_put_rotates_and_delete_unregisters() {
     assert_eq!(del.status, 200, "{}", del.text);
     let after = hub.get(&locations, Some(&new_c)).await;
     assert_eq!(after.status, 401, "token after DELETE: {}", after.text);
-    // Not registered any more: PUT/DELETE with token A → 405.
+    // Not registered any more: PUT/DELETE with a valid token A → 405; the token A it
+    // registered with is used up → 401.
+    let (status, issued) =
+        crate::ocpi_support::admin_post(&daemon, "/admin/peers/token-a", None).await;
+    assert_eq!(status, 200, "{issued}");
+    let fresh = issued["token_a"].as_str().expect("a fresh token A");
     for m in [Method::DELETE, Method::PUT] {
-        let r = hub
-            .request(
-                m.clone(),
-                &cred_url,
-                Some(TOKEN_A),
-                Some(body.to_string()),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status, 405, "{m} when not registered: {}", r.text);
+        for (token, expected) in [(fresh, 405), (TOKEN_A, 401)] {
+            let r = hub
+                .request(
+                    m.clone(),
+                    &cred_url,
+                    Some(token),
+                    Some(body.to_string()),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, expected, "{m} when not registered: {}", r.text);
+        }
     }
 }
 

@@ -71,8 +71,10 @@ def config_toml(
     free_vend: bool = True,
     ocpi_extra: str = "",
     extra: str = "",
+    ocpp_extra: str = "",
 ) -> str:
-    """The daemon config. `ocpi_extra`: more `[ocpi]` lines (e.g. `authorize_timeout_ms = 700`);
+    """The daemon config. `ocpp_extra`: more `[ocpp]` lines (e.g. `tls_listen = ...`);
+    `ocpi_extra`: more `[ocpi]` lines (e.g. `authorize_timeout_ms = 700`);
     `extra`: TOML appended at the end (e.g. `[[tariffs]]`)."""
     text = f"""[state]
 path = {_q(str(data_dir))}
@@ -89,6 +91,7 @@ call_timeout = 30
 ping_interval = 0
 max_frame_bytes = 65536
 free_vend = {"true" if free_vend else "false"}
+{ocpp_extra}
 
 [ocpi]
 listen = "127.0.0.1:0"
@@ -130,13 +133,16 @@ class BridgeDaemon:
         free_vend: bool = True,
         ocpi_extra: str = "",
         extra: str = "",
+        ocpp_extra: str = "",
     ):
         self.dir = workdir
         self.config = workdir / "config.toml"
         self.ready_file = workdir / "ready.json"
         self.log_file = workdir / "daemon.log"
         self.config.write_text(
-            config_toml(workdir / "data", heartbeat_interval, free_vend, ocpi_extra, extra)
+            config_toml(
+                workdir / "data", heartbeat_interval, free_vend, ocpi_extra, extra, ocpp_extra
+            )
         )
         self.proc: subprocess.Popen | None = None
         self.ready: dict = {}

@@ -5,7 +5,7 @@
 //! never share ports or data.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One `[[stations]]` entry.
 #[derive(Debug, Clone)]
@@ -16,6 +16,19 @@ pub struct TestStation {
     pub location: String,
     /// When set, the daemon requires HTTP Basic auth with this password.
     pub password: Option<String>,
+    /// `security_profile` (daemon default when `None`).
+    pub security_profile: Option<u8>,
+}
+
+/// `[ocpp.tls]` / `[ocpi.tls]` files (absolute paths).
+#[derive(Debug, Clone)]
+pub struct TestTls {
+    /// `cert`.
+    pub cert: PathBuf,
+    /// `key`.
+    pub key: PathBuf,
+    /// `client_ca` (OCPP only).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// One `[[locations]]` entry (address fields are fixed test values).
@@ -107,9 +120,17 @@ pub struct TestConfig {
     pub token_reconcile_interval: Option<u64>,
     /// `[ocpi] session_update_interval` in seconds (daemon default when `None`).
     pub session_update_interval: Option<u64>,
+    /// `[ocpi] token_rotation_days` (daemon default, off, when `None`).
+    pub token_rotation_days: Option<f64>,
     /// `header_timeout`, `idle_timeout`, `max_connections` of both `[ocpi]` and `[admin]`
     /// (daemon defaults when `None`).
     pub http_limits: Option<(u64, u64, usize)>,
+    /// `ocpp.tls_listen = "127.0.0.1:0"` with these `[ocpp.tls]` files.
+    pub ocpp_tls: Option<TestTls>,
+    /// `[ocpi.tls]`: the OCPI listener serves HTTPS.
+    pub ocpi_tls: Option<TestTls>,
+    /// `ocpi.ca_file`.
+    pub ocpi_ca_file: Option<PathBuf>,
 }
 
 impl Default for TestConfig {
@@ -143,7 +164,11 @@ impl Default for TestConfig {
             token_pull_interval: None,
             token_reconcile_interval: None,
             session_update_interval: None,
+            token_rotation_days: None,
             http_limits: None,
+            ocpp_tls: None,
+            ocpi_tls: None,
+            ocpi_ca_file: None,
         }
     }
 }
@@ -160,6 +185,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: None,
+            security_profile: None,
         });
         self
     }
@@ -170,7 +196,45 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: Some(password.into()),
+            security_profile: None,
         });
+        self
+    }
+
+    /// Add a station at `LOC1` with a minimum `security_profile` (and a password if given).
+    pub fn station_with_profile(mut self, id: &str, profile: u8, password: Option<&str>) -> Self {
+        self.stations.push(TestStation {
+            id: id.into(),
+            location: "LOC1".into(),
+            password: password.map(str::to_owned),
+            security_profile: Some(profile),
+        });
+        self
+    }
+
+    /// Serve `wss://` on `ocpp.tls_listen = "127.0.0.1:0"` with these files.
+    pub fn ocpp_tls(mut self, cert: &Path, key: &Path, client_ca: Option<&Path>) -> Self {
+        self.ocpp_tls = Some(TestTls {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            client_ca: client_ca.map(Path::to_owned),
+        });
+        self
+    }
+
+    /// Serve OCPI over HTTPS with these files.
+    pub fn ocpi_tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.ocpi_tls = Some(TestTls {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            client_ca: None,
+        });
+        self
+    }
+
+    /// Trust the CA in `path` for outbound OCPI requests (`ocpi.ca_file`).
+    pub fn ocpi_ca_file(mut self, path: &Path) -> Self {
+        self.ocpi_ca_file = Some(path.to_owned());
         self
     }
 
@@ -198,6 +262,7 @@ impl TestConfig {
             id: id.into(),
             location: location.into(),
             password: None,
+            security_profile: None,
         });
         self
     }
@@ -321,6 +386,12 @@ impl TestConfig {
         self
     }
 
+    /// Set `[ocpi] token_rotation_days` (fractions of a day allowed).
+    pub fn token_rotation_days(mut self, days: f64) -> Self {
+        self.token_rotation_days = Some(days);
+        self
+    }
+
     /// Set `[ocpi] session_update_interval` (seconds).
     pub fn session_update_interval(mut self, seconds: u64) -> Self {
         self.session_update_interval = Some(seconds);
@@ -365,7 +436,7 @@ call_timeout = {ct}
 ping_interval = {pi}
 max_frame_bytes = {mfb}
 free_vend = {fv}
-{local_tags}
+{local_tags}{tls_listen}
 [ocpi]
 listen = "127.0.0.1:0"
 public_url = {public_url}
@@ -395,7 +466,15 @@ business_name = "Example CPO"
                 )
             },
             public_url = quote(&self.ocpi_public_url),
+            tls_listen = if self.ocpp_tls.is_some() {
+                "tls_listen = \"127.0.0.1:0\"\n"
+            } else {
+                ""
+            },
         );
+        if let Some(ca) = &self.ocpi_ca_file {
+            let _ = writeln!(s, "ca_file = {}", quote(&ca.to_string_lossy()));
+        }
         if let Some(token) = &self.ocpi_token_a {
             let _ = writeln!(s, "token_a = {}", quote(token));
         }
@@ -413,6 +492,9 @@ business_name = "Example CPO"
         }
         if let Some(secs) = self.session_update_interval {
             let _ = writeln!(s, "session_update_interval = {secs}");
+        }
+        if let Some(days) = self.token_rotation_days {
+            let _ = writeln!(s, "token_rotation_days = {days:?}");
         }
         let limits = self.http_limits.map(|(h, i, m)| {
             format!("header_timeout = {h}\nidle_timeout = {i}\nmax_connections = {m}\n")
@@ -483,6 +565,9 @@ time_zone = "Europe/Amsterdam"
             if let Some(pw) = &st.password {
                 let _ = writeln!(s, "password = {}", quote(pw));
             }
+            if let Some(p) = st.security_profile {
+                let _ = writeln!(s, "security_profile = {p}");
+            }
         }
         for t in &self.tariffs {
             let _ = write!(
@@ -516,6 +601,19 @@ step_size = 1
                     if !v.is_null() {
                         let _ = writeln!(s, "{k} = {}", toml_value(v));
                     }
+                }
+            }
+        }
+        for (section, tls) in [("ocpp.tls", &self.ocpp_tls), ("ocpi.tls", &self.ocpi_tls)] {
+            if let Some(t) = tls {
+                let _ = write!(
+                    s,
+                    "\n[{section}]\ncert = {}\nkey = {}\n",
+                    quote(&t.cert.to_string_lossy()),
+                    quote(&t.key.to_string_lossy())
+                );
+                if let Some(ca) = &t.client_ca {
+                    let _ = writeln!(s, "client_ca = {}", quote(&ca.to_string_lossy()));
                 }
             }
         }

@@ -46,6 +46,9 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ReadyInfo {
     /// Bound OCPP websocket listener.
     pub ocpp: SocketAddr,
+    /// Bound OCPP TLS listener (`ocpp.tls_listen`), if configured.
+    #[serde(default)]
+    pub ocpp_tls: Option<SocketAddr>,
     /// Bound OCPI listener.
     pub ocpi: SocketAddr,
     /// Bound admin listener.
@@ -117,6 +120,18 @@ impl Daemon {
         format!(
             "ws://{}/ocpp/{}",
             self.ready.ocpp,
+            percent_encoding::utf8_percent_encode(station_id, URL_SEGMENT)
+        )
+    }
+
+    /// `wss://{ocpp_tls}/ocpp/{station_id}` (panics without a TLS listener).
+    pub fn ocpp_tls_url(&self, station_id: &str) -> String {
+        let addr = self
+            .ready
+            .ocpp_tls
+            .expect("the daemon has no ocpp.tls_listen");
+        format!(
+            "wss://{addr}/ocpp/{}",
             percent_encoding::utf8_percent_encode(station_id, URL_SEGMENT)
         )
     }

@@ -21,6 +21,9 @@
 //!   [`Hub::unauthorized`]) and recorded as a [`Push`] with method, path, headers, parsed body,
 //!   arrival time and the answer given. The answer depends on [`HubMode`].
 //!
+//! With [`HubOptions::tls`] the hub serves HTTPS (its URLs are `https://127.0.0.1:PORT/…`) and
+//! with [`HubOptions::trust_pem`] its own client trusts that CA (to call a daemon on HTTPS).
+//!
 //! Every wait here is bounded.
 
 use std::collections::BTreeMap;
@@ -77,6 +80,10 @@ pub struct HubOptions {
     /// speaks 2.1.1 throughout: flat credentials, endpoints without roles, and the raw token in
     /// `Authorization` (a Base64 token is refused with HTTP 401).
     pub versions: Vec<String>,
+    /// Serve HTTPS with this certificate and key (PEM).
+    pub tls: Option<(String, String)>,
+    /// Extra CA certificate(s) (PEM) the hub's client trusts.
+    pub trust_pem: Option<String>,
 }
 
 impl Default for HubOptions {
@@ -87,6 +94,8 @@ impl Default for HubOptions {
             role: "HUB".into(),
             token_a: format!("hub-token-a-{}", uuid::Uuid::new_v4().simple()),
             versions: vec!["2.2.1".into()],
+            tls: None,
+            trust_pem: None,
         }
     }
 }
@@ -111,6 +120,8 @@ pub struct Push {
     pub body: Option<Value>,
     /// Arrival time.
     pub at: Instant,
+    /// When the hub answered (after any [`HubMode::Slow`] delay).
+    pub answered: Instant,
     /// HTTP status the hub answered.
     pub http_status: u16,
     /// OCPI status code the hub answered (`None` for non-OCPI answers such as 503).
@@ -475,6 +486,42 @@ impl Drop for Hub {
     }
 }
 
+/// Serves `app` over HTTPS (HTTP/1.1) until aborted.
+async fn serve_https(listener: tokio::net::TcpListener, app: Router, cert: String, key: String) {
+    use rustls_pki_types::pem::PemObject;
+    let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("hub cert");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("hub key");
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("hub TLS config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(HUB_HTTP_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    use tower::ServiceExt as _;
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 /// The modules the hub advertises: (identifier, role, path under the base URL).
 const HUB_MODULES: &[(&str, &str)] = &[
     ("credentials", "SENDER"),
@@ -499,14 +546,21 @@ impl Hub {
             .await
             .expect("bind fake hub");
         let addr = listener.local_addr().expect("hub local addr");
+        let roots = match &opts.trust_pem {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("trust PEM"),
+            None => Vec::new(),
+        };
         let http = reqwest::Client::builder()
             .timeout(HUB_HTTP_TIMEOUT)
             .no_proxy()
+            .tls_certs_merge(roots)
             .build()
             .expect("build hub http client");
+        let tls = opts.tls.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             opts,
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             http,
             inner: Mutex::new(Inner {
                 mode: HubMode::Normal,
@@ -531,9 +585,12 @@ impl Hub {
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some((cert, key)) => tokio::spawn(serve_https(listener, app, cert, key)),
+        };
         Hub {
             addr,
             shared,
@@ -1534,9 +1591,24 @@ fn record_push(
         headers: headers_map(headers),
         body: parsed,
         at,
+        answered: Instant::now(),
         http_status,
         ocpi_status,
     });
+}
+
+/// The most requests of `pushes` that were in progress at the hub at one moment.
+pub fn max_overlap(pushes: &[Push]) -> usize {
+    pushes
+        .iter()
+        .map(|p| {
+            pushes
+                .iter()
+                .filter(|q| q.at <= p.at && p.at < q.answered)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A header as text (empty when absent or not text).

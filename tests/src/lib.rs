@@ -8,6 +8,7 @@
 //! - [`daemon`]: [`Daemon`], one daemon process in its own temp dir (start, restart, signals, admin API).
 //! - [`hub`]: [`Hub`], a fake OCPI 2.2.1 roaming hub / eMSP (registration both ways, records pushes).
 //! - [`station`]: [`Station`], our own OCPP-J station (independent frame codec on tokio-tungstenite).
+//! - [`pki`]: certificates made at test time (rcgen): CA, server, station, expired.
 //! - [`payloads`]: schema-valid request payloads for OCPP 1.6 and 2.0.1 so tests stay short.
 //! - [`wait`]: bounded polling (`eventually`), the only way tests wait for asynchronous effects.
 //!
@@ -17,10 +18,11 @@ pub mod config;
 pub mod daemon;
 pub mod hub;
 pub mod payloads;
+pub mod pki;
 pub mod station;
 pub mod wait;
 
-pub use config::{TestConfig, TestLocation, TestPeer, TestStation, TestTariff};
+pub use config::{TestConfig, TestLocation, TestPeer, TestStation, TestTariff, TestTls};
 pub use daemon::{Daemon, ReadyInfo};
 pub use hub::{Hub, HubMode, HubOptions, Push};
 pub use station::{

@@ -11,6 +11,8 @@
 //!   [`Station::recv_raw`], for bad-frame tests.
 //!
 //! The close frame sent by the daemon (if any) is kept and exposed by [`Station::wait_closed`].
+//! With [`StationOptions::tls`] the station connects over `wss://` (tokio-rustls with the
+//! given client configuration: trusted CA, optional client certificate).
 //! Every wait is bounded.
 
 use std::collections::HashMap;
@@ -216,6 +218,38 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
+type WsSink =
+    std::pin::Pin<Box<dyn futures_util::Sink<Message, Error = tungstenite::Error> + Send>>;
+type WsStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Send>>;
+
+/// Opens the websocket, over TLS when `tls` is given (the URL's host names the server).
+async fn open(
+    req: tungstenite::handshake::client::Request,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(WsSink, WsStream, tungstenite::handshake::client::Response), tungstenite::Error> {
+    let Some(tls) = tls else {
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+        let (sink, stream) = ws.split();
+        return Ok((Box::pin(sink), Box::pin(stream), resp));
+    };
+    let host = req.uri().host().unwrap_or("localhost").to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = req.uri().port_u16().unwrap_or(443);
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    let name = rustls_pki_types::ServerName::try_from(host)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    let (ws, resp) = tokio_tungstenite::client_async(req, stream).await?;
+    let (sink, stream) = ws.split();
+    Ok((Box::pin(sink), Box::pin(stream), resp))
+}
+
 /// Connection parameters.
 #[derive(Debug, Clone)]
 pub struct StationOptions {
@@ -231,6 +265,8 @@ pub struct StationOptions {
     pub basic_auth: Option<(String, String)>,
     /// Bound on each [`Station::call`].
     pub call_timeout: Duration,
+    /// TLS client configuration for a `wss://` URL.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl StationOptions {
@@ -243,6 +279,21 @@ impl StationOptions {
             subprotocols: vec![version.subprotocol().into()],
             basic_auth: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            tls: None,
+        }
+    }
+
+    /// Options for `id` on `daemon`'s TLS listener (`wss://`) with this client configuration.
+    pub fn tls(
+        daemon: &Daemon,
+        id: &str,
+        version: OcppVersion,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Self {
+        Self {
+            url: daemon.ocpp_tls_url(id),
+            tls: Some(config),
+            ..Self::new(daemon, id, version)
         }
     }
 
@@ -323,30 +374,26 @@ impl Station {
                 .map_err(|e| ConnectError::Other(e.to_string()))?;
             req.headers_mut().insert("Authorization", v);
         }
-        let (ws, resp) = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async(req),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(ConnectError::Other(format!(
-                    "handshake timed out after {CONNECT_TIMEOUT:?}"
-                )));
-            }
-            Ok(Err(tungstenite::Error::Http(resp))) => {
-                return Err(ConnectError::Http(resp.status().as_u16()));
-            }
-            Ok(Err(e)) => return Err(ConnectError::Other(e.to_string())),
-            Ok(Ok(x)) => x,
-        };
+        let (sink, stream, resp) =
+            match tokio::time::timeout(CONNECT_TIMEOUT, open(req, opts.tls.clone())).await {
+                Err(_) => {
+                    return Err(ConnectError::Other(format!(
+                        "handshake timed out after {CONNECT_TIMEOUT:?}"
+                    )));
+                }
+                Ok(Err(tungstenite::Error::Http(resp))) => {
+                    return Err(ConnectError::Http(resp.status().as_u16()));
+                }
+                Ok(Err(e)) => return Err(ConnectError::Other(e.to_string())),
+                Ok(Ok(x)) => x,
+            };
+        let (mut sink, mut stream) = (sink, stream);
         let selected_protocol = resp
             .headers()
             .get("sec-websocket-protocol")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
 
-        let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (raw_tx, raw_rx) = mpsc::unbounded_channel::<String>();
         let (closed_tx, closed_rx) = watch::channel::<Option<CloseInfo>>(None);

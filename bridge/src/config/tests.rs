@@ -245,3 +245,89 @@ step_size = 1
     .unwrap();
     assert!(s.tax_included_notes().is_empty());
 }
+
+#[test]
+fn security_profiles_default_from_the_password_and_must_fit_the_listeners() {
+    use ocpp::security::SecurityProfile;
+    let s = load_str(MINIMAL, &[]).unwrap();
+    assert_eq!(s.stations[0].minimum_profile(), SecurityProfile::Basic);
+    let open = MINIMAL.replace("password = \"secret\"\n", "");
+    let s = load_str(&open, &[]).unwrap();
+    assert_eq!(s.stations[0].minimum_profile(), SecurityProfile::Unsecured);
+
+    let tls =
+        "[ocpp]\ntls_listen = \"127.0.0.1:0\"\n[ocpp.tls]\ncert = \"s.crt\"\nkey = \"s.key\"\n";
+    let with = |extra: &str, station: &str| {
+        format!(
+            "{tls}{}",
+            MINIMAL.replace("password = \"secret\"\n", station)
+        ) + extra
+    };
+    for (config, key, words) in [
+        (
+            format!("{MINIMAL}security_profile = 2\n"),
+            "stations[0].security_profile",
+            "TLS listener",
+        ),
+        (
+            with("", "security_profile = 2\n"),
+            "stations[0].security_profile",
+            "password",
+        ),
+        (
+            with("", "password = \"pw\"\nsecurity_profile = 3\n"),
+            "stations[0].security_profile",
+            "client_ca",
+        ),
+        (
+            with("", "password = \"pw\"\nsecurity_profile = 0\n"),
+            "stations[0].security_profile",
+            "password",
+        ),
+        (
+            with("", "password = \"pw\"\nsecurity_profile = 4\n"),
+            "stations[0].security_profile",
+            "0, 1, 2 or 3",
+        ),
+        (
+            "[ocpp]\ntls_listen = \"127.0.0.1:0\"\n".to_owned(),
+            "ocpp.tls",
+            "required",
+        ),
+        (
+            "[ocpp.tls]\ncert = \"a\"\nkey = \"b\"\n".to_owned(),
+            "ocpp.tls_listen",
+            "required",
+        ),
+        (
+            format!("{tls}client_cert = \"x\"\n"),
+            "ocpp.tls.client_cert",
+            "unknown field",
+        ),
+    ] {
+        let err = load_str(&config, &[]).unwrap_err();
+        assert_eq!(err.key, key, "{config}\n{err}");
+        assert!(err.reason.contains(words), "{err}");
+    }
+    let ok = with("", "password = \"pw\"\nsecurity_profile = 2\n");
+    let s = load_str(&ok, &[]).unwrap();
+    assert_eq!(s.stations[0].minimum_profile(), SecurityProfile::TlsBasic);
+    // TLS paths are relative to the configuration file.
+    let tls = s.ocpp.tls.unwrap();
+    assert!(tls.cert.is_absolute() && tls.cert.ends_with("s.crt"));
+}
+
+#[test]
+fn token_rotation_days_takes_fractions_and_names_the_key_when_bad() {
+    assert_eq!(load_str("", &[]).unwrap().ocpi.token_rotation_days, 0.0);
+    let s = load_str("[ocpi]\ntoken_rotation_days = 30\n", &[]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 30.0);
+    let s = load_str("[ocpi]\ntoken_rotation_days = 0.5\n", &[]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 0.5);
+    let s = load_str("", &[("BRIDGE__OCPI__TOKEN_ROTATION_DAYS", "0.00002")]).unwrap();
+    assert_eq!(s.ocpi.token_rotation_days, 0.00002);
+    for bad in ["-1", "1000", "\"monthly\""] {
+        let err = load_str(&format!("[ocpi]\ntoken_rotation_days = {bad}\n"), &[]).unwrap_err();
+        assert_eq!(err.key, "ocpi.token_rotation_days", "{bad}: {err}");
+    }
+}

@@ -238,30 +238,55 @@ impl StationService {
 
 impl ocpp::Csms for StationService {
     fn admit(&self, station: &StationId, credentials: &Credentials) -> Admission {
-        let Some(cfg) = self.catalog.station(station.as_str()) else {
-            return if self.catalog.settings().ocpp.allow_unknown_stations {
+        use ocpp::security::{self, BasicAuth, ClientCert, Decision, Refusal, SecurityProfile};
+        let cfg = self.catalog.station(station.as_str());
+        if cfg.is_none() && !self.catalog.settings().ocpp.allow_unknown_stations {
+            metrics::counter!("ocpp_connections_refused_total", "reason" => "unknown").increment(1);
+            tracing::warn!(station = %station, "unknown station refused");
+            return Admission::UnknownStation;
+        }
+        // An unknown station (allowed) has no password and minimum profile 0.
+        let minimum = cfg.map_or(SecurityProfile::Unsecured, |c| c.minimum_profile());
+        let basic = match cfg.and_then(|c| c.password.as_ref()) {
+            None => BasicAuth::NotConfigured,
+            Some(_) if credentials.username.is_none() && credentials.password.is_none() => {
+                BasicAuth::Missing
+            }
+            Some(password) => {
+                let user_ok = credentials.username.as_deref() == Some(station.as_str());
+                let pass_ok = credentials
+                    .password
+                    .as_deref()
+                    .is_some_and(|p| constant_time_eq(p, password.expose_secret().as_bytes()));
+                if user_ok && pass_ok {
+                    BasicAuth::Valid
+                } else {
+                    BasicAuth::Wrong
+                }
+            }
+        };
+        let cert = ClientCert::of(credentials.client_cert_cn.as_deref(), station.as_str());
+        match security::decide(minimum, credentials.tls, basic, cert) {
+            Decision::Accept(profile) => {
+                tracing::debug!(station = %station, %profile, "station admitted");
                 Admission::Accept
-            } else {
-                metrics::counter!("ocpp_connections_refused_total", "reason" => "unknown")
-                    .increment(1);
-                tracing::warn!(station = %station, "unknown station refused");
-                Admission::UnknownStation
-            };
-        };
-        let Some(password) = &cfg.password else {
-            return Admission::Accept;
-        };
-        let user_ok = credentials.username.as_deref() == Some(station.as_str());
-        let pass_ok = credentials
-            .password
-            .as_deref()
-            .is_some_and(|p| constant_time_eq(p, password.expose_secret().as_bytes()));
-        if user_ok && pass_ok {
-            Admission::Accept
-        } else {
-            metrics::counter!("ocpp_connections_refused_total", "reason" => "auth").increment(1);
-            tracing::warn!(station = %station, "station refused: wrong or missing credentials");
-            Admission::Unauthorized
+            }
+            Decision::Refuse(refusal, reason) => {
+                let (label, admission) = match refusal {
+                    Refusal::Unauthorized => ("auth", Admission::Unauthorized),
+                    Refusal::Forbidden => ("security_profile", Admission::Forbidden),
+                };
+                metrics::counter!("ocpp_connections_refused_total", "reason" => label).increment(1);
+                tracing::warn!(
+                    station = %station,
+                    minimum_profile = %minimum,
+                    tls = credentials.tls,
+                    client_cert_cn = credentials.client_cert_cn.as_deref(),
+                    reason,
+                    "station refused"
+                );
+                admission
+            }
         }
     }
 

@@ -9,6 +9,12 @@ use state::TransactionStatus;
 use crate::meter;
 
 const CONFIG: &str = r#"
+[ocpp]
+tls_listen = "127.0.0.1:0"
+[ocpp.tls]
+cert = "not-read-here.crt"
+key = "not-read-here.key"
+client_ca = "not-read-here.pem"
 [[locations]]
 id = "LOC1"
 address = "Main street 1"
@@ -24,6 +30,15 @@ password = "pw"
 [[stations]]
 id = "OPEN"
 location = "LOC1"
+[[stations]]
+id = "P2"
+location = "LOC1"
+password = "pw2"
+security_profile = 2
+[[stations]]
+id = "P3"
+location = "LOC1"
+security_profile = 3
 "#;
 
 fn service(dir: &std::path::Path) -> StationService {
@@ -72,6 +87,8 @@ fn creds(user: Option<&str>, pass: Option<&str>) -> Credentials {
     Credentials {
         username: user.map(str::to_owned),
         password: pass.map(|p| p.as_bytes().to_vec()),
+        tls: false,
+        client_cert_cn: None,
     }
 }
 
@@ -100,6 +117,63 @@ fn admission_checks_identity_and_password() {
     assert_eq!(
         s.admit(&StationId::from("GHOST"), &creds(None, None)),
         Admission::UnknownStation
+    );
+}
+
+#[test]
+fn admission_applies_each_stations_minimum_security_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let over = |tls: bool, cn: Option<&str>, c: Credentials| Credentials {
+        tls,
+        client_cert_cn: cn.map(str::to_owned),
+        ..c
+    };
+    let p2 = StationId::from("P2");
+    let good = || creds(Some("P2"), Some("pw2"));
+    assert_eq!(s.admit(&p2, &over(true, None, good())), Admission::Accept);
+    assert_eq!(
+        s.admit(&p2, &over(false, None, good())),
+        Admission::Forbidden
+    );
+    assert_eq!(
+        s.admit(&p2, &over(true, None, creds(Some("P2"), Some("x")))),
+        Admission::Unauthorized
+    );
+    assert_eq!(
+        s.admit(&p2, &over(true, None, creds(None, None))),
+        Admission::Unauthorized
+    );
+    // More than the minimum: its own certificate instead of the password.
+    assert_eq!(
+        s.admit(&p2, &over(true, Some("P2"), creds(None, None))),
+        Admission::Accept
+    );
+    let p3 = StationId::from("P3");
+    assert_eq!(
+        s.admit(&p3, &over(true, Some("P3"), creds(None, None))),
+        Admission::Accept
+    );
+    assert_eq!(
+        s.admit(&p3, &over(true, Some("P2"), creds(None, None))),
+        Admission::Forbidden
+    );
+    assert_eq!(
+        s.admit(&p3, &over(true, None, creds(None, None))),
+        Admission::Forbidden
+    );
+    // Profile 1 and 0 stations may use the TLS listener too.
+    let cs1 = StationId::from("CS1");
+    assert_eq!(
+        s.admit(&cs1, &over(true, None, creds(Some("CS1"), Some("pw")))),
+        Admission::Accept
+    );
+    assert_eq!(
+        s.admit(
+            &StationId::from("OPEN"),
+            &over(true, None, creds(None, None))
+        ),
+        Admission::Accept
     );
 }
 

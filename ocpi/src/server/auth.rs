@@ -2,8 +2,9 @@
 //! `OCPI-from-*`/`OCPI-to-*` routing headers.
 //!
 //! Token lookup order: the raw header value, then its base64 decoding (trailing CR/LF trimmed — the spec's own
-//! examples encode a newline). Peer tokens win over token A. Token A only opens versions and credentials; a
-//! *pending* peer (our POST to them still in flight) is treated like a registered one.
+//! examples encode a newline). Peer tokens win over token A. Token A only opens versions and credentials, and only
+//! while the backend says it is valid (`CpoBackend::token_a_valid`: single use in the daemon); a *pending* peer
+//! (our POST to them still in flight) is treated like a registered one.
 
 use std::sync::Arc;
 
@@ -23,8 +24,9 @@ use crate::platform::Platform;
 /// Who is calling, inserted as a request extension by the authentication middleware.
 #[derive(Clone, Debug)]
 pub enum Caller {
-    /// Someone holding our token A (registration only).
-    TokenA,
+    /// Someone holding a valid token A of ours (registration only): the token itself, which the credentials
+    /// POST retires.
+    TokenA(crate::types::AuthToken),
     /// A registered (or registering) peer.
     Peer(Box<Peer>),
 }
@@ -106,7 +108,7 @@ async fn authenticate<B: CpoBackend>(
     allow_token_a: bool,
 ) -> Response {
     match identify(platform, req.headers()) {
-        Some(Caller::TokenA) if !allow_token_a => {
+        Some(Caller::TokenA(_)) if !allow_token_a => {
             tracing::debug!("token A used on a functional module");
             OcpiError::Unauthorized.into_response()
         }
@@ -140,8 +142,10 @@ pub(crate) fn identify<B: CpoBackend>(
         if let Some(peer) = platform.peers().by_token(candidate) {
             return Some(Caller::Peer(Box::new(peer)));
         }
-        let token_a = platform.settings().token_a.as_ref()?;
-        (token_a.expose() == candidate).then_some(Caller::TokenA)
+        platform
+            .backend()
+            .token_a_valid(candidate)
+            .then(|| Caller::TokenA(crate::types::AuthToken::new(candidate)))
     };
     lookup(raw).or_else(|| decode_base64(raw).and_then(|decoded| lookup(&decoded)))
 }

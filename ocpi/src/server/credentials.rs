@@ -1,13 +1,14 @@
 //! Credentials module as the *receiving* side (the peer POSTs/PUTs/DELETEs on us).
 //!
-//! POST (token A only; a registered peer's token → 405): check the body, call their versions + details **with the
-//! token they sent** (failure → 3001, their versions lack the version whose credentials endpoint they called →
-//! 3002, no credentials endpoint → 3003), issue a new `token_in`, store the peer with that version and answer our
-//! credentials with it (2.1.1: the flat object of [`crate::codec::credentials`]). A PUT on another version's
-//! endpoint switches the peer to that version. A party that registers again with token A replaces its old
-//! record (same peer id `{CC}{PID}` of its first role). PUT (registered peers only, else 405): same walk, new
-//! token; the old one stops working. DELETE (registered only, else 405): forget the peer. GET: our credentials
-//! with the caller's current token (405 for token A).
+//! POST (token A only): a registered peer's token, or credentials of a party that is already registered (one of
+//! its roles' country code + party id, or the same token) → HTTP 405 and nothing changes. Else check the body,
+//! call their versions + details **with the token they sent** (failure → 3001, their versions lack the version whose
+//! credentials endpoint they called → 3002, no credentials endpoint → 3003), retire the token A (`CpoBackend::use_token_a`: single use; already used → 401), issue a new
+//! `token_in`, store the peer with that version and answer our credentials with it (2.1.1: the flat object of
+//! [`crate::codec::credentials`]); a PUT on another version's endpoint switches the peer to that version. POSTs are serialised, so one token A registers
+//! one party. PUT (registered peers only, else 405): same walk, new token; the old one stops working. DELETE
+//! (registered only, else 405): forget the peer. GET: our credentials with the caller's current token (405 for
+//! token A).
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ use super::auth::Caller;
 fn registered(caller: &Caller) -> Result<&Peer, OcpiError> {
     match caller {
         Caller::Peer(peer) => Ok(peer),
-        Caller::TokenA => Err(OcpiError::MethodNotAllowed("not registered".into())),
+        Caller::TokenA(_) => Err(OcpiError::MethodNotAllowed("not registered".into())),
     }
 }
 
@@ -57,14 +58,24 @@ pub(super) async fn post<B: CpoBackend>(
     Extension(version): Extension<OcpiVersion>,
     OcpiJson(raw): OcpiJson<Value>,
 ) -> Result<Response<Value>, OcpiError> {
-    if let Caller::Peer(peer) = &caller {
-        return Err(OcpiError::MethodNotAllowed(format!(
-            "already registered as {}",
-            peer.id
-        )));
-    }
+    let token_a = match &caller {
+        Caller::Peer(peer) => {
+            return Err(OcpiError::MethodNotAllowed(format!(
+                "already registered as {}",
+                peer.id
+            )));
+        }
+        Caller::TokenA(token) => token.clone(),
+    };
     let creds = parse(version, raw)?;
     creds.check().map_err(OcpiError::InvalidParameters)?;
+    let _serialised = platform.registration_lock().await;
+    if let Some(existing) = already_registered(&platform.peers().all(), &creds) {
+        tracing::warn!(peer = %existing, "a registered party POSTed credentials again; refused with 405");
+        return Err(OcpiError::MethodNotAllowed(format!(
+            "already registered as {existing}; use PUT to update the credentials"
+        )));
+    }
     let first = &creds.roles[0];
     let id = PeerId(format!(
         "{}{}",
@@ -72,6 +83,10 @@ pub(super) async fn post<B: CpoBackend>(
         first.party_id.key()
     ));
     let discovered = discover_for(&platform, &creds, version).await?;
+    if !platform.backend().use_token_a(token_a.expose(), &id)? {
+        tracing::warn!(peer = %id, "token A was used meanwhile; registration refused");
+        return Err(OcpiError::Unauthorized);
+    }
     let peer = Peer {
         id,
         token_in: AuthToken::generate(),
@@ -86,16 +101,30 @@ pub(super) async fn post<B: CpoBackend>(
         status: PeerStatus::Registered,
         options: Default::default(),
     };
-    if platform.peers().get(&peer.id).is_some() {
-        tracing::warn!(peer = %peer.id, "party registers again with token A; replacing its old registration");
-    }
     platform.peers().save(peer.clone())?;
-    tracing::info!(peer = %peer.id, version = %peer.version, "peer registered with us");
+    tracing::info!(peer = %peer.id, version = %peer.version, "peer registered with us; its token A is used up");
     platform.backend().peer_registered(&peer).await;
     Ok(Response::success(codec::credentials(
         version,
         &platform.our_credentials(&peer.token_in),
     )))
+}
+
+/// The stored peer that `creds` comes from, if any: one that holds the same token, or has a role with the same
+/// country code and party id (case-insensitive) as one of the credentials' roles.
+fn already_registered(peers: &[Peer], creds: &Credentials) -> Option<PeerId> {
+    peers
+        .iter()
+        .find(|p| {
+            p.token_out == creds.token
+                || p.roles.iter().any(|r| {
+                    creds
+                        .roles
+                        .iter()
+                        .any(|c| c.country_code == r.country_code && c.party_id == r.party_id)
+                })
+        })
+        .map(|p| p.id.clone())
 }
 
 pub(super) async fn put<B: CpoBackend>(
@@ -138,4 +167,64 @@ pub(super) async fn delete<B: CpoBackend>(
     tracing::info!(peer = %peer.id, "peer unregistered");
     platform.backend().peer_unregistered(&peer.id).await;
     Ok(Response::ack())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(token: &str, roles: &[(&str, &str, &str)]) -> Credentials {
+        serde_json::from_value(serde_json::json!({
+            "token": token,
+            "url": "https://p.example/ocpi/versions",
+            "roles": roles.iter().map(|(role, cc, pid)| serde_json::json!({
+                "role": role, "country_code": cc, "party_id": pid,
+                "business_details": {"name": "x"}
+            })).collect::<Vec<_>>(),
+        }))
+        .expect("credentials")
+    }
+
+    fn peer(id: &str, token_out: &str, roles: &[(&str, &str, &str)]) -> Peer {
+        let c = creds(token_out, roles);
+        Peer {
+            id: PeerId(id.into()),
+            token_in: AuthToken::new(format!("in-{id}")),
+            token_out: c.token,
+            versions_url: c.url,
+            version: "2.2.1".into(),
+            endpoints: vec![],
+            roles: c.roles,
+            registered_at: DateTime::now(),
+            encode_token: true,
+            initiated_by: Initiator::Them,
+            status: PeerStatus::Registered,
+            options: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_party_is_registered_by_any_of_its_roles_or_its_token() {
+        let peers = [
+            peer("DEEMA", "tok-a", &[("EMSP", "DE", "EMA")]),
+            peer("NLHUB", "tok-h", &[("HUB", "NL", "HUB")]),
+        ];
+        let found = |c: &Credentials| already_registered(&peers, c).map(|p| p.0);
+        // Same party, case-insensitively, whatever the role and its place in the list.
+        assert_eq!(
+            found(&creds("new", &[("EMSP", "de", "ema")])).as_deref(),
+            Some("DEEMA")
+        );
+        assert_eq!(
+            found(&creds("new", &[("CPO", "FR", "XYZ"), ("NSP", "DE", "EMA")])).as_deref(),
+            Some("DEEMA")
+        );
+        // Same token, other roles.
+        assert_eq!(
+            found(&creds("tok-h", &[("EMSP", "FR", "XYZ")])).as_deref(),
+            Some("NLHUB")
+        );
+        // Another party: not registered (same party id in another country is another party).
+        assert_eq!(found(&creds("new", &[("EMSP", "FR", "EMA")])), None);
+    }
 }

@@ -26,7 +26,7 @@ use super::pagination::{Page, PageParams};
 pub(super) fn peer(caller: &Caller) -> Result<&Peer, OcpiError> {
     match caller {
         Caller::Peer(peer) => Ok(peer),
-        Caller::TokenA => Err(OcpiError::Unauthorized),
+        Caller::TokenA(_) => Err(OcpiError::Unauthorized),
     }
 }
 
