@@ -9,7 +9,7 @@
 //! | Object | 2.1.1 | 2.3.0 |
 //! |---|---|---|
 //! | Location | no `country_code`/`party_id`/`publish`/`publish_allowed_to`/`state`/`parking_type`; `type` (from `parking_type`) required; `postal_code` required; `address`/`city` ≤ 45; coordinates with 6 decimals; Hours without `twentyfourseven: false` | `parking_places`, `help_phone` kept |
-//! | EVSE | capabilities limited to the 2.1.1 set; no `evse_id`-less changes | `parking`, `accepted_service_providers` kept |
+//! | EVSE | capabilities limited to the 2.1.1 set; coordinates with 6 decimals | `parking`, `accepted_service_providers` kept |
 //! | Connector | `voltage`, `amperage`, single `tariff_id`; no `max_electric_power` | `capabilities` kept |
 //! | Tariff | no `country_code`/`party_id`/`type`/`min_price`/`max_price`/`start_date_time`/`end_date_time`; no `vat`; restrictions without current/reservation | `tax_included` (required, from the tariff or its default), `min_price`/`max_price` as PriceLimit |
 //! | Session | `start_datetime`/`end_datetime`, `auth_id`, embedded `location` (the used EVSE and connector only), `total_cost` a number (excl. VAT); no `cdr_token`, `authorization_reference`; status RESERVATION → PENDING, auth_method COMMAND → AUTH_REQUEST | `total_cost` as Price `{before_taxes, taxes}` |

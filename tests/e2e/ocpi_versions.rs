@@ -173,6 +173,18 @@ async fn a_2_1_1_hub_gets_2_1_1_everything() {
 
     cs.call_ok("StopTransaction", v16::stop(tx, "CARD11", 9000, "Local"))
         .await;
+    let done = hub
+        .wait_accepted("PATCH session COMPLETED", 1, PUSH_SOON, |p| {
+            p.is("PATCH", "sessions") && p.status() == Some("COMPLETED")
+        })
+        .await
+        .remove(0);
+    assert_2_1_1_request(&done, &token_c);
+    let d = done.body.as_ref().expect("PATCH body");
+    assert!(d["end_datetime"].is_string(), "2.1.1 PATCH: {d:#}");
+    for absent in ["end_date_time", "cdr_token", "country_code"] {
+        assert!(d.get(absent).is_none(), "{absent} in a 2.1.1 PATCH: {d:#}");
+    }
     let cdr = hub
         .wait_accepted("POST CDR", 1, PUSH_SOON, |p| p.is("POST", "cdrs"))
         .await

@@ -1,14 +1,15 @@
 //! Credentials module as the *receiving* side (the peer POSTs/PUTs/DELETEs on us).
 //!
 //! POST (token A only): a registered peer's token, or credentials of a party that is already registered (one of
-//! its roles' country code + party id, or the same token) → HTTP 405 and nothing changes. Else check the body,
-//! call their versions + details **with the token they sent** (failure → 3001, their versions lack the version whose
-//! credentials endpoint they called → 3002, no credentials endpoint → 3003), retire the token A (`CpoBackend::use_token_a`: single use; already used → 401), issue a new
-//! `token_in`, store the peer with that version and answer our credentials with it (2.1.1: the flat object of
-//! [`crate::codec::credentials`]); a PUT on another version's endpoint switches the peer to that version. POSTs are serialised, so one token A registers
-//! one party. PUT (registered peers only, else 405): same walk, new token; the old one stops working. DELETE
-//! (registered only, else 405): forget the peer. GET: our credentials with the caller's current token (405 for
-//! token A).
+//! its roles' country code + party id, or the same token) → HTTP 405 and nothing changes. Else check the body
+//! (2.1.1: the flat object, [`crate::codec::credentials_from`]), call their versions + details **with the token
+//! they sent** (failure → 3001, their versions lack the version whose credentials endpoint they called → 3002, no
+//! credentials endpoint → 3003), retire the token A (`CpoBackend::use_token_a`: single use; already used → 401),
+//! issue a new `token_in`, store the peer with that version and answer our credentials with it in that version's
+//! shape. POSTs are serialised, so one token A registers one party. PUT (registered peers only, else 405): same
+//! walk, new token; the old one stops working; a PUT on another version's endpoint switches the peer to that
+//! version. DELETE (registered only, else 405): forget the peer. GET: our credentials with the caller's current
+//! token (405 for token A).
 
 use std::sync::Arc;
 
