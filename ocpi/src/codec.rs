@@ -16,7 +16,7 @@
 //! | CDR | `stop_date_time`, `auth_id`, embedded `location`, `total_cost` a number; no cc/pid, `session_id`, `credit*`, `signed_data`, cost breakdown | every `total_*_cost` as Price; embedded tariffs with `tax_included` |
 //! | Token | `auth_id` for `contract_id`; type RFID or OTHER; no cc/pid/`group_id`/profile/energy contract | unknown fields kept (`Token::extensions`) |
 //! | Commands | one `CommandResponse {result}` shape for both the answer and the result (results mapped onto ACCEPTED/REJECTED/NOT_SUPPORTED/TIMEOUT/UNKNOWN_SESSION); `reservation_id` an int; no CANCEL_RESERVATION | as 2.2.1 |
-//! | Credentials | flat `{token, url, business_details, party_id, country_code}` | as 2.2.1 |
+//! | Credentials | flat `{token, url, business_details, party_id, country_code}` | as 2.2.1; a hub's `hub_party_id` read as a HUB role |
 //! | Version details | endpoints without `role` | as 2.2.1 |
 //!
 //! 2.2.1 output drops the 2.3.0-only fields. Unknown fields a peer sends are never an error.
@@ -824,6 +824,9 @@ pub fn credentials(version: OcpiVersion, creds: &Credentials) -> Value {
 /// becomes one role (`EMSP` unless `role` says otherwise). An object that already has `roles` is
 /// taken as it is (some 2.1.1 hubs send it).
 pub fn credentials_from(version: OcpiVersion, raw: Value) -> Value {
+    if version == OcpiVersion::V2_3_0 {
+        return hub_role_2_3_0(raw);
+    }
     if version != OcpiVersion::V2_1_1 || raw.get("roles").is_some() {
         return raw;
     }
@@ -838,6 +841,37 @@ pub fn credentials_from(version: OcpiVersion, raw: Value) -> Value {
             "country_code": g("country_code"),
         }],
     })
+}
+
+/// 2.3.0 dropped the HUB role: a hub names itself in `hub_party_id` (`NLHUB`) and lists the
+/// parties it reaches in `roles`. The internal model (and the routing rules that depend on it)
+/// keeps the hub as a HUB role, so one is added for `hub_party_id` when no role says HUB.
+fn hub_role_2_3_0(mut raw: Value) -> Value {
+    let Some(hub) = raw
+        .get("hub_party_id")
+        .and_then(Value::as_str)
+        .filter(|h| h.len() == 5 && h.is_ascii())
+        .map(str::to_owned)
+    else {
+        return raw;
+    };
+    let business = raw
+        .get("roles")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("business_details"))
+        .cloned()
+        .unwrap_or_else(|| json!({"name": hub}));
+    if let Some(Value::Array(roles)) = obj(&mut raw).and_then(|o| o.get_mut("roles"))
+        && !roles
+            .iter()
+            .any(|r| r.get("role").and_then(Value::as_str) == Some("HUB"))
+    {
+        roles.push(
+            json!({"role": "HUB", "country_code": &hub[..2], "party_id": &hub[2..],
+            "business_details": business}),
+        );
+    }
+    raw
 }
 
 /// Our version details for `version` (2.1.1: endpoints without `role`, one per module).

@@ -994,3 +994,19 @@ fn the_spec_examples_round_trip() {
     assert!(failures.is_empty(), "{checked} ok; {failures:#?}");
     assert!(checked > 10, "only {checked} examples checked");
 }
+
+#[test]
+fn a_2_3_0_hub_is_known_by_its_hub_party_id() {
+    let raw = json!({"token": "t", "url": "https://hub.example/ocpi/versions", "hub_party_id": "NLHUB",
+        "roles": [{"role": "EMSP", "country_code": "NL", "party_id": "EMA",
+            "business_details": {"name": "eMSP A"}}]});
+    let creds: Credentials =
+        serde_json::from_value(credentials_from(OcpiVersion::V2_3_0, raw.clone())).expect("parses");
+    assert_eq!(creds.roles.len(), 2);
+    assert_eq!(creds.roles[1].role, crate::types::Role::Hub);
+    assert_eq!(creds.roles[1].party_id.as_str(), "HUB");
+    // 2.2.1 objects are left as they are; no hub_party_id, no HUB role invented.
+    let plain: Credentials =
+        serde_json::from_value(credentials_from(OcpiVersion::V2_2_1, raw)).expect("parses");
+    assert_eq!(plain.roles.len(), 1);
+}
