@@ -548,3 +548,81 @@ async fn a_2_1_1_hub_registering_with_the_daemon_gets_2_1_1() {
     let got = hub.get_as_peer(&hub.bridge_module_url("locations")).await;
     assert!(got.data()[0]["type"].is_string(), "{}", got.text);
 }
+
+#[tokio::test]
+async fn pushes_queued_before_a_version_change_are_sent_in_the_new_version() {
+    let hub = Hub::start_with(HubOptions {
+        versions: vec!["2.2.1".into(), "2.3.0".into()],
+        ..HubOptions::default()
+    })
+    .await;
+    let config = ocpi_config()
+        .free_vend(false)
+        .ocpi_peer(&hub.versions_url(), &hub.token_a());
+    let mut daemon = Daemon::start(&config).await;
+    registered(&daemon, &hub).await;
+    assert_eq!(hub.registered_version(), "2.3.0");
+    hub.put_token_ok(&ocpi::token("DE", "EMS", "CARDQ", "ALWAYS"))
+        .await;
+    location_put(&hub, "LOC1").await;
+
+    // The hub refuses pushes (HTTP 401, retried in order) while a whole session happens: its
+    // Session and CDR pushes wait in the outbox.
+    hub.set_mode(bridge_tests::HubMode::Unauthorized);
+    let cs = booted(&daemon, "CS001", OcppVersion::V16).await;
+    cs.call_ok("StatusNotification", v16::status(1, "Available"))
+        .await;
+    let started = cs
+        .call_ok(
+            "StartTransaction",
+            v16::start(1, "CARDQ", 1000, &bridge_tests::now_rfc3339()),
+        )
+        .await;
+    let tx = started["transactionId"].as_i64().expect("transactionId");
+    cs.call_ok("StopTransaction", v16::stop(tx, "CARDQ", 5000, "Local"))
+        .await;
+    // (The CDR waits behind its Session, which the hub keeps refusing.)
+    eventually("the CDR queued for the hub", PUSH_SOON, || async {
+        let ob = daemon.admin_get("/admin/outbox").await;
+        let queued = ob["queued"].as_array().cloned().unwrap_or_default();
+        if queued.iter().any(|e| e["module"] == "cdrs") {
+            Ok(())
+        } else {
+            Err(ob)
+        }
+    })
+    .await;
+    assert!(
+        hub.accepted().iter().all(|p| !p.is("POST", "cdrs")),
+        "no CDR delivered yet"
+    );
+    drop(cs);
+
+    // The version changes (pin to 2.2.1, renegotiated at start-up), then the hub accepts again.
+    let mut pinned = daemon.config().clone();
+    pinned.ocpi_peers[0].versions = vec!["2.2.1".into()];
+    std::fs::write(
+        daemon.config_path(),
+        pinned.to_toml(&daemon.dir().join("data")),
+    )
+    .expect("rewrite config");
+    daemon.restart().await;
+    eventually("renegotiated to 2.2.1", REGISTER_SOON, || async {
+        if hub.registered_version() == "2.2.1" {
+            Ok(())
+        } else {
+            Err(hub.registered_version())
+        }
+    })
+    .await;
+    hub.set_mode(bridge_tests::HubMode::Normal);
+    let cdr = hub
+        .wait_accepted("the queued CDR", 1, PUSH_SOON, |p| p.is("POST", "cdrs"))
+        .await
+        .remove(0);
+    let c = cdr.body.as_ref().expect("CDR body");
+    assert!(
+        c["total_cost"]["excl_vat"].is_number() && c["total_cost"].get("before_taxes").is_none(),
+        "queued before the change, sent in 2.2.1: {c:#}"
+    );
+}
