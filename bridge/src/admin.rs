@@ -64,6 +64,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/admin/sessions", get(sessions))
         .route("/admin/cdrs", get(cdrs))
+        .route("/admin/cdrs/held", get(cdrs_held))
+        .route("/admin/cdrs/{id}/reprice", axum::routing::post(cdr_reprice))
+        .route("/admin/cdrs/{id}/credit", axum::routing::post(cdr_credit))
         .route("/admin/tokens", get(tokens_summary))
         .route("/admin/outbox", get(outbox))
         .route(
@@ -576,6 +579,63 @@ async fn cdrs(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> 
         out.push(v);
     }
     Ok(Json(Value::Array(out)))
+}
+
+async fn cdrs_held(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let held: Vec<Value> = state
+        .sessions
+        .held()?
+        .into_iter()
+        .map(|h| {
+            json!({
+                "id": h.cdr.id.as_str(),
+                "reason": h.reason,
+                "held_at": h.held_at,
+                "total_energy": h.cdr.total_energy,
+                "party": format!("{}/{}", h.cdr.cdr_token.country_code.as_str(), h.cdr.cdr_token.party_id.as_str()),
+                "cdr": h.cdr,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(held)))
+}
+
+fn refused(r: crate::sessions::corrections::Refusal) -> Response {
+    use crate::sessions::corrections::Refusal;
+    let status = match r {
+        Refusal::NotFound => StatusCode::NOT_FOUND,
+        Refusal::Conflict(_) => StatusCode::CONFLICT,
+    };
+    (status, Json(json!({"error": r.to_string()}))).into_response()
+}
+
+async fn cdr_reprice(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(match state.sessions.reprice_held(&id).await? {
+        Ok(cdr) => Json(json!({"released": cdr})).into_response(),
+        Err(r) => refused(r),
+    })
+}
+
+/// `POST /admin/cdrs/{id}/credit`, body `{"reprice": true}` optional.
+#[derive(Debug, serde::Deserialize)]
+struct CreditBody {
+    #[serde(default)]
+    reprice: bool,
+}
+
+async fn cdr_credit(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: Option<Json<CreditBody>>,
+) -> Result<Response, ApiError> {
+    let reprice = body.is_some_and(|Json(b)| b.reprice);
+    Ok(match state.sessions.credit(&id, reprice).await? {
+        Ok((credit, new)) => Json(json!({"credit": credit, "cdr": new})).into_response(),
+        Err(r) => refused(r),
+    })
 }
 
 async fn tokens_summary(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {

@@ -27,6 +27,7 @@ use crate::peers::{self, PeerRecords};
 use crate::push::Pusher;
 use crate::reservations::Reservations;
 use crate::sessions::Sessions;
+use crate::smart::Smart;
 use crate::station::{self, StationService};
 use crate::{admin, page, supervisor, tls, tokens};
 
@@ -67,6 +68,8 @@ pub struct Core {
     pub reservations: Reservations,
     /// OCPI commands.
     pub commands: Commands,
+    /// OCPI ChargingProfiles (smart charging).
+    pub smart: Smart,
     /// The OCPP application.
     pub station: Arc<StationService>,
     /// Parties behind hubs (ClientInfo, held pushes).
@@ -114,6 +117,13 @@ impl Core {
             push.clone(),
         ));
         let reservations = Reservations::new(store.clone(), push.clone(), sessions.clone());
+        let smart = Smart::new(
+            catalog.clone(),
+            store.clone(),
+            registry.clone(),
+            peers.clone(),
+            push.clone(),
+        );
         let commands = Commands::new(
             catalog.clone(),
             store.clone(),
@@ -131,12 +141,14 @@ impl Core {
             sessions: sessions.clone(),
             reservations: reservations.clone(),
             commands: commands.clone(),
+            smart: smart.clone(),
         }));
         let cpo = Cpo::new(
             catalog.clone(),
             store.clone(),
             sessions.clone(),
             commands.clone(),
+            smart.clone(),
             push.clone(),
             hub.clone(),
         );
@@ -152,6 +164,7 @@ impl Core {
             sessions,
             reservations,
             commands,
+            smart,
             station,
             hub,
             platform,
@@ -240,6 +253,11 @@ pub async fn run(
     core.client
         .egress()
         .deny_origin_of(&settings.ocpi.public_url);
+    // Removals first: a peer must hear that an EVSE is REMOVED before a Location PUT without it.
+    let removals = cpo::queue_removals(&store, &core.catalog, &core.peers.all())?;
+    if !removals.evses.is_empty() || !removals.tariffs.is_empty() {
+        store.flush().await?;
+    }
     if core.config_changed {
         let peers = core.peers.all();
         if !peers.is_empty() {
@@ -258,6 +276,8 @@ pub async fn run(
         store.flush().await?;
     }
     core.sessions.recover().await;
+    // Charging profile requests left in flight get their (REJECTED) result now.
+    core.smart.recover().await;
     // Commands left in flight by a crash or restart get their (FAILED) result now.
     core.commands.recover().await;
 

@@ -1,7 +1,8 @@
 //! Operator commands that talk to the running daemon's admin API (sled allows one process per
 //! database, so tools never open the store while the daemon runs): `status`, `stations`,
 //! `sessions`, `outbox` (and retry / drop of parked pushes), `peers` (and `token-a`, `rotate`,
-//! `unregister`; `token-a` alone falls back to the store when no daemon answers).
+//! `unregister`; `token-a` alone falls back to the store when no daemon answers), `cdrs` (held
+//! CDRs, `reprice`, `credit`).
 //!
 //! Rendering is pure (JSON in, text out) so each view is unit-tested; `--json` prints the admin
 //! API's answer unchanged for scripts.
@@ -220,6 +221,77 @@ pub fn render_sessions(sessions: &Value) -> String {
     out
 }
 
+/// One line of a CDR: id, energy, cost, token, credit reference.
+fn cdr_line(x: &Value) -> String {
+    let credit = if x["credit"] == Value::Bool(true) {
+        format!(" CREDIT for {}", s(&x["credit_reference_id"]))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {} kWh, cost {} {} excl. VAT, token {} ({}/{}){credit}",
+        s(&x["id"]),
+        s(&x["total_energy"]),
+        s(&x["total_cost"]["excl_vat"]),
+        s(&x["currency"]),
+        s(&x["cdr_token"]["uid"]),
+        s(&x["cdr_token"]["country_code"]),
+        s(&x["cdr_token"]["party_id"]),
+    )
+}
+
+/// `cdrs`: one line per stored CDR (credit CDRs marked).
+pub fn render_cdrs(cdrs: &Value) -> String {
+    let mut out = String::new();
+    for x in cdrs.as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{}", cdr_line(x));
+    }
+    if out.is_empty() {
+        out.push_str("no CDRs yet\n");
+    }
+    out
+}
+
+/// `cdrs held`: CDRs whose price could not be computed, with why.
+pub fn render_held_cdrs(held: &Value) -> String {
+    let mut out = String::new();
+    for x in held.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} HELD since {} ({} kWh, party {}): {}",
+            s(&x["id"]),
+            s(&x["held_at"]),
+            s(&x["total_energy"]),
+            s(&x["party"]),
+            s(&x["reason"]),
+        );
+    }
+    if out.is_empty() {
+        out.push_str("no held CDRs\n");
+    } else {
+        out.push_str("fix the tariff, then: ocpp-ocpi-bridge cdrs reprice ID\n");
+    }
+    out
+}
+
+/// `cdrs reprice` / `cdrs credit`: what was sent, or the refusal.
+pub fn render_correction(v: &Value) -> String {
+    let mut out = String::new();
+    if let Some(e) = v["error"].as_str() {
+        let _ = writeln!(out, "refused: {e}");
+    }
+    for (key, label) in [
+        ("released", "released"),
+        ("credit", "credit"),
+        ("cdr", "new CDR"),
+    ] {
+        if v[key].is_object() {
+            let _ = writeln!(out, "{label}: {}", cdr_line(&v[key]));
+        }
+    }
+    out
+}
+
 /// `{peer} #{seq} {method} {module} {target}` of an outbox entry.
 fn entry_head(e: &Value) -> String {
     let target = e["render"]
@@ -385,6 +457,40 @@ mod tests {
         assert!(text.starts_with("CS1 online  OCPP 1.6 V M"), "{text}");
         assert!(text.contains("evse 1 connector 1: Faulted (GroundFailure)"));
         assert_eq!(render_stations(&json!([])), "no stations yet\n");
+    }
+
+    #[test]
+    fn cdr_views_mark_credits_holds_and_refusals() {
+        let cdr = json!({"id": "A", "total_energy": 5, "total_cost": {"excl_vat": 1.75},
+            "currency": "EUR", "cdr_token": {"uid": "TOK", "country_code": "NL", "party_id": "EMS"}});
+        let credit = json!({"id": "A-C", "total_energy": 5, "total_cost": {"excl_vat": -1.75},
+            "currency": "EUR", "credit": true, "credit_reference_id": "A",
+            "cdr_token": {"uid": "TOK", "country_code": "NL", "party_id": "EMS"}});
+        let text = render_cdrs(&json!([cdr, credit]));
+        assert!(
+            text.contains("A 5 kWh, cost 1.75 EUR excl. VAT, token TOK (NL/EMS)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("A-C 5 kWh, cost -1.75 EUR excl. VAT, token TOK (NL/EMS) CREDIT for A"),
+            "{text}"
+        );
+        assert_eq!(render_cdrs(&json!([])), "no CDRs yet\n");
+        let held = render_held_cdrs(&json!([{"id": "B", "held_at": "t", "total_energy": 2,
+            "party": "NL/EMS", "reason": "currency mismatch"}]));
+        assert!(
+            held.contains("B HELD since t (2 kWh, party NL/EMS): currency mismatch"),
+            "{held}"
+        );
+        assert!(held.contains("cdrs reprice ID"));
+        assert_eq!(render_held_cdrs(&json!([])), "no held CDRs\n");
+        let done = render_correction(&json!({"credit": credit, "cdr": cdr}));
+        assert!(done.starts_with("credit: A-C"), "{done}");
+        assert!(done.contains("new CDR: A 5 kWh"), "{done}");
+        assert_eq!(
+            render_correction(&json!({"error": "no such CDR"})),
+            "refused: no such CDR\n"
+        );
     }
 
     #[test]

@@ -446,6 +446,11 @@ pub struct StationSettings {
     /// OCPI EVSE capabilities of this station's EVSEs; replaces [`DEFAULT_CAPABILITIES`].
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
+    /// `[[stations.connectors]]`: per-connector data of a multi-standard charger; entry N
+    /// describes OCPP connector N (see [`StationSettings::connector_data`]). Empty: every
+    /// connector gets the station's keys.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSettings>,
     /// The minimum OCPP security profile (0..=3) this station must connect with; default 1
     /// with a `password`, else 0. See [`StationSettings::minimum_profile`].
     #[serde(default)]
@@ -462,6 +467,155 @@ impl StationSettings {
             .unwrap_or(SecurityProfile::TlsClientCert)
     }
 }
+
+/// `[[stations.connectors]]`: one OCPI Connector of a station. A key left out takes the
+/// station's value (`connector_standard`, `connector_format`, `power_type`, `max_voltage`,
+/// `max_amperage`, `max_electric_power`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// OCPI ConnectorType (`IEC_62196_T2_COMBO`, `CHADEMO`, …).
+    #[serde(default)]
+    pub standard: Option<String>,
+    /// `SOCKET` or `CABLE`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// OCPI PowerType.
+    #[serde(default)]
+    pub power_type: Option<String>,
+    /// Max voltage (V).
+    #[serde(default)]
+    pub max_voltage: Option<u32>,
+    /// Max amperage (A).
+    #[serde(default)]
+    pub max_amperage: Option<u32>,
+    /// Max electric power (W); derived from voltage, amperage and phases when absent.
+    #[serde(default)]
+    pub max_electric_power: Option<u32>,
+}
+
+/// The data of one OCPI Connector, resolved from a station's keys and its
+/// `[[stations.connectors]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorData {
+    /// OCPI ConnectorType.
+    pub standard: String,
+    /// OCPI ConnectorFormat.
+    pub format: String,
+    /// OCPI PowerType.
+    pub power_type: String,
+    /// Max voltage (V).
+    pub max_voltage: u32,
+    /// Max amperage (A).
+    pub max_amperage: u32,
+    /// Max electric power (W), given or derived (V × A × phases).
+    pub max_electric_power: u32,
+}
+
+impl StationSettings {
+    /// The connector data of OCPP connector `ocpp_connector` (1-based): the
+    /// `[[stations.connectors]]` entry at that position over the station's keys, or the
+    /// station's keys alone when there is no such entry.
+    ///
+    /// OCPP connector numbers: on 1.6, connector N is EVSE N (with OCPI connector `1`), so
+    /// entry N describes EVSE N; on 2.0.1, entry N describes connector N of each EVSE.
+    pub fn connector_data(&self, ocpp_connector: u32) -> ConnectorData {
+        let entry = (ocpp_connector as usize)
+            .checked_sub(1)
+            .and_then(|i| self.connectors.get(i))
+            .cloned()
+            .unwrap_or_default();
+        let power_type = entry.power_type.unwrap_or_else(|| self.power_type.clone());
+        let max_voltage = entry.max_voltage.unwrap_or(self.max_voltage);
+        let max_amperage = entry.max_amperage.unwrap_or(self.max_amperage);
+        // An entry with its own voltage or amperage does not inherit the station's power.
+        let own_electrics = entry.max_voltage.is_some() || entry.max_amperage.is_some();
+        let max_electric_power = entry
+            .max_electric_power
+            .or(if own_electrics {
+                None
+            } else {
+                self.max_electric_power
+            })
+            .unwrap_or_else(|| {
+                max_voltage
+                    .saturating_mul(max_amperage)
+                    .saturating_mul(phases(&power_type))
+            });
+        ConnectorData {
+            standard: entry
+                .standard
+                .unwrap_or_else(|| self.connector_standard.clone()),
+            format: entry
+                .format
+                .unwrap_or_else(|| self.connector_format.clone()),
+            power_type,
+            max_voltage,
+            max_amperage,
+            max_electric_power,
+        }
+    }
+}
+
+/// Phases of an OCPI PowerType (for the derived `max_electric_power`).
+pub fn phases(power_type: &str) -> u32 {
+    match power_type {
+        "AC_3_PHASE" => 3,
+        "AC_2_PHASE" | "AC_2_PHASE_SPLIT" => 2,
+        _ => 1,
+    }
+}
+
+/// The OCPI 2.2.1 PowerType values.
+pub const POWER_TYPES: [&str; 5] = [
+    "AC_1_PHASE",
+    "AC_2_PHASE",
+    "AC_2_PHASE_SPLIT",
+    "AC_3_PHASE",
+    "DC",
+];
+
+/// The OCPI 2.2.1 ConnectorType values (mod_locations, ConnectorType enum).
+pub const CONNECTOR_TYPES: [&str; 38] = [
+    "CHADEMO",
+    "CHAOJI",
+    "DOMESTIC_A",
+    "DOMESTIC_B",
+    "DOMESTIC_C",
+    "DOMESTIC_D",
+    "DOMESTIC_E",
+    "DOMESTIC_F",
+    "DOMESTIC_G",
+    "DOMESTIC_H",
+    "DOMESTIC_I",
+    "DOMESTIC_J",
+    "DOMESTIC_K",
+    "DOMESTIC_L",
+    "DOMESTIC_M",
+    "DOMESTIC_N",
+    "DOMESTIC_O",
+    "GBT_AC",
+    "GBT_DC",
+    "IEC_60309_2_single_16",
+    "IEC_60309_2_three_16",
+    "IEC_60309_2_three_32",
+    "IEC_60309_2_three_64",
+    "IEC_62196_T1",
+    "IEC_62196_T1_COMBO",
+    "IEC_62196_T2",
+    "IEC_62196_T2_COMBO",
+    "IEC_62196_T3A",
+    "IEC_62196_T3C",
+    "NEMA_5_20",
+    "NEMA_6_30",
+    "NEMA_6_50",
+    "NEMA_10_30",
+    "NEMA_10_50",
+    "NEMA_14_30",
+    "NEMA_14_50",
+    "TESLA_R",
+    "TESLA_S",
+];
 
 /// The EVSE capabilities published when a station sets no `capabilities`: what the bridge
 /// implements for every station (remote start/stop, unlock, reservations) and the RFID reader
@@ -526,6 +680,35 @@ pub fn evse_id_collision(stations: &[&str]) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// Checks a connector's standard, format and power type against the OCPI 2.2.1 enums.
+fn check_connector_keys(
+    standard_key: &str,
+    standard: &str,
+    format_key: &str,
+    format: &str,
+    power_key: &str,
+    power_type: &str,
+) -> Result<(), ConfigError> {
+    if !CONNECTOR_TYPES.contains(&standard) {
+        return Err(ConfigError::new(
+            standard_key,
+            format!(
+                "unknown OCPI 2.2.1 ConnectorType `{standard}` (e.g. IEC_62196_T2, IEC_62196_T2_COMBO, CHADEMO)"
+            ),
+        ));
+    }
+    if !["SOCKET", "CABLE"].contains(&format) {
+        return Err(ConfigError::new(format_key, "must be SOCKET or CABLE"));
+    }
+    if !POWER_TYPES.contains(&power_type) {
+        return Err(ConfigError::new(
+            power_key,
+            "must be AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC",
+        ));
+    }
+    Ok(())
 }
 
 fn default_standard() -> String {
@@ -852,25 +1035,34 @@ impl Settings {
                     format!("unknown location `{}`", s.location),
                 ));
             }
-            if !["SOCKET", "CABLE"].contains(&s.connector_format.as_str()) {
-                return Err(ConfigError::new(
-                    key("connector_format"),
-                    "must be SOCKET or CABLE",
-                ));
-            }
-            if ![
-                "AC_1_PHASE",
-                "AC_2_PHASE",
-                "AC_2_PHASE_SPLIT",
-                "AC_3_PHASE",
-                "DC",
-            ]
-            .contains(&s.power_type.as_str())
-            {
-                return Err(ConfigError::new(
-                    key("power_type"),
-                    "must be AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC",
-                ));
+            check_connector_keys(
+                &key("connector_standard"),
+                &s.connector_standard,
+                &key("connector_format"),
+                &s.connector_format,
+                &key("power_type"),
+                &s.power_type,
+            )?;
+            for (j, c) in s.connectors.iter().enumerate() {
+                let ckey = |k: &str| format!("stations[{i}].connectors[{j}].{k}");
+                let d = s.connector_data(j as u32 + 1);
+                check_connector_keys(
+                    &ckey("standard"),
+                    &d.standard,
+                    &ckey("format"),
+                    &d.format,
+                    &ckey("power_type"),
+                    &d.power_type,
+                )?;
+                for (k, v) in [
+                    ("max_voltage", c.max_voltage),
+                    ("max_amperage", c.max_amperage),
+                    ("max_electric_power", c.max_electric_power),
+                ] {
+                    if v == Some(0) {
+                        return Err(ConfigError::new(ckey(k), "must be at least 1"));
+                    }
+                }
             }
             for (j, c) in s.capabilities.iter().flatten().enumerate() {
                 if !KNOWN_CAPABILITIES.contains(&c.as_str()) {

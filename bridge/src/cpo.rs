@@ -3,6 +3,9 @@
 //! handler, and queues every Location and Tariff for a peer that registers. A hub's ClientInfo
 //! PUTs go to [`HubClients`]; a command's `OCPI-from-*` party reaches the command handler.
 //!
+//! At start, [`queue_removals`] publishes what left the configuration (EVSEs as REMOVED,
+//! tariffs DELETEd) from the stored record of what was published.
+//!
 //! Nothing below this module knows the OCPI platform type; this module owns no state.
 
 use std::sync::Arc;
@@ -20,8 +23,9 @@ use crate::commands::Commands;
 use crate::error::Logged;
 use crate::hub::HubClients;
 use crate::outbox::{self, Push, PushQueue};
-use crate::records::{CDRS_LISTED, SESSIONS_LISTED};
+use crate::records::{CDRS_LISTED, Published, SESSIONS_LISTED};
 use crate::sessions::{Sessions, listing};
+use crate::smart::Smart;
 use crate::tokens;
 
 fn server_error(e: impl std::fmt::Display) -> OcpiError {
@@ -35,6 +39,7 @@ pub struct Cpo {
     store: Store,
     sessions: Arc<Sessions>,
     commands: Commands,
+    smart: Smart,
     push: PushQueue,
     hub: HubClients,
 }
@@ -52,6 +57,7 @@ impl Cpo {
         store: Store,
         sessions: Arc<Sessions>,
         commands: Commands,
+        smart: Smart,
         push: PushQueue,
         hub: HubClients,
     ) -> Self {
@@ -61,6 +67,7 @@ impl Cpo {
             store,
             sessions,
             commands,
+            smart,
             push,
             hub,
         }
@@ -95,6 +102,114 @@ pub fn queue_full_sync(
         }
         Ok(())
     })
+}
+
+/// What the configuration publishes now: location id → station ids, and the tariff ids.
+pub fn published_now(catalog: &Catalog) -> Published {
+    Published {
+        locations: catalog
+            .locations()
+            .iter()
+            .map(|l| {
+                let stations = catalog.stations_at(&l.id).map(|s| s.id.clone()).collect();
+                (l.id.clone(), stations)
+            })
+            .collect(),
+        tariffs: catalog
+            .tariffs()
+            .iter()
+            .map(|t| t.id.as_str().to_owned())
+            .collect(),
+    }
+}
+
+/// What [`queue_removals`] queued.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removals {
+    /// `(location, station, uid)` of every EVSE published as REMOVED.
+    pub evses: Vec<(String, String, String)>,
+    /// Removed tariff ids.
+    pub tariffs: Vec<String>,
+}
+
+/// Compares the configuration with what the last start published ([`Published`]) and queues,
+/// for every registered receiver, a PATCH `status: REMOVED` of each EVSE of a station that is
+/// no longer configured at its location (also every EVSE of a location removed entirely; the
+/// Location itself is then no longer published or listed), and a DELETE of each removed
+/// tariff — in the same store transaction as the new [`Published`] record, so a crash either
+/// queues all of it or none, and a removal is published once. The first start with this
+/// record only writes it.
+pub fn queue_removals(
+    store: &Store,
+    catalog: &Catalog,
+    peers: &[Peer],
+) -> Result<Removals, state::Error> {
+    let now = chrono::Utc::now();
+    let current = published_now(catalog);
+    let before = store.record::<Published>(Published::KEY)?;
+    let mut removals = Removals::default();
+    if let Some(before) = &before {
+        for (loc, stations) in &before.locations {
+            for st in stations {
+                let still_there = catalog
+                    .location_of(st)
+                    .is_some_and(|l| l.id.eq_ignore_ascii_case(loc));
+                if still_there {
+                    continue;
+                }
+                for es in store.evse_states(st)? {
+                    removals.evses.push((loc.clone(), st.clone(), es.uid));
+                }
+            }
+        }
+        removals.tariffs = before
+            .tariffs
+            .iter()
+            .filter(|t| catalog.tariff(t).is_none())
+            .cloned()
+            .collect();
+    }
+    if before.as_ref() == Some(&current) {
+        return Ok(removals);
+    }
+    let receivers = |m: ModuleId| -> Vec<&Peer> {
+        peers
+            .iter()
+            .filter(|p| {
+                p.status == ocpi::PeerStatus::Registered
+                    && p.endpoint(&m, InterfaceRole::Receiver).is_some()
+            })
+            .collect()
+    };
+    let (loc_peers, tariff_peers) = (receivers(ModuleId::Locations), receivers(ModuleId::Tariffs));
+    store.update(|tx| {
+        for peer in &loc_peers {
+            for (location, station, uid) in &removals.evses {
+                let push = Push::EvseRemoved {
+                    location: location.clone(),
+                    station: station.clone(),
+                    uid: uid.clone(),
+                    at: now,
+                };
+                tx.push_outbox(outbox::entry(peer.id.as_str(), push, None))?;
+            }
+        }
+        for peer in &tariff_peers {
+            for id in &removals.tariffs {
+                let push = Push::TariffDelete { id: id.clone() };
+                tx.push_outbox(outbox::entry(peer.id.as_str(), push, None))?;
+            }
+        }
+        tx.put_record(&current)
+    })?;
+    for (location, station, uid) in &removals.evses {
+        tracing::info!(location = %location, station = %station, uid = %uid, peers = loc_peers.len(),
+            "station removed from the configuration: EVSE published as REMOVED");
+    }
+    for id in &removals.tariffs {
+        tracing::info!(tariff = %id, peers = tariff_peers.len(), "tariff removed from the configuration: DELETE queued");
+    }
+    Ok(removals)
 }
 
 impl Cpo {
@@ -145,11 +260,7 @@ impl ocpi::CpoBackend for Cpo {
 
     fn location(&self, _caller: &Peer, id: &LocationId) -> Result<Option<Location>, OcpiError> {
         match self.catalog.location(id.as_str()) {
-            Some(loc) => self
-                .catalog
-                .build_location(loc)
-                .map(Some)
-                .map_err(server_error),
+            Some(loc) => self.catalog.publishable_location(loc).map_err(server_error),
             None => Ok(None),
         }
     }
@@ -261,6 +372,39 @@ impl ocpi::CpoBackend for Cpo {
         self.commands.handle(caller.clone(), from, command).await
     }
 
+    async fn set_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        set: ocpi::types::SetChargingProfile,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart.set(caller, from, session, set).await
+    }
+
+    async fn get_active_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        duration: u32,
+        response_url: String,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart
+            .get(caller, from, session, duration, response_url)
+            .await
+    }
+
+    async fn clear_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(ocpi::types::CountryCode, ocpi::types::PartyId)>,
+        session: &ocpi::types::Session,
+        response_url: String,
+    ) -> Result<ocpi::types::ChargingProfileResponse, OcpiError> {
+        self.smart.clear(caller, from, session, response_url).await
+    }
+
     async fn put_client_info(
         &self,
         caller: &Peer,
@@ -306,5 +450,145 @@ impl ocpi::CpoBackend for Cpo {
                     .map(drop)
             })
             .or_log("forgetting the peer's token pulls");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[locations]]
+id = "LOC1"
+address = "Main street 1"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[locations]]
+id = "LOC2"
+address = "Main street 2"
+city = "Utrecht"
+country = "NLD"
+latitude = "52.090737"
+longitude = "5.121420"
+time_zone = "Europe/Amsterdam"
+[[stations]]
+id = "CS1"
+location = "LOC1"
+[[stations]]
+id = "CS2"
+location = "LOC1"
+[[stations]]
+id = "CS3"
+location = "LOC2"
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T1"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.3
+step_size = 1
+"#;
+
+    fn catalog(dir: &std::path::Path, text: &str, store: &Store) -> Catalog {
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, text).unwrap();
+        let settings = crate::config::load_with_env(Some(&path), []).unwrap();
+        Catalog::new(Arc::new(settings), store.clone()).unwrap().0
+    }
+
+    fn peer(id: &str) -> Peer {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "token_in": "i", "token_out": "o",
+            "versions_url": "https://p.example/ocpi/versions", "version": "2.2.1",
+            "endpoints": [
+                {"identifier": "locations", "role": "RECEIVER", "url": "https://p.example/locations"},
+                {"identifier": "tariffs", "role": "RECEIVER", "url": "https://p.example/tariffs"}
+            ],
+            "roles": [], "registered_at": "2026-01-01T00:00:00Z", "initiated_by": "us"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn removals_are_queued_once_for_every_receiver_with_the_new_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&state::Settings {
+            path: dir.path().join("db"),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap();
+        store
+            .update(|tx| {
+                for st in ["CS1", "CS2", "CS3"] {
+                    tx.put_evse_state(&state::EvseState {
+                        v: state::SCHEMA_VERSION,
+                        station_id: st.into(),
+                        evse_id: 1,
+                        uid: format!("{st}-1"),
+                        status: "AVAILABLE".into(),
+                        connectors: vec![1],
+                        last_updated: chrono::Utc::now(),
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let peers = [peer("a"), peer("b")];
+        let full = format!(
+            "{CONFIG}[[tariffs]]\ncountry_code = \"NL\"\nparty_id = \"BRG\"\nid = \"T2\"\n\
+             currency = \"EUR\"\nlast_updated = \"2026-01-01T00:00:00Z\"\n[[tariffs.elements]]\n\
+             [[tariffs.elements.price_components]]\ntype = \"FLAT\"\nprice = 1\nstep_size = 1\n"
+        );
+        // The first start only records what is published.
+        let first = queue_removals(&store, &catalog(dir.path(), &full, &store), &peers).unwrap();
+        assert_eq!(first, Removals::default());
+        assert!(store.outbox::<Push>("a").unwrap().is_empty());
+
+        // CS2 and LOC2 (with CS3) and T2 leave the configuration.
+        let reduced = CONFIG
+            .replace("[[stations]]\nid = \"CS2\"\nlocation = \"LOC1\"\n", "")
+            .replace("[[stations]]\nid = \"CS3\"\nlocation = \"LOC2\"\n", "")
+            .replacen("id = \"LOC2\"", "id = \"LOC3\"", 1);
+        let cat = catalog(dir.path(), &reduced, &store);
+        let removed = queue_removals(&store, &cat, &peers).unwrap();
+        assert_eq!(
+            removed.evses,
+            [
+                ("LOC1".to_owned(), "CS2".to_owned(), "CS2-1".to_owned()),
+                ("LOC2".to_owned(), "CS3".to_owned(), "CS3-1".to_owned())
+            ]
+        );
+        assert_eq!(removed.tariffs, ["T2"]);
+        for p in ["a", "b"] {
+            let queued: Vec<String> = store
+                .outbox::<Push>(p)
+                .unwrap()
+                .iter()
+                .map(|e| format!("{} {}", e.push.method(), e.push.subject()))
+                .collect();
+            assert_eq!(
+                queued,
+                [
+                    "PATCH evse_removed:LOC1/CS2-1",
+                    "PATCH evse_removed:LOC2/CS3-1",
+                    "DELETE tariff:T2"
+                ],
+                "{p}"
+            );
+        }
+        assert_eq!(
+            store.record::<Published>(Published::KEY).unwrap(),
+            Some(published_now(&cat))
+        );
+        // Once: the same configuration again queues nothing more.
+        queue_removals(&store, &cat, &peers).unwrap();
+        assert_eq!(store.outbox::<Push>("a").unwrap().len(), 3);
     }
 }

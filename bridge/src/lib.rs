@@ -21,7 +21,8 @@
 //!   [`hub`] (parties behind a hub: ClientInfo, held pushes).
 //! - The flows: [`auth`] (driver authorization), [`sessions`] (Sessions and CDRs from
 //!   transactions), [`reservations`] (reservation lifecycle), [`commands`] (OCPI commands →
-//!   OCPP calls), [`station`] (the [`ocpp::Csms`]: station messages → store → flows).
+//!   OCPP calls), [`smart`] (OCPI ChargingProfiles → OCPP smart charging), [`station`] (the
+//!   [`ocpp::Csms`]: station messages → store → flows).
 //! - Delivery and adapters: [`push`] (the pusher: one delivery task per peer), [`cpo`] (the
 //!   thin [`ocpi::CpoBackend`] adapter), [`credentials`] (the credentials lifecycle we start:
 //!   token rotation, unregistration, fresh tokens A), [`admin`] (`/healthz`, `/metrics`, `/admin/*`),
@@ -61,6 +62,7 @@ pub mod push;
 pub mod records;
 pub mod reservations;
 pub mod sessions;
+pub mod smart;
 pub mod station;
 pub mod supervisor;
 pub mod telemetry;

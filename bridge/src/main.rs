@@ -55,6 +55,13 @@ enum Command {
         #[command(subcommand)]
         action: Option<PeersAction>,
     },
+    /// CDRs of the running daemon; held CDRs; release, credit and re-issue.
+    Cdrs {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: Option<CdrsAction>,
+    },
     /// The push outbox: queues, parked pushes; retry or drop a parked push.
     Outbox {
         #[command(flatten)]
@@ -122,12 +129,33 @@ enum OutboxAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum CdrsAction {
+    /// CDRs held because their price could not be computed (never sent with cost 0).
+    Held,
+    /// Price a held CDR with the current tariffs and, when that works, send it.
+    Reprice {
+        /// CDR id.
+        id: String,
+    },
+    /// Send a credit CDR cancelling a CDR, plus a new CDR under a new id.
+    Credit {
+        /// CDR id.
+        id: String,
+        /// Price the new CDR with the current tariffs (default: same content as the original).
+        #[arg(long)]
+        reprice: bool,
+    },
+}
+
 fn main() -> ExitCode {
     // reqwest is built without a bundled TLS provider: install ring once, before any client
     // (OCPI pushes, the admin CLI) is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let settings = match config::load(cli.config.as_deref()) {
+    let settings = match config::load(cli.config.as_deref())
+        .and_then(|s| bridge::catalog::validate_settings(&s).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -208,6 +236,41 @@ fn main() -> ExitCode {
                 &admin,
                 move |c| async move { c.post(&path, &serde_json::json!({})).await },
                 render,
+            )
+        }
+        Command::Cdrs {
+            admin,
+            action: None,
+        } => admin_command(&settings, admin, "/admin/cdrs", bridge::cli::render_cdrs),
+        Command::Cdrs {
+            admin,
+            action: Some(CdrsAction::Held),
+        } => admin_command(
+            &settings,
+            admin,
+            "/admin/cdrs/held",
+            bridge::cli::render_held_cdrs,
+        ),
+        Command::Cdrs {
+            admin,
+            action: Some(action),
+        } => {
+            let (path, body) = match action {
+                CdrsAction::Reprice { id } => (
+                    format!("/admin/cdrs/{}/reprice", path_segment(&id)),
+                    serde_json::json!({}),
+                ),
+                CdrsAction::Credit { id, reprice } => (
+                    format!("/admin/cdrs/{}/credit", path_segment(&id)),
+                    serde_json::json!({ "reprice": reprice }),
+                ),
+                CdrsAction::Held => unreachable!("handled above"),
+            };
+            admin_call(
+                &settings,
+                &admin,
+                move |c| async move { c.post(&path, &body).await },
+                bridge::cli::render_correction,
             )
         }
         Command::Outbox {

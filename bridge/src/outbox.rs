@@ -8,7 +8,10 @@
 //! Pushes of the same object for the same peer coalesce ([`Push::coalesce_key`]) while they
 //! wait; CDRs and command results never do.
 
-use ocpi::types::{CommandResult, CommandResultType, DisplayText, InterfaceRole, ModuleId};
+use ocpi::types::{
+    ActiveChargingProfile, ActiveChargingProfileResult, ChargingProfileResult, ClearProfileResult,
+    CommandResult, CommandResultType, DisplayText, InterfaceRole, ModuleId,
+};
 use ocpi::{PeerId, PeerStatus, Peers};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -33,6 +36,24 @@ pub enum Push {
         /// Tariff id.
         id: String,
     },
+    /// PATCH of an EVSE whose station (or whole location) was removed from the configuration:
+    /// status REMOVED, once. Dropped unsent when the station is configured there again.
+    EvseRemoved {
+        /// Location id it was published under.
+        location: String,
+        /// The removed station.
+        station: String,
+        /// EVSE uid.
+        uid: String,
+        /// When the removal was noticed (the PATCH's `last_updated`).
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// DELETE of a tariff removed from the configuration. Dropped unsent when the tariff is
+    /// configured again.
+    TariffDelete {
+        /// Tariff id.
+        id: String,
+    },
     /// PUT of a whole Session (rendered when sent).
     Session {
         /// Session id.
@@ -47,6 +68,10 @@ pub enum Push {
     Cdr {
         /// CDR id.
         id: String,
+        /// The session it belongs to when the id is not the session id (a credit CDR or a
+        /// re-issued one): keeps them in the session's lane, so the credit goes first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// POST of a command's result, bare, to the eMSP's `response_url`.
     CommandResult {
@@ -54,6 +79,35 @@ pub enum Push {
         response_url: String,
         /// The result.
         result: CommandResult,
+    },
+    /// POST of a SetChargingProfile's result, bare, to the sender's `response_url`.
+    ChargingProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ChargingProfileResult,
+    },
+    /// POST of a GET ActiveChargingProfile's result, bare, to the sender's `response_url`.
+    ActiveChargingProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ActiveChargingProfileResult,
+    },
+    /// POST of a ClearProfile's result, bare, to the sender's `response_url`.
+    ClearProfileResult {
+        /// Where the sender wants it.
+        response_url: String,
+        /// The result.
+        result: ClearProfileResult,
+    },
+    /// PUT of a changed ActiveChargingProfile to `{chargingprofiles SENDER}/{session_id}` of the
+    /// party that set a profile on the session (the newest replaces an unsent older one).
+    ActiveChargingProfile {
+        /// Session id.
+        session_id: String,
+        /// The profile.
+        profile: ActiveChargingProfile,
     },
 }
 
@@ -65,20 +119,36 @@ impl Push {
     /// gave).
     pub fn module(&self) -> &'static str {
         match self {
-            Push::Location { .. } | Push::EvseStatus { .. } => "locations",
-            Push::Tariff { .. } => "tariffs",
+            Push::Location { .. } | Push::EvseStatus { .. } | Push::EvseRemoved { .. } => {
+                "locations"
+            }
+            Push::Tariff { .. } | Push::TariffDelete { .. } => "tariffs",
             Push::Session { .. } | Push::SessionPatch { .. } => "sessions",
             Push::Cdr { .. } => "cdrs",
             Push::CommandResult { .. } => "command_result",
+            Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => "chargingprofile_result",
+            Push::ActiveChargingProfile { .. } => "chargingprofiles",
         }
     }
 
     /// The HTTP method.
     pub fn method(&self) -> &'static str {
         match self {
-            Push::Location { .. } | Push::Tariff { .. } | Push::Session { .. } => "PUT",
-            Push::EvseStatus { .. } | Push::SessionPatch { .. } => "PATCH",
-            Push::Cdr { .. } | Push::CommandResult { .. } => "POST",
+            Push::Location { .. }
+            | Push::Tariff { .. }
+            | Push::Session { .. }
+            | Push::ActiveChargingProfile { .. } => "PUT",
+            Push::EvseStatus { .. } | Push::EvseRemoved { .. } | Push::SessionPatch { .. } => {
+                "PATCH"
+            }
+            Push::TariffDelete { .. } => "DELETE",
+            Push::Cdr { .. }
+            | Push::CommandResult { .. }
+            | Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => "POST",
         }
     }
 
@@ -87,19 +157,31 @@ impl Push {
         match self {
             Push::Location { id } => format!("location:{id}"),
             Push::EvseStatus { station, evse } => format!("evse:{evse}:{station}"),
-            Push::Tariff { id } => format!("tariff:{id}"),
+            Push::Tariff { id } | Push::TariffDelete { id } => format!("tariff:{id}"),
+            Push::EvseRemoved { location, uid, .. } => format!("evse_removed:{location}/{uid}"),
             Push::Session { id } => format!("session:{id}"),
             Push::SessionPatch { id } => format!("session_patch:{id}"),
-            Push::Cdr { id } => format!("cdr:{id}"),
-            Push::CommandResult { response_url, .. } => response_url.clone(),
+            Push::Cdr { id, .. } => format!("cdr:{id}"),
+            Push::CommandResult { response_url, .. }
+            | Push::ChargingProfileResult { response_url, .. }
+            | Push::ActiveChargingProfileResult { response_url, .. }
+            | Push::ClearProfileResult { response_url, .. } => response_url.clone(),
+            Push::ActiveChargingProfile { session_id, .. } => {
+                format!("active_charging_profile:{session_id}")
+            }
         }
     }
 
     /// Pushes with the same key for the same peer merge while they wait (rendered pushes);
-    /// `None` for pushes that must each be delivered (CDRs, command results).
+    /// `None` for pushes that must each be delivered (CDRs, command and charging-profile
+    /// results).
     pub fn coalesce_key(&self) -> Option<String> {
         match self {
-            Push::Cdr { .. } | Push::CommandResult { .. } => None,
+            Push::Cdr { .. }
+            | Push::CommandResult { .. }
+            | Push::ChargingProfileResult { .. }
+            | Push::ActiveChargingProfileResult { .. }
+            | Push::ClearProfileResult { .. } => None,
             _ => Some(format!("{} {}", self.method(), self.subject())),
         }
     }
@@ -212,7 +294,14 @@ mod tests {
             Push::Session { id: "S".into() }.coalesce_key(),
             Push::SessionPatch { id: "S".into() }.coalesce_key()
         );
-        assert_eq!(Push::Cdr { id: "S".into() }.coalesce_key(), None);
+        assert_eq!(
+            Push::Cdr {
+                id: "S".into(),
+                session: None
+            }
+            .coalesce_key(),
+            None
+        );
         assert_eq!(
             Push::Location { id: "LOC1".into() }.subject(),
             "location:LOC1"
@@ -236,5 +325,25 @@ mod tests {
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v, serde_json::json!({"Location": {"id": "L"}}));
         assert_eq!(serde_json::from_value::<Push>(v).unwrap(), p);
+    }
+
+    #[test]
+    fn removals_are_a_patch_and_a_delete_of_their_own() {
+        let d = Push::TariffDelete { id: "T1".into() };
+        assert_eq!((d.method(), d.module()), ("DELETE", "tariffs"));
+        assert_ne!(
+            d.coalesce_key(),
+            Push::Tariff { id: "T1".into() }.coalesce_key()
+        );
+        let r = Push::EvseRemoved {
+            location: "LOC1".into(),
+            station: "CS1".into(),
+            uid: "CS1-1".into(),
+            at: chrono::Utc::now(),
+        };
+        assert_eq!((r.method(), r.module()), ("PATCH", "locations"));
+        assert_eq!(r.subject(), "evse_removed:LOC1/CS1-1");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(serde_json::from_value::<Push>(v).unwrap(), r);
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use ocpi::client::Recipient;
 use ocpi::types::{
+    ActiveChargingProfile, ActiveChargingProfileResult, ChargingProfileResult, ClearProfileResult,
     CommandResult, CountryCode, EvseStatus, EvseUid, Location, LocationId, PartyId, SessionId,
     Tariff,
 };
@@ -53,8 +54,9 @@ const WINDOW: usize = 512;
 /// Which pushes must keep their relative order: two entries conflict when they are in the same
 /// group and one of them covers the whole group (`key` = `None`) or both have the same key.
 /// A Location covers its EVSEs (its PUT is not overtaken by their PATCHes nor they by it); each
-/// EVSE is its own key; a Session's PUT, PATCHes and CDR share a group; every tariff, and every
-/// command result, is a group of its own.
+/// EVSE is its own key; a Session's PUT, PATCHes and CDR share a group; every tariff, every
+/// command or charging-profile result, and each session's ActiveChargingProfile updates, is a
+/// group of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Lane {
     /// The object group.
@@ -74,10 +76,31 @@ pub fn lane(push: &Push, location_of: impl Fn(&str) -> Option<String>) -> Lane {
             Some(format!("{station}\0{evse}")),
         ),
         Push::Tariff { id } => (format!("tariff:{id}"), None),
-        Push::Session { id } | Push::SessionPatch { id } | Push::Cdr { id } => {
-            (format!("session:{id}"), None)
+        Push::Session { id }
+        | Push::SessionPatch { id }
+        | Push::Cdr {
+            id: _,
+            session: Some(id),
         }
-        Push::CommandResult { response_url, .. } => (format!("result:{response_url}"), None),
+        | Push::Cdr { id, session: None } => (format!("session:{id}"), None),
+        // A removed EVSE stays behind its Location's PUTs (the REMOVED PATCH goes first).
+        Push::EvseRemoved {
+            location,
+            station,
+            uid,
+            ..
+        } => (
+            format!("location:{location}"),
+            Some(format!("{station}\0removed\0{uid}")),
+        ),
+        Push::TariffDelete { id } => (format!("tariff:{id}"), None),
+        Push::CommandResult { response_url, .. }
+        | Push::ChargingProfileResult { response_url, .. }
+        | Push::ActiveChargingProfileResult { response_url, .. }
+        | Push::ClearProfileResult { response_url, .. } => (format!("result:{response_url}"), None),
+        Push::ActiveChargingProfile { session_id, .. } => {
+            (format!("active_charging_profile:{session_id}"), None)
+        }
     };
     Lane { group, key }
 }
@@ -173,9 +196,14 @@ enum Rendered {
     Location(Location),
     EvseStatus(LocationId, EvseUid, EvseStatus, ocpi::types::DateTime),
     Tariff(Tariff),
+    TariffDelete(String),
     Session(String, SessionBody),
     Cdr(ocpi::types::Cdr),
     CommandResult(String, CommandResult),
+    ChargingProfileResult(String, ChargingProfileResult),
+    ActiveChargingProfileResult(String, ActiveChargingProfileResult),
+    ClearProfileResult(String, ClearProfileResult),
+    ActiveChargingProfile(SessionId, ActiveChargingProfile),
 }
 
 /// What became of one delivery attempt.
@@ -443,7 +471,11 @@ impl Pusher {
     fn render(&self, push: &Push, peer: &str) -> Result<Option<Rendered>, crate::error::Error> {
         Ok(match push {
             Push::Location { id } => match self.catalog.location(id) {
-                Some(loc) => Some(Rendered::Location(self.catalog.build_location(loc)?)),
+                // An invalid Location is logged and counted there, and not pushed.
+                Some(loc) => self
+                    .catalog
+                    .publishable_location(loc)?
+                    .map(Rendered::Location),
                 None => None,
             },
             Push::EvseStatus { station, evse } => self
@@ -451,6 +483,29 @@ impl Pusher {
                 .evse_status(station, *evse)?
                 .map(|(l, u, s, t)| Rendered::EvseStatus(l, u, s, t)),
             Push::Tariff { id } => self.catalog.tariff(id).cloned().map(Rendered::Tariff),
+            // Configured there again before it went out: nothing to remove.
+            Push::EvseRemoved {
+                location,
+                station,
+                uid,
+                at,
+            } => (!self
+                .catalog
+                .location_of(station)
+                .is_some_and(|l| l.id.eq_ignore_ascii_case(location)))
+            .then(|| {
+                Rendered::EvseStatus(
+                    LocationId::new(location.clone()),
+                    EvseUid::new(uid.clone()),
+                    EvseStatus::Removed,
+                    (*at).into(),
+                )
+            }),
+            Push::TariffDelete { id } => self
+                .catalog
+                .tariff(id)
+                .is_none()
+                .then(|| Rendered::TariffDelete(id.clone())),
             Push::Session { id } => self
                 .sessions
                 .render_push(id, false, peer)?
@@ -459,13 +514,41 @@ impl Pusher {
                 .sessions
                 .render_push(id, true, peer)?
                 .map(|b| Rendered::Session(id.clone(), b)),
-            Push::Cdr { id } => self.sessions.cdr(id)?.map(Rendered::Cdr),
+            Push::Cdr { id, .. } => self.sessions.cdr(id)?.map(Rendered::Cdr),
             Push::CommandResult {
                 response_url,
                 result,
             } => Some(Rendered::CommandResult(
                 response_url.clone(),
                 result.clone(),
+            )),
+            Push::ChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ActiveChargingProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ClearProfileResult {
+                response_url,
+                result,
+            } => Some(Rendered::ClearProfileResult(
+                response_url.clone(),
+                result.clone(),
+            )),
+            Push::ActiveChargingProfile {
+                session_id,
+                profile,
+            } => Some(Rendered::ActiveChargingProfile(
+                SessionId::new(session_id.clone()),
+                profile.clone(),
             )),
         })
     }
@@ -498,6 +581,7 @@ impl Pusher {
                 .await
                 .map(|_| None),
             Rendered::Tariff(t) => client.put_tariff(peer, t).await.map(|_| None),
+            Rendered::TariffDelete(id) => client.delete_tariff(peer, id).await.map(|_| None),
             Rendered::Session(_, SessionBody::Put(s)) => {
                 let loc = self.embedded_location(peer, s.location_id.as_str());
                 client
@@ -522,6 +606,22 @@ impl Pusher {
             }
             Rendered::CommandResult(url, result) => client
                 .post_command_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ClearProfileResult(url, result) => client
+                .post_charging_profile_result(peer, url, result, &to)
+                .await
+                .map(|_| None),
+            Rendered::ActiveChargingProfile(session, profile) => client
+                .put_active_charging_profile(peer, session, profile, &to)
                 .await
                 .map(|_| None),
         };
@@ -625,12 +725,52 @@ mod tests {
         assert_eq!(lane(&evse("X", 1), loc_of).group, "station:X");
         let s = lane(&Push::Session { id: id("S") }, loc_of);
         assert_eq!(s, lane(&Push::SessionPatch { id: id("S") }, loc_of));
-        assert_eq!(s, lane(&Push::Cdr { id: id("S") }, loc_of));
-        assert_ne!(s, lane(&Push::Cdr { id: id("T") }, loc_of));
+        assert_eq!(
+            s,
+            lane(
+                &Push::Cdr {
+                    id: id("S"),
+                    session: None
+                },
+                loc_of
+            )
+        );
+        assert_ne!(
+            s,
+            lane(
+                &Push::Cdr {
+                    id: id("T"),
+                    session: None
+                },
+                loc_of
+            )
+        );
         assert_eq!(
             lane(&Push::Tariff { id: id("T1") }, loc_of).group,
             "tariff:T1"
         );
+        // A credit CDR and its re-issue stay in their session's lane (credit first).
+        let credit = Push::Cdr {
+            id: id("S-C"),
+            session: Some(id("S")),
+        };
+        assert_eq!(s, lane(&credit, loc_of));
+        // A tariff's DELETE after its PUT; a removed EVSE is ordered with its Location's PUT.
+        assert_eq!(
+            lane(&Push::TariffDelete { id: id("T1") }, loc_of),
+            lane(&Push::Tariff { id: id("T1") }, loc_of)
+        );
+        let removed = lane(
+            &Push::EvseRemoved {
+                location: id("LOC1"),
+                station: id("X"),
+                uid: id("X-1"),
+                at: chrono::Utc::now(),
+            },
+            loc_of,
+        );
+        assert_eq!(removed.group, "location:LOC1");
+        assert!(removed.key.is_some());
         let r = |u: &str| Push::CommandResult {
             response_url: u.into(),
             result: outbox::command_result(ocpi::types::CommandResultType::Accepted, None),
@@ -651,7 +791,10 @@ mod tests {
             evse("CS2", 1),
             evse("CS1", 1),
             Push::Session { id: id("S") },
-            Push::Cdr { id: id("S") },
+            Push::Cdr {
+                id: id("S"),
+                session: None,
+            },
             Push::Session { id: id("U") },
             Push::Tariff { id: id("T1") },
         ]);
@@ -688,7 +831,10 @@ mod tests {
     fn a_held_party_leaves_the_window_but_in_flight_entries_stay() {
         let mut w = window(&[
             Push::Session { id: id("S") },
-            Push::Cdr { id: id("S") },
+            Push::Cdr {
+                id: id("S"),
+                session: None,
+            },
             Push::Session { id: id("U") },
         ]);
         let party = (id("DE"), id("EMA"));

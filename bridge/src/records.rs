@@ -10,6 +10,10 @@
 //! | `reservation` ([`Reservation`]) | OCPP reservation id | a reservation's lifecycle |
 //! | `hub_client` ([`HubClient`]) | `{peer}\0{CC}\0{PID}` (upper case) | a party behind a hub: its ClientInfo, whether pushes to it are held |
 //! | `token_pull` ([`TokenPull`]) | peer id | when the peer's tokens were last pulled (incremental) and reconciled (full) |
+//! | `published` ([`Published`]) | `config` | which locations, stations and tariffs the configuration published at the last start (to notice removals) |
+//! | `held_cdr` ([`HeldCdr`]) | CDR id (= session id) | a CDR whose price could not be computed: stored, not sent |
+//! | `charging_profile` ([`ProfileRecord`]) | our transaction id | the OCPI charging profile a station accepted for a running session |
+//! | `charging_profile_request` ([`ProfileRequest`]) | uuid | an OCPI ChargingProfiles request waiting for the station |
 //! | `token_a` ([`TokenA`]) | uuid | a token A issued by the operator, or the configured one once used: single use |
 //!
 //! The kind names and the JSON shapes are on disk: never rename them.
@@ -43,6 +47,8 @@ pub const COMMAND_START: Index = Index("command_start");
 /// Our transaction id → [`Owner`] (JSON) of a session started by a command.
 pub const SESSION_OWNER: Index = Index("session_owner");
 
+/// Original CDR id → the id of the credit CDR that cancels it.
+pub const CDR_CREDITED: Index = Index("cdr_credited");
 /// Sessions by `last_updated`, filed per peer and per peer and token party
 /// (see the sessions listing module).
 pub const SESSIONS_LISTED: Listing = Listing("sessions");
@@ -55,6 +61,8 @@ pub const LISTINGS_BUILT: Index = Index("listings_built");
 pub const REMOTE_START_COUNTER: &str = "remote_start";
 /// Counter of OCPP reservation ids.
 pub const RESERVATION_COUNTER: &str = "reservation";
+/// Counter of OCPP charging profile ids.
+pub const PROFILE_COUNTER: &str = "charging_profile";
 
 /// What a Session and its CDR need that was fixed when the session began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +248,47 @@ impl Record for TokenPull {
     }
 }
 
+/// What the configuration published at the last start: location id → its station ids, and
+/// the tariff ids. Compared with the configuration at the next start to publish removals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// Location id → the ids of the stations configured there.
+    pub locations: std::collections::BTreeMap<String, Vec<String>>,
+    /// Tariff ids.
+    pub tariffs: Vec<String>,
+}
+
+impl Published {
+    /// The record's only key.
+    pub const KEY: &'static str = "config";
+}
+
+impl Record for Published {
+    const KIND: &'static str = "published";
+    fn id(&self) -> String {
+        Self::KEY.to_owned()
+    }
+}
+
+/// A CDR whose price could not be computed (the pricing error), held back instead of being
+/// sent with cost 0, until the operator releases it (`cdrs reprice ID`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldCdr {
+    /// The CDR as rendered, with zero costs (never sent like this).
+    pub cdr: Cdr,
+    /// Why pricing failed.
+    pub reason: String,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
+}
+
+impl Record for HeldCdr {
+    const KIND: &'static str = "held_cdr";
+    fn id(&self) -> String {
+        self.cdr.id.as_str().to_owned()
+    }
+}
+
 /// Where a token A came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -422,6 +471,8 @@ mod tests {
             Reservation::KIND,
             HubClient::KIND,
             TokenPull::KIND,
+            Published::KIND,
+            HeldCdr::KIND,
             TokenA::KIND,
         ];
         kinds.sort_unstable();
@@ -429,5 +480,78 @@ mod tests {
         let mut v = kinds.to_vec();
         v.dedup();
         assert_eq!(v.len(), n);
+    }
+}
+
+/// A charging profile an eMSP or SCSP set (through OCPI ChargingProfiles) on a running session
+/// and the station accepted: its OCPP id (a new PUT replaces it under the same id, a DELETE
+/// clears it by id) and who set it (changes reported by the station go there). Forgotten when
+/// the session ends or the profile is cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// Our transaction id (the key).
+    pub transaction_id: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// The peer that set it.
+    pub peer: String,
+    /// The party it was set for (`OCPI-to-*` of updates).
+    pub party: Option<(String, String)>,
+    /// The OCPP `chargingProfileId` / `id`.
+    pub profile_id: i32,
+    /// Station id.
+    pub station: String,
+    /// EVSE number.
+    pub evse_id: u32,
+    /// When the station accepted it.
+    pub set_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRecord {
+    const KIND: &'static str = "charging_profile";
+    fn id(&self) -> String {
+        self.transaction_id.clone()
+    }
+}
+
+/// Which ChargingProfiles request a [`ProfileRequest`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRequestKind {
+    /// PUT (SetChargingProfile).
+    Set,
+    /// GET (ActiveChargingProfile).
+    Get,
+    /// DELETE (ClearProfile).
+    Clear,
+}
+
+/// An OCPI ChargingProfiles request forwarded to a station and not answered yet: stored before
+/// the ACCEPTED answer, removed in the transaction that queues its result. One left at start-up
+/// was interrupted by a crash or restart and gets a REJECTED result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    /// Record id (a uuid).
+    pub id: String,
+    /// Set, get or clear.
+    pub kind: ProfileRequestKind,
+    /// The peer that sent it.
+    pub peer: String,
+    /// The party the result is addressed to.
+    pub party: Option<(String, String)>,
+    /// Where the result goes.
+    pub response_url: String,
+    /// The OCPI session id.
+    pub session_id: String,
+    /// Station id.
+    pub station: String,
+    /// When it arrived.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRequest {
+    const KIND: &'static str = "charging_profile_request";
+    fn id(&self) -> String {
+        self.id.clone()
     }
 }

@@ -16,9 +16,10 @@ use crate::peer::{Peer, PeerId};
 use crate::server::{AdvertisedModule, Page, PageParams};
 use crate::settings::Settings;
 use crate::types::{
-    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, ClientInfo, Command,
-    CommandResponse, CommandResponseType, CountryCode, InterfaceRole, Location, LocationId,
-    ModuleId, PartyId, Session, SessionId, Tariff, Token, TokenType, TokenUid,
+    Capability, Cdr, ChargingPreferences, ChargingPreferencesResponse, ChargingProfileResponse,
+    ChargingProfileResponseType, ClientInfo, Command, CommandResponse, CommandResponseType,
+    CountryCode, InterfaceRole, Location, LocationId, ModuleId, PartyId, Session, SessionId,
+    SetChargingProfile, Tariff, Token, TokenType, TokenUid,
 };
 
 /// Implemented by the daemon. Methods are synchronous (reads of a local store); hooks are async.
@@ -186,8 +187,64 @@ pub trait CpoBackend: Send + Sync + 'static {
         self.command(caller, command)
     }
 
+    /// `PUT {chargingprofiles}/{session_id}`: set a charging profile on `session` (already looked up through
+    /// [`CpoBackend::session`] for the caller, narrowed to `from`; validated, `response_url` checked). The
+    /// station's verdict goes later to `set.response_url` as a ChargingProfileResult. Default: NOT_SUPPORTED.
+    fn set_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(CountryCode, PartyId)>,
+        session: &Session,
+        set: SetChargingProfile,
+    ) -> impl Future<Output = Result<ChargingProfileResponse, OcpiError>> + Send {
+        let _ = (caller, from, session, set);
+        async {
+            Ok(ChargingProfileResponse::new(
+                ChargingProfileResponseType::NotSupported,
+                0,
+            ))
+        }
+    }
+
+    /// `GET {chargingprofiles}/{session_id}?duration=&response_url=`: ask the station for the active profile of the
+    /// next `duration` seconds; the ActiveChargingProfileResult goes to `response_url`. Default: NOT_SUPPORTED.
+    fn get_active_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(CountryCode, PartyId)>,
+        session: &Session,
+        duration: u32,
+        response_url: String,
+    ) -> impl Future<Output = Result<ChargingProfileResponse, OcpiError>> + Send {
+        let _ = (caller, from, session, duration, response_url);
+        async {
+            Ok(ChargingProfileResponse::new(
+                ChargingProfileResponseType::NotSupported,
+                0,
+            ))
+        }
+    }
+
+    /// `DELETE {chargingprofiles}/{session_id}?response_url=`: clear the profile set on `session`; the
+    /// ClearProfileResult goes to `response_url`. Default: NOT_SUPPORTED.
+    fn clear_charging_profile(
+        &self,
+        caller: &Peer,
+        from: Option<(CountryCode, PartyId)>,
+        session: &Session,
+        response_url: String,
+    ) -> impl Future<Output = Result<ChargingProfileResponse, OcpiError>> + Send {
+        let _ = (caller, from, session, response_url);
+        async {
+            Ok(ChargingProfileResponse::new(
+                ChargingProfileResponseType::NotSupported,
+                0,
+            ))
+        }
+    }
+
     /// Modules listed in our version details (the versions endpoint is implicit). Default: credentials, locations,
-    /// tariffs, sessions, cdrs as SENDER and tokens, commands, hubclientinfo as RECEIVER. `Settings::extra_modules`
+    /// tariffs, sessions, cdrs as SENDER and tokens, commands, chargingprofiles, hubclientinfo as RECEIVER. `Settings::extra_modules`
     /// are added.
     fn advertised_modules(&self) -> Vec<AdvertisedModule> {
         [
@@ -198,6 +255,7 @@ pub trait CpoBackend: Send + Sync + 'static {
             (ModuleId::Cdrs, InterfaceRole::Sender),
             (ModuleId::Tokens, InterfaceRole::Receiver),
             (ModuleId::Commands, InterfaceRole::Receiver),
+            (ModuleId::ChargingProfiles, InterfaceRole::Receiver),
             (ModuleId::HubClientInfo, InterfaceRole::Receiver),
         ]
         .into_iter()

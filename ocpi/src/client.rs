@@ -24,9 +24,9 @@ use crate::egress::Egress;
 use crate::peer::Peer;
 use crate::settings::Settings;
 use crate::types::{
-    AuthToken, AuthorizationInfo, Cdr, CommandResult, CountryCode, DateTime, EvseStatus, EvseUid,
-    InterfaceRole, Location, LocationId, LocationReferences, ModuleId, PartyId, Session, SessionId,
-    Tariff, Token, TokenType, TokenUid,
+    ActiveChargingProfile, AuthToken, AuthorizationInfo, Cdr, CommandResult, CountryCode, DateTime,
+    EvseStatus, EvseUid, InterfaceRole, Location, LocationId, LocationReferences, ModuleId,
+    PartyId, Session, SessionId, Tariff, Token, TokenType, TokenUid,
 };
 
 /// Header names used on the wire.
@@ -496,6 +496,53 @@ impl Client {
             Some(&body),
             routing.as_ref(),
             None,
+        )
+        .await
+    }
+
+    /// POST of a ChargingProfiles result (ChargingProfileResult, ActiveChargingProfileResult or ClearProfileResult),
+    /// bare (no envelope), to the `response_url` of the request it answers, routed like a CommandResult.
+    pub async fn post_charging_profile_result<T: Serialize + ?Sized>(
+        &self,
+        peer: &Peer,
+        response_url: &str,
+        result: &T,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
+        if !crate::types::is_http_url(response_url) {
+            return Err(PushError::InvalidUrl(format!(
+                "response_url is not an absolute http(s) URL: {response_url}"
+            )));
+        }
+        let routing = self.routing_to(peer, &ModuleId::ChargingProfiles, to);
+        self.request(
+            Method::POST,
+            response_url,
+            &peer.token_out,
+            peer.encode_token,
+            Some(result),
+            routing.as_ref(),
+            None,
+        )
+        .await
+    }
+
+    /// `PUT {chargingprofiles SENDER}/{session_id}`: an ActiveChargingProfile the station changed on its own.
+    pub async fn put_active_charging_profile(
+        &self,
+        peer: &Peer,
+        session_id: &SessionId,
+        profile: &ActiveChargingProfile,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
+        self.send_to(
+            peer,
+            &ModuleId::ChargingProfiles,
+            InterfaceRole::Sender,
+            Method::PUT,
+            &path(&[session_id.as_str()]),
+            Some(profile),
+            to,
         )
         .await
     }

@@ -24,6 +24,7 @@ use crate::error::{CallFault, ErrorCode};
 use crate::event::{EvseRef, IdToken, OcppVersion};
 use crate::handle::CallFailure;
 use crate::lenient::{fault, json_kind};
+use crate::schedule::{ChargingRateUnit, ChargingSchedule, CompositeSchedule};
 
 /// A call the CSMS sends to a station, independent of its OCPP version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,36 @@ pub enum StationCall {
         /// The transaction asked about (`None`: only whether messages are queued).
         transaction_id: Option<String>,
     },
+    /// SetChargingProfile: a `TxProfile` for one running transaction (1.6 `connectorId` +
+    /// `csChargingProfiles`; 2.0.1 `evseId` + `chargingProfile`).
+    SetChargingProfile {
+        /// The transaction's EVSE / connector.
+        at: EvseRef,
+        /// `chargingProfileId` / `id` (the same id again replaces the profile).
+        profile_id: i32,
+        /// `stackLevel`.
+        stack_level: u32,
+        /// The OCPP transaction id (1.6: integer text; 2.0.1: the station's string).
+        transaction_id: String,
+        /// The schedule.
+        schedule: ChargingSchedule,
+    },
+    /// GetCompositeSchedule.
+    GetCompositeSchedule {
+        /// The EVSE / connector asked about.
+        at: EvseRef,
+        /// Seconds of schedule wanted.
+        duration: u32,
+        /// The unit wanted (`None`: the station's choice).
+        rate_unit: Option<ChargingRateUnit>,
+    },
+    /// ClearChargingProfile of a TxProfile: by id, or every TxProfile of an EVSE / connector.
+    ClearChargingProfile {
+        /// The profile id, when known.
+        profile_id: Option<i32>,
+        /// The EVSE / connector (used when there is no id).
+        at: Option<EvseRef>,
+    },
 }
 
 /// The message a [`StationCall::TriggerMessage`] asks for.
@@ -142,6 +173,24 @@ pub enum CallAnswer {
     Unlock(UnlockStatus),
     /// TriggerMessage.
     Trigger(TriggerStatus),
+    /// SetChargingProfile: `Accepted` (else `Rejected`, or 1.6 `NotSupported`).
+    ChargingProfile {
+        /// Accepted.
+        accepted: bool,
+    },
+    /// GetCompositeSchedule: `Accepted` with the schedule (when the station sent one), else
+    /// `Rejected`.
+    CompositeSchedule {
+        /// Accepted.
+        accepted: bool,
+        /// The schedule.
+        schedule: Option<CompositeSchedule>,
+    },
+    /// ClearChargingProfile: `Accepted` (true) or `Unknown` (false: no matching profile).
+    ClearProfile {
+        /// A profile was cleared.
+        cleared: bool,
+    },
     /// 2.0.1 GetTransactionStatus.
     TransactionStatus {
         /// `ongoingIndicator`: whether the transaction still runs (absent when none was asked
@@ -412,6 +461,41 @@ mod tests {
         StationCall::TriggerMessage { message, at }
     }
 
+    fn profile(tx: &str, absolute: bool) -> StationCall {
+        use crate::schedule::SchedulePeriod;
+        StationCall::SetChargingProfile {
+            at: at(2, 1),
+            profile_id: 17,
+            stack_level: 1,
+            transaction_id: tx.to_owned(),
+            schedule: ChargingSchedule {
+                start: absolute.then(expiry),
+                duration: Some(900),
+                rate_unit: ChargingRateUnit::A,
+                min_rate: absolute.then(|| "6.0".parse().unwrap()),
+                periods: vec![
+                    SchedulePeriod {
+                        start_period: 0,
+                        limit: "16.1".parse().unwrap(),
+                        number_phases: None,
+                    },
+                    SchedulePeriod {
+                        start_period: 600,
+                        limit: "8".parse().unwrap(),
+                        number_phases: Some(1),
+                    },
+                ],
+            },
+        }
+    }
+
+    fn periods_json() -> Value {
+        serde_json::from_str(
+            r#"[{"startPeriod": 0, "limit": 16.1}, {"startPeriod": 600, "limit": 8, "numberPhases": 1}]"#,
+        )
+        .unwrap()
+    }
+
     /// Every call with its exact 1.6 encoding.
     fn v16_cases() -> Vec<(StationCall, &'static str, Value)> {
         vec![
@@ -484,6 +568,48 @@ mod tests {
                 trigger(TriggerMessageKind::MeterValues, Some(at(1, 1))),
                 "TriggerMessage",
                 json!({"requestedMessage": "MeterValues", "connectorId": 1}),
+            ),
+            (
+                profile("1234", false),
+                "SetChargingProfile",
+                json!({"connectorId": 2, "csChargingProfiles": {"chargingProfileId": 17,
+                    "transactionId": 1234, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+                    "chargingProfileKind": "Relative", "chargingSchedule": {"duration": 900,
+                    "chargingRateUnit": "A", "chargingSchedulePeriod": periods_json()}}}),
+            ),
+            (
+                profile("1234", true),
+                "SetChargingProfile",
+                json!({"connectorId": 2, "csChargingProfiles": {"chargingProfileId": 17,
+                    "transactionId": 1234, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+                    "chargingProfileKind": "Absolute", "chargingSchedule": {"startSchedule": EXPIRY,
+                    "duration": 900, "chargingRateUnit": "A", "chargingSchedulePeriod": periods_json(),
+                    "minChargingRate": serde_json::from_str::<Value>("6.0").unwrap()}}}),
+            ),
+            (
+                StationCall::GetCompositeSchedule {
+                    at: at(2, 1),
+                    duration: 900,
+                    rate_unit: Some(ChargingRateUnit::W),
+                },
+                "GetCompositeSchedule",
+                json!({"connectorId": 2, "duration": 900, "chargingRateUnit": "W"}),
+            ),
+            (
+                StationCall::ClearChargingProfile {
+                    profile_id: Some(17),
+                    at: Some(at(2, 1)),
+                },
+                "ClearChargingProfile",
+                json!({"id": 17}),
+            ),
+            (
+                StationCall::ClearChargingProfile {
+                    profile_id: None,
+                    at: Some(at(2, 1)),
+                },
+                "ClearChargingProfile",
+                json!({"connectorId": 2, "chargingProfilePurpose": "TxProfile"}),
             ),
         ]
     }
@@ -587,6 +713,39 @@ mod tests {
                 },
                 "GetTransactionStatus",
                 json!({}),
+            ),
+            (
+                profile("tx-9f2c", false),
+                "SetChargingProfile",
+                json!({"evseId": 2, "chargingProfile": {"id": 17, "stackLevel": 1,
+                    "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+                    "transactionId": "tx-9f2c", "chargingSchedule": [{"id": 17, "duration": 900,
+                    "chargingRateUnit": "A", "chargingSchedulePeriod": periods_json()}]}}),
+            ),
+            (
+                StationCall::GetCompositeSchedule {
+                    at: at(2, 1),
+                    duration: 900,
+                    rate_unit: None,
+                },
+                "GetCompositeSchedule",
+                json!({"evseId": 2, "duration": 900}),
+            ),
+            (
+                StationCall::ClearChargingProfile {
+                    profile_id: Some(17),
+                    at: Some(at(2, 1)),
+                },
+                "ClearChargingProfile",
+                json!({"chargingProfileId": 17}),
+            ),
+            (
+                StationCall::ClearChargingProfile {
+                    profile_id: None,
+                    at: Some(at(2, 1)),
+                },
+                "ClearChargingProfile",
+                json!({"chargingProfileCriteria": {"evseId": 2, "chargingProfilePurpose": "TxProfile"}}),
             ),
         ];
         // Every token kind has its 2.0.1 spelling.

@@ -494,6 +494,9 @@ pub enum StationRequest {
     FirmwareStatus(FirmwareStatusReport),
     /// 2.0.1 ReservationStatusUpdate.
     ReservationStatus(ReservationStatusReport),
+    /// 2.0.1 NotifyChargingLimit / ReportChargingProfiles: a limit or profile changed at the
+    /// station (answered with an empty CALLRESULT).
+    ChargingLimit(crate::schedule::ChargingLimitReport),
     /// A message that is only acknowledged and recorded (NotifyReport, NotifyEvent,
     /// SecurityEventNotification, LogStatusNotification, DiagnosticsStatusNotification, …):
     /// the action and its payload as received.

@@ -9,6 +9,9 @@
 //! - [`event`]: version-neutral requests and responses.
 //! - [`call`]: version-neutral CSMS → station calls ([`StationCall`]) and their answers
 //!   ([`CallAnswer`]).
+//! - [`schedule`]: smart charging: the version-neutral [`ChargingSchedule`], its 1.6 / 2.0.1
+//!   encodings (SetChargingProfile TxProfile, GetCompositeSchedule, ClearChargingProfile) and
+//!   the 2.0.1 limit reports ([`ChargingLimitReport`]).
 //! - [`error`]: RPC error codes spelled per version.
 //! - [`frame`]: the OCPP-J frame codec (`[2,id,action,payload]`, `[3,id,payload]`,
 //!   `[4,id,code,description,details]`).
@@ -34,6 +37,7 @@ pub mod event;
 pub mod frame;
 pub mod handle;
 mod lenient;
+pub mod schedule;
 pub mod security;
 pub mod server;
 pub mod tls;
@@ -44,6 +48,9 @@ pub use call::*;
 pub use error::{CallFault, ErrorCode};
 pub use event::*;
 pub use handle::{CallFailure, Registry, StationHandle};
+pub use schedule::{
+    ChargingLimitReport, ChargingRateUnit, ChargingSchedule, CompositeSchedule, SchedulePeriod,
+};
 pub use server::{Server, ServerSettings};
 
 use std::future::Future;

@@ -477,6 +477,37 @@ pub fn encode_call(call: &StationCall) -> Result<(&'static str, Value), CallFaul
         StationCall::GetTransactionStatus { .. } => {
             return Err(not_supported(VERSION, "GetTransactionStatus"));
         }
+        StationCall::SetChargingProfile {
+            at,
+            profile_id,
+            stack_level,
+            transaction_id,
+            schedule,
+        } => {
+            let v = crate::schedule::set_profile_16(
+                at,
+                *profile_id,
+                *stack_level,
+                transaction_id,
+                schedule,
+            )?;
+            return Ok(("SetChargingProfile", v));
+        }
+        StationCall::GetCompositeSchedule {
+            at,
+            duration,
+            rate_unit,
+        } => {
+            if at.v16_connector() == 0 {
+                return Err(property("connectorId", "a session's connector is > 0"));
+            }
+            let v = crate::schedule::composite_request(false, at, *duration, *rate_unit);
+            return Ok(("GetCompositeSchedule", v));
+        }
+        StationCall::ClearChargingProfile { profile_id, at } => {
+            let v = crate::schedule::clear_request(false, *profile_id, at.as_ref());
+            return Ok(("ClearChargingProfile", v));
+        }
     };
     Ok((action, Value::Object(p)))
 }
@@ -511,6 +542,24 @@ pub fn decode_answer(call: &StationCall, payload: Value) -> Result<CallAnswer, C
         StationCall::GetTransactionStatus { .. } => {
             return Err(not_supported(VERSION, "GetTransactionStatus"));
         }
+        StationCall::SetChargingProfile { .. } => CallAnswer::ChargingProfile {
+            accepted: answer(
+                "SetChargingProfile",
+                &payload,
+                crate::schedule::SET_PROFILE_STATUS,
+            )?,
+        },
+        StationCall::GetCompositeSchedule { .. } => {
+            let (accepted, schedule) = crate::schedule::decode_composite(false, &payload)?;
+            CallAnswer::CompositeSchedule { accepted, schedule }
+        }
+        StationCall::ClearChargingProfile { .. } => CallAnswer::ClearProfile {
+            cleared: answer(
+                "ClearChargingProfile",
+                &payload,
+                crate::schedule::CLEAR_STATUS,
+            )?,
+        },
     })
 }
 

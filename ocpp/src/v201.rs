@@ -42,7 +42,8 @@ const ID_TOKEN_MAX: usize = 36;
 ///
 /// Unknown actions (including 1.6-only ones such as `StartTransaction`) yield `NotImplemented`;
 /// 2.0.1 station-to-CSMS actions the bridge does not handle (certificates, display messages,
-/// charging-profile reports, ISO 15118 charging needs) yield `NotSupported`. A payload that is not an object yields
+/// ISO 15118 charging needs) yield `NotSupported`; NotifyChargingLimit and ReportChargingProfiles
+/// become [`StationRequest::ChargingLimit`]. A payload that is not an object yields
 /// `FormatViolation`; missing fields, wrong JSON types and bad values yield the matching
 /// constraint violation, naming the field.
 pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault> {
@@ -144,12 +145,31 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
             ],
             &[("tbc", Want::Bool)],
         ),
-        "NotifyChargingLimit" => notify(
-            action,
-            payload,
-            &[("chargingLimit", Want::Object)],
-            &[("chargingSchedule", Want::Array), ("evseId", Want::Int)],
-        ),
+        "NotifyChargingLimit" => {
+            check_fields(
+                action,
+                &payload,
+                &[("chargingLimit", Want::Object)],
+                &[("chargingSchedule", Want::Array), ("evseId", Want::Int)],
+            )?;
+            crate::schedule::decode_limit_report(action, &payload)
+                .map(StationRequest::ChargingLimit)
+        }
+        "ReportChargingProfiles" => {
+            check_fields(
+                action,
+                &payload,
+                &[
+                    ("requestId", Want::Int),
+                    ("chargingLimitSource", Want::Enum(CHARGING_LIMIT_SOURCE)),
+                    ("evseId", Want::Int),
+                    ("chargingProfile", Want::Array),
+                ],
+                &[("tbc", Want::Bool)],
+            )?;
+            crate::schedule::decode_limit_report(action, &payload)
+                .map(StationRequest::ChargingLimit)
+        }
         "ClearedChargingLimit" => notify(
             action,
             payload,
@@ -169,10 +189,9 @@ pub fn decode(action: &str, payload: Value) -> Result<StationRequest, CallFault>
         "SignCertificate" | "Get15118EVCertificate" | "GetCertificateStatus" => {
             Err(not_implemented(VERSION, action))
         }
-        "NotifyEVChargingNeeds"
-        | "NotifyDisplayMessages"
-        | "NotifyEVChargingSchedule"
-        | "ReportChargingProfiles" => Err(not_supported(VERSION, action)),
+        "NotifyEVChargingNeeds" | "NotifyDisplayMessages" | "NotifyEVChargingSchedule" => {
+            Err(not_supported(VERSION, action))
+        }
         _ => Err(not_implemented(VERSION, action)),
     }
 }
@@ -672,6 +691,34 @@ pub fn encode_call(call: &StationCall) -> Result<(&'static str, Value), CallFaul
             }
             "GetTransactionStatus"
         }
+        StationCall::SetChargingProfile {
+            at,
+            profile_id,
+            stack_level,
+            transaction_id,
+            schedule,
+        } => {
+            let v = crate::schedule::set_profile_201(
+                at,
+                *profile_id,
+                *stack_level,
+                transaction_id,
+                schedule,
+            )?;
+            return Ok(("SetChargingProfile", v));
+        }
+        StationCall::GetCompositeSchedule {
+            at,
+            duration,
+            rate_unit,
+        } => {
+            let v = crate::schedule::composite_request(true, at, *duration, *rate_unit);
+            return Ok(("GetCompositeSchedule", v));
+        }
+        StationCall::ClearChargingProfile { profile_id, at } => {
+            let v = crate::schedule::clear_request(true, *profile_id, at.as_ref());
+            return Ok(("ClearChargingProfile", v));
+        }
     };
     Ok((action, Value::Object(p)))
 }
@@ -717,6 +764,20 @@ pub fn decode_answer(call: &StationCall, payload: Value) -> Result<CallAnswer, C
                 messages_in_queue,
             }
         }
+        StationCall::SetChargingProfile { .. } => CallAnswer::ChargingProfile {
+            accepted: answer("SetChargingProfile", &payload, ACCEPTED_REJECTED)?,
+        },
+        StationCall::GetCompositeSchedule { .. } => {
+            let (accepted, schedule) = crate::schedule::decode_composite(true, &payload)?;
+            CallAnswer::CompositeSchedule { accepted, schedule }
+        }
+        StationCall::ClearChargingProfile { .. } => CallAnswer::ClearProfile {
+            cleared: answer(
+                "ClearChargingProfile",
+                &payload,
+                crate::schedule::CLEAR_STATUS,
+            )?,
+        },
     })
 }
 
@@ -1059,10 +1120,6 @@ mod tests {
             (
                 "NotifyCustomerInformation",
                 json!({"data": "no data", "seqNo": 0, "generatedAt": "2024-03-01T10:00:00Z", "requestId": 3}),
-            ),
-            (
-                "NotifyChargingLimit",
-                json!({"chargingLimit": {"chargingLimitSource": "EMS"}, "evseId": 1}),
             ),
             ("ClearedChargingLimit", json!({"chargingLimitSource": "SO"})),
             (
@@ -1498,5 +1555,36 @@ mod tests {
                 .collect();
             assert!(errors.is_empty(), "{action}: {payload} invalid: {errors:?}");
         }
+    }
+
+    #[test]
+    fn charging_limit_reports_are_decoded() {
+        let r = decode(
+            "NotifyChargingLimit",
+            json!({"chargingLimit": {"chargingLimitSource": "EMS"}, "evseId": 1,
+                "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.5}]}]}),
+        )
+        .unwrap();
+        let StationRequest::ChargingLimit(r) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(r.evse_id, Some(1));
+        assert_eq!(r.schedules[0].periods[0].limit, Decimal::new(74005, 1));
+        let r = decode(
+            "ReportChargingProfiles",
+            json!({"requestId": 1, "chargingLimitSource": "CSO", "evseId": 2,
+                "chargingProfile": [{"id": 3, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative", "chargingSchedule": [{"id": 1,
+                "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}]}]}]}),
+        )
+        .unwrap();
+        assert!(matches!(r, StationRequest::ChargingLimit(ref c) if c.evse_id == Some(2)));
+        assert_eq!(
+            decode("ReportChargingProfiles", json!({"requestId": 1}))
+                .unwrap_err()
+                .code,
+            ErrorCode::OccurrenceConstraintViolation
+        );
     }
 }

@@ -34,6 +34,7 @@ const ACTIONS: &[&str] = &[
     "NotifyMonitoringReport",
     "NotifyCustomerInformation",
     "NotifyChargingLimit",
+    "ReportChargingProfiles",
     "ClearedChargingLimit",
     "PublishFirmwareStatusNotification",
     "Get15118EVCertificate",
@@ -43,6 +44,14 @@ const ACTIONS: &[&str] = &[
 /// Field names of both versions' station messages.
 const FIELDS: &[&str] = &[
     "chargePointVendor",
+    "chargingLimit",
+    "chargingLimitSource",
+    "chargingProfile",
+    "chargingSchedule",
+    "chargingSchedulePeriod",
+    "chargingRateUnit",
+    "startPeriod",
+    "limit",
     "chargePointModel",
     "chargePointSerialNumber",
     "firmwareVersion",

@@ -92,6 +92,56 @@ fn unknown_section_fails_check_config_naming_it() {
 }
 
 #[test]
+fn per_connector_data_and_ocpi_field_limits_fail_check_config_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let multi = "[[stations.connectors]]\nstandard = \"IEC_62196_T2_COMBO\"\npower_type = \"DC\"\n\
+                 [[stations.connectors]]\nstandard = \"CHADEMO\"\npower_type = \"DC\"\n";
+    let good = TestConfig::new()
+        .station("CS001")
+        .station_toml("DC1", multi)
+        .to_toml(&tmp.path().join("data"));
+    let out = check_config(&write_config(tmp.path(), &good));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cases = [
+        // Not an OCPI 2.2.1 ConnectorType.
+        (
+            good.replacen("standard = \"CHADEMO\"", "standard = \"CHADEMO_X\"", 1),
+            "stations[1].connectors[1].standard",
+        ),
+        // OCPI allows a postal_code of at most 10 characters.
+        (
+            good.replacen(
+                "postal_code = \"3511AA\"",
+                "postal_code = \"3511AA-12345\"",
+                1,
+            ),
+            "locations[0].postal_code",
+        ),
+        // Connector tariff ids are CiString(36).
+        (
+            good.replacen(
+                "id = \"DC1\"\n",
+                &format!("id = \"DC1\"\ntariff_ids = [\"{}\"]\n", "T".repeat(37)),
+                1,
+            ),
+            "stations[1].tariff_ids[0]",
+        ),
+    ];
+    for (text, key) in cases {
+        assert_ne!(text, good, "test setup for {key}");
+        let out = check_config(&write_config(tmp.path(), &text));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "check-config accepted a bad {key}");
+        assert!(stderr.contains(key), "stderr must name {key}: {stderr}");
+    }
+}
+
+#[test]
 fn check_config_says_which_tax_included_2_3_0_peers_get_and_names_bad_version_keys() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let cfg = TestConfig::new().station("CS001").tariff("T1", "EUR", 0.35);

@@ -16,6 +16,8 @@ pub struct TestStation {
     pub location: String,
     /// When set, the daemon requires HTTP Basic auth with this password.
     pub password: Option<String>,
+    /// Raw TOML written right after the station's keys (more keys, `[[stations.connectors]]`).
+    pub extra: String,
     /// `security_profile` (daemon default when `None`).
     pub security_profile: Option<u8>,
 }
@@ -185,6 +187,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: None,
+            extra: String::new(),
             security_profile: None,
         });
         self
@@ -196,6 +199,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: Some(password.into()),
+            extra: String::new(),
             security_profile: None,
         });
         self
@@ -207,6 +211,7 @@ impl TestConfig {
             id: id.into(),
             location: "LOC1".into(),
             password: password.map(str::to_owned),
+            extra: String::new(),
             security_profile: Some(profile),
         });
         self
@@ -256,12 +261,26 @@ impl TestConfig {
         self
     }
 
+    /// Add a station at `LOC1` with raw TOML after its keys (`capabilities = [...]`,
+    /// `[[stations.connectors]]` tables).
+    pub fn station_toml(mut self, id: &str, extra: &str) -> Self {
+        self.stations.push(TestStation {
+            id: id.into(),
+            location: "LOC1".into(),
+            password: None,
+            extra: extra.into(),
+            security_profile: None,
+        });
+        self
+    }
+
     /// Add a station (no password) at location `location`.
     pub fn station_at(mut self, id: &str, location: &str) -> Self {
         self.stations.push(TestStation {
             id: id.into(),
             location: location.into(),
             password: None,
+            extra: String::new(),
             security_profile: None,
         });
         self
@@ -567,6 +586,10 @@ time_zone = "Europe/Amsterdam"
             }
             if let Some(p) = st.security_profile {
                 let _ = writeln!(s, "security_profile = {p}");
+            }
+            if !st.extra.is_empty() {
+                s.push_str(&st.extra);
+                s.push('\n');
             }
         }
         for t in &self.tariffs {

@@ -5,7 +5,7 @@
 //! the way a peer platform does, and records everything the daemon pushes to it:
 //!
 //! - **Versions**: `GET /ocpi/versions` and `GET /ocpi/2.2.1` advertise credentials, locations,
-//!   tariffs, sessions and cdrs as RECEIVER (under `/ocpi/emsp/2.2.1/…`) and tokens and commands
+//!   tariffs, sessions and cdrs as RECEIVER (under `/ocpi/emsp/2.2.1/…`) and tokens, commands and chargingprofiles
 //!   as SENDER. Both accept the hub's token A and the token it handed to the daemon.
 //! - **Daemon registers with the hub** (the hub is configured in `[[ocpi.peers]]`): `POST
 //!   /ocpi/2.2.1/credentials` with the hub's token A; the hub calls the daemon's versions URL and
@@ -531,6 +531,7 @@ const HUB_MODULES: &[(&str, &str)] = &[
     ("cdrs", "RECEIVER"),
     ("tokens", "SENDER"),
     ("commands", "SENDER"),
+    ("chargingprofiles", "SENDER"),
 ];
 
 impl Hub {

@@ -46,7 +46,12 @@ pub fn result_for_answer(answer: &CallAnswer, hint: EvseHint) -> CommandResultTy
         CallAnswer::Unlock(UnlockStatus::NotSupported) => R::NotSupported,
         CallAnswer::Unlock(UnlockStatus::OngoingAuthorizedTransaction) => R::EvseOccupied,
         CallAnswer::Unlock(UnlockStatus::UnknownConnector) => R::Rejected,
-        CallAnswer::Trigger(_) | CallAnswer::TransactionStatus { .. } => R::Failed,
+        // Not answers to a command (trigger, status query, smart charging): never expected here.
+        CallAnswer::Trigger(_)
+        | CallAnswer::TransactionStatus { .. }
+        | CallAnswer::ChargingProfile { .. }
+        | CallAnswer::CompositeSchedule { .. }
+        | CallAnswer::ClearProfile { .. } => R::Failed,
     }
 }
 

@@ -165,85 +165,66 @@ fn station_capabilities_must_be_ocpi_values() {
 }
 
 #[test]
-fn ocpi_versions_and_peer_pins_and_quirks_are_checked() {
-    let s = load_str(MINIMAL, &[]).unwrap();
-    assert_eq!(s.ocpi.versions, ["2.3.0", "2.2.1", "2.1.1"]);
-    assert_eq!(s.ocpi.ocpi_versions(), ocpi::types::OcpiVersion::ALL);
-    let only = format!("[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n{MINIMAL}");
-    assert_eq!(load_str(&only, &[]).unwrap().ocpi.ocpi_versions().len(), 2);
-    let err = load_str(&format!("[ocpi]\nversions = [\"2.2\"]\n{MINIMAL}"), &[]).unwrap_err();
-    assert_eq!(err.key, "ocpi.versions", "{err}");
-    let err = load_str(&format!("[ocpi]\nversions = []\n{MINIMAL}"), &[]).unwrap_err();
-    assert_eq!(err.key, "ocpi.versions", "{err}");
-
-    let peer = |extra: &str| {
-        format!(
-            "[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n[[ocpi.peers]]\nversions_url = \"https://hub.example/ocpi/versions\"\ntoken_a = \"a\"\n{extra}\n{MINIMAL}"
-        )
-    };
-    let s = load_str(
-        &peer("versions = [\"2.1.1\"]\nquirks = [\"base64_token_2_1_1\", \"no_routing_headers\"]"),
-        &[],
-    )
-    .unwrap();
-    let options = s.ocpi.peers[0].options();
-    assert_eq!(options.versions, [ocpi::types::OcpiVersion::V2_1_1]);
+fn station_connectors_take_the_station_keys_as_defaults_and_name_bad_keys() {
+    let ok = format!(
+        "{MINIMAL}power_type = \"DC\"\nmax_voltage = 920\nmax_amperage = 200\n\
+         [[stations.connectors]]\nstandard = \"IEC_62196_T2_COMBO\"\nformat = \"CABLE\"\nmax_electric_power = 150000\n\
+         [[stations.connectors]]\nstandard = \"CHADEMO\"\nformat = \"CABLE\"\nmax_voltage = 500\nmax_amperage = 125\n\
+         [[stations.connectors]]\nstandard = \"IEC_62196_T2\"\npower_type = \"AC_3_PHASE\"\nmax_voltage = 230\nmax_amperage = 32\n"
+    );
+    let s = load_str(&ok, &[]).unwrap();
+    let st = &s.stations[0];
+    let ccs = st.connector_data(1);
     assert_eq!(
-        options.quirks,
-        [ocpi::Quirk::Base64Token2_1_1, ocpi::Quirk::NoRoutingHeaders]
+        (
+            ccs.standard.as_str(),
+            ccs.format.as_str(),
+            ccs.power_type.as_str()
+        ),
+        ("IEC_62196_T2_COMBO", "CABLE", "DC")
     );
-    // A pin outside ocpi.versions, an unknown quirk: named.
-    let err = load_str(&peer("versions = [\"2.3.0\"]"), &[]).unwrap_err();
-    assert_eq!(err.key, "ocpi.peers[0].versions", "{err}");
-    let err = load_str(&peer("quirks = [\"be_nice\"]"), &[]).unwrap_err();
-    assert_eq!(err.key, "ocpi.peers[0].quirks", "{err}");
-    assert!(
-        err.to_string().contains("raw_token"),
-        "lists the known quirks: {err}"
+    assert_eq!(
+        (ccs.max_voltage, ccs.max_amperage, ccs.max_electric_power),
+        (920, 200, 150_000)
     );
-}
+    let chademo = st.connector_data(2);
+    assert_eq!(
+        chademo.max_electric_power,
+        500 * 125,
+        "derived, DC: one phase"
+    );
+    let t2 = st.connector_data(3);
+    assert_eq!(t2.format, "SOCKET", "the station's connector_format");
+    assert_eq!(t2.max_electric_power, 230 * 32 * 3);
+    // No entry: the station's keys.
+    let beyond = st.connector_data(4);
+    assert_eq!(
+        (beyond.standard.as_str(), beyond.max_voltage),
+        ("IEC_62196_T2", 920)
+    );
 
-#[test]
-fn check_config_says_where_tax_included_comes_from() {
-    let tariffs = r#"
-[[tariffs]]
-country_code = "NL"
-party_id = "BRG"
-id = "T1"
-currency = "EUR"
-last_updated = "2026-01-01T00:00:00Z"
-tax_included = "YES"
-[[tariffs.elements]]
-[[tariffs.elements.price_components]]
-type = "ENERGY"
-price = 0.30
-step_size = 1
-[[tariffs]]
-country_code = "NL"
-party_id = "BRG"
-id = "T2"
-currency = "EUR"
-last_updated = "2026-01-01T00:00:00Z"
-[[tariffs.elements]]
-[[tariffs.elements.price_components]]
-type = "ENERGY"
-price = 0.25
-step_size = 1
-"#;
-    let s = load_str(&format!("{MINIMAL}{tariffs}"), &[]).unwrap();
-    let notes = s.tax_included_notes();
-    assert_eq!(notes.len(), 2, "{notes:?}");
-    assert!(
-        notes[0].contains("T1") && notes[0].contains("YES") && notes[0].contains("from the tariff")
+    let unknown =
+        format!("{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\nvoltage = 500\n");
+    let err = load_str(&unknown, &[]).unwrap_err();
+    assert!(err.key.ends_with("voltage"), "{err}");
+    assert!(err.key.starts_with("stations[0].connectors"), "{err}");
+    let bad = format!(
+        "{MINIMAL}[[stations.connectors]]\nstandard = \"CHADEMO\"\n[[stations.connectors]]\nstandard = \"PLUG_X\"\n"
     );
-    assert!(notes[1].contains("T2") && notes[1].contains("= NO") && notes[1].contains("default"));
-    // Without 2.3.0 there is nothing to say.
-    let s = load_str(
-        &format!("[ocpi]\nversions = [\"2.2.1\"]\n{MINIMAL}{tariffs}"),
-        &[],
-    )
-    .unwrap();
-    assert!(s.tax_included_notes().is_empty());
+    assert_eq!(
+        load_str(&bad, &[]).unwrap_err().key,
+        "stations[0].connectors[1].standard"
+    );
+    let zero = format!("{MINIMAL}[[stations.connectors]]\nmax_amperage = 0\n");
+    assert_eq!(
+        load_str(&zero, &[]).unwrap_err().key,
+        "stations[0].connectors[0].max_amperage"
+    );
+    let station_standard = format!("{MINIMAL}connector_standard = \"PLUG_X\"\n");
+    assert_eq!(
+        load_str(&station_standard, &[]).unwrap_err().key,
+        "stations[0].connector_standard"
+    );
 }
 
 #[test]
@@ -330,4 +311,86 @@ fn token_rotation_days_takes_fractions_and_names_the_key_when_bad() {
         let err = load_str(&format!("[ocpi]\ntoken_rotation_days = {bad}\n"), &[]).unwrap_err();
         assert_eq!(err.key, "ocpi.token_rotation_days", "{bad}: {err}");
     }
+}
+
+#[test]
+fn ocpi_versions_and_peer_pins_and_quirks_are_checked() {
+    let s = load_str(MINIMAL, &[]).unwrap();
+    assert_eq!(s.ocpi.versions, ["2.3.0", "2.2.1", "2.1.1"]);
+    assert_eq!(s.ocpi.ocpi_versions(), ocpi::types::OcpiVersion::ALL);
+    let only = format!("[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n{MINIMAL}");
+    assert_eq!(load_str(&only, &[]).unwrap().ocpi.ocpi_versions().len(), 2);
+    let err = load_str(&format!("[ocpi]\nversions = [\"2.2\"]\n{MINIMAL}"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.versions", "{err}");
+    let err = load_str(&format!("[ocpi]\nversions = []\n{MINIMAL}"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.versions", "{err}");
+
+    let peer = |extra: &str| {
+        format!(
+            "[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n[[ocpi.peers]]\nversions_url = \"https://hub.example/ocpi/versions\"\ntoken_a = \"a\"\n{extra}\n{MINIMAL}"
+        )
+    };
+    let s = load_str(
+        &peer("versions = [\"2.1.1\"]\nquirks = [\"base64_token_2_1_1\", \"no_routing_headers\"]"),
+        &[],
+    )
+    .unwrap();
+    let options = s.ocpi.peers[0].options();
+    assert_eq!(options.versions, [ocpi::types::OcpiVersion::V2_1_1]);
+    assert_eq!(
+        options.quirks,
+        [ocpi::Quirk::Base64Token2_1_1, ocpi::Quirk::NoRoutingHeaders]
+    );
+    // A pin outside ocpi.versions, an unknown quirk: named.
+    let err = load_str(&peer("versions = [\"2.3.0\"]"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.peers[0].versions", "{err}");
+    let err = load_str(&peer("quirks = [\"be_nice\"]"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.peers[0].quirks", "{err}");
+    assert!(
+        err.to_string().contains("raw_token"),
+        "lists the known quirks: {err}"
+    );
+}
+
+#[test]
+fn check_config_says_where_tax_included_comes_from() {
+    let tariffs = r#"
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T1"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+tax_included = "YES"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.30
+step_size = 1
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T2"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.25
+step_size = 1
+"#;
+    let s = load_str(&format!("{MINIMAL}{tariffs}"), &[]).unwrap();
+    let notes = s.tax_included_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("T1") && notes[0].contains("YES") && notes[0].contains("from the tariff")
+    );
+    assert!(notes[1].contains("T2") && notes[1].contains("= NO") && notes[1].contains("default"));
+    // Without 2.3.0 there is nothing to say.
+    let s = load_str(
+        &format!("[ocpi]\nversions = [\"2.2.1\"]\n{MINIMAL}{tariffs}"),
+        &[],
+    )
+    .unwrap();
+    assert!(s.tax_included_notes().is_empty());
 }

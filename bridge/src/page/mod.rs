@@ -1,6 +1,7 @@
 //! The operator's status page at `/` on the admin listener: stations and connectors, sessions
 //! charging now, OCPI peers with their outbox and parked pushes (retry / drop buttons POST to the
-//! admin API), today's and this month's CDRs with a 30-day energy chart, and an attention list.
+//! admin API), today's and this month's CDRs with a 30-day energy chart, and an attention list
+//! (offline stations, unregistered peers, parked pushes, held CDRs).
 //! Rendered server-side with `maud`; one small embedded script refreshes it every few seconds.
 //! When `admin.token` is set, the page asks for it with HTTP Basic (any username).
 
@@ -141,6 +142,12 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
                 status.as_str().unwrap_or("?")
             ));
         }
+    }
+    let held = state.store.count::<crate::records::HeldCdr>();
+    if held > 0 {
+        attention.push(format!(
+            "{held} CDR(s) held: their price cannot be computed (ocpp-ocpi-bridge cdrs held)"
+        ));
     }
     if !parked.is_empty() {
         attention.push(format!("{} parked push(es) need a decision", parked.len()));

@@ -14,6 +14,7 @@
 //! [`PushQueue`]. Rendering is [`render`]'s (pure).
 
 pub mod backup;
+pub mod corrections;
 pub mod listing;
 pub mod render;
 
@@ -31,7 +32,7 @@ use crate::catalog::Catalog;
 use crate::error::{Logged, Result};
 use crate::outbox::{self, Push, PushQueue};
 use crate::records::{
-    CDR_LOCATION_URL, PERIODS_SENT, RESERVATION_SESSION, Reservation, SESSION_OF_TX,
+    CDR_LOCATION_URL, HeldCdr, PERIODS_SENT, RESERVATION_SESSION, Reservation, SESSION_OF_TX,
     SESSION_RESERVATION, SessionRecord, StoredCdr,
 };
 use render::Party;
@@ -171,7 +172,12 @@ impl Sessions {
         let (evse_uid, connector_id, cdr_location) = match evse_id {
             Some(e) => {
                 let uid = self.store.update(|tx| tx.evse_uid(station, e))?;
-                let cdr_location = self.catalog.cdr_location(station, e, 1, &uid);
+                let v201 = self
+                    .store
+                    .station(station)?
+                    .and_then(|s| s.ocpp_version)
+                    .is_some_and(|v| v.starts_with('2'));
+                let cdr_location = self.catalog.cdr_location(station, e, 1, &uid, v201);
                 (uid, "1".to_owned(), cdr_location)
             }
             None => ("#NA".to_owned(), "#NA".to_owned(), None),
@@ -322,9 +328,14 @@ impl Sessions {
         let evse_id = tx_rec.evse_id.max(1);
         let connector_id = tx_rec.connector_id.max(1);
         let uid = tx.evse_uid(&tx_rec.station_id, evse_id)?;
-        let cdr_location =
-            self.catalog
-                .cdr_location(&tx_rec.station_id, evse_id, connector_id, &uid);
+        // No store reads outside `tx` in here: the OCPP version comes with the transaction.
+        let cdr_location = self.catalog.cdr_location(
+            &tx_rec.station_id,
+            evse_id,
+            connector_id,
+            &uid,
+            tx_rec.ocpp_version.starts_with('2'),
+        );
         let rec = SessionRecord {
             id: reserved.map_or_else(|| tx_rec.id.clone(), |r| r.id.clone()),
             transaction_id: Some(tx_rec.id.clone()),
@@ -412,7 +423,8 @@ impl Sessions {
             return Ok(());
         }
         // The CDR's id is the session's id (a reservation's session keeps the reservation's id).
-        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some();
+        let already_cdr = self.store.record::<StoredCdr>(&rec.id)?.is_some()
+            || self.store.record::<HeldCdr>(&rec.id)?.is_some();
         let was_active = rec.status == SessionStatus::Active;
         if !was_active && (already_cdr || rec.status == SessionStatus::Invalid) {
             return Ok(());
@@ -426,15 +438,26 @@ impl Sessions {
         }
         let session_peer = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
         let cdr_peer = self.receiver(rec.peer.as_deref(), ModuleId::Cdrs);
-        let cdr = if make_cdr {
+        let (cdr, held) = if make_cdr {
             let samples = self.store.samples(tx_id)?;
-            let cdr = render::render_cdr(&self.us(), &rec, &tx_rec, &samples);
-            if cdr.is_none() {
-                tracing::error!(session = %tx_id, "no location snapshot; no CDR");
+            match render::render_cdr_checked(&self.us(), &rec, &tx_rec, &samples) {
+                None => {
+                    tracing::error!(session = %tx_id, "no location snapshot; no CDR");
+                    (None, None)
+                }
+                Some((cdr, None)) => (Some(cdr), None),
+                // Never sent with cost 0: held for the operator (`cdrs reprice ID`).
+                Some((cdr, Some(reason))) => (
+                    None,
+                    Some(HeldCdr {
+                        cdr,
+                        reason,
+                        held_at: Utc::now(),
+                    }),
+                ),
             }
-            cdr
         } else {
-            None
+            (None, None)
         };
         rec.status = SessionStatus::Completed;
         rec.last_updated = Utc::now();
@@ -443,12 +466,26 @@ impl Sessions {
             if was_active && let Some(p) = &session_peer {
                 tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
             }
+            if let Some(h) = &held
+                && tx.record::<StoredCdr>(&rec.id)?.is_none()
+                && tx.record::<HeldCdr>(&rec.id)?.is_none()
+            {
+                tx.put_record(h)?;
+                return Ok(true);
+            }
             if let Some(cdr) = &cdr
                 && tx.record::<StoredCdr>(&rec.id)?.is_none()
             {
                 listing::put_cdr(tx, cdr, &rec)?;
                 if let Some(p) = &cdr_peer {
-                    tx.push_outbox(push_for(&rec, p, Push::Cdr { id: rec.id.clone() }))?;
+                    tx.push_outbox(push_for(
+                        &rec,
+                        p,
+                        Push::Cdr {
+                            id: rec.id.clone(),
+                            session: None,
+                        },
+                    ))?;
                 }
                 return Ok(true);
             }
@@ -460,6 +497,12 @@ impl Sessions {
             metrics::counter!("bridge_cdrs_created_total").increment(1);
             tracing::info!(session = %rec.id, transaction = %tx_id, total_energy = %cdr.total_energy, total_cost = %cdr.total_cost.excl_vat, peer = ?cdr_peer, "CDR created");
             self.backup.append(cdr);
+        }
+        if let Some(h) = held.as_ref().filter(|_| created) {
+            metrics::counter!("bridge_cdrs_held_total").increment(1);
+            tracing::error!(session = %rec.id, transaction = %tx_id, reason = %h.reason,
+                "CDR held: its price cannot be computed; fix the tariff, then `ocpp-ocpi-bridge cdrs reprice {}`", rec.id);
+            self.update_held_gauge();
         }
         self.commit(session_peer.or(cdr_peer)).await
     }
@@ -482,6 +525,7 @@ impl Sessions {
     /// whose transaction completed gets completed and its CDR; a reservation session whose
     /// reservation is over gets completed.
     pub async fn recover(&self) {
+        self.update_held_gauge();
         // A crash between a CDR's store commit and its `cdrs.jsonl` append.
         if let Some(cdrs) = self
             .store
@@ -521,11 +565,17 @@ impl Sessions {
             }
             let pending = match rec.status {
                 SessionStatus::Active => true,
-                SessionStatus::Completed => self
-                    .store
-                    .record::<StoredCdr>(&rec.id)
-                    .map(|d| d.is_none())
-                    .unwrap_or(false),
+                SessionStatus::Completed => {
+                    self.store
+                        .record::<StoredCdr>(&rec.id)
+                        .map(|d| d.is_none())
+                        .unwrap_or(false)
+                        && self
+                            .store
+                            .record::<HeldCdr>(&rec.id)
+                            .map(|d| d.is_none())
+                            .unwrap_or(false)
+                }
                 _ => false,
             };
             let Some(tx_id) = rec.tx_id().map(str::to_owned) else {

@@ -201,9 +201,12 @@ fn cdr_base(
     })
 }
 
-/// Prices a CDR base in place with the record's tariff; returns the total cost (excl. VAT).
-fn apply_costs(rec: &SessionRecord, cdr: &mut Cdr) -> Option<Decimal> {
-    let tariff = rec.tariff.as_ref()?;
+/// Prices a CDR base in place with the record's tariff; returns the total cost (excl. VAT),
+/// `Ok(None)` without a tariff (free), or why pricing failed (the costs stay 0).
+fn apply_costs(rec: &SessionRecord, cdr: &mut Cdr) -> Result<Option<Decimal>, String> {
+    let Some(tariff) = rec.tariff.as_ref() else {
+        return Ok(None);
+    };
     let priced = serde_json::to_value(&*cdr)
         .and_then(|c| Ok((c, serde_json::to_value(tariff)?)))
         .map_err(|e| e.to_string())
@@ -215,29 +218,71 @@ fn apply_costs(rec: &SessionRecord, cdr: &mut Cdr) -> Option<Decimal> {
             cdr.total_time_cost = costs.total_time_cost.as_ref().map(price);
             cdr.total_parking_cost = costs.total_parking_cost.as_ref().map(price);
             cdr.total_fixed_cost = costs.total_fixed_cost.as_ref().map(price);
-            Some(costs.total_cost.excl_vat)
+            Ok(Some(costs.total_cost.excl_vat))
         }
         Err(e) => {
-            tracing::error!(session = %rec.id, error = %e, "pricing failed; total_cost 0");
+            tracing::error!(session = %rec.id, error = %e, "pricing failed");
             metrics::counter!("bridge_pricing_failures_total").increment(1);
-            None
+            Err(e)
         }
     }
 }
 
-/// The CDR of a completed transaction (`None` without a location snapshot).
+/// The CDR of a completed transaction (`None` without a location snapshot), with zero costs
+/// when pricing failed (see [`render_cdr_checked`]).
 pub fn render_cdr(
     us: &Party,
     rec: &SessionRecord,
     tx: &state::Transaction,
     samples: &[state::MeterSample],
 ) -> Option<Cdr> {
+    render_cdr_checked(us, rec, tx, samples).map(|(cdr, _)| cdr)
+}
+
+/// The CDR of a completed transaction (`None` without a location snapshot) and, when its
+/// price could not be computed, why: such a CDR must be held, never sent with cost 0.
+pub fn render_cdr_checked(
+    us: &Party,
+    rec: &SessionRecord,
+    tx: &state::Transaction,
+    samples: &[state::MeterSample],
+) -> Option<(Cdr, Option<String>)> {
     let m = metering(tx, samples, Utc::now());
     let periods = periods_of(rec, &m);
     let mut cdr = cdr_base(us, rec, tx, &m, &periods)?;
-    apply_costs(rec, &mut cdr);
+    let error = apply_costs(rec, &mut cdr).err();
     cdr.signed_data = signed_data(samples);
-    Some(cdr)
+    Some((cdr, error))
+}
+
+/// The credit CDR that cancels `original` (OCPI 2.2.1 "Credit CDRs"): all of its data, id
+/// `{id}-C`, `credit: true`, `credit_reference_id` = the original's id, and the `total_cost`
+/// amounts negated (only those, as the text says). `None` for a credit CDR itself.
+pub fn credit_cdr(original: &Cdr, now: DateTime<Utc>) -> Option<Cdr> {
+    if original.credit == Some(true) {
+        return None;
+    }
+    let mut c = original.clone();
+    c.id = CdrId::new(format!("{}-C", original.id.as_str()));
+    c.credit = Some(true);
+    c.credit_reference_id = Some(original.id.as_str().to_owned());
+    c.total_cost = Price {
+        excl_vat: -original.total_cost.excl_vat,
+        incl_vat: original.total_cost.incl_vat.map(|v| -v),
+    };
+    c.last_updated = now.into();
+    Some(c)
+}
+
+/// A new CDR replacing a credited one: `base` (the original, or its re-priced rendering) with
+/// a new id, without the credit fields.
+pub fn reissued_cdr(base: &Cdr, new_id: &str, now: DateTime<Utc>) -> Cdr {
+    let mut c = base.clone();
+    c.id = CdrId::new(new_id.to_owned());
+    c.credit = None;
+    c.credit_reference_id = None;
+    c.last_updated = now.into();
+    c
 }
 
 /// How many leading charging periods are final: all of them once the transaction completed,
@@ -263,9 +308,10 @@ pub fn render_session(
     let periods = periods_of(rec, &m);
     let closed = closed_periods(tx, periods.len());
     let total_cost = if rec.tariff.is_some() && rec.status != SessionStatus::Invalid {
-        cdr_base(us, rec, tx, &m, &periods).map(|mut cdr| {
-            apply_costs(rec, &mut cdr);
-            cdr.total_cost
+        cdr_base(us, rec, tx, &m, &periods).and_then(|mut cdr| {
+            // No estimate rather than a wrong one.
+            apply_costs(rec, &mut cdr).ok()?;
+            Some(cdr.total_cost)
         })
     } else {
         None

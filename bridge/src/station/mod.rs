@@ -36,6 +36,7 @@ use crate::error::Error;
 use crate::outbox::PushQueue;
 use crate::reservations::Reservations;
 use crate::sessions::Sessions;
+use crate::smart::Smart;
 
 pub use transactions::apply_event;
 
@@ -58,6 +59,8 @@ pub struct Parts {
     pub reservations: Reservations,
     /// OCPI commands (a transaction may be one's result).
     pub commands: Commands,
+    /// OCPI ChargingProfiles (a session's end drops its profile; 2.0.1 limit reports).
+    pub smart: Smart,
 }
 
 /// The bridge's OCPP application.
@@ -70,6 +73,7 @@ pub struct StationService {
     sessions: Arc<Sessions>,
     reservations: Reservations,
     commands: Commands,
+    smart: Smart,
     /// The current connection of each station: a replaced connection's disconnect must not
     /// mark the station offline.
     connections: Mutex<HashMap<StationId, u64>>,
@@ -101,6 +105,7 @@ impl StationService {
             sessions: parts.sessions,
             reservations: parts.reservations,
             commands: parts.commands,
+            smart: parts.smart,
             connections: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
@@ -390,6 +395,14 @@ impl ocpp::Csms for StationService {
                 // Not awaited: ending a reservation may report to the eMSP; the station only
                 // needs its acknowledgement.
                 tokio::spawn(async move { reservations.on_update(&station, &report).await });
+                Ok(StationResponse::Ack)
+            }
+            StationRequest::ChargingLimit(report) => {
+                tracing::info!(action = %report.action, evse = ?report.evse_id, "charging limit report");
+                let smart = self.smart.clone();
+                let (station, report) = (station.clone(), report.clone());
+                // Not awaited: the station only needs its acknowledgement.
+                tokio::spawn(async move { smart.limit_reported(&station, &report).await });
                 Ok(StationResponse::Ack)
             }
             StationRequest::Notification { action, payload } => {

@@ -66,6 +66,7 @@ fn station_parts(core: &crate::app::Core) -> Parts {
         sessions: core.sessions.clone(),
         reservations: core.reservations.clone(),
         commands: core.commands.clone(),
+        smart: core.smart.clone(),
     }
 }
 

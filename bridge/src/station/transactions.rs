@@ -63,6 +63,7 @@ impl StationService {
             return;
         };
         let result = if t.status == TransactionStatus::Completed {
+            self.smart.session_ended(&t.id);
             self.sessions.stopped(&t.id).await
         } else {
             self.sessions.updated(&t.id).await

@@ -7,11 +7,13 @@
 //! cdrs) also answer with a trailing slash (the spec's own examples use `/sessions/?date_from=…`).
 //!
 //! Functional routes: locations, tariffs, sessions (+ `/{session_id}/charging_preferences`), cdrs as Sender;
-//! tokens (`/{country_code}/{party_id}/{token_uid}`) and commands (`/{command}`) as Receiver.
+//! tokens (`/{country_code}/{party_id}/{token_uid}`), commands (`/{command}`) and chargingprofiles
+//! (`/{session_id}`: PUT, GET, DELETE) as Receiver.
 //! Configuration route for hubs: hubclientinfo (`/{country_code}/{party_id}`) as Receiver, peer tokens only, no
 //! routing headers.
 
 mod auth;
+mod chargingprofiles;
 mod commands;
 mod credentials;
 mod hubclientinfo;
@@ -122,10 +124,17 @@ fn version_routes<B: CpoBackend>(
         )
         .route(&at("/commands/{command}"), post(commands::post::<B>));
     if !version.is_2_1_1() {
-        functional = functional.route(
-            &at("/sessions/{session_id}/charging_preferences"),
-            put(sessions::charging_preferences::<B>),
-        );
+        functional = functional
+            .route(
+                &at("/sessions/{session_id}/charging_preferences"),
+                put(sessions::charging_preferences::<B>),
+            )
+            .route(
+                &at("/chargingprofiles/{session_id}"),
+                put(chargingprofiles::put::<B>)
+                    .get(chargingprofiles::get::<B>)
+                    .delete(chargingprofiles::delete::<B>),
+            );
     }
     let functional = functional
         .layer(from_fn_with_state(

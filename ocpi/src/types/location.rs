@@ -12,6 +12,7 @@ use super::ids::{
     ConnectorId, CountryCode, EvseId, EvseUid, LocationId, PartyId, TariffId, open_enum,
 };
 use super::token::TokenType;
+use super::validate::{Checker, ValidationErrors};
 
 /// A charging location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -689,6 +690,205 @@ open_enum!(
     }
 );
 
+/// The 2.2.1 ConnectorType values (mod_locations); later versions added more.
+pub const CONNECTOR_TYPES_221: [&str; 38] = [
+    "CHADEMO",
+    "CHAOJI",
+    "DOMESTIC_A",
+    "DOMESTIC_B",
+    "DOMESTIC_C",
+    "DOMESTIC_D",
+    "DOMESTIC_E",
+    "DOMESTIC_F",
+    "DOMESTIC_G",
+    "DOMESTIC_H",
+    "DOMESTIC_I",
+    "DOMESTIC_J",
+    "DOMESTIC_K",
+    "DOMESTIC_L",
+    "DOMESTIC_M",
+    "DOMESTIC_N",
+    "DOMESTIC_O",
+    "GBT_AC",
+    "GBT_DC",
+    "IEC_60309_2_single_16",
+    "IEC_60309_2_three_16",
+    "IEC_60309_2_three_32",
+    "IEC_60309_2_three_64",
+    "IEC_62196_T1",
+    "IEC_62196_T1_COMBO",
+    "IEC_62196_T2",
+    "IEC_62196_T2_COMBO",
+    "IEC_62196_T3A",
+    "IEC_62196_T3C",
+    "NEMA_5_20",
+    "NEMA_6_30",
+    "NEMA_6_50",
+    "NEMA_10_30",
+    "NEMA_10_50",
+    "NEMA_14_30",
+    "NEMA_14_50",
+    "TESLA_R",
+    "TESLA_S",
+];
+
+/// The 2.2.1 Capability values (mod_locations).
+pub const CAPABILITIES_221: [&str; 13] = [
+    "CHARGING_PROFILE_CAPABLE",
+    "CHARGING_PREFERENCES_CAPABLE",
+    "CHIP_CARD_SUPPORT",
+    "CONTACTLESS_CARD_SUPPORT",
+    "CREDIT_CARD_PAYABLE",
+    "DEBIT_CARD_PAYABLE",
+    "PED_TERMINAL",
+    "REMOTE_START_STOP_CAPABLE",
+    "RESERVABLE",
+    "RFID_READER",
+    "START_SESSION_CONNECTOR_REQUIRED",
+    "TOKEN_GROUP_CAPABLE",
+    "UNLOCK_CAPABLE",
+];
+
+/// `-?[0-9]{1,int_digits}\.[0-9]{5,7}` (GeoLocation latitude / longitude).
+fn coordinate_ok(s: &str, int_digits: usize) -> bool {
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let Some((int, frac)) = s.split_once('.') else {
+        return false;
+    };
+    (1..=int_digits).contains(&int.len())
+        && (5..=7).contains(&frac.len())
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
+impl GeoLocation {
+    fn check(&self, c: &mut Checker) {
+        if self.latitude.len() > 10 || !coordinate_ok(&self.latitude, 2) {
+            c.bad("latitude", "must match -?[0-9]{1,2}\\.[0-9]{5,7}");
+        }
+        if self.longitude.len() > 11 || !coordinate_ok(&self.longitude, 3) {
+            c.bad("longitude", "must match -?[0-9]{1,3}\\.[0-9]{5,7}");
+        }
+    }
+}
+
+impl BusinessDetails {
+    fn check(&self, c: &mut Checker) {
+        c.string("name", &self.name, 100);
+        if let Some(w) = &self.website {
+            c.url("website", w, 255);
+        }
+    }
+}
+
+impl Location {
+    /// Checks the Location and its EVSEs and connectors against the OCPI 2.2.1 field table
+    /// (mod_locations): required fields, string and CiString lengths, enum values, coordinate
+    /// patterns. Every problem is reported with its path (`evses[0].connectors[1].standard`).
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut c = Checker::new("Location");
+        self.check_own(&mut c);
+        for (i, e) in self.evses.iter().flatten().enumerate() {
+            c.nested(&format!("evses[{i}]"), |c| e.check(c));
+        }
+        c.finish()
+    }
+
+    /// Only the Location's own fields (not its EVSEs).
+    pub fn validate_own(&self) -> Result<(), ValidationErrors> {
+        let mut c = Checker::new("Location");
+        self.check_own(&mut c);
+        c.finish()
+    }
+
+    fn check_own(&self, c: &mut Checker) {
+        c.ci("country_code", self.country_code.as_str(), 2, 2);
+        c.ci("party_id", self.party_id.as_str(), 3, 3);
+        c.ci("id", self.id.as_str(), 1, 36);
+        c.opt_string("name", self.name.as_deref(), 255);
+        c.string("address", &self.address, 255);
+        c.string("city", &self.city, 45);
+        c.opt_string("postal_code", self.postal_code.as_deref(), 10);
+        c.opt_string("state", self.state.as_deref(), 45);
+        if self.country.len() != 3 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            c.bad(
+                "country",
+                "must be an ISO 3166-1 alpha-3 code (3 upper-case letters)",
+            );
+        }
+        c.nested("coordinates", |c| self.coordinates.check(c));
+        if let Some(op) = &self.operator {
+            c.nested("operator", |c| op.check(c));
+        }
+        c.string("time_zone", &self.time_zone, 255);
+        if self.publish_allowed_to.is_some() && self.publish {
+            c.bad(
+                "publish_allowed_to",
+                "may only be set when publish is false",
+            );
+        }
+    }
+}
+
+impl Evse {
+    /// Checks one EVSE (and its connectors) against the OCPI 2.2.1 field table.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut c = Checker::new("EVSE");
+        self.check(&mut c);
+        c.finish()
+    }
+
+    fn check(&self, c: &mut Checker) {
+        c.ci("uid", self.uid.as_str(), 1, 36);
+        c.opt_ci("evse_id", self.evse_id.as_ref().map(EvseId::as_str), 48);
+        for (i, cap) in self.capabilities.iter().flatten().enumerate() {
+            if !CAPABILITIES_221.contains(&cap.as_str()) {
+                c.bad(
+                    &format!("capabilities[{i}]"),
+                    format!("`{}` is not an OCPI 2.2.1 Capability", cap.as_str()),
+                );
+            }
+        }
+        if self.connectors.is_empty() {
+            c.bad("connectors", "missing (at least one connector required)");
+        }
+        for (i, k) in self.connectors.iter().enumerate() {
+            c.nested(&format!("connectors[{i}]"), |c| k.check(c));
+        }
+        c.opt_string("floor_level", self.floor_level.as_deref(), 4);
+        if let Some(g) = &self.coordinates {
+            c.nested("coordinates", |c| g.check(c));
+        }
+        c.opt_string("physical_reference", self.physical_reference.as_deref(), 16);
+    }
+}
+
+impl Connector {
+    fn check(&self, c: &mut Checker) {
+        c.ci("id", self.id.as_str(), 1, 36);
+        if !CONNECTOR_TYPES_221.contains(&self.standard.as_str()) {
+            c.bad(
+                "standard",
+                format!(
+                    "`{}` is not an OCPI 2.2.1 ConnectorType",
+                    self.standard.as_str()
+                ),
+            );
+        }
+        if self.max_voltage == 0 {
+            c.bad("max_voltage", "must be at least 1");
+        }
+        if self.max_amperage == 0 {
+            c.bad("max_amperage", "must be at least 1");
+        }
+        for (i, t) in self.tariff_ids.iter().flatten().enumerate() {
+            c.ci(&format!("tariff_ids[{i}]"), t.as_str(), 1, 36);
+        }
+        if let Some(u) = &self.terms_and_conditions {
+            c.url("terms_and_conditions", u, 255);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,6 +968,53 @@ mod tests {
                 .expect("json")
                 .replace(' ', ""),
             all
+        );
+    }
+
+    #[test]
+    fn validate_reports_lengths_enums_and_required_fields() {
+        let mut loc: Location = serde_json::from_str(LOCATION).expect("parses");
+        let future = loc
+            .validate()
+            .expect_err("future enum values are not 2.2.1");
+        assert!(future.has("evses[0].capabilities[1]"), "{future}");
+        assert!(future.has("evses[0].connectors[1].standard"), "{future}");
+        let evse = &mut loc.evses.as_mut().expect("evses")[0];
+        evse.capabilities = Some(vec![Capability::Reservable]);
+        evse.connectors[1].standard = ConnectorType::Chademo;
+        loc.validate().expect("the example is valid");
+        let mut bad = loc.clone();
+        bad.city = "x".repeat(46);
+        bad.postal_code = Some("12345678901".into());
+        bad.coordinates.latitude = "52.1".into();
+        let evse = &mut bad.evses.as_mut().expect("evses")[0];
+        evse.uid = EvseUid::new("u".repeat(37));
+        evse.physical_reference = Some("x".repeat(17));
+        evse.capabilities = Some(vec![Capability::Other("TELEPORT".into())]);
+        evse.connectors[0].standard = ConnectorType::Other("PLUG_X".into());
+        evse.connectors[0].max_amperage = 0;
+        let e = bad.validate().expect_err("invalid");
+        for field in [
+            "city",
+            "postal_code",
+            "coordinates.latitude",
+            "evses[0].uid",
+            "evses[0].physical_reference",
+            "evses[0].capabilities[0]",
+            "evses[0].connectors[0].standard",
+            "evses[0].connectors[0].max_amperage",
+        ] {
+            assert!(e.has(field), "{field} not reported: {e}");
+        }
+        assert!(bad.validate_own().expect_err("own fields").has("city"));
+        assert!(!bad.validate_own().expect_err("own").has("evses[0].uid"));
+        let mut no_connectors = loc.evses.expect("evses")[0].clone();
+        no_connectors.connectors.clear();
+        assert!(
+            no_connectors
+                .validate()
+                .expect_err("empty")
+                .has("connectors")
         );
     }
 }

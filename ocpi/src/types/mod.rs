@@ -5,6 +5,7 @@
 //! optional fields are omitted when `None`.
 
 mod cdr;
+mod charging_profile;
 mod command;
 mod common;
 mod credentials;
@@ -19,6 +20,7 @@ mod validate;
 mod version;
 
 pub use cdr::*;
+pub use charging_profile::*;
 pub use command::*;
 pub use common::*;
 pub use credentials::*;

@@ -1,4 +1,4 @@
-//! Sessions, CDRs, Tokens and Commands through the router with a fake backend.
+//! Sessions, CDRs, Tokens, Commands and ChargingProfiles through the router with a fake backend.
 
 use std::sync::Arc;
 
@@ -498,4 +498,106 @@ async fn default_backend_methods_answer_empty_unknown_and_not_supported() {
         cmd.json["data"],
         json!({"result": "NOT_SUPPORTED", "timeout": 0})
     );
+}
+
+#[tokio::test]
+async fn charging_profiles_check_the_request_and_the_session_before_the_backend() {
+    let (app, platform) = app_with_peer(vec![]);
+    *platform.backend().sessions.lock().expect("lock") = vec![session("S1", ts(0))];
+    let url = "https://emsp.example/ocpi/emsp/2.2.1/chargingprofiles/r/1";
+    let set = json!({"charging_profile": {"charging_rate_unit": "A",
+        "charging_profile_period": [{"start_period": 0, "limit": 16.1}]}, "response_url": url});
+
+    // The test backend keeps the default: NOT_SUPPORTED, for PUT, GET and DELETE alike.
+    let put = call(
+        &app,
+        send("PUT", "/ocpi/2.2.1/chargingprofiles/s1", Some(&set)),
+    )
+    .await;
+    assert_eq!((put.status, put.code()), (200, 1000));
+    assert_eq!(
+        put.json["data"],
+        json!({"result": "NOT_SUPPORTED", "timeout": 0})
+    );
+    let get = call(
+        &app,
+        send(
+            "GET",
+            &format!("/ocpi/2.2.1/chargingprofiles/S1?duration=900&response_url={url}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        get.json["data"]["result"], "NOT_SUPPORTED",
+        "{:?}",
+        get.json
+    );
+    let delete = call(
+        &app,
+        send(
+            "DELETE",
+            &format!("/ocpi/2.2.1/chargingprofiles/S1?response_url={url}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        delete.json["data"]["result"], "NOT_SUPPORTED",
+        "{:?}",
+        delete.json
+    );
+
+    // A session the caller does not see: UNKNOWN_SESSION without reaching the backend.
+    let unknown = call(
+        &app,
+        send("PUT", "/ocpi/2.2.1/chargingprofiles/nope", Some(&set)),
+    )
+    .await;
+    assert_eq!(
+        (
+            unknown.status,
+            unknown.code(),
+            unknown.json["data"]["result"].clone()
+        ),
+        (200, 1000, json!("UNKNOWN_SESSION"))
+    );
+
+    // Bad requests are 2001.
+    for (method, uri, body) in [
+        (
+            "GET",
+            format!("/ocpi/2.2.1/chargingprofiles/S1?response_url={url}"),
+            None,
+        ),
+        (
+            "GET",
+            format!("/ocpi/2.2.1/chargingprofiles/S1?duration=-5&response_url={url}"),
+            None,
+        ),
+        (
+            "GET",
+            "/ocpi/2.2.1/chargingprofiles/S1?duration=60".to_owned(),
+            None,
+        ),
+        (
+            "DELETE",
+            "/ocpi/2.2.1/chargingprofiles/S1?response_url=ftp://x/y".to_owned(),
+            None,
+        ),
+        (
+            "PUT",
+            "/ocpi/2.2.1/chargingprofiles/S1".to_owned(),
+            Some(json!({"charging_profile": {"charging_rate_unit": "kW"}, "response_url": url})),
+        ),
+        (
+            "PUT",
+            "/ocpi/2.2.1/chargingprofiles/S1".to_owned(),
+            Some(json!({"charging_profile": {"charging_rate_unit": "A",
+                "charging_profile_period": [{"start_period": 0, "limit": 1.25}]}, "response_url": url})),
+        ),
+    ] {
+        let a = call(&app, send(method, &uri, body.as_ref())).await;
+        assert_eq!(a.code(), 2001, "{method} {uri}: {:?}", a.json);
+    }
 }

@@ -84,6 +84,7 @@ async fn token_a_opens_versions_and_credentials_only() {
             (Some("cdrs"), Some("SENDER")),
             (Some("tokens"), Some("RECEIVER")),
             (Some("commands"), Some("RECEIVER")),
+            (Some("chargingprofiles"), Some("RECEIVER")),
             (Some("hubclientinfo"), Some("RECEIVER")),
         ]
     );

@@ -313,3 +313,66 @@ fn signed_and_unsigned_readings_mix() {
         2
     );
 }
+
+#[test]
+fn a_cdr_that_cannot_be_priced_says_why_instead_of_costing_zero() {
+    let mut tariff = energy_tariff();
+    tariff["start_date_time"] = json!("2099-01-01T00:00:00Z");
+    let (cdr, error) =
+        render_cdr_checked(&us(), &record(Some(tariff)), &transaction(true), &samples()).unwrap();
+    let error = error.expect("a pricing error");
+    assert!(error.contains("No valid tariff"), "{error}");
+    assert_eq!(cdr.total_cost.excl_vat, Decimal::ZERO);
+    let (_, fine) = render_cdr_checked(
+        &us(),
+        &record(Some(energy_tariff())),
+        &transaction(true),
+        &samples(),
+    )
+    .unwrap();
+    assert_eq!(fine, None);
+    // Without a tariff the session is free: nothing to hold.
+    let (_, free) =
+        render_cdr_checked(&us(), &record(None), &transaction(true), &samples()).unwrap();
+    assert_eq!(free, None);
+}
+
+#[test]
+fn a_credit_cdr_repeats_the_original_with_negated_total_cost() {
+    let original = render_cdr(
+        &us(),
+        &record(Some(energy_tariff())),
+        &transaction(true),
+        &samples(),
+    )
+    .unwrap();
+    let credit = credit_cdr(&original, at(120)).expect("a credit");
+    assert_eq!(credit.id.as_str(), format!("{}-C", original.id.as_str()));
+    assert_eq!(credit.credit, Some(true));
+    assert_eq!(
+        credit.credit_reference_id.as_deref(),
+        Some(original.id.as_str())
+    );
+    assert_eq!(credit.total_cost.excl_vat, -original.total_cost.excl_vat);
+    assert_eq!(
+        credit.total_cost.incl_vat,
+        original.total_cost.incl_vat.map(|v| -v)
+    );
+    assert_eq!(credit.total_energy, original.total_energy);
+    assert_eq!(credit.total_energy_cost, original.total_energy_cost);
+    assert_eq!(credit.cdr_token, original.cdr_token);
+    credit.validate().expect("a valid credit CDR (id up to 39)");
+    assert!(
+        credit_cdr(&credit, at(121)).is_none(),
+        "never credit a credit"
+    );
+
+    let new = reissued_cdr(&credit, "9b5f1c2e-1111-4222-8333-944445555666", at(122));
+    assert_eq!(new.id.as_str(), "9b5f1c2e-1111-4222-8333-944445555666");
+    assert_eq!(
+        (new.credit, new.credit_reference_id.as_deref()),
+        (None, None)
+    );
+    assert_eq!(new.session_id, original.session_id);
+    new.validate().expect("a valid CDR");
+}
