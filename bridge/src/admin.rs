@@ -390,6 +390,8 @@ fn peer_json(p: &ocpi::Peer) -> Value {
         "status": p.status,
         "initiated_by": p.initiated_by,
         "version": p.version,
+        "allowed_versions": p.options.versions,
+        "quirks": p.options.quirks,
         "versions_url": p.versions_url,
         "registered_at": p.registered_at,
         "roles": p.roles.iter().map(|r| json!({

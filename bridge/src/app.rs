@@ -542,10 +542,12 @@ async fn register_peer(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
-    if platform.peers().get(&id).is_some_and(|p| {
-        p.status == ocpi::PeerStatus::Registered || crate::credentials::interrupted(&p)
-    }) {
-        // (An interrupted rotation is finished by the credentials schedule.)
+    if platform
+        .peers()
+        .get(&id)
+        .is_some_and(|p| crate::credentials::interrupted(&p))
+    {
+        // An interrupted rotation is finished by the credentials schedule.
         tracing::info!(peer = %id, "already registered");
         return;
     }
@@ -557,11 +559,40 @@ async fn register_peer(
     else {
         return;
     };
+    if let Some(stored) = platform
+        .peers()
+        .get(&id)
+        .filter(|p| p.status == ocpi::PeerStatus::Registered)
+    {
+        // Options edited in the configuration apply at start-up: quirks at once; a version pin
+        // that excludes the stored version is renegotiated with a credentials PUT.
+        let options = cfg.options();
+        if stored.options != options {
+            let allowed = options.allowed(&platform.settings().served_versions());
+            let renegotiate = !allowed.contains(&stored.ocpi_version());
+            let updated = ocpi::Peer { options, ..stored };
+            if let Err(e) = platform.peers().save(updated) {
+                tracing::warn!(peer = %id, error = %e, "could not store the peer's new options");
+            } else if renegotiate {
+                match platform.update_registration(&id).await {
+                    Ok(peer) => {
+                        tracing::info!(peer = %id, version = %peer.version, "version renegotiated")
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %id, error = %e, "renegotiating the version failed")
+                    }
+                }
+            }
+        }
+        tracing::info!(peer = %id, "already registered");
+        return;
+    }
     let token = ocpi::types::AuthToken::new(cfg.token_a.expose_secret());
+    let options = cfg.options();
     let mut wait = Duration::from_millis(500);
     loop {
         match platform
-            .register(id.clone(), &versions_url, token.clone())
+            .register_with_options(id.clone(), &versions_url, token.clone(), options.clone())
             .await
         {
             Ok(peer) => {

@@ -465,6 +465,7 @@ impl Catalog {
             .token_a
             .as_ref()
             .map(|t| ocpi::types::AuthToken::new(t.expose_secret()));
+        s.versions = o.ocpi_versions();
         s
     }
 

@@ -372,6 +372,15 @@ pub fn render_peers(peers: &Value) -> String {
             s(&p["initiated_by"]),
             s(&p["versions_url"]),
         );
+        let quirks: Vec<&str> = p["quirks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !quirks.is_empty() {
+            let _ = writeln!(out, "  quirks: {}", quirks.join(", "));
+        }
         for e in p["endpoints"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
@@ -519,6 +528,14 @@ mod tests {
             )
         );
         assert!(text.contains("  locations RECEIVER http://h/l"));
+        assert!(!text.contains("quirks"), "{text}");
+        let text = render_peers(
+            &json!([{"id": "old", "status": "registered", "version": "2.1.1",
+            "roles": [], "initiated_by": "us", "versions_url": "http://o/versions", "endpoints": [],
+            "quirks": ["base64_token_2_1_1"]}]),
+        );
+        assert!(text.contains("old registered OCPI 2.1.1"), "{text}");
+        assert!(text.contains("  quirks: base64_token_2_1_1"), "{text}");
     }
 
     #[test]

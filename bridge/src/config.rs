@@ -238,6 +238,8 @@ pub struct OcpiSettings {
     pub idle_timeout: u64,
     /// Most open OCPI connections; more are answered HTTP 503 at once.
     pub max_connections: usize,
+    /// OCPI versions served and negotiated (`["2.3.0", "2.2.1", "2.1.1"]` by default).
+    pub versions: Vec<String>,
     /// `[ocpi.tls]`: serve `listen` over HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
     /// Extra PEM roots trusted for outbound OCPI requests (the system roots always are).
@@ -245,6 +247,14 @@ pub struct OcpiSettings {
 }
 
 impl OcpiSettings {
+    /// `versions` parsed (checked by `Settings::validate`; unknown entries are skipped here).
+    pub fn ocpi_versions(&self) -> Vec<ocpi::types::OcpiVersion> {
+        self.versions
+            .iter()
+            .filter_map(|v| ocpi::types::OcpiVersion::parse(v))
+            .collect()
+    }
+
     /// The OCPI listener's limits.
     pub fn http_limits(&self) -> crate::http::Limits {
         crate::http::Limits {
@@ -275,6 +285,10 @@ impl Default for OcpiSettings {
             header_timeout: 10,
             idle_timeout: 60,
             max_connections: 1024,
+            versions: ocpi::types::OcpiVersion::ALL
+                .iter()
+                .map(|v| v.as_str().to_owned())
+                .collect(),
             tls: None,
             ca_file: None,
         }
@@ -289,6 +303,31 @@ pub struct PeerSettings {
     pub versions_url: String,
     /// The token A the peer gave us.
     pub token_a: SecretString,
+    /// OCPI versions allowed with this peer (empty: all of `ocpi.versions`); registration
+    /// picks the highest one both sides offer.
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// Known deviations of the peer's implementation to play along with (see README).
+    #[serde(default)]
+    pub quirks: Vec<String>,
+}
+
+impl PeerSettings {
+    /// The peer's version pin and quirks (checked by `Settings::validate`).
+    pub fn options(&self) -> ocpi::PeerOptions {
+        ocpi::PeerOptions {
+            versions: self
+                .versions
+                .iter()
+                .filter_map(|v| ocpi::types::OcpiVersion::parse(v))
+                .collect(),
+            quirks: self
+                .quirks
+                .iter()
+                .filter_map(|q| ocpi::Quirk::ALL.into_iter().find(|k| k.as_str() == q))
+                .collect(),
+        }
+    }
 }
 
 /// `[admin]`
@@ -892,6 +931,20 @@ impl Settings {
         if o.business_name.trim().is_empty() {
             return Err(ConfigError::new("ocpi.business_name", "must not be empty"));
         }
+        if o.versions.is_empty() {
+            return Err(ConfigError::new(
+                "ocpi.versions",
+                "must name at least one version (2.3.0, 2.2.1, 2.1.1)",
+            ));
+        }
+        for v in &o.versions {
+            if ocpi::types::OcpiVersion::parse(v).is_none() {
+                return Err(ConfigError::new(
+                    "ocpi.versions",
+                    format!("unknown OCPI version `{v}` (2.3.0, 2.2.1 or 2.1.1)"),
+                ));
+            }
+        }
         // Fractions of a day are fine (0.5 = every 12 hours); 0 is off. A year is plenty.
         if !(o.token_rotation_days.is_finite() && (0.0..=366.0).contains(&o.token_rotation_days)) {
             return Err(ConfigError::new(
@@ -905,6 +958,23 @@ impl Settings {
                     format!("ocpi.peers[{i}].versions_url"),
                     "must start with http:// or https://",
                 ));
+            }
+            for v in &p.versions {
+                if !o.versions.iter().any(|ours| ours.trim() == v.trim()) {
+                    return Err(ConfigError::new(
+                        format!("ocpi.peers[{i}].versions"),
+                        format!("`{v}` is not one of ocpi.versions {:?}", o.versions),
+                    ));
+                }
+            }
+            for q in &p.quirks {
+                if !ocpi::Quirk::ALL.iter().any(|k| k.as_str() == q) {
+                    let known: Vec<&str> = ocpi::Quirk::ALL.iter().map(|k| k.as_str()).collect();
+                    return Err(ConfigError::new(
+                        format!("ocpi.peers[{i}].quirks"),
+                        format!("unknown quirk `{q}` (known: {})", known.join(", ")),
+                    ));
+                }
             }
         }
         let mut location_ids = HashSet::new();
@@ -1023,6 +1093,41 @@ impl Settings {
         }
         self.tariff_list()?;
         Ok(())
+    }
+
+    /// One line per configured tariff saying which `tax_included` 2.3.0 peers get and where it
+    /// comes from (the tariff's own `tax_included`, or the default of
+    /// `ocpi::types::Tariff::effective_tax_included`); empty when 2.3.0 is not served.
+    pub fn tax_included_notes(&self) -> Vec<String> {
+        if !self
+            .ocpi
+            .ocpi_versions()
+            .contains(&ocpi::types::OcpiVersion::V2_3_0)
+        {
+            return Vec::new();
+        }
+        let list = self.tariff_list().unwrap_or_default();
+        list.into_iter()
+            .filter_map(|v| serde_json::from_value::<ocpi::types::Tariff>(v).ok())
+            .map(|t| {
+                let (value, defaulted) = t.effective_tax_included();
+                let value = serde_json::to_value(value)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if defaulted {
+                    format!(
+                        "tariff {}: tax_included = {value} for OCPI 2.3.0 (default: the tariff sets none; N/A when every price component has vat 0, else NO)",
+                        t.id
+                    )
+                } else {
+                    format!(
+                        "tariff {}: tax_included = {value} for OCPI 2.3.0 (from the tariff)",
+                        t.id
+                    )
+                }
+            })
+            .collect()
     }
 
     /// TLS keys and station security profiles fit together (the files themselves are checked

@@ -248,6 +248,7 @@ mod tests {
             encode_token: true,
             initiated_by: ocpi::Initiator::Us,
             status: PeerStatus::Pending,
+            options: Default::default(),
         };
         assert!(interrupted(&peer));
         peer.status = PeerStatus::Registered;

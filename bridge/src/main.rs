@@ -180,6 +180,9 @@ fn main() -> ExitCode {
                 settings.stations.len(),
                 settings.tariff_list().map(|t| t.len()).unwrap_or(0)
             );
+            for note in settings.tax_included_notes() {
+                println!("{note}");
+            }
             ExitCode::SUCCESS
         }
         Command::Export { data, with_secrets } => {

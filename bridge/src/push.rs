@@ -6,8 +6,9 @@
 //! pushes keep their order (a Location before its EVSEs, an EVSE's statuses, a Session before
 //! its CDR) while unrelated objects go side by side. Starting an entry picks it (from then on
 //! nothing merges into it), renders its typed body from the current state ([`Rendered`]), sends
-//! it with the typed `ocpi::Client` method for its kind, and removes it only when the peer
-//! accepted it (OCPI 1000). Network errors, timeouts, HTTP 5xx and OCPI 3xxx pause the peer with
+//! it with the typed `ocpi::Client` method for its kind (which encodes it in the peer's
+//! current OCPI version, read from the peer record at each attempt: [`ocpi::codec`]), and removes
+//! it only when the peer accepted it (OCPI 1000). Network errors, timeouts, HTTP 5xx and OCPI 3xxx pause the peer with
 //! exponential backoff and jitter (capped), the entry keeping its place; a refusal (OCPI 2xxx,
 //! HTTP 4xx) is logged with the peer's message and parked for an operator (admin API), so one
 //! bad entry does not block its object forever.
@@ -582,7 +583,11 @@ impl Pusher {
             Rendered::Tariff(t) => client.put_tariff(peer, t).await.map(|_| None),
             Rendered::TariffDelete(id) => client.delete_tariff(peer, id).await.map(|_| None),
             Rendered::Session(_, SessionBody::Put(s)) => {
-                client.put_session(peer, s).await.map(|_| None)
+                let loc = self.embedded_location(peer, s.location_id.as_str());
+                client
+                    .put_session_at(peer, s, loc.as_ref())
+                    .await
+                    .map(|_| None)
             }
             Rendered::Session(id, SessionBody::Patch(s, patch)) => client
                 .patch_session(
@@ -595,7 +600,10 @@ impl Pusher {
                 )
                 .await
                 .map(|_| None),
-            Rendered::Cdr(cdr) => client.post_cdr(peer, cdr).await,
+            Rendered::Cdr(cdr) => {
+                let loc = self.embedded_location(peer, cdr.cdr_location.id.as_str());
+                client.post_cdr_at(peer, cdr, loc.as_ref()).await
+            }
             Rendered::CommandResult(url, result) => client
                 .post_command_result(peer, url, result, &to)
                 .await
@@ -647,6 +655,17 @@ impl Pusher {
             ) => Outcome::Retry(e.to_string()),
             Err(e) => Outcome::Refused(e.to_string()),
         }
+    }
+
+    /// The Location a 2.1.1 Session or CDR embeds (other versions embed none). Rendered now, like
+    /// the rest of the body: the peer's version is read at send time, so a version change
+    /// applies to queued pushes too.
+    fn embedded_location(&self, peer: &Peer, id: &str) -> Option<Location> {
+        if !peer.ocpi_version().is_2_1_1() {
+            return None;
+        }
+        let loc = self.catalog.location(id)?;
+        self.catalog.build_location(loc).ok()
     }
 
     /// The Location to re-send when a peer refuses an EVSE update (it may not know the Location).

@@ -366,6 +366,18 @@ impl Client {
     /// `PUT {sessions}/{cc}/{pid}/{session_id}` with the full Session on the peer's sessions RECEIVER endpoint;
     /// routed to the token owner (`cdr_token` cc/pid).
     pub async fn put_session(&self, peer: &Peer, session: &Session) -> Result<Accepted, PushError> {
+        self.put_session_at(peer, session, None).await
+    }
+
+    /// [`Client::put_session`] in the peer's version; a 2.1.1 peer gets `location` embedded
+    /// ([`crate::codec::session`]).
+    pub async fn put_session_at(
+        &self,
+        peer: &Peer,
+        session: &Session,
+        location: Option<&Location>,
+    ) -> Result<Accepted, PushError> {
+        let body = crate::codec::session(peer.ocpi_version(), session, location);
         let path = path(&[
             session.country_code.as_str(),
             session.party_id.as_str(),
@@ -378,7 +390,7 @@ impl Client {
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(session),
+            Some(&body),
             &to,
         )
         .await
@@ -406,6 +418,7 @@ impl Client {
                 "a Session PATCH must be an object with last_updated".into(),
             ));
         }
+        let patch = crate::codec::session_patch(peer.ocpi_version(), patch);
         let path = path(&[
             country_code.as_str(),
             party_id.as_str(),
@@ -427,6 +440,18 @@ impl Client {
     /// eMSP's `Location` header (the URL of the stored CDR; `None` if the eMSP sent none). Any 2xx with OCPI 1xxx (or
     /// an empty body) is success.
     pub async fn post_cdr(&self, peer: &Peer, cdr: &Cdr) -> Result<Option<String>, PushError> {
+        self.post_cdr_at(peer, cdr, None).await
+    }
+
+    /// [`Client::post_cdr`] in the peer's version; a 2.1.1 peer gets `location` embedded (else
+    /// one built from `cdr_location`, [`crate::codec::cdr`]).
+    pub async fn post_cdr_at(
+        &self,
+        peer: &Peer,
+        cdr: &Cdr,
+        location: Option<&Location>,
+    ) -> Result<Option<String>, PushError> {
+        let body = crate::codec::cdr(peer.ocpi_version(), cdr, location);
         let to = Recipient::party(&cdr.cdr_token.country_code, &cdr.cdr_token.party_id);
         let accepted = self
             .send_to(
@@ -435,7 +460,7 @@ impl Client {
                 InterfaceRole::Receiver,
                 Method::POST,
                 "",
-                Some(cdr),
+                Some(&body),
                 &to,
             )
             .await?;
@@ -462,12 +487,13 @@ impl Client {
             )));
         }
         let routing = self.routing_to(peer, &ModuleId::Commands, to);
+        let body = crate::codec::command_result(peer.ocpi_version(), result);
         self.request(
             Method::POST,
             response_url,
             &peer.token_out,
             peer.encode_token,
-            Some(result),
+            Some(&body),
             routing.as_ref(),
             None,
         )
@@ -552,8 +578,22 @@ impl Client {
                 Some(timeout),
             )
             .await;
+        let version = peer.ocpi_version();
+        let info = |accepted: &Accepted| -> Result<Option<AuthorizationInfo>, serde_json::Error> {
+            match accepted.data::<serde_json::Value>()? {
+                None => Ok(None),
+                Some(raw) => serde_json::from_value(crate::codec::authorization_info_from(
+                    version,
+                    raw,
+                    uid.as_str(),
+                    kind.as_str(),
+                    peer.party_for(&ModuleId::Tokens),
+                ))
+                .map(Some),
+            }
+        };
         match answer {
-            Ok(accepted) => match accepted.data::<AuthorizationInfo>() {
+            Ok(accepted) => match info(&accepted) {
                 Ok(Some(info)) => Ok(AuthorizeOutcome::Authorized(Box::new(info))),
                 Ok(None) => Err(PushError::Retryable(RetryReason::InvalidResponse(
                     "authorize answer without AuthorizationInfo".into(),
@@ -600,11 +640,17 @@ impl Client {
         let total = raw.len();
         let tokens: Vec<Token> = raw
             .into_iter()
-            .filter_map(|v| match serde_json::from_value::<Token>(v) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
-                    None
+            .filter_map(|v| {
+                match serde_json::from_value::<Token>(crate::codec::token_from(
+                    peer.ocpi_version(),
+                    v,
+                    peer.party_for(&ModuleId::Tokens),
+                )) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                        None
+                    }
                 }
             })
             .collect();
@@ -625,13 +671,17 @@ impl Client {
             location.party_id.as_str(),
             location.id.as_str(),
         ]);
+        let mut body = crate::codec::location(peer.ocpi_version(), location);
+        if peer.has_quirk(crate::peer::Quirk::ShortAddress) {
+            crate::codec::short_address(&mut body);
+        }
         self.send(
             peer,
             &ModuleId::Locations,
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(location),
+            Some(&body),
         )
         .await
     }
@@ -678,13 +728,14 @@ impl Client {
             tariff.party_id.as_str(),
             tariff.id.as_str(),
         ]);
+        let body = crate::codec::tariff(peer.ocpi_version(), tariff);
         self.send(
             peer,
             &ModuleId::Tariffs,
             InterfaceRole::Receiver,
             Method::PUT,
             &path,
-            Some(tariff),
+            Some(&body),
         )
         .await
     }
@@ -778,7 +829,7 @@ impl Client {
     }
 
     fn routing_to(&self, peer: &Peer, module: &ModuleId, to: &Recipient) -> Option<Routing> {
-        is_functional(module).then(|| Routing {
+        (is_functional(module) && peer.wants_routing_headers()).then(|| Routing {
             from: self.from.clone(),
             to: match to {
                 Recipient::PeerParty => peer
@@ -1090,11 +1141,17 @@ pub fn parse_tokens(peer: &Peer, raw: Vec<serde_json::Value>) -> Vec<Token> {
     let total = raw.len();
     let tokens: Vec<Token> = raw
         .into_iter()
-        .filter_map(|v| match serde_json::from_value::<Token>(v) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
-                None
+        .filter_map(|v| {
+            match serde_json::from_value::<Token>(crate::codec::token_from(
+                peer.ocpi_version(),
+                v,
+                peer.party_for(&ModuleId::Tokens),
+            )) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "skipping unparseable token");
+                    None
+                }
             }
         })
         .collect();

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::OcpiError;
 use crate::types::{
-    AuthToken, CountryCode, CredentialsRole, DateTime, Endpoint, InterfaceRole, ModuleId, PartyId,
+    AuthToken, CountryCode, CredentialsRole, DateTime, Endpoint, InterfaceRole, ModuleId,
+    OcpiVersion, PartyId,
 };
 
 /// Stable id of a peer: configured for peers we register with, `{CC}{PID}` of their first role for peers that
@@ -80,6 +81,77 @@ pub struct Peer {
     /// Registration state.
     #[serde(default = "default_registered")]
     pub status: PeerStatus,
+    /// Version pin and quirk switches (configured per peer; empty for peers that registered
+    /// with us).
+    #[serde(default, skip_serializing_if = "PeerOptions::is_default")]
+    pub options: PeerOptions,
+}
+
+/// Per-peer switches: which OCPI versions we may use with it and which known deviations of its
+/// implementation to play along with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerOptions {
+    /// The versions we may use with this peer (empty: every version we serve). Registration picks
+    /// the highest one both sides offer.
+    #[serde(default)]
+    pub versions: Vec<OcpiVersion>,
+    /// Known deviations of the peer's implementation.
+    #[serde(default)]
+    pub quirks: Vec<Quirk>,
+}
+
+impl PeerOptions {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The versions allowed with this peer out of `ours`.
+    pub fn allowed(&self, ours: &[OcpiVersion]) -> Vec<OcpiVersion> {
+        ours.iter()
+            .copied()
+            .filter(|v| self.versions.is_empty() || self.versions.contains(v))
+            .collect()
+    }
+}
+
+/// A known deviation of a peer's OCPI implementation that the bridge can play along with
+/// (`quirks = [...]` on `[[ocpi.peers]]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quirk {
+    /// The peer speaks 2.1.1 but wants the token Base64-encoded in `Authorization` (2.1.1
+    /// defined no encoding; most 2.1.1 hubs want it raw, some want Base64).
+    #[serde(rename = "base64_token_2_1_1")]
+    Base64Token2_1_1,
+    /// The peer speaks 2.2.1/2.3.0 but wants the raw token in `Authorization`.
+    RawToken,
+    /// The peer refuses requests that carry `OCPI-from-*`/`OCPI-to-*` routing headers (a
+    /// direct 2.2 peer that predates them).
+    NoRoutingHeaders,
+    /// The peer wants `address` (45) and `city` (45) of a 2.2.1/2.3.0 Location cut to the old
+    /// 2.2.1-d2 lengths, and `state` to 20.
+    ShortAddress,
+}
+
+impl Quirk {
+    /// Every quirk, for documentation and `check-config`.
+    pub const ALL: [Quirk; 4] = [
+        Self::Base64Token2_1_1,
+        Self::RawToken,
+        Self::NoRoutingHeaders,
+        Self::ShortAddress,
+    ];
+
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Base64Token2_1_1 => "base64_token_2_1_1",
+            Self::RawToken => "raw_token",
+            Self::NoRoutingHeaders => "no_routing_headers",
+            Self::ShortAddress => "short_address",
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -91,6 +163,22 @@ fn default_registered() -> PeerStatus {
 }
 
 impl Peer {
+    /// The negotiated version (a stored record from before versions were negotiated says 2.2.1).
+    pub fn ocpi_version(&self) -> OcpiVersion {
+        OcpiVersion::parse(&self.version).unwrap_or(OcpiVersion::V2_2_1)
+    }
+
+    /// Whether the peer has this quirk switched on.
+    pub fn has_quirk(&self, quirk: Quirk) -> bool {
+        self.options.quirks.contains(&quirk)
+    }
+
+    /// Whether our requests to it carry `OCPI-from-*`/`OCPI-to-*` (not for 2.1.1, not with
+    /// [`Quirk::NoRoutingHeaders`]).
+    pub fn wants_routing_headers(&self) -> bool {
+        !self.ocpi_version().is_2_1_1() && !self.has_quirk(Quirk::NoRoutingHeaders)
+    }
+
     /// URL of their endpoint for `module` with `role` (for `credentials` the role is ignored, as the spec advises).
     pub fn endpoint(&self, module: &ModuleId, role: InterfaceRole) -> Option<&str> {
         self.endpoints
@@ -268,6 +356,7 @@ mod tests {
             encode_token: true,
             initiated_by: Initiator::Us,
             status: PeerStatus::Registered,
+            options: PeerOptions::default(),
         }
     }
 
@@ -335,6 +424,7 @@ mod tests {
             encode_token: true,
             initiated_by: Initiator::Us,
             status: PeerStatus::Registered,
+            options: PeerOptions::default(),
         };
         let debug = format!("{peer:?}");
         assert!(!debug.contains("secret"), "{debug}");

@@ -2,7 +2,7 @@
 //! plus [`discover`], the versions → version details walk both directions share.
 //!
 //! Outbound registration ([`Platform::register`]): GET their versions with token A (base64 first, raw on 401),
-//! pick 2.2.1, GET the details, generate token B, **save the peer as pending with `token_in = B` before POSTing**
+//! pick the highest version both offer (within the peer's pin), GET its details, generate token B, **save the peer as pending with `token_in = B` before POSTing**
 //! (their callback GETs arrive while our POST is in flight), POST our credentials with token A, store their token
 //! C as `token_out`. On failure the previous state is restored. Retrying is the caller's business;
 //! [`Platform::register_with_retry`] wraps it in `backon`.
@@ -15,10 +15,11 @@ use reqwest::Method;
 use crate::backend::CpoBackend;
 use crate::client::{Accepted, Client, PushError};
 use crate::envelope::OcpiError;
-use crate::peer::{Initiator, Peer, PeerId, PeerStatus};
+use crate::peer::{Initiator, Peer, PeerId, PeerOptions, PeerStatus, Quirk};
 use crate::platform::Platform;
 use crate::types::{
-    AuthToken, Credentials, DateTime, Endpoint, ModuleId, OCPI_2_2_1, Version, VersionDetails,
+    AuthToken, Credentials, DateTime, Endpoint, ModuleId, OcpiVersion, Version, VersionDetails,
+    highest_mutual,
 };
 
 /// Result of walking a peer's versions and version details.
@@ -123,13 +124,28 @@ impl DiscoverError {
     }
 }
 
-/// Fetches `versions_url` and the 2.2.1 details with `token` (base64 first; raw if the peer answers 401).
+/// Fetches `versions_url` and the details of the highest version both we (all we speak) and the
+/// peer offer, with `token` (base64 first; raw if the peer answers 401).
 pub async fn discover(
     client: &Client,
     versions_url: &str,
     token: &AuthToken,
 ) -> Result<Discovered, DiscoverError> {
-    let (answer, encode_token) = match get(client, versions_url, token, true).await {
+    discover_with(client, versions_url, token, &OcpiVersion::ALL, &[]).await
+}
+
+/// [`discover`] limited to the versions in `allowed` and with the peer's `quirks`: the highest
+/// version both sides offer wins. The token goes raw to a 2.1.1 peer (unless
+/// [`Quirk::Base64Token2_1_1`]) and Base64-encoded to a 2.2.1/2.3.0 peer (unless it refused that
+/// form, or [`Quirk::RawToken`]).
+pub async fn discover_with(
+    client: &Client,
+    versions_url: &str,
+    token: &AuthToken,
+    allowed: &[OcpiVersion],
+    quirks: &[Quirk],
+) -> Result<Discovered, DiscoverError> {
+    let (answer, base64_accepted) = match get(client, versions_url, token, true).await {
         Err(PushError::Refused {
             http_status: 401, ..
         }) => (get(client, versions_url, token, false).await?, false),
@@ -139,16 +155,33 @@ pub async fn discover(
         .data()
         .map_err(|e| DiscoverError::InvalidAnswer(format!("versions: {e}")))?
         .ok_or_else(|| DiscoverError::InvalidAnswer("versions: no data".into()))?;
-    let Some(chosen) = versions.iter().find(|v| v.version == OCPI_2_2_1) else {
+    let theirs: Vec<OcpiVersion> = versions
+        .iter()
+        .filter_map(|v| OcpiVersion::parse(&v.version))
+        .collect();
+    let Some(version) = highest_mutual(allowed, &theirs) else {
         return Err(DiscoverError::NoMutualVersion(
             versions.into_iter().map(|v| v.version).collect(),
         ));
     };
-    let details: VersionDetails = get(client, &chosen.url, token, encode_token)
+    let Some(chosen) = versions
+        .iter()
+        .find(|v| OcpiVersion::parse(&v.version) == Some(version))
+    else {
+        return Err(DiscoverError::NoMutualVersion(vec![]));
+    };
+    let encode_token = match version {
+        OcpiVersion::V2_1_1 => quirks.contains(&Quirk::Base64Token2_1_1),
+        _ => base64_accepted && !quirks.contains(&Quirk::RawToken),
+    };
+    let raw: serde_json::Value = get(client, &chosen.url, token, encode_token)
         .await?
         .data()
         .map_err(|e| DiscoverError::InvalidAnswer(format!("version details: {e}")))?
         .ok_or_else(|| DiscoverError::InvalidAnswer("version details: no data".into()))?;
+    let details: VersionDetails =
+        serde_json::from_value(crate::codec::version_details_from(version, raw))
+            .map_err(|e| DiscoverError::InvalidAnswer(format!("version details: {e}")))?;
     if !details
         .endpoints
         .iter()
@@ -157,7 +190,7 @@ pub async fn discover(
         return Err(DiscoverError::MissingCredentialsEndpoint);
     }
     Ok(Discovered {
-        version: OCPI_2_2_1.into(),
+        version: version.as_str().into(),
         endpoints: details.endpoints,
         encode_token,
     })
@@ -215,11 +248,16 @@ fn credentials_url(peer_endpoints: &[Endpoint]) -> Result<&str, RegistrationErro
         ))
 }
 
-fn their_credentials(answer: &Accepted) -> Result<Credentials, RegistrationError> {
-    let creds: Credentials = answer
+fn their_credentials(
+    answer: &Accepted,
+    version: OcpiVersion,
+) -> Result<Credentials, RegistrationError> {
+    let raw: serde_json::Value = answer
         .data()
         .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?
         .ok_or_else(|| RegistrationError::InvalidAnswer("no credentials in data".into()))?;
+    let creds: Credentials = serde_json::from_value(crate::codec::credentials_from(version, raw))
+        .map_err(|e| RegistrationError::InvalidAnswer(e.to_string()))?;
     creds.check().map_err(RegistrationError::InvalidAnswer)?;
     Ok(creds)
 }
@@ -232,7 +270,28 @@ impl<B: CpoBackend> Platform<B> {
         versions_url: &str,
         token_a: AuthToken,
     ) -> Result<Peer, RegistrationError> {
-        let discovered = discover(self.client(), versions_url, &token_a).await?;
+        self.register_with_options(id, versions_url, token_a, PeerOptions::default())
+            .await
+    }
+
+    /// [`Platform::register`] with the peer's version pin and quirks (stored on the peer): the
+    /// highest version both sides offer within the pin is used.
+    pub async fn register_with_options(
+        &self,
+        id: PeerId,
+        versions_url: &str,
+        token_a: AuthToken,
+        options: PeerOptions,
+    ) -> Result<Peer, RegistrationError> {
+        let allowed = options.allowed(&self.settings().served_versions());
+        let discovered = discover_with(
+            self.client(),
+            versions_url,
+            &token_a,
+            &allowed,
+            &options.quirks,
+        )
+        .await?;
         let url = credentials_url(&discovered.endpoints)?.to_owned();
         let token_b = AuthToken::generate();
         let previous = self.peers().get(&id);
@@ -251,9 +310,11 @@ impl<B: CpoBackend> Platform<B> {
             encode_token: discovered.encode_token,
             initiated_by: Initiator::Us,
             status: PeerStatus::Pending,
+            options,
         };
         self.peers().save(pending.clone())?;
-        let body = self.our_credentials(&token_b);
+        let version = pending.ocpi_version();
+        let body = crate::codec::credentials(version, &self.our_credentials(&token_b));
         let outcome = self
             .client()
             .request(
@@ -267,7 +328,7 @@ impl<B: CpoBackend> Platform<B> {
             )
             .await
             .map_err(RegistrationError::Credentials)
-            .and_then(|answer| their_credentials(&answer));
+            .and_then(|answer| their_credentials(&answer, version));
         self.finish(pending, previous, outcome).await
     }
 
@@ -296,7 +357,15 @@ impl<B: CpoBackend> Platform<B> {
             .peers()
             .get(id)
             .ok_or_else(|| RegistrationError::UnknownPeer(id.clone()))?;
-        let discovered = discover(self.client(), &current.versions_url, &current.token_out).await?;
+        let allowed = current.options.allowed(&self.settings().served_versions());
+        let discovered = discover_with(
+            self.client(),
+            &current.versions_url,
+            &current.token_out,
+            &allowed,
+            &current.options.quirks,
+        )
+        .await?;
         let url = credentials_url(&discovered.endpoints)?.to_owned();
         let new_token_in = AuthToken::generate();
         let pending = Peer {
@@ -308,7 +377,8 @@ impl<B: CpoBackend> Platform<B> {
             ..current.clone()
         };
         self.peers().save(pending.clone())?;
-        let body = self.our_credentials(&new_token_in);
+        let version = pending.ocpi_version();
+        let body = crate::codec::credentials(version, &self.our_credentials(&new_token_in));
         let outcome = self
             .client()
             .request(
@@ -322,7 +392,7 @@ impl<B: CpoBackend> Platform<B> {
             )
             .await
             .map_err(RegistrationError::Credentials)
-            .and_then(|answer| their_credentials(&answer));
+            .and_then(|answer| their_credentials(&answer, version));
         self.finish(pending, Some(current), outcome).await
     }
 
@@ -392,12 +462,14 @@ impl<B: CpoBackend> Platform<B> {
     }
 }
 
-/// Shared helper for the server side: keeps `Arc` callers tidy.
+/// Shared helper for the server side: the peer registers on our `version`'s credentials
+/// endpoint, so that is the version it gets (→ 3002 if its own versions lack it).
 pub(crate) async fn discover_for<B: CpoBackend>(
     platform: &Arc<Platform<B>>,
     creds: &Credentials,
+    version: OcpiVersion,
 ) -> Result<Discovered, OcpiError> {
-    discover(platform.client(), &creds.url, &creds.token)
+    discover_with(platform.client(), &creds.url, &creds.token, &[version], &[])
         .await
         .map_err(|e| {
             tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");

@@ -4,7 +4,9 @@
 
 use serde::Deserialize;
 
-use crate::types::{AuthToken, BusinessDetails, CountryCode, CredentialsRole, PartyId, Role};
+use crate::types::{
+    AuthToken, BusinessDetails, CountryCode, CredentialsRole, OcpiVersion, PartyId, Role,
+};
 
 /// Default and maximum page size of our Sender list endpoints.
 pub const DEFAULT_PAGE_LIMIT: usize = 100;
@@ -34,6 +36,13 @@ pub struct Settings {
     /// Modules to advertise in version details in addition to `CpoBackend::advertised_modules`.
     #[serde(default)]
     pub extra_modules: Vec<crate::server::AdvertisedModule>,
+    /// The OCPI versions we serve and negotiate (default: 2.3.0, 2.2.1 and 2.1.1).
+    #[serde(default = "default_versions")]
+    pub versions: Vec<OcpiVersion>,
+}
+
+fn default_versions() -> Vec<OcpiVersion> {
+    OcpiVersion::ALL.to_vec()
 }
 
 fn default_page_limit() -> usize {
@@ -57,6 +66,7 @@ impl Settings {
             token_a: None,
             page_limit: DEFAULT_PAGE_LIMIT,
             extra_modules: Vec::new(),
+            versions: default_versions(),
         }
     }
 
@@ -72,12 +82,34 @@ impl Settings {
 
     /// Our 2.2.1 version details URL.
     pub fn version_url(&self) -> String {
-        format!("{}/ocpi/{}", self.base_url(), crate::types::OCPI_2_2_1)
+        self.version_url_of(OcpiVersion::V2_2_1)
     }
 
     /// URL of one of our 2.2.1 module endpoints.
     pub fn module_url(&self, module: &str) -> String {
-        format!("{}/{module}", self.version_url())
+        self.module_url_of(OcpiVersion::V2_2_1, module)
+    }
+
+    /// Our version details URL of `version`: `{public_url}/ocpi/{version}`.
+    pub fn version_url_of(&self, version: OcpiVersion) -> String {
+        format!("{}/ocpi/{version}", self.base_url())
+    }
+
+    /// URL of one of our module endpoints of `version`.
+    pub fn module_url_of(&self, version: OcpiVersion, module: &str) -> String {
+        format!("{}/{module}", self.version_url_of(version))
+    }
+
+    /// The versions we serve, highest first, without duplicates (all three when none is set).
+    pub fn served_versions(&self) -> Vec<OcpiVersion> {
+        let mut v: Vec<OcpiVersion> = if self.versions.is_empty() {
+            OcpiVersion::ALL.to_vec()
+        } else {
+            self.versions.clone()
+        };
+        v.sort_by(|a, b| b.cmp(a));
+        v.dedup();
+        v
     }
 
     /// Our single CPO role.

@@ -140,3 +140,27 @@ fn per_connector_data_and_ocpi_field_limits_fail_check_config_naming_the_key() {
         assert!(stderr.contains(key), "stderr must name {key}: {stderr}");
     }
 }
+
+#[test]
+fn check_config_says_which_tax_included_2_3_0_peers_get_and_names_bad_version_keys() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cfg = TestConfig::new().station("CS001").tariff("T1", "EUR", 0.35);
+    let good = cfg.to_toml(&tmp.path().join("data"));
+    let out = check_config(&write_config(tmp.path(), &good));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tariff T1: tax_included = ") && stdout.contains("2.3.0"),
+        "{stdout}"
+    );
+    let bad = good.replacen("[ocpi]\n", "[ocpi]\nversions = [\"2.4.0\"]\n", 1);
+    assert_ne!(good, bad, "test setup: [ocpi] section not found");
+    let out = check_config(&write_config(tmp.path(), &bad));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ocpi.versions"), "{stderr}");
+}

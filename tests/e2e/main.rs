@@ -19,6 +19,7 @@ mod ocpi_push;
 mod ocpi_registration;
 mod ocpi_server;
 mod ocpi_support;
+mod ocpi_versions;
 mod ops;
 mod restart;
 mod roaming;

@@ -51,6 +51,10 @@ pub struct TestPeer {
     pub versions_url: String,
     /// The token A the peer handed out.
     pub token_a: String,
+    /// `versions = [...]` pin (none written when empty).
+    pub versions: Vec<String>,
+    /// `quirks = [...]` (none written when empty).
+    pub quirks: Vec<String>,
 }
 
 /// One inline `[[tariffs]]` entry: a single ENERGY price component, owned by NL/BRG.
@@ -305,6 +309,25 @@ impl TestConfig {
         self.ocpi_peers.push(TestPeer {
             versions_url: versions_url.into(),
             token_a: token_a.into(),
+            versions: Vec::new(),
+            quirks: Vec::new(),
+        });
+        self
+    }
+
+    /// Add an `[[ocpi.peers]]` entry with a version pin and quirks.
+    pub fn ocpi_peer_with(
+        mut self,
+        versions_url: &str,
+        token_a: &str,
+        versions: &[&str],
+        quirks: &[&str],
+    ) -> Self {
+        self.ocpi_peers.push(TestPeer {
+            versions_url: versions_url.into(),
+            token_a: token_a.into(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+            quirks: quirks.iter().map(|v| v.to_string()).collect(),
         });
         self
     }
@@ -505,6 +528,19 @@ business_name = "Example CPO"
                 quote(&peer.versions_url),
                 quote(&peer.token_a)
             );
+            let list = |items: &[String]| {
+                items
+                    .iter()
+                    .map(|i| quote(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !peer.versions.is_empty() {
+                let _ = writeln!(s, "versions = [{}]", list(&peer.versions));
+            }
+            if !peer.quirks.is_empty() {
+                let _ = writeln!(s, "quirks = [{}]", list(&peer.quirks));
+            }
         }
         s.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
         if let Some(l) = &limits {

@@ -1,4 +1,5 @@
-//! A fake OCPI 2.2.1 roaming hub / eMSP for the end-to-end tests.
+//! A fake OCPI 2.2.1 roaming hub / eMSP for the end-to-end tests (2.1.1 or several versions with
+//! [`HubOptions::versions`]: every `2.2.1` below is then the version the daemon registered in).
 //!
 //! [`Hub`] is a real HTTP server (axum) on `127.0.0.1:0` that speaks the configuration modules
 //! the way a peer platform does, and records everything the daemon pushes to it:
@@ -75,6 +76,10 @@ pub struct HubOptions {
     pub role: String,
     /// The token A the hub hands out (the daemon's `[[ocpi.peers]] token_a`).
     pub token_a: String,
+    /// The OCPI versions the hub offers (default `["2.2.1"]`). A hub that offers only `2.1.1`
+    /// speaks 2.1.1 throughout: flat credentials, endpoints without roles, and the raw token in
+    /// `Authorization` (a Base64 token is refused with HTTP 401).
+    pub versions: Vec<String>,
     /// Serve HTTPS with this certificate and key (PEM).
     pub tls: Option<(String, String)>,
     /// Extra CA certificate(s) (PEM) the hub's client trusts.
@@ -88,6 +93,7 @@ impl Default for HubOptions {
             party_id: "HUB".into(),
             role: "HUB".into(),
             token_a: format!("hub-token-a-{}", uuid::Uuid::new_v4().simple()),
+            versions: vec!["2.2.1".into()],
             tls: None,
             trust_pem: None,
         }
@@ -99,7 +105,8 @@ impl Default for HubOptions {
 pub struct Push {
     /// HTTP method (`PUT`, `PATCH`, `POST`, `GET`, …).
     pub method: String,
-    /// Request path (without query).
+    /// Request path (without query), with the version segment shown as `2.2.1` whatever
+    /// version the daemon used ([`Hub::registered_version`] says which).
     pub path: String,
     /// Query string, if any.
     pub query: Option<String>,
@@ -273,6 +280,8 @@ impl OcpiResponse {
 #[derive(Debug)]
 struct Inner {
     mode: HubMode,
+    /// The version the daemon registered in (`2.2.1` until it did).
+    version: String,
     /// Token the daemon must use on functional modules (C when the daemon registered with us, B
     /// when we registered with the daemon).
     inbound: Option<String>,
@@ -413,6 +422,54 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A 2.1.1-only hub: raw tokens in `Authorization`.
+    fn raw_tokens(&self) -> bool {
+        self.opts.versions.iter().all(|v| v == "2.1.1")
+    }
+
+    /// The token of a request: raw for a 2.1.1-only hub, else Base64-decoded.
+    fn token_of(&self, headers: &HeaderMap) -> Option<String> {
+        if self.raw_tokens() {
+            let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            Some(value.strip_prefix("Token ")?.trim().to_string())
+        } else {
+            decoded_token(headers)
+        }
+    }
+
+    /// The `Authorization` value the hub sends with `token`.
+    fn auth_for(&self, token: &str) -> String {
+        if self.raw_tokens() {
+            format!("Token {token}")
+        } else {
+            auth_value(token)
+        }
+    }
+
+    /// The versions the hub offers, highest first.
+    fn offered(&self) -> Vec<String> {
+        let mut v = self.opts.versions.clone();
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    }
+
+    /// The version a request path belongs to, and the path with `2.2.1` in its place (so the
+    /// rest of the hub handles every version alike).
+    fn normalise(&self, path: &str) -> (String, String) {
+        for v in &self.opts.versions {
+            for prefix in [format!("/ocpi/emsp/{v}/"), format!("/ocpi/{v}/")] {
+                if let Some(rest) = path.strip_prefix(&prefix) {
+                    let generic = prefix.replace(v.as_str(), "2.2.1");
+                    return (v.clone(), format!("{generic}{rest}"));
+                }
+            }
+            if path == format!("/ocpi/{v}") {
+                return (v.clone(), "/ocpi/2.2.1".into());
+            }
+        }
+        ("2.2.1".into(), path.to_string())
+    }
 }
 
 /// The fake hub. Dropping it stops its server.
@@ -508,6 +565,7 @@ impl Hub {
             http,
             inner: Mutex::new(Inner {
                 mode: HubMode::Normal,
+                version: "2.2.1".into(),
                 inbound: None,
                 outbound: None,
                 registered: false,
@@ -567,6 +625,11 @@ impl Hub {
     /// The hub's token A (`[[ocpi.peers]] token_a`).
     pub fn token_a(&self) -> String {
         self.shared.opts.token_a.clone()
+    }
+
+    /// The version the daemon registered with the hub in.
+    pub fn registered_version(&self) -> String {
+        self.shared.lock().version.clone()
     }
 
     /// URL of one of the hub's receiver modules.
@@ -953,7 +1016,7 @@ impl Hub {
             .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
             .header("X-Correlation-ID", uuid::Uuid::new_v4().to_string());
         if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, auth_value(t));
+            req = req.header(header::AUTHORIZATION, self.shared.auth_for(t));
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -1001,6 +1064,18 @@ impl Hub {
         bridge_versions_url: &str,
         token_a: &str,
     ) -> Result<Value, String> {
+        self.try_register_with_in(bridge_versions_url, token_a, "2.2.1")
+            .await
+    }
+
+    /// Like [`Hub::try_register_with`] in OCPI `version` (`2.1.1`: the flat credentials object);
+    /// the daemon's answer is returned in the shape it came.
+    pub async fn try_register_with_in(
+        &self,
+        bridge_versions_url: &str,
+        token_a: &str,
+        version: &str,
+    ) -> Result<Value, String> {
         let versions = self.get(bridge_versions_url, Some(token_a)).await;
         if versions.status != 200 || versions.ocpi_status() != Some(1000) {
             return Err(format!(
@@ -1011,9 +1086,9 @@ impl Hub {
         let detail_url = versions
             .data()
             .as_array()
-            .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+            .and_then(|a| a.iter().find(|v| v["version"] == version))
             .and_then(|v| v["url"].as_str())
-            .ok_or_else(|| format!("no 2.2.1 in versions: {}", versions.text))?
+            .ok_or_else(|| format!("no {version} in versions: {}", versions.text))?
             .to_string();
         let details = self.get(&detail_url, Some(token_a)).await;
         if details.status != 200 || details.ocpi_status() != Some(1000) {
@@ -1032,11 +1107,22 @@ impl Hub {
             inner.inbound = Some(token_b.clone());
             inner.bridge_endpoints = endpoints;
         }
-        let body = json!({
-            "token": token_b,
-            "url": self.versions_url(),
-            "roles": [self.own_role()],
-        });
+        let body = if version == "2.1.1" {
+            let role = self.own_role();
+            json!({
+                "token": token_b,
+                "url": self.versions_url(),
+                "business_details": role["business_details"],
+                "party_id": role["party_id"],
+                "country_code": role["country_code"],
+            })
+        } else {
+            json!({
+                "token": token_b,
+                "url": self.versions_url(),
+                "roles": [self.own_role()],
+            })
+        };
         let resp = self
             .request(
                 Method::POST,
@@ -1057,6 +1143,7 @@ impl Hub {
         let mut inner = self.shared.lock();
         inner.outbound = Some(token_c);
         inner.registered = true;
+        inner.version = version.to_string();
         inner.bridge_versions_url = data["url"].as_str().map(str::to_string);
         inner.bridge_roles = data["roles"].clone();
         Ok(data)
@@ -1202,7 +1289,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
     let method = parts.method.clone();
-    let path = parts.uri.path().to_string();
+    let (version, path) = s.normalise(parts.uri.path());
     let query = parts.uri.query().map(str::to_string);
     let headers = parts.headers;
 
@@ -1215,9 +1302,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         }
         plain(StatusCode::SERVICE_UNAVAILABLE, "hub down")
     } else if path == "/ocpi/versions" || path == "/ocpi/2.2.1" {
-        versions(&s, &method, &path, &headers)
+        versions(&s, &method, &path, &headers, &version)
     } else if path == "/ocpi/2.2.1/credentials" {
-        credentials(&s, &method, &headers, &body, at).await
+        credentials(&s, &method, &headers, &body, at, &version).await
     } else if let Some(rest) = path.strip_prefix("/ocpi/emsp/2.2.1/") {
         functional(&s, &method, &path, query, rest, &headers, &body, at, mode).await
     } else {
@@ -1245,8 +1332,14 @@ fn unauthorized(s: &Shared, method: &Method, path: &str, headers: &HeaderMap) ->
     plain(StatusCode::UNAUTHORIZED, "unknown or missing token")
 }
 
-fn versions(s: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Response {
-    let token = decoded_token(headers);
+fn versions(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    version: &str,
+) -> Response {
+    let token = s.token_of(headers);
     let ok = {
         let inner = s.lock();
         token.as_deref() == Some(s.opts.token_a.as_str())
@@ -1267,25 +1360,34 @@ fn versions(s: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Res
             StatusCode::OK,
             1000,
             "Success",
-            Some(json!([{"version": "2.2.1", "url": format!("{}/ocpi/2.2.1", s.base)}])),
+            Some(Value::Array(
+                s.offered()
+                    .iter()
+                    .map(|v| json!({"version": v, "url": format!("{}/ocpi/{v}", s.base)}))
+                    .collect(),
+            )),
         )
     } else {
         let endpoints: Vec<Value> = HUB_MODULES
             .iter()
             .map(|(id, role)| {
                 let url = if *id == "credentials" {
-                    format!("{}/ocpi/2.2.1/credentials", s.base)
+                    format!("{}/ocpi/{version}/credentials", s.base)
                 } else {
-                    format!("{}/ocpi/emsp/2.2.1/{id}", s.base)
+                    format!("{}/ocpi/emsp/{version}/{id}", s.base)
                 };
-                json!({"identifier": id, "role": role, "url": url})
+                if version == "2.1.1" {
+                    json!({"identifier": id, "url": url})
+                } else {
+                    json!({"identifier": id, "role": role, "url": url})
+                }
             })
             .collect();
         ocpi(
             StatusCode::OK,
             1000,
             "Success",
-            Some(json!({"version": "2.2.1", "endpoints": endpoints})),
+            Some(json!({"version": version, "endpoints": endpoints})),
         )
     }
 }
@@ -1296,9 +1398,21 @@ async fn credentials(
     headers: &HeaderMap,
     body: &Bytes,
     at: Instant,
+    version: &str,
 ) -> Response {
     let path = "/ocpi/2.2.1/credentials";
-    let token = decoded_token(headers);
+    let token = s.token_of(headers);
+    // What the hub says about itself, in the version's shape (2.1.1: flat, one party).
+    let own = |token: Value| {
+        if version == "2.1.1" {
+            let role = own_role(&s.opts);
+            json!({"token": token, "url": format!("{}/ocpi/versions", s.base),
+                "business_details": role["business_details"], "party_id": role["party_id"],
+                "country_code": role["country_code"]})
+        } else {
+            json!({"token": token, "url": format!("{}/ocpi/versions", s.base), "roles": [own_role(&s.opts)]})
+        }
+    };
     let (is_a, is_peer, registered) = {
         let inner = s.lock();
         (
@@ -1329,14 +1443,7 @@ async fn credentials(
             }
             record(StatusCode::OK, Some(1000));
             let token = s.lock().inbound.clone();
-            ocpi(
-                StatusCode::OK,
-                1000,
-                "Success",
-                Some(
-                    json!({"token": token, "url": format!("{}/ocpi/versions", s.base), "roles": [own_role(&s.opts)]}),
-                ),
-            )
+            ocpi(StatusCode::OK, 1000, "Success", Some(own(json!(token))))
         }
         Method::DELETE => {
             if !registered {
@@ -1371,7 +1478,7 @@ async fn credentials(
                 record(StatusCode::OK, Some(2001));
                 return ocpi(StatusCode::OK, 2001, "token and url required", None);
             };
-            match callback(s, their_url, their_token).await {
+            match callback(s, their_url, their_token, version).await {
                 Ok(endpoints) => {
                     let token_c = format!("hub-token-c-{}", uuid::Uuid::new_v4().simple());
                     {
@@ -1380,20 +1487,19 @@ async fn credentials(
                         inner.outbound = Some(their_token.to_string());
                         inner.registered = true;
                         inner.bridge_versions_url = Some(their_url.to_string());
-                        inner.bridge_roles = creds["roles"].clone();
+                        inner.bridge_roles = if creds.get("roles").is_some() {
+                            creds["roles"].clone()
+                        } else {
+                            // 2.1.1: one flat party.
+                            json!([{"role": "CPO", "party_id": creds["party_id"],
+                                "country_code": creds["country_code"],
+                                "business_details": creds["business_details"]}])
+                        };
                         inner.bridge_endpoints = endpoints;
+                        inner.version = version.to_string();
                     }
                     record(StatusCode::OK, Some(1000));
-                    ocpi(
-                        StatusCode::OK,
-                        1000,
-                        "Success",
-                        Some(json!({
-                            "token": token_c,
-                            "url": format!("{}/ocpi/versions", s.base),
-                            "roles": [own_role(&s.opts)],
-                        })),
-                    )
+                    ocpi(StatusCode::OK, 1000, "Success", Some(own(json!(token_c))))
                 }
                 Err(why) => {
                     record(StatusCode::OK, Some(3001));
@@ -1408,17 +1514,19 @@ async fn credentials(
     }
 }
 
-/// The registration callback: the daemon's versions + 2.2.1 details with the token it sent.
+/// The registration callback: the daemon's versions + the details of `version` (the one whose
+/// credentials endpoint the daemon called) with the token it sent.
 async fn callback(
     s: &Shared,
     versions_url: &str,
     token: &str,
+    version: &str,
 ) -> Result<Vec<(String, String, String)>, String> {
     let get = |url: String| {
         let req = s
             .http
             .get(url.clone())
-            .header(header::AUTHORIZATION, auth_value(token))
+            .header(header::AUTHORIZATION, s.auth_for(token))
             .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
             .header("X-Correlation-ID", uuid::Uuid::new_v4().to_string());
         async move {
@@ -1440,9 +1548,9 @@ async fn callback(
     let detail_url = versions
         .data()
         .as_array()
-        .and_then(|a| a.iter().find(|v| v["version"] == "2.2.1"))
+        .and_then(|a| a.iter().find(|v| v["version"] == version))
         .and_then(|v| v["url"].as_str())
-        .ok_or_else(|| format!("no 2.2.1 in {}", versions.text))?
+        .ok_or_else(|| format!("no {version} in {}", versions.text))?
         .to_string();
     let details = get(detail_url).await?;
     Ok(parse_endpoints(details.data()))
@@ -1525,7 +1633,7 @@ async fn functional(
     at: Instant,
     mode: HubMode,
 ) -> Response {
-    let token = decoded_token(headers);
+    let token = s.token_of(headers);
     let ok = {
         let inner = s.lock();
         // Not `registered`: when the hub registers with the daemon, the daemon may push with

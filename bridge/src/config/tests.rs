@@ -312,3 +312,85 @@ fn token_rotation_days_takes_fractions_and_names_the_key_when_bad() {
         assert_eq!(err.key, "ocpi.token_rotation_days", "{bad}: {err}");
     }
 }
+
+#[test]
+fn ocpi_versions_and_peer_pins_and_quirks_are_checked() {
+    let s = load_str(MINIMAL, &[]).unwrap();
+    assert_eq!(s.ocpi.versions, ["2.3.0", "2.2.1", "2.1.1"]);
+    assert_eq!(s.ocpi.ocpi_versions(), ocpi::types::OcpiVersion::ALL);
+    let only = format!("[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n{MINIMAL}");
+    assert_eq!(load_str(&only, &[]).unwrap().ocpi.ocpi_versions().len(), 2);
+    let err = load_str(&format!("[ocpi]\nversions = [\"2.2\"]\n{MINIMAL}"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.versions", "{err}");
+    let err = load_str(&format!("[ocpi]\nversions = []\n{MINIMAL}"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.versions", "{err}");
+
+    let peer = |extra: &str| {
+        format!(
+            "[ocpi]\nversions = [\"2.2.1\", \"2.1.1\"]\n[[ocpi.peers]]\nversions_url = \"https://hub.example/ocpi/versions\"\ntoken_a = \"a\"\n{extra}\n{MINIMAL}"
+        )
+    };
+    let s = load_str(
+        &peer("versions = [\"2.1.1\"]\nquirks = [\"base64_token_2_1_1\", \"no_routing_headers\"]"),
+        &[],
+    )
+    .unwrap();
+    let options = s.ocpi.peers[0].options();
+    assert_eq!(options.versions, [ocpi::types::OcpiVersion::V2_1_1]);
+    assert_eq!(
+        options.quirks,
+        [ocpi::Quirk::Base64Token2_1_1, ocpi::Quirk::NoRoutingHeaders]
+    );
+    // A pin outside ocpi.versions, an unknown quirk: named.
+    let err = load_str(&peer("versions = [\"2.3.0\"]"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.peers[0].versions", "{err}");
+    let err = load_str(&peer("quirks = [\"be_nice\"]"), &[]).unwrap_err();
+    assert_eq!(err.key, "ocpi.peers[0].quirks", "{err}");
+    assert!(
+        err.to_string().contains("raw_token"),
+        "lists the known quirks: {err}"
+    );
+}
+
+#[test]
+fn check_config_says_where_tax_included_comes_from() {
+    let tariffs = r#"
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T1"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+tax_included = "YES"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.30
+step_size = 1
+[[tariffs]]
+country_code = "NL"
+party_id = "BRG"
+id = "T2"
+currency = "EUR"
+last_updated = "2026-01-01T00:00:00Z"
+[[tariffs.elements]]
+[[tariffs.elements.price_components]]
+type = "ENERGY"
+price = 0.25
+step_size = 1
+"#;
+    let s = load_str(&format!("{MINIMAL}{tariffs}"), &[]).unwrap();
+    let notes = s.tax_included_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("T1") && notes[0].contains("YES") && notes[0].contains("from the tariff")
+    );
+    assert!(notes[1].contains("T2") && notes[1].contains("= NO") && notes[1].contains("default"));
+    // Without 2.3.0 there is nothing to say.
+    let s = load_str(
+        &format!("[ocpi]\nversions = [\"2.2.1\"]\n{MINIMAL}{tariffs}"),
+        &[],
+    )
+    .unwrap();
+    assert!(s.tax_included_notes().is_empty());
+}

@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use crate::backend::CpoBackend;
 use crate::envelope::{OcpiError, Response as Envelope};
 use crate::platform::Platform;
-use crate::types::{Command, CommandResponse, CommandResponseType, CommandType};
+use crate::types::{Command, CommandResponse, CommandResponseType, CommandType, OcpiVersion};
 
 use super::auth::{Caller, RequestFrom};
 use super::list::peer;
@@ -25,12 +25,27 @@ use super::list::peer;
 pub(super) async fn post<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     from: Option<Extension<RequestFrom>>,
     Path(command): Path<String>,
     body: Bytes,
-) -> Result<Envelope<CommandResponse>, OcpiError> {
+) -> Result<Envelope<serde_json::Value>, OcpiError> {
     let peer = peer(&caller)?;
     let kind = CommandType::from(command.to_ascii_uppercase().as_str());
+    if version.is_2_1_1() && kind == CommandType::CancelReservation {
+        return Err(OcpiError::InvalidParameters(
+            "CANCEL_RESERVATION is not an OCPI 2.1.1 command".into(),
+        ));
+    }
+    let body = if version.is_2_1_1() {
+        let raw: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| OcpiError::BodyNotJson(e.to_string()))?;
+        let owner = peer.party_for(&crate::types::ModuleId::Tokens);
+        let converted = crate::codec::command_from(version, raw, owner);
+        Bytes::from(serde_json::to_vec(&converted).unwrap_or_default())
+    } else {
+        body
+    };
     let command = Command::from_body(&kind, &body)?;
     command.validate()?;
     // The result is POSTed there: it must not name the bridge itself or a metadata/link-local
@@ -46,12 +61,15 @@ pub(super) async fn post<B: CpoBackend>(
     {
         tracing::info!(peer = %peer.id, %kind, owner = %format!("{}/{}", token.country_code, token.party_id),
             "command with another party's token rejected");
-        return Ok(Envelope::success(
-            CommandResponse::new(CommandResponseType::Rejected, 0)
+        return Ok(Envelope::success(crate::codec::command_response(
+            version,
+            &CommandResponse::new(CommandResponseType::Rejected, 0)
                 .with_message("the token does not belong to one of your parties"),
-        ));
+        )));
     }
     let from = from.map(|Extension(RequestFrom(cc, pid))| (cc, pid));
     let response = platform.backend().command_from(peer, from, command).await?;
-    Ok(Envelope::success(response))
+    Ok(Envelope::success(crate::codec::command_response(
+        version, &response,
+    )))
 }

@@ -1,13 +1,15 @@
 //! Credentials module as the *receiving* side (the peer POSTs/PUTs/DELETEs on us).
 //!
 //! POST (token A only): a registered peer's token, or credentials of a party that is already registered (one of
-//! its roles' country code + party id, or the same token) → HTTP 405 and nothing changes. Else check the body,
-//! call their versions + details **with the token they sent** (failure → 3001, no 2.2.1 → 3002, no credentials
-//! endpoint → 3003), retire the token A (`CpoBackend::use_token_a`: single use; already used → 401), issue a new
-//! `token_in`, store the peer and answer our credentials with it. POSTs are serialised, so one token A registers
-//! one party. PUT (registered peers only, else 405): same walk, new token; the old one stops working. DELETE
-//! (registered only, else 405): forget the peer. GET: our credentials with the caller's current token (405 for
-//! token A).
+//! its roles' country code + party id, or the same token) → HTTP 405 and nothing changes. Else check the body
+//! (2.1.1: the flat object, [`crate::codec::credentials_from`]), call their versions + details **with the token
+//! they sent** (failure → 3001, their versions lack the version whose credentials endpoint they called → 3002, no
+//! credentials endpoint → 3003), retire the token A (`CpoBackend::use_token_a`: single use; already used → 401),
+//! issue a new `token_in`, store the peer with that version and answer our credentials with it in that version's
+//! shape. POSTs are serialised, so one token A registers one party. PUT (registered peers only, else 405): same
+//! walk, new token; the old one stops working; a PUT on another version's endpoint switches the peer to that
+//! version. DELETE (registered only, else 405): forget the peer. GET: our credentials with the caller's current
+//! token (405 for token A).
 
 use std::sync::Arc;
 
@@ -19,7 +21,10 @@ use crate::envelope::{OcpiError, OcpiJson, Response};
 use crate::peer::{Initiator, Peer, PeerId, PeerStatus};
 use crate::platform::Platform;
 use crate::registration::discover_for;
-use crate::types::{AuthToken, Credentials, DateTime};
+use serde_json::Value;
+
+use crate::codec;
+use crate::types::{AuthToken, Credentials, DateTime, OcpiVersion};
 
 use super::auth::Caller;
 
@@ -33,16 +38,27 @@ fn registered(caller: &Caller) -> Result<&Peer, OcpiError> {
 pub(super) async fn get<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
-) -> Result<Response<Credentials>, OcpiError> {
+    Extension(version): Extension<OcpiVersion>,
+) -> Result<Response<Value>, OcpiError> {
     let peer = registered(&caller)?;
-    Ok(Response::success(platform.our_credentials(&peer.token_in)))
+    Ok(Response::success(codec::credentials(
+        version,
+        &platform.our_credentials(&peer.token_in),
+    )))
+}
+
+/// The credentials object of a POST/PUT on our `version`'s endpoint, in the internal shape.
+fn parse(version: OcpiVersion, raw: Value) -> Result<Credentials, OcpiError> {
+    serde_json::from_value(codec::credentials_from(version, raw))
+        .map_err(|e| OcpiError::InvalidParameters(format!("credentials: {e}")))
 }
 
 pub(super) async fn post<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
-    OcpiJson(creds): OcpiJson<Credentials>,
-) -> Result<Response<Credentials>, OcpiError> {
+    Extension(version): Extension<OcpiVersion>,
+    OcpiJson(raw): OcpiJson<Value>,
+) -> Result<Response<Value>, OcpiError> {
     let token_a = match &caller {
         Caller::Peer(peer) => {
             return Err(OcpiError::MethodNotAllowed(format!(
@@ -52,6 +68,7 @@ pub(super) async fn post<B: CpoBackend>(
         }
         Caller::TokenA(token) => token.clone(),
     };
+    let creds = parse(version, raw)?;
     creds.check().map_err(OcpiError::InvalidParameters)?;
     let _serialised = platform.registration_lock().await;
     if let Some(existing) = already_registered(&platform.peers().all(), &creds) {
@@ -66,7 +83,7 @@ pub(super) async fn post<B: CpoBackend>(
         first.country_code.key(),
         first.party_id.key()
     ));
-    let discovered = discover_for(&platform, &creds).await?;
+    let discovered = discover_for(&platform, &creds, version).await?;
     if !platform.backend().use_token_a(token_a.expose(), &id)? {
         tracing::warn!(peer = %id, "token A was used meanwhile; registration refused");
         return Err(OcpiError::Unauthorized);
@@ -83,11 +100,15 @@ pub(super) async fn post<B: CpoBackend>(
         encode_token: discovered.encode_token,
         initiated_by: Initiator::Them,
         status: PeerStatus::Registered,
+        options: Default::default(),
     };
     platform.peers().save(peer.clone())?;
-    tracing::info!(peer = %peer.id, "peer registered with us; its token A is used up");
+    tracing::info!(peer = %peer.id, version = %peer.version, "peer registered with us; its token A is used up");
     platform.backend().peer_registered(&peer).await;
-    Ok(Response::success(platform.our_credentials(&peer.token_in)))
+    Ok(Response::success(codec::credentials(
+        version,
+        &platform.our_credentials(&peer.token_in),
+    )))
 }
 
 /// The stored peer that `creds` comes from, if any: one that holds the same token, or has a role with the same
@@ -110,11 +131,13 @@ fn already_registered(peers: &[Peer], creds: &Credentials) -> Option<PeerId> {
 pub(super) async fn put<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
-    OcpiJson(creds): OcpiJson<Credentials>,
-) -> Result<Response<Credentials>, OcpiError> {
+    Extension(version): Extension<OcpiVersion>,
+    OcpiJson(raw): OcpiJson<Value>,
+) -> Result<Response<Value>, OcpiError> {
     let current = registered(&caller)?;
+    let creds = parse(version, raw)?;
     creds.check().map_err(OcpiError::InvalidParameters)?;
-    let discovered = discover_for(&platform, &creds).await?;
+    let discovered = discover_for(&platform, &creds, version).await?;
     let peer = Peer {
         token_in: AuthToken::generate(),
         token_out: creds.token,
@@ -128,9 +151,12 @@ pub(super) async fn put<B: CpoBackend>(
         ..(*current).clone()
     };
     platform.peers().save(peer.clone())?;
-    tracing::info!(peer = %peer.id, "peer updated its credentials");
+    tracing::info!(peer = %peer.id, version = %peer.version, "peer updated its credentials");
     platform.backend().peer_registered(&peer).await;
-    Ok(Response::success(platform.our_credentials(&peer.token_in)))
+    Ok(Response::success(codec::credentials(
+        version,
+        &platform.our_credentials(&peer.token_in),
+    )))
 }
 
 pub(super) async fn delete<B: CpoBackend>(
@@ -174,6 +200,7 @@ mod tests {
             encode_token: true,
             initiated_by: Initiator::Them,
             status: PeerStatus::Registered,
+            options: Default::default(),
         }
     }
 

@@ -13,10 +13,11 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::backend::CpoBackend;
+use crate::codec;
 use crate::envelope::OcpiError;
 use crate::peer::Peer;
 use crate::platform::Platform;
-use crate::types::{Cdr, CountryCode, DateTime, Location, PartyId, Session, Tariff};
+use crate::types::{Cdr, CountryCode, DateTime, Location, OcpiVersion, PartyId, Session, Tariff};
 
 use super::auth::{Caller, RequestFrom};
 use super::pagination::{Page, PageParams};
@@ -39,6 +40,13 @@ pub(super) trait SenderList<B: CpoBackend>: Send + Sync + 'static {
     fn items(backend: &B, caller: &Peer) -> Result<Vec<Self::Item>, OcpiError>;
     /// The object's `last_updated`.
     fn last_updated(item: &Self::Item) -> DateTime;
+    /// The objects of one page as a peer of `version` expects them ([`crate::codec`]).
+    fn encode(
+        backend: &B,
+        caller: &Peer,
+        version: OcpiVersion,
+        items: Vec<Self::Item>,
+    ) -> Result<Vec<serde_json::Value>, OcpiError>;
     /// One page for `caller` (narrowed to the requesting party `from` where the module is
     /// per-party). Default: [`SenderList::items`] sliced in memory.
     fn page(
@@ -56,14 +64,38 @@ pub(super) trait SenderList<B: CpoBackend>: Send + Sync + 'static {
 pub(super) async fn list<B: CpoBackend, L: SenderList<B>>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     from: Option<Extension<RequestFrom>>,
     uri: Uri,
 ) -> Result<Response, OcpiError> {
     let settings = platform.settings();
     let params = PageParams::from_uri(&uri, settings.page_limit())?;
     let from = from.map(|Extension(RequestFrom(cc, pid))| (cc, pid));
-    let page = L::page(platform.backend(), peer(&caller)?, from.as_ref(), &params)?;
-    Ok(params.respond(page, &settings.module_url(L::MODULE), settings.page_limit()))
+    let caller = peer(&caller)?;
+    let page = L::page(platform.backend(), caller, from.as_ref(), &params)?;
+    let page = Page {
+        total: page.total,
+        items: L::encode(platform.backend(), caller, version, page.items)?,
+    };
+    Ok(params.respond(
+        page,
+        &settings.module_url_of(version, L::MODULE),
+        settings.page_limit(),
+    ))
+}
+
+/// The caller's Locations by id, for the Location a 2.1.1 Session/CDR embeds (empty for other
+/// versions: nothing to look up).
+fn locations_for<B: CpoBackend>(
+    backend: &B,
+    caller: &Peer,
+    version: OcpiVersion,
+) -> Result<Vec<Location>, OcpiError> {
+    if version.is_2_1_1() {
+        backend.locations(caller)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Locations.
@@ -84,6 +116,14 @@ impl<B: CpoBackend> SenderList<B> for Locations {
     fn last_updated(item: &Location) -> DateTime {
         item.last_updated
     }
+    fn encode(
+        _: &B,
+        _: &Peer,
+        version: OcpiVersion,
+        items: Vec<Location>,
+    ) -> Result<Vec<serde_json::Value>, OcpiError> {
+        Ok(items.iter().map(|l| codec::location(version, l)).collect())
+    }
 }
 
 impl<B: CpoBackend> SenderList<B> for Tariffs {
@@ -95,6 +135,14 @@ impl<B: CpoBackend> SenderList<B> for Tariffs {
     fn last_updated(item: &Tariff) -> DateTime {
         item.last_updated
     }
+    fn encode(
+        _: &B,
+        _: &Peer,
+        version: OcpiVersion,
+        items: Vec<Tariff>,
+    ) -> Result<Vec<serde_json::Value>, OcpiError> {
+        Ok(items.iter().map(|t| codec::tariff(version, t)).collect())
+    }
 }
 
 impl<B: CpoBackend> SenderList<B> for Sessions {
@@ -105,6 +153,21 @@ impl<B: CpoBackend> SenderList<B> for Sessions {
     }
     fn last_updated(item: &Session) -> DateTime {
         item.last_updated
+    }
+    fn encode(
+        backend: &B,
+        caller: &Peer,
+        version: OcpiVersion,
+        items: Vec<Session>,
+    ) -> Result<Vec<serde_json::Value>, OcpiError> {
+        let locations = locations_for(backend, caller, version)?;
+        Ok(items
+            .iter()
+            .map(|s| {
+                let loc = locations.iter().find(|l| l.id == s.location_id);
+                codec::session(version, s, loc)
+            })
+            .collect())
     }
     fn page(
         backend: &B,
@@ -124,6 +187,23 @@ impl<B: CpoBackend> SenderList<B> for Cdrs {
     }
     fn last_updated(item: &Cdr) -> DateTime {
         item.last_updated
+    }
+    fn encode(
+        backend: &B,
+        caller: &Peer,
+        version: OcpiVersion,
+        items: Vec<Cdr>,
+    ) -> Result<Vec<serde_json::Value>, OcpiError> {
+        let locations = locations_for(backend, caller, version)?;
+        Ok(items
+            .iter()
+            .map(|c| {
+                let loc = locations
+                    .iter()
+                    .find(|l| l.id == c.cdr_location.id.as_str());
+                codec::cdr(version, c, loc)
+            })
+            .collect())
     }
     fn page(
         backend: &B,

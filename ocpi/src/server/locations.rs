@@ -9,7 +9,10 @@ use axum::extract::{Path, State};
 use crate::backend::CpoBackend;
 use crate::envelope::{OcpiError, Response as Envelope};
 use crate::platform::Platform;
-use crate::types::{Connector, Evse, Location, LocationId};
+use serde_json::Value;
+
+use crate::codec;
+use crate::types::{Connector, Evse, Location, LocationId, OcpiVersion};
 
 use super::auth::Caller;
 use super::list::peer;
@@ -37,30 +40,33 @@ fn find_evse(location: Location, uid: &str) -> Result<Evse, OcpiError> {
 pub(super) async fn location<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path(location_id): Path<String>,
-) -> Result<Envelope<Location>, OcpiError> {
-    find(&platform, &caller, &location_id).map(Envelope::success)
+) -> Result<Envelope<Value>, OcpiError> {
+    find(&platform, &caller, &location_id).map(|l| Envelope::success(codec::location(version, &l)))
 }
 
 pub(super) async fn evse<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path((location_id, evse_uid)): Path<(String, String)>,
-) -> Result<Envelope<Evse>, OcpiError> {
+) -> Result<Envelope<Value>, OcpiError> {
     let location = find(&platform, &caller, &location_id)?;
-    find_evse(location, &evse_uid).map(Envelope::success)
+    find_evse(location, &evse_uid).map(|e| Envelope::success(codec::evse(version, &e)))
 }
 
 pub(super) async fn connector<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path((location_id, evse_uid, connector_id)): Path<(String, String, String)>,
-) -> Result<Envelope<Connector>, OcpiError> {
+) -> Result<Envelope<Value>, OcpiError> {
     let location = find(&platform, &caller, &location_id)?;
     find_evse(location, &evse_uid)?
         .connectors
         .into_iter()
         .find(|c| c.id == connector_id.as_str())
-        .map(Envelope::success)
+        .map(|c: Connector| Envelope::success(codec::connector(version, &c)))
         .ok_or_else(|| OcpiError::NotFound(format!("connector {connector_id}")))
 }

@@ -2,7 +2,8 @@
 //!
 //! Layering (outermost first): request/correlation ids on every response → token authentication (configuration
 //! routes accept token A; functional routes don't) → routing headers (functional routes only) → handler.
-//! URL layout: `/ocpi/versions`, `/ocpi/2.2.1`, `/ocpi/2.2.1/{module}`. Sender lists (locations, tariffs, sessions,
+//! URL layout: `/ocpi/versions`, `/ocpi/{version}`, `/ocpi/{version}/{module}` for each served version (2.3.0,
+//! 2.2.1, 2.1.1 unless `Settings::versions` restricts it). Sender lists (locations, tariffs, sessions,
 //! cdrs) also answer with a trailing slash (the spec's own examples use `/sessions/?date_from=…`).
 //!
 //! Functional routes: locations, tariffs, sessions (+ `/{session_id}/charging_preferences`), cdrs as Sender;
@@ -25,6 +26,7 @@ mod versions;
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
@@ -35,7 +37,7 @@ use serde::Deserialize;
 
 use crate::backend::CpoBackend;
 use crate::platform::Platform;
-use crate::types::{InterfaceRole, ModuleId};
+use crate::types::{InterfaceRole, ModuleId, OcpiVersion};
 
 pub use auth::{Caller, RequestFrom};
 pub use pagination::{Keyset, Page, PageParams, paginate};
@@ -52,12 +54,37 @@ pub struct AdvertisedModule {
 }
 
 /// Builds the router. Routes are absolute (`/ocpi/...`); merge it into the daemon's router or serve it directly.
+/// Every version we serve (`Settings::versions`) gets its own tree `/ocpi/{version}/...`; its handlers see
+/// the version as an `Extension<OcpiVersion>` and answer in that version's shape ([`crate::codec`]).
 pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
+    let mut router = Router::new().route(
+        "/ocpi/versions",
+        get(versions::versions::<B>).layer(from_fn_with_state(
+            platform.clone(),
+            auth::authenticate_configuration::<B>,
+        )),
+    );
+    for version in platform.settings().served_versions() {
+        router = router.merge(version_routes(&platform, version));
+    }
+    router
+        .with_state(platform)
+        .layer(from_fn(auth::request_ids))
+        .layer(axum::middleware::map_response(envelope_every_error))
+}
+
+/// The routes of one version under `/ocpi/{version}`. 2.1.1 has no charging preferences and no
+/// hubclientinfo.
+fn version_routes<B: CpoBackend>(
+    platform: &Arc<Platform<B>>,
+    version: OcpiVersion,
+) -> Router<Arc<Platform<B>>> {
+    let base = format!("/ocpi/{version}");
+    let at = |suffix: &str| format!("{base}{suffix}");
     let config = Router::new()
-        .route("/ocpi/versions", get(versions::versions::<B>))
-        .route("/ocpi/2.2.1", get(versions::details::<B>))
+        .route(&base, get(versions::details::<B>))
         .route(
-            "/ocpi/2.2.1/credentials",
+            &at("/credentials"),
             get(credentials::get::<B>)
                 .post(credentials::post::<B>)
                 .put(credentials::put::<B>)
@@ -68,53 +95,48 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
             auth::authenticate_configuration::<B>,
         ));
 
-    let functional = Router::new()
+    let mut functional = Router::new()
+        .route(&at("/locations"), get(list::list::<B, list::Locations>))
+        .route(&at("/locations/"), get(list::list::<B, list::Locations>))
         .route(
-            "/ocpi/2.2.1/locations",
-            get(list::list::<B, list::Locations>),
-        )
-        .route(
-            "/ocpi/2.2.1/locations/",
-            get(list::list::<B, list::Locations>),
-        )
-        .route(
-            "/ocpi/2.2.1/locations/{location_id}",
+            &at("/locations/{location_id}"),
             get(locations::location::<B>),
         )
         .route(
-            "/ocpi/2.2.1/locations/{location_id}/{evse_uid}",
+            &at("/locations/{location_id}/{evse_uid}"),
             get(locations::evse::<B>),
         )
         .route(
-            "/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}",
+            &at("/locations/{location_id}/{evse_uid}/{connector_id}"),
             get(locations::connector::<B>),
         )
-        .route("/ocpi/2.2.1/tariffs", get(list::list::<B, list::Tariffs>))
-        .route("/ocpi/2.2.1/tariffs/", get(list::list::<B, list::Tariffs>))
-        .route("/ocpi/2.2.1/sessions", get(list::list::<B, list::Sessions>))
+        .route(&at("/tariffs"), get(list::list::<B, list::Tariffs>))
+        .route(&at("/tariffs/"), get(list::list::<B, list::Tariffs>))
+        .route(&at("/sessions"), get(list::list::<B, list::Sessions>))
+        .route(&at("/sessions/"), get(list::list::<B, list::Sessions>))
+        .route(&at("/cdrs"), get(list::list::<B, list::Cdrs>))
+        .route(&at("/cdrs/"), get(list::list::<B, list::Cdrs>))
         .route(
-            "/ocpi/2.2.1/sessions/",
-            get(list::list::<B, list::Sessions>),
-        )
-        .route(
-            "/ocpi/2.2.1/sessions/{session_id}/charging_preferences",
-            put(sessions::charging_preferences::<B>),
-        )
-        .route("/ocpi/2.2.1/cdrs", get(list::list::<B, list::Cdrs>))
-        .route("/ocpi/2.2.1/cdrs/", get(list::list::<B, list::Cdrs>))
-        .route(
-            "/ocpi/2.2.1/tokens/{country_code}/{party_id}/{token_uid}",
+            &at("/tokens/{country_code}/{party_id}/{token_uid}"),
             get(tokens::get::<B>)
                 .put(tokens::put::<B>)
                 .patch(tokens::patch::<B>),
         )
-        .route("/ocpi/2.2.1/commands/{command}", post(commands::post::<B>))
-        .route(
-            "/ocpi/2.2.1/chargingprofiles/{session_id}",
-            put(chargingprofiles::put::<B>)
-                .get(chargingprofiles::get::<B>)
-                .delete(chargingprofiles::delete::<B>),
-        )
+        .route(&at("/commands/{command}"), post(commands::post::<B>));
+    if !version.is_2_1_1() {
+        functional = functional
+            .route(
+                &at("/sessions/{session_id}/charging_preferences"),
+                put(sessions::charging_preferences::<B>),
+            )
+            .route(
+                &at("/chargingprofiles/{session_id}"),
+                put(chargingprofiles::put::<B>)
+                    .get(chargingprofiles::get::<B>)
+                    .delete(chargingprofiles::delete::<B>),
+            );
+    }
+    let functional = functional
         .layer(from_fn_with_state(
             platform.clone(),
             auth::routing_headers::<B>,
@@ -124,24 +146,21 @@ pub fn router<B: CpoBackend>(platform: Arc<Platform<B>>) -> Router {
             auth::authenticate_functional::<B>,
         ));
 
-    // A configuration module: peer tokens only, no routing headers.
-    let hub = Router::new()
-        .route(
-            "/ocpi/2.2.1/hubclientinfo/{country_code}/{party_id}",
-            get(hubclientinfo::get::<B>).put(hubclientinfo::put::<B>),
-        )
-        .layer(from_fn_with_state(
-            platform.clone(),
-            auth::authenticate_functional::<B>,
-        ));
-
-    Router::new()
-        .merge(config)
-        .merge(functional)
-        .merge(hub)
-        .with_state(platform)
-        .layer(from_fn(auth::request_ids))
-        .layer(axum::middleware::map_response(envelope_every_error))
+    let mut routes = Router::new().merge(config).merge(functional);
+    if !version.is_2_1_1() {
+        // A configuration module: peer tokens only, no routing headers.
+        let hub = Router::new()
+            .route(
+                &at("/hubclientinfo/{country_code}/{party_id}"),
+                get(hubclientinfo::get::<B>).put(hubclientinfo::put::<B>),
+            )
+            .layer(from_fn_with_state(
+                platform.clone(),
+                auth::authenticate_functional::<B>,
+            ));
+        routes = routes.merge(hub);
+    }
+    routes.layer(Extension(version))
 }
 
 /// Every error a peer gets is an OCPI envelope: axum's own plain-text answers (unknown path 404,

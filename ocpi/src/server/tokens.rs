@@ -24,10 +24,11 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::CpoBackend;
+use crate::codec;
 use crate::envelope::{OcpiError, Response as Envelope, parse_body};
 use crate::peer::Peer;
 use crate::platform::Platform;
-use crate::types::{CountryCode, DateTime, PartyId, Token, TokenType, TokenUid};
+use crate::types::{CountryCode, DateTime, OcpiVersion, PartyId, Token, TokenType, TokenUid};
 
 use super::auth::Caller;
 use super::list::peer;
@@ -81,6 +82,7 @@ fn unknown_token(key: &Key, kind: &TokenType) -> Response {
 pub(super) async fn get<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path(path): Path<(String, String, String)>,
     uri: Uri,
 ) -> Result<Response, OcpiError> {
@@ -92,7 +94,7 @@ pub(super) async fn get<B: CpoBackend>(
             .backend()
             .token(peer, &key.country_code, &key.party_id, &key.uid, &kind)?
         {
-            Some(token) => Envelope::success(token).into_response(),
+            Some(token) => Envelope::success(codec::token(version, &token)).into_response(),
             None => unknown_token(&key, &kind),
         },
     )
@@ -123,13 +125,20 @@ fn check_identity(key: &Key, token: &Token) -> Result<(), OcpiError> {
 pub(super) async fn put<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path(path): Path<(String, String, String)>,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, OcpiError> {
     let peer = peer(&caller)?;
     let key = key(peer, path)?;
-    let token: Token = parse_body(&body)?;
+    let raw: serde_json::Value = parse_body(&body)?;
+    let token: Token = serde_json::from_value(codec::token_from(
+        version,
+        raw,
+        Some((&key.country_code, &key.party_id)),
+    ))
+    .map_err(|e| OcpiError::InvalidParameters(format!("token: {e}")))?;
     if let Some(kind) = query_type(&uri)?
         && kind != token.kind
     {
@@ -162,13 +171,14 @@ pub(super) async fn put<B: CpoBackend>(
 pub(super) async fn patch<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
+    Extension(version): Extension<OcpiVersion>,
     Path(path): Path<(String, String, String)>,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, OcpiError> {
     let peer = peer(&caller)?;
     let key = key(peer, path)?;
-    let serde_json::Value::Object(patch) = parse_body::<serde_json::Value>(&body)? else {
+    let serde_json::Value::Object(mut patch) = parse_body::<serde_json::Value>(&body)? else {
         return Err(OcpiError::InvalidParameters(
             "PATCH body must be a JSON object".into(),
         ));
@@ -210,12 +220,18 @@ pub(super) async fn patch<B: CpoBackend>(
     else {
         return Err(OcpiError::Server("stored token is not an object".into()));
     };
+    if version.is_2_1_1()
+        && let Some(auth_id) = patch.remove("auth_id")
+    {
+        patch.insert("contract_id".into(), auth_id);
+    }
     for (field, value) in patch {
         if !value.is_null() {
             merged.insert(field, value);
         }
     }
-    let token: Token = serde_json::from_value(serde_json::Value::Object(merged))
+    let merged = codec::token_from(version, serde_json::Value::Object(merged), None);
+    let token: Token = serde_json::from_value(merged)
         .map_err(|e| OcpiError::InvalidParameters(format!("patched token: {e}")))?;
     check_identity(&key, &token)?;
     token.validate()?;

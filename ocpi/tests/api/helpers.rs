@@ -265,6 +265,7 @@ pub(crate) fn peer(id: &str, token_in: &str, cc: &str, pid: &str) -> Peer {
         encode_token: true,
         initiated_by: ocpi::Initiator::Them,
         status: ocpi::PeerStatus::Registered,
+        options: Default::default(),
     }
 }
 

@@ -9,3 +9,4 @@ mod helpers;
 mod modules;
 mod pagination;
 mod server;
+mod versions;

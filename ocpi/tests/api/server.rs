@@ -30,11 +30,36 @@ async fn token_a_opens_versions_and_credentials_only() {
     let auth = format!("Token {}", b64(TOKEN_A));
     let versions = call(&app, get("/ocpi/versions", Some(&auth))).await;
     assert_eq!(versions.status, 200);
-    assert_eq!(versions.json["data"][0]["version"], "2.2.1");
+    // Every version we serve, highest first.
+    let listed: Vec<(String, String)> = versions.json["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap_or("").to_owned(),
+                v["url"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
     assert_eq!(
-        versions.json["data"][0]["url"],
-        "https://cpo.example.com/ocpi/2.2.1"
+        listed,
+        ["2.3.0", "2.2.1", "2.1.1"]
+            .map(|v| (v.to_owned(), format!("https://cpo.example.com/ocpi/{v}")))
+            .to_vec()
     );
+    // 2.1.1 details: endpoints without role, no hubclientinfo.
+    let old = call(&app, get("/ocpi/2.1.1", Some(&auth))).await;
+    assert_eq!(old.json["data"]["version"], "2.1.1");
+    let old_endpoints = old.json["data"]["endpoints"].as_array().expect("endpoints");
+    assert!(!old_endpoints.is_empty());
+    assert!(old_endpoints.iter().all(|e| {
+        e.get("role").is_none()
+            && e["identifier"] != "hubclientinfo"
+            && e["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/ocpi/2.1.1/"))
+    }));
     assert!(
         versions.header("ocpi-from-country-code").is_none(),
         "no routing headers on versions"
