@@ -75,6 +75,7 @@ pub(super) async fn list<B: CpoBackend, L: SenderList<B>>(
     let page = L::page(platform.backend(), caller, from.as_ref(), &params)?;
     let page = Page {
         total: page.total,
+        next_cursor: page.next_cursor,
         items: L::encode(platform.backend(), caller, version, page.items)?,
     };
     Ok(params.respond(
