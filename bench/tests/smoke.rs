@@ -111,3 +111,54 @@ async fn loadgen_runs_against_the_daemon_and_samples_its_memory() {
     let txs = daemon.transactions().await;
     assert_eq!(txs.len(), 20, "{txs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_measures_status_to_patch_latency_through_a_fake_emsp() {
+    let mut config = TestConfig::new()
+        .ocpi_port0()
+        .ocpi_token_a("loadgen-token-a");
+    for i in 0..5 {
+        config = config.station_at(&format!("LAT{i}"), "LOC1");
+    }
+    let daemon = Daemon::start(&config).await;
+    let base = daemon.ocpp_url("X");
+    let base = base.trim_end_matches("/X").to_owned();
+    let versions = format!("http://{}/ocpi/versions", daemon.ocpi_addr());
+    let r = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || {
+            loadgen(&[
+                "--url",
+                &base,
+                "--prefix",
+                "LAT",
+                "--stations",
+                "5",
+                "--heartbeats",
+                "0",
+                "--statuses",
+                "0",
+                "--transactions",
+                "0",
+                "--ocpi-versions-url",
+                &versions,
+                "--ocpi-token-a",
+                "loadgen-token-a",
+                "--latency-changes",
+                "20",
+                "--latency-rate",
+                "50",
+                "--hub-delay-ms",
+                "5",
+            ])
+        }),
+    )
+    .await
+    .expect("loadgen bounded")
+    .unwrap();
+    assert_eq!(r["errors"], 0, "{r}\n{}", daemon.log_tail(40));
+    let l = &r["ocpi_latency"];
+    // Every change reached the eMSP as a PATCH with the new status (no speed threshold).
+    assert_eq!(l["matched"], 20, "{r}\n{}", daemon.log_tail(40));
+    assert_eq!(l["status_to_patch"]["count"], 20, "{r}");
+}

@@ -12,6 +12,15 @@
 //! `--pid` samples that process's resident memory from `/proc/PID/status` after each phase.
 //! Source addresses are spread over 127.0.0.1–127.0.0.250 so that tens of thousands of
 //! connections fit in the ephemeral port range, and the fd limit is raised to the hard limit.
+//!
+//! `--ocpi-versions-url URL --ocpi-token-a TOKEN --latency-changes N` adds the `latency` phase
+//! after `connect`: a fake OCPI eMSP ([`hub`]) registers with the bridge, answers every push
+//! after `--hub-delay-ms`, and times each EVSE PATCH against the StatusNotification that caused
+//! it, while the stations make N status changes in total at `--latency-rate` changes/s (spread
+//! over the stations). The stations must be configured at a location so that their EVSEs are
+//! published.
+
+mod hub;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -72,6 +81,21 @@ struct Args {
     /// Bound on one call's answer, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// The bridge's OCPI versions URL: enables the `latency` phase (with `--ocpi-token-a`).
+    #[arg(long)]
+    ocpi_versions_url: Option<String>,
+    /// The bridge's `ocpi.token_a`.
+    #[arg(long)]
+    ocpi_token_a: Option<String>,
+    /// Status changes in the `latency` phase, over all stations.
+    #[arg(long, default_value_t = 0)]
+    latency_changes: usize,
+    /// Status changes per second in the `latency` phase.
+    #[arg(long, default_value_t = 100.0)]
+    latency_rate: f64,
+    /// The fake eMSP answers each push after this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    hub_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +116,14 @@ impl Version {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Hists = BTreeMap<&'static str, Histogram<u64>>;
 
-const PHASES: [&str; 5] = ["connect", "heartbeat", "status", "transaction", "reconnect"];
+const PHASES: [&str; 6] = [
+    "connect",
+    "latency",
+    "heartbeat",
+    "status",
+    "transaction",
+    "reconnect",
+];
 
 /// One simulated station.
 struct Station {
@@ -113,6 +144,17 @@ struct Plan {
     meter_values: usize,
     reconnect: bool,
     timeout: Duration,
+    stations: usize,
+    /// The `latency` phase: the fake eMSP, the number of changes, their rate, and when they
+    /// start (set once the eMSP knows every EVSE).
+    latency: Option<Latency>,
+}
+
+struct Latency {
+    hub: Arc<hub::Hub>,
+    changes: usize,
+    rate: f64,
+    start: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
 }
 
 fn now() -> String {
@@ -283,6 +325,38 @@ impl Station {
         Ok(())
     }
 
+    /// The `latency` phase: publish the EVSE (Available), wait for the common start, then make
+    /// this station's share of the changes at their scheduled times.
+    async fn latency(&mut self, plan: &Plan) -> Result<()> {
+        let Some(l) = &plan.latency else {
+            return Ok(());
+        };
+        self.status(0, plan).await?;
+        let mut start = l.start.clone();
+        let t0 = start
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| anyhow!("no start"))?
+            .expect("set");
+        let mut k = 0usize;
+        loop {
+            let j = k * plan.stations + self.n;
+            if j >= l.changes {
+                return Ok(());
+            }
+            tokio::time::sleep_until(t0 + Duration::from_secs_f64(j as f64 / l.rate)).await;
+            // Odd k: busy (CHARGING), even k: AVAILABLE again; every change is a new status.
+            let ocpi = if k.is_multiple_of(2) {
+                "CHARGING"
+            } else {
+                "AVAILABLE"
+            };
+            l.hub.sending(&self.id, ocpi);
+            self.status(k + 1, plan).await?;
+            k += 1;
+        }
+    }
+
     async fn phase(&mut self, phase: &str, plan: &Plan) -> Result<()> {
         match phase {
             "connect" => {
@@ -307,6 +381,7 @@ impl Station {
                 }
                 Ok(())
             }
+            "latency" => self.latency(plan).await,
             "reconnect" => {
                 if let Some(mut ws) = self.ws.take() {
                     let _ = ws.close(None).await;
@@ -414,7 +489,26 @@ async fn main() -> Result<()> {
     } else {
         args.url.clone()
     };
+    let (start_tx, start_rx) = tokio::sync::watch::channel(None);
+    let latency = match (&args.ocpi_versions_url, &args.ocpi_token_a) {
+        (Some(versions), Some(token)) if args.latency_changes > 0 => {
+            let hub = hub::Hub::start(Duration::from_millis(args.hub_delay_ms)).await?;
+            hub.register(versions, token)
+                .await
+                .context("registering the fake eMSP with the bridge")?;
+            Some(Latency {
+                hub: Arc::new(hub),
+                changes: args.latency_changes,
+                rate: args.latency_rate.max(0.001),
+                start: start_rx,
+            })
+        }
+        _ => None,
+    };
+    let hub = latency.as_ref().map(|l| l.hub.clone());
     let plan = Arc::new(Plan {
+        stations: args.stations,
+        latency,
         url: url.clone(),
         version,
         heartbeats: args.heartbeats,
@@ -432,6 +526,7 @@ async fn main() -> Result<()> {
             "status" => plan.statuses > 0,
             "transaction" => plan.transactions > 0,
             "reconnect" => plan.reconnect,
+            "latency" => plan.latency.is_some(),
             _ => true,
         })
         .collect();
@@ -470,10 +565,45 @@ async fn main() -> Result<()> {
         }));
     }
     let mut phase_report = Vec::new();
+    let mut latency_report = Value::Null;
     for phase in &phases {
         barrier.wait().await;
         let started = Instant::now();
+        if *phase == "latency"
+            && let Some(hub) = &hub
+        {
+            // Every EVSE known to the eMSP (their Location PUTs arrived), then go.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while hub.known_evses() < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            eprintln!("latency: the eMSP knows {} EVSEs", hub.known_evses());
+            let _ = start_tx.send(Some(
+                tokio::time::Instant::now() + Duration::from_millis(200),
+            ));
+        }
         barrier.wait().await;
+        if *phase == "latency"
+            && let Some(hub) = &hub
+        {
+            let want = args.latency_changes as u64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let matched = || {
+                hub.shared()
+                    .matched
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            };
+            while matched() < want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let h = hub.latency();
+            latency_report = json!({
+                "changes": want, "rate_per_s": args.latency_rate, "hub_delay_ms": args.hub_delay_ms,
+                "patches": hub.shared().patches.load(std::sync::atomic::Ordering::Relaxed),
+                "matched": matched(), "status_to_patch": summary(&h),
+            });
+            eprintln!("latency: {latency_report}");
+        }
         let secs = started.elapsed().as_secs_f64();
         let rss = args.pid.and_then(rss_kib);
         phase_report.push((phase.to_string(), secs, rss));
@@ -520,7 +650,7 @@ async fn main() -> Result<()> {
     let report = json!({
         "target": if args.echo { "echo".to_owned() } else { url },
         "ocpp": args.ocpp, "stations": n, "fd_limit": fd_limit,
-        "phases": phases_json, "latency": latency,
+        "phases": phases_json, "latency": latency, "ocpi_latency": latency_report,
         "errors": errors.len(), "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&report)?;
