@@ -287,9 +287,32 @@ pub async fn run(
         .map(|server| tasks.spawn(server.run(core.station.clone(), shutdown.clone())));
     {
         let tls = tls.clone();
+        let (client, reload_settings) = (core.client.clone(), settings.clone());
         supervisor::on_sighup(shutdown.clone(), move || {
-            if tls.reload() == 0 {
-                tracing::info!("no TLS listener configured: nothing to reload");
+            let listeners = tls.reload();
+            // `ocpi.ca_file`: the extra roots of outbound OCPI requests, read again; a bad
+            // file keeps the roots in use.
+            let roots = match tls::ocpi_extra_roots(&reload_settings) {
+                Ok(Some(pem)) => client
+                    .reload_roots(Some(&pem))
+                    .map(|_| true)
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            };
+            match roots {
+                Ok(true) => {
+                    tracing::info!("ocpi.ca_file reloaded");
+                    metrics::counter!("bridge_tls_reloads_total", "listener" => "ocpi_client", "result" => "ok").increment(1);
+                }
+                Ok(false) if listeners == 0 => {
+                    tracing::info!("no TLS listener or ocpi.ca_file configured: nothing to reload");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "ocpi.ca_file reload failed: keeping the previous roots");
+                    metrics::counter!("bridge_tls_reloads_total", "listener" => "ocpi_client", "result" => "error").increment(1);
+                }
             }
         });
     }

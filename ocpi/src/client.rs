@@ -11,6 +11,7 @@
 //! Building the client needs a rustls `CryptoProvider`: [`Client::new`] installs `ring` as the process default if
 //! none is installed yet.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -234,9 +235,47 @@ pub(crate) struct Routing {
 /// HTTP client toward peers.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: reqwest::Client,
+    /// The current HTTP client; swapped whole when the extra roots are reloaded
+    /// ([`Client::reload_roots`]), so every clone of this `Client` picks the new one up.
+    http: Arc<RwLock<reqwest::Client>>,
+    timeouts: (Duration, Duration),
     from: (CountryCode, PartyId),
     egress: Egress,
+}
+
+/// The HTTP client under [`Client`]: egress-checked redirects and DNS, system roots plus
+/// `extra_roots` (PEM).
+fn build_http(
+    egress: &Egress,
+    connect: Duration,
+    total: Duration,
+    extra_roots: Option<&[u8]>,
+) -> Result<reqwest::Client, PushError> {
+    // Each redirect hop is checked like the first URL ([`crate::egress`]).
+    let hops = egress.clone();
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        if let Err(denied) = hops.check_url(attempt.url()) {
+            attempt.error(denied)
+        } else if attempt.previous().len() >= 5 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    let roots = match extra_roots {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| PushError::Setup(format!("extra roots: {e}")))?,
+        None => Vec::new(),
+    };
+    reqwest::Client::builder()
+        .tls_certs_merge(roots)
+        .connect_timeout(connect)
+        .timeout(total)
+        .redirect(redirect)
+        .dns_resolver(egress.resolver())
+        .user_agent(concat!("ocpp-ocpi-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| PushError::Setup(e.to_string()))
 }
 
 impl Client {
@@ -276,36 +315,27 @@ impl Client {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let egress = Egress::new();
-        // Each redirect hop is checked like the first URL ([`crate::egress`]).
-        let hops = egress.clone();
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if let Err(denied) = hops.check_url(attempt.url()) {
-                attempt.error(denied)
-            } else if attempt.previous().len() >= 5 {
-                attempt.stop()
-            } else {
-                attempt.follow()
-            }
-        });
-        let roots = match extra_roots {
-            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| PushError::Setup(format!("extra roots: {e}")))?,
-            None => Vec::new(),
-        };
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(roots)
-            .connect_timeout(connect)
-            .timeout(total)
-            .redirect(redirect)
-            .dns_resolver(egress.resolver())
-            .user_agent(concat!("ocpp-ocpi-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PushError::Setup(e.to_string()))?;
+        let http = build_http(&egress, connect, total, extra_roots)?;
         Ok(Self {
-            http,
+            http: Arc::new(RwLock::new(http)),
+            timeouts: (connect, total),
             from: (settings.country_code.clone(), settings.party_id.clone()),
             egress,
         })
+    }
+
+    /// Replaces the extra trusted roots (`ocpi.ca_file` after SIGHUP): builds a new HTTP client
+    /// with the same rules and swaps it in for every clone; on error nothing changes. Requests
+    /// in flight finish on the old client.
+    pub fn reload_roots(&self, extra_roots: Option<&[u8]>) -> Result<(), PushError> {
+        let (connect, total) = self.timeouts;
+        let http = build_http(&self.egress, connect, total, extra_roots)?;
+        *self.http.write().unwrap_or_else(|e| e.into_inner()) = http;
+        Ok(())
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The rules for where this client may send requests (shared by its clones).
@@ -885,7 +915,7 @@ impl Client {
         let correlation_id =
             correlation_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
         let mut req = self
-            .http
+            .http()
             .request(method.clone(), parsed)
             .header(AUTHORIZATION, token.header_value(encode_token))
             .header(headers::X_REQUEST_ID, &request_id)

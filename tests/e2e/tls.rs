@@ -359,6 +359,38 @@ async fn ocpi_over_https_in_both_registration_directions() {
 }
 
 /// A config with `[ocpp.tls]` pointing at `cert`/`key`, written to `dir/config.toml`.
+#[tokio::test]
+async fn sighup_reloads_ocpi_ca_file_for_outbound_requests() {
+    let pki = Pki::new();
+    // ocpi.ca_file first holds another CA: the hub's certificate is not trusted.
+    let other = Ca::new("Some other CA");
+    let ca_file = other.write(pki.path(), "outbound-roots");
+    let hub_tls = pki.ca.server(Validity::Current);
+    let hub = Hub::start_with(HubOptions {
+        tls: Some((hub_tls.cert_pem.clone(), hub_tls.key_pem.clone())),
+        trust_pem: Some(pki.ca.cert_pem.clone()),
+        ..HubOptions::default()
+    })
+    .await;
+    let config = TestConfig::new()
+        .ocpi_port0()
+        .ocpi_ca_file(&ca_file)
+        .station("CS001")
+        .ocpi_peer(&hub.versions_url(), &hub.token_a());
+    let daemon = Daemon::start(&config).await;
+    log_contains(&daemon, "UnknownIssuer").await;
+    assert!(!hub.registered(), "an untrusted hub is not registered");
+
+    // The operator puts the right CA in place and sends SIGHUP: the retried registration
+    // trusts it, without a restart.
+    std::fs::copy(&pki.ca_file, &ca_file).expect("replace ca_file");
+    sighup(&daemon);
+    log_contains(&daemon, "ocpi.ca_file reloaded").await;
+    hub.wait_registered(REGISTER_SOON).await;
+    let peer = admin_peer(&daemon, &hub.peer_id()).await;
+    assert_eq!(peer["status"], "registered", "{peer}");
+}
+
 fn tls_config(dir: &Path, cert: &Path, key: &Path) -> PathBuf {
     let text = TestConfig::new()
         .ocpp_tls(cert, key, None)
