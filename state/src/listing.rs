@@ -221,9 +221,16 @@ impl Store {
         let mut last = None;
         let mut more = false;
         let mut scanned = 0usize;
+        // A cursor at or past the window's end (or a window whose end is before its start):
+        // an empty page, without asking sled for an inverted range.
+        let empty = match &first {
+            Bound::Included(k) | Bound::Excluded(k) => k >= &end,
+            Bound::Unbounded => false,
+        } || start > end;
         // One entry beyond the page tells whether another page follows.
         for item in t
             .range::<Vec<u8>, _>((first, Bound::Excluded(end.clone())))
+            .filter(|_| !empty)
             .take(skip.saturating_add(limit).saturating_add(1))
         {
             let (k, _) = item?;
@@ -241,6 +248,8 @@ impl Store {
         }
         let total = if from.is_none() && to.is_none() {
             usize::try_from(decode_count(t.get(count_key(listing, scope))?)).unwrap_or(usize::MAX)
+        } else if start > end {
+            0
         } else {
             let mut n = 0usize;
             for item in t.range(start..end) {
@@ -411,6 +420,15 @@ mod tests {
             s.list_page_after(L, "p", None, None, Some("x"), 0, 3)
                 .is_err()
         );
+        // A cursor past a window's end, and a window that ends before it starts: empty pages.
+        let page = s
+            .list_page_after(L, "p", None, Some(at(5)), Some("9000000000000000.z"), 0, 3)
+            .expect("page");
+        assert!(page.ids.is_empty() && page.next.is_none());
+        let page = s
+            .list_page(L, "p", Some(at(8)), Some(at(2)), 0, 3)
+            .expect("page");
+        assert_eq!((page.ids.len(), page.total), (0, 0));
     }
 
     #[test]
