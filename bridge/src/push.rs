@@ -283,6 +283,8 @@ impl Pusher {
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut window = Window::default();
         let mut flights: JoinSet<(u64, Outcome)> = JoinSet::new();
+        // Which entry each attempt task carries: a task that panicked still frees its entry.
+        let mut carrying: HashMap<tokio::task::Id, u64> = HashMap::new();
         loop {
             if cancel.is_cancelled() {
                 flights.abort_all();
@@ -302,20 +304,33 @@ impl Pusher {
                     for seq in window.launchable(self.concurrency) {
                         window.in_flight.insert(seq);
                         let (pusher, peer) = (self.clone(), peer.clone());
-                        flights.spawn(async move { (seq, pusher.attempt(&peer, seq).await) });
+                        let task =
+                            flights.spawn(async move { (seq, pusher.attempt(&peer, seq).await) });
+                        carrying.insert(task.id(), seq);
                     }
                 }
             }
             metrics::gauge!("ocpi_push_in_flight", "peer" => peer_id.0.clone())
                 .set(flights.len() as f64);
-            let done = tokio::select! {
-                Some(joined) = flights.join_next(), if !flights.is_empty() => match joined {
-                    Ok(done) => Some(done),
-                    Err(e) => {
-                        tracing::error!(peer = %peer_id, error = %e, "push attempt panicked");
-                        None
+            let mut settled =
+                |joined: Result<(tokio::task::Id, (u64, Outcome)), tokio::task::JoinError>| {
+                    match joined {
+                        Ok((id, done)) => {
+                            carrying.remove(&id);
+                            Some(done)
+                        }
+                        // A bug in rendering or sending must not leave the entry "in flight"
+                        // forever (blocking its object and a slot): it is retried after a backoff.
+                        Err(e) => {
+                            tracing::error!(peer = %peer_id, error = %e, "push attempt panicked");
+                            carrying
+                                .remove(&e.id())
+                                .map(|seq| (seq, Outcome::Retry(format!("attempt failed: {e}"))))
+                        }
                     }
-                },
+                };
+            let done = tokio::select! {
+                Some(joined) = flights.join_next_with_id(), if !flights.is_empty() => settled(joined),
                 _ = wake.notified() => None,
                 _ = sleep_until(retry_at), if retry_at.is_some() => None,
                 _ = tokio::time::sleep(IDLE_POLL) => None,
@@ -326,10 +341,8 @@ impl Pusher {
             };
             // Handle this result and every other one already finished, then flush once.
             let mut finished: Vec<(u64, Outcome)> = done.into_iter().collect();
-            while let Some(joined) = flights.try_join_next() {
-                if let Ok(done) = joined {
-                    finished.push(done);
-                }
+            while let Some(joined) = flights.try_join_next_with_id() {
+                finished.extend(settled(joined));
             }
             let mut changed = false;
             for (seq, outcome) in finished {

@@ -57,7 +57,10 @@ impl<B: CpoBackend> Platform<B> {
         &self.peers
     }
 
-    /// Held while a credentials POST is handled (see the field).
+    /// Held during every change of a peer's credentials — a peer's POST, PUT or DELETE on our
+    /// credentials endpoint, and our own registration, update (rotation) or unregistration —
+    /// so that two of them never interleave (e.g. a peer's DELETE during our rotation, which
+    /// would otherwise bring its old token back when the rotation rolls back).
     pub(crate) async fn registration_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.registration.lock().await
     }

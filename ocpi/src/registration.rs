@@ -283,6 +283,8 @@ impl<B: CpoBackend> Platform<B> {
         token_a: AuthToken,
         options: PeerOptions,
     ) -> Result<Peer, RegistrationError> {
+        // One credentials change at a time, ours or a peer's (see `Platform::registration_lock`).
+        let _serialised = self.registration_lock().await;
         let allowed = options.allowed(&self.settings().served_versions());
         let discovered = discover_with(
             self.client(),
@@ -353,6 +355,7 @@ impl<B: CpoBackend> Platform<B> {
     /// Rotates tokens / refreshes endpoints with a registered peer (we PUT): re-discovers their endpoints with the
     /// current `token_out`, sends a new `token_in`, stores their new token.
     pub async fn update_registration(&self, id: &PeerId) -> Result<Peer, RegistrationError> {
+        let _serialised = self.registration_lock().await;
         let current = self
             .peers()
             .get(id)
@@ -432,6 +435,7 @@ impl<B: CpoBackend> Platform<B> {
     /// Unregisters (DELETE on their credentials endpoint) and forgets the peer locally even if the DELETE fails;
     /// the DELETE's error is returned.
     pub async fn unregister(&self, id: &PeerId) -> Result<(), RegistrationError> {
+        let _serialised = self.registration_lock().await;
         let peer = self
             .peers()
             .get(id)
@@ -468,11 +472,30 @@ pub(crate) async fn discover_for<B: CpoBackend>(
     platform: &Arc<Platform<B>>,
     creds: &Credentials,
     version: OcpiVersion,
+    options: &PeerOptions,
 ) -> Result<Discovered, OcpiError> {
-    discover_with(platform.client(), &creds.url, &creds.token, &[version], &[])
-        .await
-        .map_err(|e| {
-            tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");
-            OcpiError::from(e)
-        })
+    // A peer's version pin (configuration) holds for its own PUTs too: a version outside it is
+    // refused like one its versions lack.
+    let allowed: Vec<OcpiVersion> = options
+        .allowed(&platform.settings().served_versions())
+        .into_iter()
+        .filter(|v| *v == version)
+        .collect();
+    if allowed.is_empty() {
+        return Err(OcpiError::from(DiscoverError::NoMutualVersion(vec![
+            version.to_string(),
+        ])));
+    }
+    discover_with(
+        platform.client(),
+        &creds.url,
+        &creds.token,
+        &allowed,
+        &options.quirks,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(url = %creds.url, error = %e, "credentials callback failed");
+        OcpiError::from(e)
+    })
 }

@@ -456,3 +456,51 @@ async fn a_peers_own_delete_forgets_it_and_drops_its_outbox() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hub.pushes().len(), n, "pushes after the DELETE");
 }
+
+#[tokio::test]
+async fn a_credentials_put_cannot_take_another_party_or_the_hub_role() {
+    let daemon = Daemon::start(&ocpi_config()).await;
+    let a = party("EMA").await;
+    a.register_with(&versions_url(&daemon), TOKEN_A).await;
+    let b = party("EMB").await;
+    let fresh = issue_token_a(&daemon).await;
+    b.register_with(&versions_url(&daemon), &fresh).await;
+    let cred_url = a.bridge_module_url("credentials");
+    let role = |role: &str, pid: &str| {
+        json!({"role": role, "country_code": "DE", "party_id": pid,
+            "business_details": {"name": "x"}})
+    };
+    for (what, roles) in [
+        (
+            "another registered party",
+            json!([role("EMSP", "EMA"), role("EMSP", "EMB")]),
+        ),
+        (
+            "a new party",
+            json!([role("EMSP", "EMA"), role("EMSP", "NEW")]),
+        ),
+        ("the HUB role", json!([role("HUB", "EMA")])),
+    ] {
+        let body = json!({"token": a.inbound_token().unwrap(), "url": a.versions_url(),
+            "roles": roles});
+        let r = a
+            .send_to_bridge(Method::PUT, &cred_url, Some(body.to_string()))
+            .await;
+        assert_eq!(r.status, 405, "{what}: {}", r.text);
+    }
+    // Nothing changed: A keeps its one party and its token, B is untouched.
+    let peer = admin_peer(&daemon, &a.party_key()).await;
+    assert_eq!(peer["roles"].as_array().map(Vec::len), Some(1), "{peer:#}");
+    let ok = a.get_as_peer(&a.bridge_module_url("locations")).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let ok = b.get_as_peer(&b.bridge_module_url("locations")).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    // A plain update of its own credentials still works.
+    let body = json!({"token": a.inbound_token().unwrap(), "url": a.versions_url(),
+        "roles": [role("EMSP", "EMA")]});
+    let r = a
+        .send_to_bridge(Method::PUT, &cred_url, Some(body.to_string()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.ocpi_status(), Some(1000), "{}", r.text);
+}

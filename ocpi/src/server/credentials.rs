@@ -83,7 +83,16 @@ pub(super) async fn post<B: CpoBackend>(
         first.country_code.key(),
         first.party_id.key()
     ));
-    let discovered = discover_for(&platform, &creds, version).await?;
+    // A peer stored under that id (whatever its roles are now) is never replaced by a POST: it
+    // would inherit that peer's outbox, sessions and tokens.
+    if let Some(existing) = platform.peers().get(&id) {
+        tracing::warn!(peer = %existing.id, "a POST for an id that is already registered; refused with 405");
+        return Err(OcpiError::MethodNotAllowed(format!(
+            "{} is already registered; use PUT to update the credentials",
+            existing.id
+        )));
+    }
+    let discovered = discover_for(&platform, &creds, version, &Default::default()).await?;
     if !platform.backend().use_token_a(token_a.expose(), &id)? {
         tracing::warn!(peer = %id, "token A was used meanwhile; registration refused");
         return Err(OcpiError::Unauthorized);
@@ -134,10 +143,15 @@ pub(super) async fn put<B: CpoBackend>(
     Extension(version): Extension<OcpiVersion>,
     OcpiJson(raw): OcpiJson<Value>,
 ) -> Result<Response<Value>, OcpiError> {
-    let current = registered(&caller)?;
+    let caller = registered(&caller)?;
     let creds = parse(version, raw)?;
     creds.check().map_err(OcpiError::InvalidParameters)?;
-    let discovered = discover_for(&platform, &creds, version).await?;
+    let _serialised = platform.registration_lock().await;
+    // The registration as it is now (an unregistration or rotation may have finished while
+    // this request waited for the lock: then the caller's token is no longer valid).
+    let current = still_registered(&platform, caller)?;
+    check_update(&current, &creds, &platform.peers().all())?;
+    let discovered = discover_for(&platform, &creds, version, &current.options).await?;
     let peer = Peer {
         token_in: AuthToken::generate(),
         token_out: creds.token,
@@ -148,7 +162,7 @@ pub(super) async fn put<B: CpoBackend>(
         registered_at: DateTime::now(),
         encode_token: discovered.encode_token,
         status: PeerStatus::Registered,
-        ..(*current).clone()
+        ..current
     };
     platform.peers().save(peer.clone())?;
     tracing::info!(peer = %peer.id, version = %peer.version, "peer updated its credentials");
@@ -159,11 +173,67 @@ pub(super) async fn put<B: CpoBackend>(
     )))
 }
 
+/// The caller's stored registration, if it is still the one its token belongs to.
+fn still_registered<B: CpoBackend>(
+    platform: &Platform<B>,
+    caller: &Peer,
+) -> Result<Peer, OcpiError> {
+    platform
+        .peers()
+        .get(&caller.id)
+        .filter(|p| p.token_in == caller.token_in)
+        .ok_or(OcpiError::Unauthorized)
+}
+
+/// What a credentials PUT may change: the token, URL, business details and the roles of the
+/// parties the peer already has. Adding a party (it could take over another eMSP's drivers) or
+/// the HUB role (which may act for every party), or naming a party that another peer holds, is
+/// refused: unregister and register again for that.
+fn check_update(current: &Peer, creds: &Credentials, peers: &[Peer]) -> Result<(), OcpiError> {
+    let held = |cc: &crate::types::CountryCode, pid: &crate::types::PartyId| {
+        current
+            .roles
+            .iter()
+            .any(|r| r.country_code == *cc && r.party_id == *pid)
+    };
+    if let Some(new) = creds
+        .roles
+        .iter()
+        .find(|c| !held(&c.country_code, &c.party_id))
+    {
+        return Err(OcpiError::MethodNotAllowed(format!(
+            "a credentials update cannot add the party {}/{}; unregister and register again",
+            new.country_code, new.party_id
+        )));
+    }
+    let is_hub = |roles: &[crate::types::CredentialsRole]| {
+        roles.iter().any(|r| r.role == crate::types::Role::Hub)
+    };
+    if is_hub(&creds.roles) && !is_hub(&current.roles) {
+        return Err(OcpiError::MethodNotAllowed(
+            "a credentials update cannot add the HUB role; unregister and register again".into(),
+        ));
+    }
+    let others: Vec<Peer> = peers
+        .iter()
+        .filter(|p| p.id != current.id)
+        .cloned()
+        .collect();
+    if let Some(other) = already_registered(&others, creds) {
+        return Err(OcpiError::MethodNotAllowed(format!(
+            "those credentials belong to another registered peer ({other})"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) async fn delete<B: CpoBackend>(
     State(platform): State<Arc<Platform<B>>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response<()>, OcpiError> {
-    let peer = registered(&caller)?;
+    let caller = registered(&caller)?;
+    let _serialised = platform.registration_lock().await;
+    let peer = still_registered(&platform, caller)?;
     platform.peers().remove(&peer.id)?;
     tracing::info!(peer = %peer.id, "peer unregistered");
     platform.backend().peer_unregistered(&peer.id).await;
