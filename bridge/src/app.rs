@@ -593,7 +593,21 @@ async fn register_peer(
         if stored.options != options {
             let allowed = options.allowed(&platform.settings().served_versions());
             let renegotiate = !allowed.contains(&stored.ocpi_version());
-            let updated = ocpi::Peer { options, ..stored };
+            // The token quirks decide how the Authorization header is written: now, not only
+            // at the next registration.
+            let encode_token = match stored.ocpi_version() {
+                ocpi::types::OcpiVersion::V2_1_1 => {
+                    options.quirks.contains(&ocpi::Quirk::Base64Token2_1_1)
+                }
+                _ if options.quirks.contains(&ocpi::Quirk::RawToken) => false,
+                _ if stored.options.quirks.contains(&ocpi::Quirk::RawToken) => true,
+                _ => stored.encode_token,
+            };
+            let updated = ocpi::Peer {
+                options,
+                encode_token,
+                ..stored
+            };
             if let Err(e) = platform.peers().save(updated) {
                 tracing::warn!(peer = %id, error = %e, "could not store the peer's new options");
             } else if renegotiate {
