@@ -136,7 +136,11 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     let parked = state.store.outbox_parked::<Push>()?;
     for p in &peers {
         let status = serde_json::to_value(p.status).unwrap_or_default();
-        if status.as_str() != Some("REGISTERED") {
+        // Statuses serialize in lower case (`registered`).
+        if !status
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("registered"))
+        {
             attention.push(format!(
                 "Peer {} is {}",
                 p.id.0,
