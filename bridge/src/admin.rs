@@ -40,6 +40,8 @@ pub struct AdminState {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// Token rotation, unregistration, tokens A.
     pub credentials: crate::credentials::Lifecycle,
+    /// The TLS listeners (certificate expiry on the status page).
+    pub tls: crate::tls::Tls,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -670,6 +672,7 @@ pub(crate) mod tests {
             push: core.push,
             sessions: core.sessions,
             credentials: core.credentials,
+            tls: crate::tls::Tls::default(),
         }
     }
 

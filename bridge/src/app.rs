@@ -358,6 +358,7 @@ pub async fn run(
         push: core.push.clone(),
         sessions: core.sessions.clone(),
         credentials: core.credentials.clone(),
+        tls: tls.clone(),
     };
     let admin_app = admin::router(admin_state.clone()).merge(page::router(admin_state));
     let ocpi_app = core.platform.router();

@@ -318,6 +318,15 @@ impl Tls {
         reloaded
     }
 
+    /// Every TLS listener (`ocpp`, `ocpi`) with its server certificate's expiry (the status
+    /// page's attention list).
+    pub fn expiries(&self) -> Vec<(&'static str, DateTime<Utc>)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.files.listener, *l.not_after.lock().expect("not_after")))
+            .collect()
+    }
+
     /// Sets `ocpp_tls_cert_expiry_seconds` for every listener.
     fn report_expiry(&self, now: DateTime<Utc>) {
         for l in self.listeners.iter() {

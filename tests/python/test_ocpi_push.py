@@ -52,6 +52,10 @@ class FakeHub:
         self.auth_requests: list[tuple[str, str, dict | None, dict]] = []
         self.cdr_locations: dict[str, str] = {}
         self.pushed_tokens: list[dict] = []
+        # Refusals: "METHOD path-substring" -> OCPI 2001 status_message; each refuses one push
+        # (the status page test parks a push this way). Refused pushes are kept in `refused`.
+        self.refuse_next: dict[str, str] = {}
+        self.refused: list[tuple[str, str, dict | None]] = []
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -197,7 +201,17 @@ class FakeHub:
                     return self._deny()
                 body = self._body()
                 with hub.lock:
-                    hub.pushes.append((self.command, self.path, body))
+                    reason = None
+                    for key in list(hub.refuse_next):
+                        method, _, part = key.partition(" ")
+                        if method == self.command and part in self.path:
+                            reason = hub.refuse_next.pop(key)
+                            hub.refused.append((self.command, self.path, body))
+                            break
+                    if reason is None:
+                        hub.pushes.append((self.command, self.path, body))
+                if reason is not None:
+                    return self._send(200, {"status_code": 2001, "status_message": reason, "timestamp": now()})
                 headers = None
                 if self.command == "POST" and self.path.startswith("/ocpi/emsp/2.2.1/cdrs"):
                     location = f"{hub.base}/ocpi/emsp/2.2.1/cdrs/{uuid.uuid4().hex}"

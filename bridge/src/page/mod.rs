@@ -1,7 +1,8 @@
 //! The operator's status page at `/` on the admin listener: stations and connectors, sessions
 //! charging now, OCPI peers with their outbox and parked pushes (retry / drop buttons POST to the
 //! admin API), today's and this month's CDRs with a 30-day energy chart, and an attention list
-//! (offline stations, unregistered peers, parked pushes, held CDRs).
+//! (offline stations, unregistered peers, parked pushes, held CDRs, TLS certificates expiring
+//! within 30 days).
 //! Rendered server-side with `maud`; one small embedded script refreshes it every few seconds.
 //! When `admin.token` is set, the page asks for it with HTTP Basic (any username).
 
@@ -135,7 +136,11 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     let parked = state.store.outbox_parked::<Push>()?;
     for p in &peers {
         let status = serde_json::to_value(p.status).unwrap_or_default();
-        if status.as_str() != Some("REGISTERED") {
+        // Statuses serialize in lower case (`registered`).
+        if !status
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("registered"))
+        {
             attention.push(format!(
                 "Peer {} is {}",
                 p.id.0,
@@ -151,6 +156,9 @@ fn body(state: &AdminState) -> Result<Markup, crate::error::Error> {
     }
     if !parked.is_empty() {
         attention.push(format!("{} parked push(es) need a decision", parked.len()));
+    }
+    for (listener, not_after) in state.tls.expiries() {
+        attention.extend(view::cert_expiry(listener, not_after, now));
     }
 
     // CDRs.

@@ -1,9 +1,10 @@
 //! Pure view-model functions of the status page: token masking, CDR totals per period and
-//! currency, energy per day, the SVG chart, the colour class of a connector status.
+//! currency, energy per day, the SVG chart, the colour class of a connector status, the
+//! certificate-expiry line of the attention list.
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 /// Masks a token uid: only its last four characters stay readable.
@@ -150,6 +151,26 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
+/// The attention line of a TLS listener's server certificate that expires within
+/// `tls::EXPIRY_WARNING_DAYS` (30) days or has expired; `None` while it is further away.
+pub fn cert_expiry(listener: &str, not_after: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    let left = not_after - now;
+    if left >= chrono::Duration::days(crate::tls::EXPIRY_WARNING_DAYS) {
+        return None;
+    }
+    let date = not_after.format("%Y-%m-%d %H:%M UTC");
+    Some(if left <= chrono::Duration::zero() {
+        format!(
+            "The TLS certificate of the {listener} listener expired on {date}: renew it and send SIGHUP"
+        )
+    } else {
+        format!(
+            "The TLS certificate of the {listener} listener expires in {} day(s) ({date}): renew it and send SIGHUP",
+            left.num_days()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +257,26 @@ mod tests {
         assert_eq!(status_class("UNKNOWN"), "off");
         assert_eq!(duration(3900), "1h 05m");
         assert_eq!(duration(250), "4m 10s");
+    }
+
+    #[test]
+    fn certificates_enter_the_attention_list_within_30_days() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let days = |n: i64| now + chrono::Duration::days(n);
+        assert_eq!(cert_expiry("ocpp", days(90), now), None);
+        assert_eq!(cert_expiry("ocpp", days(30), now), None);
+        let soon = cert_expiry("ocpi", days(29), now).unwrap();
+        assert!(
+            soon.contains("ocpi listener expires in 29 day(s)"),
+            "{soon}"
+        );
+        assert!(soon.contains("2027-01-04"), "{soon}");
+        let gone = cert_expiry("ocpp", days(-1), now).unwrap();
+        assert!(
+            gone.contains("ocpp listener expired on 2026-12-05"),
+            "{gone}"
+        );
     }
 }
