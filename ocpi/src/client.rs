@@ -120,7 +120,7 @@ pub enum RetryReason {
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The peer rejected the request (OCPI 2xxx or HTTP 4xx): retrying the same request won't help.
-    #[error("refused by peer (HTTP {http_status}, OCPI {status_code:?}): {message}")]
+    #[error("refused by peer (HTTP {http_status}{}): {message}", status_code.map(|c| format!(", OCPI {c}")).unwrap_or_default())]
     Refused {
         /// HTTP status.
         http_status: u16,
