@@ -285,6 +285,8 @@ impl Pusher {
         let mut flights: JoinSet<(u64, Outcome)> = JoinSet::new();
         // Which entry each attempt task carries: a task that panicked still frees its entry.
         let mut carrying: HashMap<tokio::task::Id, u64> = HashMap::new();
+        // Whether the outbox must be read again (see `top_up`).
+        let mut look = true;
         loop {
             if cancel.is_cancelled() {
                 flights.abort_all();
@@ -296,8 +298,10 @@ impl Pusher {
                 return;
             };
             let registered = peer.status == PeerStatus::Registered;
+            if registered && look {
+                look = self.top_up(&peer_id, &mut window);
+            }
             if registered {
-                self.top_up(&peer_id, &mut window);
                 let backing_off = retry_at.is_some_and(|t| t > tokio::time::Instant::now());
                 if !backing_off {
                     retry_at = None;
@@ -331,9 +335,18 @@ impl Pusher {
                 };
             let done = tokio::select! {
                 Some(joined) = flights.join_next_with_id(), if !flights.is_empty() => settled(joined),
-                _ = wake.notified() => None,
-                _ = sleep_until(retry_at), if retry_at.is_some() => None,
-                _ = tokio::time::sleep(IDLE_POLL) => None,
+                _ = wake.notified() => {
+                    look = true;
+                    None
+                }
+                _ = sleep_until(retry_at), if retry_at.is_some() => {
+                    look = true;
+                    None
+                }
+                _ = tokio::time::sleep(IDLE_POLL) => {
+                    look = true;
+                    None
+                }
                 _ = cancel.cancelled() => {
                     flights.abort_all();
                     return;
@@ -351,6 +364,12 @@ impl Pusher {
                     continue;
                 };
                 let entry = item.entry.clone();
+                // A healed PATCH queued a Location PUT, a released party has entries to load.
+                look |= matches!(outcome, Outcome::Refused(_))
+                    || entry
+                        .to_party
+                        .as_ref()
+                        .is_some_and(|p| self.hub.held(peer_id.as_str(), p));
                 changed |= self.settle(
                     &peer_id,
                     &entry,
@@ -367,10 +386,15 @@ impl Pusher {
     }
 
     /// Loads entries the window does not hold yet (up to [`WINDOW`]), skipping held parties.
-    fn top_up(&self, peer_id: &PeerId, window: &mut Window) {
+    ///
+    /// Returns whether the window filled up (more entries may be waiting beyond it). When it did
+    /// not, everything loadable is loaded, and the next look is due only after a wake-up (new
+    /// entries, a party released), a timer, or a change this task made itself: so a held party's
+    /// backlog is not read again after every delivery.
+    fn top_up(&self, peer_id: &PeerId, window: &mut Window) -> bool {
         let room = WINDOW.saturating_sub(window.entries.len());
         if room == 0 {
-            return;
+            return true;
         }
         let loaded = self
             .store
@@ -382,12 +406,14 @@ impl Pusher {
             )
             .or_log("reading the outbox")
             .unwrap_or_default();
+        let full = loaded.len() >= room;
         for entry in loaded {
             let lane = lane(&entry.push, |station| {
                 self.catalog.location_of(station).map(|l| l.id.clone())
             });
             window.entries.insert(entry.seq, Waiting { entry, lane });
         }
+        full
     }
 
     /// Applies one attempt's outcome; `true` when the store changed (flush due).
