@@ -113,7 +113,7 @@ async fn loadgen_runs_against_the_daemon_and_samples_its_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loadgen_measures_status_to_patch_latency_through_a_fake_emsp() {
+async fn loadgen_measures_status_to_patch_latency_and_cdr_delivery_through_a_fake_emsp() {
     let mut config = TestConfig::new()
         .ocpi_port0()
         .ocpi_token_a("loadgen-token-a");
@@ -138,8 +138,6 @@ async fn loadgen_measures_status_to_patch_latency_through_a_fake_emsp() {
                 "0",
                 "--statuses",
                 "0",
-                "--transactions",
-                "0",
                 "--ocpi-versions-url",
                 &versions,
                 "--ocpi-token-a",
@@ -150,6 +148,11 @@ async fn loadgen_measures_status_to_patch_latency_through_a_fake_emsp() {
                 "50",
                 "--hub-delay-ms",
                 "5",
+                "--transactions",
+                "1",
+                "--meter-values",
+                "1",
+                "--cdrs",
             ])
         }),
     )
@@ -161,4 +164,6 @@ async fn loadgen_measures_status_to_patch_latency_through_a_fake_emsp() {
     // Every change reached the eMSP as a PATCH with the new status (no speed threshold).
     assert_eq!(l["matched"], 20, "{r}\n{}", daemon.log_tail(40));
     assert_eq!(l["status_to_patch"]["count"], 20, "{r}");
+    // With the eMSP's token pushed first, each transaction is its session: one CDR each.
+    assert_eq!(r["ocpi_cdrs"]["delivered"], 5, "{r}\n{}", daemon.log_tail(40));
 }

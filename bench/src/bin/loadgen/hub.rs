@@ -1,7 +1,8 @@
 //! The fake OCPI eMSP of the `latency` phase: registers with the bridge (its token A), receives
 //! Location PUTs (to learn which EVSE uid belongs to which station) and EVSE PATCHes, answers
 //! each after a fixed delay (a hub across the internet), and timestamps every PATCH against the
-//! moment its station sent the StatusNotification: the end-to-end latency station → hub.
+//! moment its station sent the StatusNotification: the end-to-end latency station → hub. It
+//! also receives Sessions and CDRs of its own token (`push_token`), and counts the CDRs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,12 +34,18 @@ pub(crate) struct Shared {
     pub(crate) matched: AtomicU64,
     /// Every EVSE PATCH received.
     pub(crate) patches: AtomicU64,
+    /// CDR POSTs received.
+    pub(crate) cdrs: AtomicU64,
+    /// When the last CDR arrived.
+    last_cdr: Mutex<Option<Instant>>,
 }
 
 /// The running hub.
 pub(crate) struct Hub {
     shared: Arc<Shared>,
     http: reqwest::Client,
+    /// After registration: the bridge's Tokens receiver and the token it gave us.
+    bridge: Mutex<Option<(String, String)>>,
 }
 
 impl Hub {
@@ -54,6 +61,8 @@ impl Hub {
             latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
             matched: AtomicU64::new(0),
             patches: AtomicU64::new(0),
+            cdrs: AtomicU64::new(0),
+            last_cdr: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         tokio::spawn(async move {
@@ -66,7 +75,11 @@ impl Hub {
             .timeout(Duration::from_secs(30))
             .no_proxy()
             .build()?;
-        Ok(Hub { shared, http })
+        Ok(Hub {
+            shared,
+            http,
+            bridge: Mutex::new(None),
+        })
     }
 
     /// Registers with the bridge as an eMSP (NL/LGE) with the bridge's token A.
@@ -115,7 +128,60 @@ impl Hub {
         if answer["status_code"] != 1000 {
             bail!("registration refused: {answer}");
         }
+        let tokens = details["data"]["endpoints"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["identifier"] == "tokens" && e["role"] == "RECEIVER")
+            })
+            .and_then(|e| e["url"].as_str())
+            .map(str::to_owned);
+        let token_c = answer["data"]["token"].as_str().map(str::to_owned);
+        if let (Some(t), Some(c)) = (tokens, token_c) {
+            *self.bridge.lock().expect("lock") = Some((t, c));
+        }
         Ok(())
+    }
+
+    /// Pushes an RFID token of ours (NL/LGE) with whitelist ALWAYS to the bridge, so that
+    /// sessions of `uid` are ours: their Sessions and CDRs come to this eMSP.
+    pub(crate) async fn push_token(&self, uid: &str) -> Result<()> {
+        let (url, token) = self
+            .bridge
+            .lock()
+            .expect("lock")
+            .clone()
+            .ok_or_else(|| anyhow!("not registered, or the bridge has no Tokens receiver"))?;
+        let body = json!({"country_code": "NL", "party_id": "LGE", "uid": uid, "type": "RFID",
+            "contract_id": format!("NL-LGE-C{uid}"), "issuer": "loadgen", "valid": true,
+            "whitelist": "ALWAYS",
+            "last_updated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+        let auth = format!(
+            "Token {}",
+            base64::engine::general_purpose::STANDARD.encode(token)
+        );
+        let answer: Value = self
+            .http
+            .put(format!("{url}/NL/LGE/{uid}?type=RFID"))
+            .header("Authorization", auth)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await
+            .context("token PUT answer")?;
+        if answer["status_code"] != 1000 {
+            bail!("token refused: {answer}");
+        }
+        Ok(())
+    }
+
+    /// CDRs received so far, and when the last one arrived.
+    pub(crate) fn cdrs(&self) -> (u64, Option<Instant>) {
+        (
+            self.shared.cdrs.load(Ordering::Relaxed),
+            *self.shared.last_cdr.lock().expect("lock"),
+        )
     }
 
     /// How many EVSE uids the hub knows from Location PUTs.
@@ -163,7 +229,28 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return envelope(json!({"version": "2.2.1", "endpoints": [
             {"identifier": "credentials", "role": "RECEIVER", "url": format!("{}/ocpi/2.2.1/credentials", s.base)},
             {"identifier": "locations", "role": "RECEIVER", "url": format!("{}/ocpi/emsp/2.2.1/locations", s.base)},
+            {"identifier": "sessions", "role": "RECEIVER", "url": format!("{}/ocpi/emsp/2.2.1/sessions", s.base)},
+            {"identifier": "cdrs", "role": "RECEIVER", "url": format!("{}/ocpi/emsp/2.2.1/cdrs", s.base)},
         ]}));
+    }
+    if parts.method == Method::POST && path.trim_end_matches('/') == "/ocpi/emsp/2.2.1/cdrs" {
+        s.cdrs.fetch_add(1, Ordering::Relaxed);
+        *s.last_cdr.lock().expect("lock") = Some(arrived);
+        tokio::time::sleep(s.delay).await;
+        // A receiver answers a CDR with its Location.
+        let id: Value = serde_json::from_slice::<Value>(&body).unwrap_or_default()["id"].clone();
+        let mut answer = envelope(Value::Null);
+        if let Some(id) = id.as_str()
+            && let Ok(v) = format!("{}/ocpi/emsp/2.2.1/cdrs/{id}", s.base).parse()
+        {
+            answer.headers_mut().insert("location", v);
+        }
+        return answer;
+    }
+    if !path.starts_with("/ocpi/emsp/2.2.1/locations/") {
+        // Sessions and anything else: accepted.
+        tokio::time::sleep(s.delay).await;
+        return envelope(Value::Null);
     }
     let segments: Vec<&str> = path
         .trim_start_matches("/ocpi/emsp/2.2.1/locations/")

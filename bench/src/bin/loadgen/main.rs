@@ -18,7 +18,9 @@
 //! after `--hub-delay-ms`, and times each EVSE PATCH against the StatusNotification that caused
 //! it, while the stations make N status changes in total at `--latency-rate` changes/s (spread
 //! over the stations). The stations must be configured at a location so that their EVSEs are
-//! published.
+//! published. `--cdrs` (with the eMSP) pushes the eMSP's token for the stations' idTag first,
+//! so every transaction is one of its OCPI sessions, and reports when the last CDR arrived
+//! after the `transaction` phase (`ocpi_cdrs`).
 
 mod hub;
 
@@ -96,6 +98,11 @@ struct Args {
     /// The fake eMSP answers each push after this many milliseconds.
     #[arg(long, default_value_t = 0)]
     hub_delay_ms: u64,
+    /// With the fake eMSP: push its token for the stations' idTag (`LOADGEN`, whitelist ALWAYS)
+    /// first, so every transaction is an OCPI session of that eMSP, and report how long after
+    /// the `transaction` phase ended its last CDR arrived.
+    #[arg(long)]
+    cdrs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -490,22 +497,30 @@ async fn main() -> Result<()> {
         args.url.clone()
     };
     let (start_tx, start_rx) = tokio::sync::watch::channel(None);
-    let latency = match (&args.ocpi_versions_url, &args.ocpi_token_a) {
-        (Some(versions), Some(token)) if args.latency_changes > 0 => {
+    let hub = match (&args.ocpi_versions_url, &args.ocpi_token_a) {
+        (Some(versions), Some(token)) if args.latency_changes > 0 || args.cdrs => {
             let hub = hub::Hub::start(Duration::from_millis(args.hub_delay_ms)).await?;
             hub.register(versions, token)
                 .await
                 .context("registering the fake eMSP with the bridge")?;
-            Some(Latency {
-                hub: Arc::new(hub),
-                changes: args.latency_changes,
-                rate: args.latency_rate.max(0.001),
-                start: start_rx,
-            })
+            if args.cdrs {
+                hub.push_token("LOADGEN")
+                    .await
+                    .context("pushing the eMSP's token")?;
+            }
+            Some(Arc::new(hub))
         }
         _ => None,
     };
-    let hub = latency.as_ref().map(|l| l.hub.clone());
+    let latency = hub
+        .as_ref()
+        .filter(|_| args.latency_changes > 0)
+        .map(|hub| Latency {
+            hub: hub.clone(),
+            changes: args.latency_changes,
+            rate: args.latency_rate.max(0.001),
+            start: start_rx,
+        });
     let plan = Arc::new(Plan {
         stations: args.stations,
         latency,
@@ -566,6 +581,7 @@ async fn main() -> Result<()> {
     }
     let mut phase_report = Vec::new();
     let mut latency_report = Value::Null;
+    let mut cdr_report = Value::Null;
     for phase in &phases {
         barrier.wait().await;
         let started = Instant::now();
@@ -583,6 +599,7 @@ async fn main() -> Result<()> {
             ));
         }
         barrier.wait().await;
+        let secs = started.elapsed().as_secs_f64();
         if *phase == "latency"
             && let Some(hub) = &hub
         {
@@ -604,7 +621,23 @@ async fn main() -> Result<()> {
             });
             eprintln!("latency: {latency_report}");
         }
-        let secs = started.elapsed().as_secs_f64();
+        if *phase == "transaction"
+            && args.cdrs
+            && let Some(hub) = &hub
+        {
+            // Every transaction's CDR at the eMSP: how long after the last stop was answered.
+            let want = (n * args.transactions) as u64;
+            let ended = Instant::now();
+            let deadline = ended + Duration::from_secs(120);
+            while hub.cdrs().0 < want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let (got, last) = hub.cdrs();
+            let after = last.map(|t| t.saturating_duration_since(ended).as_secs_f64());
+            cdr_report = json!({"expected": want, "delivered": got,
+                "last_cdr_after_phase_s": after.map(|a| (a * 1000.0).round() / 1000.0)});
+            eprintln!("cdrs: {cdr_report}");
+        }
         let rss = args.pid.and_then(rss_kib);
         phase_report.push((phase.to_string(), secs, rss));
         eprintln!("phase {phase}: {secs:.3} s, daemon RSS {rss:?} KiB");
@@ -651,6 +684,7 @@ async fn main() -> Result<()> {
         "target": if args.echo { "echo".to_owned() } else { url },
         "ocpp": args.ocpp, "stations": n, "fd_limit": fd_limit,
         "phases": phases_json, "latency": latency, "ocpi_latency": latency_report,
+        "ocpi_cdrs": cdr_report,
         "errors": errors.len(), "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&report)?;
