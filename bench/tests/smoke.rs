@@ -165,5 +165,10 @@ async fn loadgen_measures_status_to_patch_latency_and_cdr_delivery_through_a_fak
     assert_eq!(l["matched"], 20, "{r}\n{}", daemon.log_tail(40));
     assert_eq!(l["status_to_patch"]["count"], 20, "{r}");
     // With the eMSP's token pushed first, each transaction is its session: one CDR each.
-    assert_eq!(r["ocpi_cdrs"]["delivered"], 5, "{r}\n{}", daemon.log_tail(40));
+    assert_eq!(
+        r["ocpi_cdrs"]["delivered"],
+        5,
+        "{r}\n{}",
+        daemon.log_tail(40)
+    );
 }

@@ -275,6 +275,7 @@ pub async fn run(
         tracing::info!(filed, "filed stored Sessions and CDRs for paginated GETs");
         store.flush().await?;
     }
+    core.sessions.check_backup();
     core.sessions.recover().await;
     // Charging profile requests left in flight get their (REJECTED) result now.
     core.smart.recover().await;

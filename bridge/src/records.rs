@@ -54,7 +54,10 @@ pub const CDR_CREDITED: Index = Index("cdr_credited");
 pub const SESSIONS_LISTED: Listing = Listing("sessions");
 /// CDRs by `last_updated`, filed like Sessions.
 pub const CDRS_LISTED: Listing = Listing("cdrs");
-/// `v1` → when the listings of a store from an older version were built.
+/// Sessions that may still need finishing (ACTIVE, RESERVATION, or COMPLETED without a CDR),
+/// in one scope `open`: what the periodic recovery looks at.
+pub const OPEN_SESSIONS: Listing = Listing("open_sessions");
+/// `v1`, `v2` → when the listings of a store from an older version were built.
 pub const LISTINGS_BUILT: Index = Index("listings_built");
 
 /// Counter of 2.0.1 `remoteStartId`s.

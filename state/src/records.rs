@@ -106,6 +106,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` of the newest records of a kind, newest first.
+    pub fn records_newest<R: Record>(&self, limit: usize) -> Result<Vec<R>, Error> {
+        let mut out = Vec::new();
+        for id in self
+            .tree(idx::DOC_ORDER)
+            .scan_prefix(keys::station_prefix(R::KIND))
+            .values()
+            .rev()
+            .take(limit)
+        {
+            if let Some(d) = self.record::<R>(&String::from_utf8_lossy(&id?))? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// How many records of a kind are stored.
     pub fn count<R: Record>(&self) -> usize {
         self.tree(idx::DOC_ORDER)

@@ -622,6 +622,17 @@ fn records_are_walked_in_batches_and_removed_records_leave_no_trace() {
         walked.extend(batch.into_iter().map(|s| s.value.id));
     }
     assert_eq!(walked, ["a", "b", "d", "e"]);
+    let newest: Vec<String> = store
+        .records_newest::<Note>(3)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(
+        newest,
+        ["e", "d", "b"],
+        "newest first, the removed one gone"
+    );
     assert_eq!(store.count::<Note>(), 4);
     assert!(store.record::<Note>("c").unwrap().is_none());
 }

@@ -54,6 +54,17 @@ impl CdrBackup {
     }
 
     /// Whether the file holds the CDR `id`.
+    /// How many CDR ids the file holds.
+    pub fn len(&self) -> usize {
+        let mut ids = self.ids.lock().expect("cdr backup");
+        self.loaded(&mut ids).len()
+    }
+
+    /// Whether the file holds no CDR.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         let mut ids = self.ids.lock().expect("cdr backup");
         self.loaded(&mut ids).contains(id)

@@ -6,16 +6,28 @@
 //! GET reads one scope: the caller's, narrowed to the `OCPI-from-*` party when a hub names one.
 //! So no eMSP reads another's drivers, and a page costs the same however many are stored.
 //! Sessions without an OCPI peer (local tokens) are filed nowhere: no peer sees them.
+//!
+//! Sessions that may still need finishing (ACTIVE, RESERVATION, COMPLETED without a CDR) are
+//! also filed in [`OPEN_SESSIONS`], so the periodic recovery reads those, not every session
+//! ever stored.
 
 use chrono::{DateTime, Utc};
 use ocpi::types::Cdr;
 use state::{Store, TxError, Txn};
 
 use crate::error::Result;
-use crate::records::{CDRS_LISTED, LISTINGS_BUILT, SESSIONS_LISTED, SessionRecord, StoredCdr};
+use ocpi::types::SessionStatus;
 
-/// The marker (in [`LISTINGS_BUILT`]) of a store whose listings are complete.
+use crate::records::{
+    CDRS_LISTED, HeldCdr, LISTINGS_BUILT, OPEN_SESSIONS, SESSIONS_LISTED, SessionRecord, StoredCdr,
+};
+
+/// The marker (in [`LISTINGS_BUILT`]) of a store whose per-peer listings are complete.
 const BUILT: &str = "v1";
+/// The marker of a store whose [`OPEN_SESSIONS`] listing is complete.
+const BUILT_OPEN: &str = "v2";
+/// The one scope of [`OPEN_SESSIONS`].
+const OPEN: &str = "open";
 
 /// The scope of `peer`, or of one party behind it.
 pub fn scope(peer: &str, party: Option<(&str, &str)>) -> String {
@@ -39,7 +51,8 @@ pub fn scopes(peer: Option<&str>, owner: (&str, &str)) -> Vec<String> {
     }
 }
 
-/// Writes a session record and files it at its `last_updated`.
+/// Writes a session record and files it at its `last_updated` (and among the open sessions
+/// while it may still need finishing).
 pub fn put_session(tx: &Txn<'_>, rec: &SessionRecord) -> std::result::Result<(), TxError> {
     tx.put_record(rec)?;
     let (cc, pid) = rec.owner();
@@ -48,12 +61,48 @@ pub fn put_session(tx: &Txn<'_>, rec: &SessionRecord) -> std::result::Result<(),
         &rec.id,
         &scopes(rec.peer.as_deref(), (&cc, &pid)),
         rec.last_updated,
-    )
+    )?;
+    file_open(tx, rec)
+}
+
+/// Whether a session may still need finishing: ACTIVE, RESERVATION, or COMPLETED with a
+/// transaction whose CDR is neither stored nor held.
+fn is_open(tx: &Txn<'_>, rec: &SessionRecord) -> std::result::Result<bool, TxError> {
+    Ok(match rec.status {
+        SessionStatus::Active | SessionStatus::Reservation => true,
+        SessionStatus::Completed => {
+            rec.tx_id().is_some()
+                && tx.record::<StoredCdr>(&rec.id)?.is_none()
+                && tx.record::<HeldCdr>(&rec.id)?.is_none()
+        }
+        _ => false,
+    })
+}
+
+fn file_open(tx: &Txn<'_>, rec: &SessionRecord) -> std::result::Result<(), TxError> {
+    if is_open(tx, rec)? {
+        tx.list_put(OPEN_SESSIONS, &rec.id, &[OPEN.to_owned()], rec.last_updated)
+    } else {
+        tx.list_remove(OPEN_SESSIONS, &rec.id).map(drop)
+    }
+}
+
+/// A session whose CDR was just stored or held: finished.
+pub fn closed(tx: &Txn<'_>, session_id: &str) -> std::result::Result<(), TxError> {
+    tx.list_remove(OPEN_SESSIONS, session_id).map(drop)
+}
+
+/// The ids of the sessions that may still need finishing.
+pub fn open_ids(store: &Store) -> Result<Vec<String>> {
+    Ok(store
+        .list_page(OPEN_SESSIONS, OPEN, None, None, 0, usize::MAX)?
+        .ids)
 }
 
 /// Writes a CDR of the session `rec` and files it for the session's peer.
 pub fn put_cdr(tx: &Txn<'_>, cdr: &Cdr, rec: &SessionRecord) -> std::result::Result<(), TxError> {
     tx.put_record(&StoredCdr(cdr.clone()))?;
+    closed(tx, &rec.id)?;
     file_cdr(tx, cdr, rec.peer.as_deref())
 }
 
@@ -77,7 +126,7 @@ fn file_cdr(tx: &Txn<'_>, cdr: &Cdr, peer: Option<&str>) -> std::result::Result<
 /// (at start-up; a no-op afterwards). Walks the records in bounded batches.
 pub fn build(store: &Store) -> Result<usize> {
     if store.index_get(LISTINGS_BUILT, BUILT)?.is_some() {
-        return Ok(0);
+        return build_open(store);
     }
     const BATCH: usize = 500;
     let mut filed = 0;
@@ -116,6 +165,32 @@ pub fn build(store: &Store) -> Result<usize> {
         filed += batch.len();
     }
     store.update(|tx| tx.index_put(LISTINGS_BUILT, BUILT, &Utc::now().to_rfc3339()))?;
+    // `put_session` above filed the open ones too.
+    store.update(|tx| tx.index_put(LISTINGS_BUILT, BUILT_OPEN, &Utc::now().to_rfc3339()))?;
+    Ok(filed)
+}
+
+/// Files the open sessions of a store that has the per-peer listings but not this one.
+fn build_open(store: &Store) -> Result<usize> {
+    if store.index_get(LISTINGS_BUILT, BUILT_OPEN)?.is_some() {
+        return Ok(0);
+    }
+    const BATCH: usize = 500;
+    let mut filed = 0;
+    let mut after = None;
+    loop {
+        let batch = store.records_after::<SessionRecord>(after, BATCH)?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        store.update(|tx| {
+            for s in &batch {
+                file_open(tx, &s.value)?;
+            }
+            Ok(())
+        })?;
+        filed += batch.len();
+    }
+    store.update(|tx| tx.index_put(LISTINGS_BUILT, BUILT_OPEN, &Utc::now().to_rfc3339()))?;
     Ok(filed)
 }
 

@@ -471,6 +471,7 @@ impl Sessions {
                 && tx.record::<HeldCdr>(&rec.id)?.is_none()
             {
                 tx.put_record(h)?;
+                listing::closed(tx, &rec.id)?;
                 return Ok(true);
             }
             if let Some(cdr) = &cdr
@@ -521,17 +522,21 @@ impl Sessions {
         Ok((0..last).filter(|s| !seen.contains(s)).collect())
     }
 
-    /// Finishes what a crash interrupted and what waited for missing events: every session
-    /// whose transaction completed gets completed and its CDR; a reservation session whose
-    /// reservation is over gets completed.
-    pub async fn recover(&self) {
-        self.update_held_gauge();
-        // A crash between a CDR's store commit and its `cdrs.jsonl` append.
-        if let Some(cdrs) = self
-            .store
-            .records::<StoredCdr>()
-            .or_log("reading CDRs for the backup check")
-        {
+    /// At start-up: appends to `cdrs.jsonl` every stored CDR it lacks (a crash between a CDR's
+    /// store commit and its append). Reads every CDR, so it runs once, not periodically.
+    pub fn check_backup(&self) {
+        // Only CDRs committed right before a crash can be missing; when the file holds at least
+        // as many ids as the store holds CDRs, the newest ones are enough to look at (reading
+        // every CDR would make start-up grow with the years). Otherwise (a file lost or cut
+        // short) every stored CDR is checked.
+        const NEWEST: usize = 1000;
+        let stored = self.store.count::<StoredCdr>();
+        let cdrs = if self.backup.len() >= stored {
+            self.store.records_newest::<StoredCdr>(NEWEST)
+        } else {
+            self.store.records::<StoredCdr>()
+        };
+        if let Some(cdrs) = cdrs.or_log("reading CDRs for the backup check") {
             for StoredCdr(cdr) in cdrs {
                 if !self.backup.contains(cdr.id.as_str()) {
                     tracing::warn!(cdr = %cdr.id.as_str(), "CDR missing from cdrs.jsonl; appended");
@@ -539,13 +544,20 @@ impl Sessions {
                 }
             }
         }
-        let Some(records) = self
-            .store
-            .records::<SessionRecord>()
-            .or_log("reading sessions for recovery")
-        else {
+    }
+
+    /// Finishes what a crash interrupted and what waited for missing events: every open session
+    /// (the `open_sessions` listing, not every session stored) whose transaction completed gets
+    /// completed and its CDR; a reservation session whose reservation is over gets completed.
+    pub async fn recover(&self) {
+        self.update_held_gauge();
+        let Some(ids) = listing::open_ids(&self.store).or_log("reading the open sessions") else {
             return;
         };
+        let records: Vec<SessionRecord> = ids
+            .iter()
+            .filter_map(|id| self.record(id).or_log("reading a session").flatten())
+            .collect();
         let now = Utc::now();
         for rec in records {
             if rec.status == SessionStatus::Reservation {
