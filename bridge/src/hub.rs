@@ -85,6 +85,16 @@ impl HubClients {
             .is_some_and(|c| holds(c, now))
     }
 
+    /// Whether a party is being probed: the hub called it unreachable more than
+    /// [`PROBE_AFTER`] ago and nothing has reached it since. Its pushes go one at a time until
+    /// one is accepted (or it is held again).
+    pub fn probing(&self, peer: &str, party: &(String, String)) -> bool {
+        let now = Utc::now();
+        self.read()
+            .get(&HubClient::key(peer, &party.0, &party.1))
+            .is_some_and(|c| c.unreachable.is_some() && !holds(c, now))
+    }
+
     /// The ClientInfo `peer` last PUT for a party.
     pub fn info(&self, peer: &str, cc: &str, pid: &str) -> Option<ClientInfo> {
         self.read()

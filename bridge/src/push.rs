@@ -122,8 +122,15 @@ struct Window {
 impl Window {
     /// Entries that may start now, in queue order, so that at most `limit` are in flight: an
     /// entry starts only when no earlier entry of its lane is waiting or in flight.
-    fn launchable(&self, limit: usize) -> Vec<u64> {
+    fn launchable(&self, limit: usize, probing: impl Fn(&(String, String)) -> bool) -> Vec<u64> {
         let mut room = limit.saturating_sub(self.in_flight.len());
+        // A party being probed gets one push at a time (in flight or starting now).
+        let mut probed: HashSet<&(String, String)> = self
+            .in_flight
+            .iter()
+            .filter_map(|seq| self.entries.get(seq)?.entry.to_party.as_ref())
+            .filter(|p| probing(p))
+            .collect();
         let mut whole: HashSet<&str> = HashSet::new();
         let mut any: HashSet<&str> = HashSet::new();
         let mut keys: HashSet<(&str, &str)> = HashSet::new();
@@ -134,7 +141,12 @@ impl Window {
                 None => any.contains(g),
                 Some(k) => whole.contains(g) || keys.contains(&(g, k)),
             };
-            if !blocked && room > 0 && !self.in_flight.contains(seq) {
+            let probe_busy = w
+                .entry
+                .to_party
+                .as_ref()
+                .is_some_and(|p| probing(p) && !probed.insert(p));
+            if !blocked && !probe_busy && room > 0 && !self.in_flight.contains(seq) {
                 out.push(*seq);
                 room -= 1;
             }
@@ -305,7 +317,9 @@ impl Pusher {
                 let backing_off = retry_at.is_some_and(|t| t > tokio::time::Instant::now());
                 if !backing_off {
                     retry_at = None;
-                    for seq in window.launchable(self.concurrency) {
+                    let probing =
+                        |party: &(String, String)| self.hub.probing(peer_id.as_str(), party);
+                    for seq in window.launchable(self.concurrency, probing) {
                         window.in_flight.insert(seq);
                         let (pusher, peer) = (self.clone(), peer.clone());
                         let task =
@@ -838,22 +852,22 @@ mod tests {
             Push::Tariff { id: id("T1") },
         ]);
         // The Location first (its EVSEs wait for it); the CDR waits for its session.
-        assert_eq!(w.launchable(8), [1, 5, 7, 8]);
+        assert_eq!(w.launchable(8, |_| false), [1, 5, 7, 8]);
         // The limit counts what is in flight.
-        assert_eq!(w.launchable(2), [1, 5]);
+        assert_eq!(w.launchable(2, |_| false), [1, 5]);
         let mut w = w;
         w.in_flight.extend([1, 5]);
-        assert_eq!(w.launchable(4), [7, 8]);
+        assert_eq!(w.launchable(4, |_| false), [7, 8]);
         // The Location delivered: both EVSEs go, the first EVSE's second update waits.
         w.entries.remove(&1);
         w.in_flight.remove(&1);
-        assert_eq!(w.launchable(8), [2, 3, 7, 8]);
+        assert_eq!(w.launchable(8, |_| false), [2, 3, 7, 8]);
         // The session delivered: its CDR goes.
         w.entries.remove(&5);
         w.in_flight.remove(&5);
-        assert_eq!(w.launchable(8), [2, 3, 6, 7, 8]);
+        assert_eq!(w.launchable(8, |_| false), [2, 3, 6, 7, 8]);
         // With one at a time, strictly in queue order.
-        assert_eq!(w.launchable(1), [2]);
+        assert_eq!(w.launchable(1, |_| false), [2]);
     }
 
     #[test]
@@ -863,7 +877,28 @@ mod tests {
             Push::Location { id: id("LOC1") },
             evse("CS2", 1),
         ]);
-        assert_eq!(w.launchable(8), [1]);
+        assert_eq!(w.launchable(8, |_| false), [1]);
+    }
+
+    #[test]
+    fn a_party_being_probed_gets_one_push_at_a_time() {
+        let mut w = window(&[
+            Push::Session { id: id("S") },
+            Push::Session { id: id("T") },
+            Push::Session { id: id("U") },
+        ]);
+        let party = (id("DE"), id("EMA"));
+        for seq in [1, 2] {
+            w.entries.get_mut(&seq).expect("entry").entry.to_party = Some(party.clone());
+        }
+        let probing = |p: &(String, String)| *p == party;
+        assert_eq!(w.launchable(8, probing), [1, 3]);
+        w.in_flight.insert(1);
+        assert_eq!(w.launchable(8, probing), [3]);
+        // Accepted: no longer probing, the rest goes.
+        w.entries.remove(&1);
+        w.in_flight.remove(&1);
+        assert_eq!(w.launchable(8, |_| false), [2, 3]);
     }
 
     #[test]
