@@ -575,47 +575,8 @@ pub const POWER_TYPES: [&str; 5] = [
     "DC",
 ];
 
-/// The OCPI 2.2.1 ConnectorType values (mod_locations, ConnectorType enum).
-pub const CONNECTOR_TYPES: [&str; 38] = [
-    "CHADEMO",
-    "CHAOJI",
-    "DOMESTIC_A",
-    "DOMESTIC_B",
-    "DOMESTIC_C",
-    "DOMESTIC_D",
-    "DOMESTIC_E",
-    "DOMESTIC_F",
-    "DOMESTIC_G",
-    "DOMESTIC_H",
-    "DOMESTIC_I",
-    "DOMESTIC_J",
-    "DOMESTIC_K",
-    "DOMESTIC_L",
-    "DOMESTIC_M",
-    "DOMESTIC_N",
-    "DOMESTIC_O",
-    "GBT_AC",
-    "GBT_DC",
-    "IEC_60309_2_single_16",
-    "IEC_60309_2_three_16",
-    "IEC_60309_2_three_32",
-    "IEC_60309_2_three_64",
-    "IEC_62196_T1",
-    "IEC_62196_T1_COMBO",
-    "IEC_62196_T2",
-    "IEC_62196_T2_COMBO",
-    "IEC_62196_T3A",
-    "IEC_62196_T3C",
-    "NEMA_5_20",
-    "NEMA_6_30",
-    "NEMA_6_50",
-    "NEMA_10_30",
-    "NEMA_10_50",
-    "NEMA_14_30",
-    "NEMA_14_50",
-    "TESLA_R",
-    "TESLA_S",
-];
+/// The OCPI 2.2.1 ConnectorType values (the OCPI field table's list).
+pub use ocpi::types::CONNECTOR_TYPES_221 as CONNECTOR_TYPES;
 
 /// The EVSE capabilities published when a station sets no `capabilities`: what the bridge
 /// implements for every station (remote start/stop, unlock, reservations) and the RFID reader
@@ -627,22 +588,8 @@ pub const DEFAULT_CAPABILITIES: [&str; 4] = [
     "RFID_READER",
 ];
 
-/// The OCPI 2.2.1 Capability values (mod_locations, Capability enum).
-pub const KNOWN_CAPABILITIES: [&str; 13] = [
-    "CHARGING_PROFILE_CAPABLE",
-    "CHARGING_PREFERENCES_CAPABLE",
-    "CHIP_CARD_SUPPORT",
-    "CONTACTLESS_CARD_SUPPORT",
-    "CREDIT_CARD_PAYABLE",
-    "DEBIT_CARD_PAYABLE",
-    "PED_TERMINAL",
-    "REMOTE_START_STOP_CAPABLE",
-    "RESERVABLE",
-    "RFID_READER",
-    "START_SESSION_CONNECTOR_REQUIRED",
-    "TOKEN_GROUP_CAPABLE",
-    "UNLOCK_CAPABLE",
-];
+/// The OCPI 2.2.1 Capability values (the OCPI field table's list).
+pub use ocpi::types::CAPABILITIES_221 as KNOWN_CAPABILITIES;
 
 /// The eMI3 EVSE id `CC*PID*E{station}*{evse}`: upper-case letters and digits only, the part
 /// after `E` at most 30 characters (OCPI `evse_id` pattern).

@@ -12,7 +12,9 @@ use bridge_tests::{Daemon, Hub, OcppVersion, Reply, Station, TestConfig, eventua
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::ocpi_support::{booted, daemon_with_hub, ocpi_config};
+use crate::ocpi_support::{
+    active_transaction, booted, calls, daemon_with_hub, ocpi_config, status,
+};
 
 /// The call timeout the daemon runs with in these tests (seconds).
 const CALL_TIMEOUT: u64 = 2;
@@ -152,10 +154,6 @@ async fn set_status(cs: &Station, evse: u32, status: &str) {
     cs.call_ok("StatusNotification", payload).await;
 }
 
-fn status(s: &str) -> Reply {
-    Reply::Result(json!({ "status": s }))
-}
-
 fn error(code: &str) -> Reply {
     Reply::Error(code.into(), "test".into())
 }
@@ -196,15 +194,6 @@ fn actions(version: OcppVersion) -> (&'static str, &'static str) {
     }
 }
 
-/// The payloads of every CALL `action` the station received so far.
-fn calls(cs: &Station, action: &str) -> Vec<Value> {
-    cs.received_calls()
-        .into_iter()
-        .filter(|(a, _)| a == action)
-        .map(|(_, p)| p)
-        .collect()
-}
-
 /// Starts a transaction at the station (not through a command); returns our session id.
 async fn station_transaction(daemon: &Daemon, cs: &Station, tag: &str) -> String {
     match cs.version() {
@@ -217,15 +206,7 @@ async fn station_transaction(daemon: &Daemon, cs: &Station, tag: &str) -> String
                 .await;
         }
     }
-    let t = eventually("an active transaction", RESULT_WAIT, || async {
-        daemon
-            .transactions_of(cs.id())
-            .await
-            .into_iter()
-            .find(|t| t["status"] == "active")
-            .ok_or(())
-    })
-    .await;
+    let t = active_transaction(daemon, cs.id(), RESULT_WAIT).await;
     t["id"].as_str().expect("transaction id").to_string()
 }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use bridge_tests::hub::OcpiResponse;
-use bridge_tests::{Daemon, Hub, OcppVersion, Station, TestConfig, eventually};
-use serde_json::Value;
+use bridge_tests::{Daemon, Hub, OcppVersion, Reply, Station, TestConfig, eventually};
+use serde_json::{Value, json};
 
 /// The daemon's `[ocpi] token_a` in these tests.
 pub(crate) const TOKEN_A: &str = "bridge-token-a-0123456789";
@@ -233,4 +233,36 @@ pub(crate) async fn discover_module(daemon: &Daemon, token: &str, module: &str) 
         .and_then(|e| e["url"].as_str())
         .unwrap_or_else(|| panic!("no {module} in details: {}", details.text))
         .to_string()
+}
+
+/// The station's one active transaction (waits until it is listed, at most `within`): the
+/// admin API's JSON.
+pub(crate) async fn active_transaction(daemon: &Daemon, station: &str, within: Duration) -> Value {
+    eventually(
+        &format!("an active transaction at {station}"),
+        within,
+        || async {
+            daemon
+                .transactions_of(station)
+                .await
+                .into_iter()
+                .find(|t| t["status"] == "active")
+                .ok_or(())
+        },
+    )
+    .await
+}
+
+/// The payloads of every CALL `action` the station received so far.
+pub(crate) fn calls(cs: &Station, action: &str) -> Vec<Value> {
+    cs.received_calls()
+        .into_iter()
+        .filter(|(a, _)| a == action)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// A station's answer `{"status": s}`.
+pub(crate) fn status(s: &str) -> Reply {
+    Reply::Result(json!({ "status": s }))
 }

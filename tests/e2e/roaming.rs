@@ -13,7 +13,9 @@ use bridge_tests::{Daemon, Hub, OcppVersion, Station, TestConfig, eventually, no
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::ocpi_support::{PUSH_SOON, REGISTER_SOON, admin_peer, booted, ocpi_config};
+use crate::ocpi_support::{
+    PUSH_SOON, REGISTER_SOON, active_transaction, admin_peer, booted, ocpi_config,
+};
 
 /// How long to keep watching for a duplicate push after the expected one arrived.
 const QUIET: Duration = Duration::from_millis(2500);
@@ -72,20 +74,10 @@ async fn start201(daemon: &Daemon, cs: &Station, tx: &str, token: &str) -> Strin
 }
 
 async fn active_tx(daemon: &Daemon, station: &str) -> String {
-    let t = eventually(
-        &format!("an active transaction at {station}"),
-        PUSH_SOON,
-        || async {
-            daemon
-                .transactions_of(station)
-                .await
-                .into_iter()
-                .find(|t| t["status"] == "active")
-                .ok_or(())
-        },
-    )
-    .await;
-    t["id"].as_str().expect("transaction id").to_string()
+    active_transaction(daemon, station, PUSH_SOON).await["id"]
+        .as_str()
+        .expect("transaction id")
+        .to_string()
 }
 
 /// Ids of the Session and CDR objects the hub accepted (PUT sessions, POST cdrs).

@@ -14,17 +14,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::commands::Emsp;
-use crate::ocpi_support::{PUSH_SOON, booted, ocpi_config, registered_with_hub};
+use crate::ocpi_support::{
+    PUSH_SOON, active_transaction, booted, calls, ocpi_config, registered_with_hub, status,
+};
 
 /// The call timeout the daemon runs with here (seconds).
 const CALL_TIMEOUT: u64 = 2;
 /// The token owner (the hub may act for any party).
 const CC: &str = "DE";
 const PID: &str = "EMS";
-
-fn status(s: &str) -> Reply {
-    Reply::Result(json!({ "status": s }))
-}
 
 /// The hub as the eMSP that steers its driver's session.
 struct Steering<'a> {
@@ -138,15 +136,6 @@ fn profile() -> Value {
     .expect("profile JSON")
 }
 
-/// The payloads of every CALL `action` the station received so far.
-fn calls(cs: &Station, action: &str) -> Vec<Value> {
-    cs.received_calls()
-        .into_iter()
-        .filter(|(a, _)| a == action)
-        .map(|(_, p)| p)
-        .collect()
-}
-
 /// Starts a transaction with the hub's ALWAYS token; returns (session id, OCPP transaction id).
 async fn running_session(daemon: &Daemon, cs: &Station, tag: &str) -> (String, String) {
     cs.call_ok(
@@ -170,15 +159,7 @@ async fn running_session(daemon: &Daemon, cs: &Station, tag: &str) -> (String, S
             .await;
         }
     }
-    let t = eventually("an active transaction", PUSH_SOON, || async {
-        daemon
-            .transactions_of(cs.id())
-            .await
-            .into_iter()
-            .find(|t| t["status"] == "active")
-            .ok_or(())
-    })
-    .await;
+    let t = active_transaction(daemon, cs.id(), PUSH_SOON).await;
     (
         t["id"].as_str().expect("id").to_owned(),
         t["ocpp_transaction_id"]
