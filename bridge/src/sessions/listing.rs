@@ -128,21 +128,7 @@ pub fn build(store: &Store) -> Result<usize> {
     if store.index_get(LISTINGS_BUILT, BUILT)?.is_some() {
         return build_open(store);
     }
-    const BATCH: usize = 500;
-    let mut filed = 0;
-    let mut after = None;
-    loop {
-        let batch = store.records_after::<SessionRecord>(after, BATCH)?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.seq);
-        store.update(|tx| {
-            for s in &batch {
-                put_session(tx, &s.value)?;
-            }
-            Ok(())
-        })?;
-        filed += batch.len();
-    }
+    let mut filed = each_session(store, put_session)?;
     let mut after = None;
     loop {
         let batch = store.records_after::<StoredCdr>(after, BATCH)?;
@@ -175,8 +161,21 @@ fn build_open(store: &Store) -> Result<usize> {
     if store.index_get(LISTINGS_BUILT, BUILT_OPEN)?.is_some() {
         return Ok(0);
     }
-    const BATCH: usize = 500;
-    let mut filed = 0;
+    let filed = each_session(store, file_open)?;
+    store.update(|tx| tx.index_put(LISTINGS_BUILT, BUILT_OPEN, &Utc::now().to_rfc3339()))?;
+    Ok(filed)
+}
+
+/// Records written per store transaction in a start-up walk.
+const BATCH: usize = 500;
+
+/// Applies `file` to every stored session, one bounded batch per store transaction; returns
+/// how many there were.
+fn each_session(
+    store: &Store,
+    file: impl Fn(&Txn<'_>, &SessionRecord) -> std::result::Result<(), TxError>,
+) -> Result<usize> {
+    let mut walked = 0;
     let mut after = None;
     loop {
         let batch = store.records_after::<SessionRecord>(after, BATCH)?;
@@ -184,14 +183,13 @@ fn build_open(store: &Store) -> Result<usize> {
         after = Some(last.seq);
         store.update(|tx| {
             for s in &batch {
-                file_open(tx, &s.value)?;
+                file(tx, &s.value)?;
             }
             Ok(())
         })?;
-        filed += batch.len();
+        walked += batch.len();
     }
-    store.update(|tx| tx.index_put(LISTINGS_BUILT, BUILT_OPEN, &Utc::now().to_rfc3339()))?;
-    Ok(filed)
+    Ok(walked)
 }
 
 #[cfg(test)]
