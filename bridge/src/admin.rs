@@ -247,6 +247,9 @@ fn refresh_gauges(state: &AdminState) {
     if let Ok(size) = state.store.size_on_disk() {
         metrics::gauge!("bridge_state_size_bytes").set(size as f64);
     }
+    let commits = state.store.commit_stats();
+    metrics::counter!("bridge_state_commit_flushes_total").absolute(commits.flushes);
+    metrics::counter!("bridge_state_commit_updates_total").absolute(commits.updates);
     metrics::gauge!("bridge_ready").set(if state.ready.load(Ordering::SeqCst) {
         1.0
     } else {
@@ -328,6 +331,22 @@ async fn station(
     })
 }
 
+/// A transaction as the admin API shows it, with its stored samples. The sample count and the
+/// last energy reading are read from the stored samples: the
+/// record is not written again for every sample-only message (`must_rewrite` in the station
+/// service).
+fn live_transaction(
+    store: &Store,
+    mut t: state::Transaction,
+) -> Result<(state::Transaction, Vec<state::MeterSample>), state::Error> {
+    let samples = store.samples(&t.id)?;
+    t.samples = samples.len() as u64;
+    if let Some((_, last)) = crate::meter::energy_readings(&samples).last {
+        t.meter_last_wh = Some(t.meter_last_wh.map_or(last, |m| m.max(last)));
+    }
+    Ok((t, samples))
+}
+
 fn transaction_json(t: &state::Transaction) -> Value {
     json!({
         "id": t.id,
@@ -357,14 +376,11 @@ fn transaction_json(t: &state::Transaction) -> Value {
 }
 
 async fn transactions(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Array(
-        state
-            .store
-            .transactions()?
-            .iter()
-            .map(transaction_json)
-            .collect(),
-    )))
+    let mut all = Vec::new();
+    for t in state.store.transactions()? {
+        all.push(transaction_json(&live_transaction(&state.store, t)?.0));
+    }
+    Ok(Json(Value::Array(all)))
 }
 
 async fn transaction(
@@ -373,8 +389,8 @@ async fn transaction(
 ) -> Result<Response, ApiError> {
     Ok(match state.store.transaction(&id)? {
         Some(t) => {
+            let (t, samples) = live_transaction(&state.store, t)?;
             let mut v = transaction_json(&t);
-            let samples = state.store.samples(&t.id)?;
             v["meter_values"] = serde_json::to_value(&samples).unwrap_or(Value::Null);
             Json(v).into_response()
         }

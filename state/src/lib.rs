@@ -24,6 +24,7 @@
 //! the same sled transaction as the record that uses it, and that record is flushed before the
 //! id reaches the station).
 
+mod commit;
 pub mod listing;
 pub mod outbox;
 pub mod peers;
@@ -59,7 +60,7 @@ pub(crate) fn schema_version() -> u32 {
 }
 
 /// Errors of the store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// sled failed (I/O, corruption, …).
     #[error("storage error: {0}")]
@@ -115,6 +116,20 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<()>,
     /// Set when the directory was found corrupt at start-up and moved aside.
     recovered_from: Option<PathBuf>,
+    /// The queue of the group-commit writer ([`Store::commit`]).
+    commits: std::sync::mpsc::Sender<Box<dyn commit::Job>>,
+    /// Flushes of the group commit, and the updates they made durable.
+    flushes: AtomicU64,
+    batched: AtomicU64,
+}
+
+/// What the group-commit writer did since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Flushes (each makes one or more batches durable, a sled transaction each).
+    pub flushes: u64,
+    /// Updates committed.
+    pub updates: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,17 +157,20 @@ impl Store {
                     "state directory is corrupt; moving it aside and starting empty");
                 std::fs::rename(&settings.path, &aside)
                     .map_err(|e| Error::Sled(sled::Error::Io(e)))?;
-                let mut store = Self::open_dir(settings)?;
-                if let Some(inner) = Arc::get_mut(&mut store.inner) {
-                    inner.recovered_from = Some(aside);
-                }
-                Ok(store)
+                Self::open_dir_noting(settings, Some(aside))
             }
             Err(e) => Err(e),
         }
     }
 
     fn open_dir(settings: &Settings) -> Result<Store, Error> {
+        Self::open_dir_noting(settings, None)
+    }
+
+    fn open_dir_noting(
+        settings: &Settings,
+        recovered_from: Option<PathBuf>,
+    ) -> Result<Store, Error> {
         let db = sled::Config::new()
             .path(&settings.path)
             .cache_capacity(settings.cache_bytes)
@@ -162,16 +180,20 @@ impl Store {
             .iter()
             .map(|name| db.open_tree(name))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                trees,
-                flush_requested: AtomicU64::new(0),
-                flush_done: AtomicU64::new(0),
-                flush_lock: tokio::sync::Mutex::new(()),
-                recovered_from: None,
-            }),
-        })
+        let (commits, queue) = std::sync::mpsc::channel();
+        let inner = Arc::new(Inner {
+            db,
+            trees,
+            flush_requested: AtomicU64::new(0),
+            flush_done: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+            recovered_from,
+            commits,
+            flushes: AtomicU64::new(0),
+            batched: AtomicU64::new(0),
+        });
+        commit::spawn(queue, Arc::downgrade(&inner)).map_err(|e| Error::Sled(e.into()))?;
+        Ok(Store { inner })
     }
 
     /// Where a corrupt directory was moved at start-up, if that happened.
@@ -190,6 +212,35 @@ impl Store {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => Error::Sled(e),
             })
+    }
+
+    /// Runs `f` as an atomic update, like [`Store::update`], and returns once it is durable:
+    /// group commit. The updates of concurrent callers run in one sled transaction, in arrival
+    /// order (each sees the writes of those before it), followed by one flush, on the store's
+    /// writer thread (see [`commit`]). An update that aborts writes nothing and gets its error;
+    /// the others still commit. Like `update`, `f` may run more than once.
+    pub async fn commit<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: Fn(&Txn<'_>) -> Result<R, TxError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (job, answer) = commit::job(f);
+        self.inner
+            .commits
+            .send(job)
+            .map_err(|_| Error::Rejected("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Rejected("the store's writer has stopped".into()))?
+    }
+
+    /// Flushes and updates of the group commit so far (metrics: updates per flush is how much
+    /// one flush is shared).
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            flushes: self.inner.flushes.load(Ordering::Relaxed),
+            updates: self.inner.batched.load(Ordering::Relaxed),
+        }
     }
 
     /// Makes every write that completed before this call durable (group commit: concurrent

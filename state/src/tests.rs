@@ -636,3 +636,86 @@ fn records_are_walked_in_batches_and_removed_records_leave_no_trace() {
     assert_eq!(store.count::<Note>(), 4);
     assert!(store.record::<Note>("c").unwrap().is_none());
 }
+
+#[tokio::test]
+async fn group_commits_are_serial_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.commit(|tx| tx.next_tx16_id()).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<i32>>());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.update(|tx| tx.next_tx16_id()).unwrap(), 201);
+}
+
+#[tokio::test]
+async fn an_aborting_commit_writes_nothing_and_its_batch_still_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.commit(move |tx| {
+                    tx.put_station(&Station::new(&format!("S{i}")))?;
+                    if i % 2 == 1 {
+                        return Err(reject(format!("odd {i}")));
+                    }
+                    Ok(i)
+                })
+                .await
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(n) => assert_eq!(n, i),
+            Err(Error::Rejected(why)) => assert_eq!(why, format!("odd {i}")),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut names: Vec<String> = store
+        .stations()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    names.sort();
+    let mut even: Vec<String> = (0..100).step_by(2).map(|i| format!("S{i}")).collect();
+    even.sort();
+    assert_eq!(names, even);
+}
+
+#[tokio::test]
+async fn a_panicking_commit_is_an_error_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let r = store
+        .commit(|tx| -> Result<(), TxError> {
+            tx.put_station(&Station::new("P"))?;
+            panic!("a bug")
+        })
+        .await;
+    assert!(matches!(r, Err(Error::Rejected(_))), "{r:?}");
+    store
+        .commit(|tx| tx.put_station(&Station::new("Q")))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .stations()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(names, vec!["Q".to_owned()]);
+}

@@ -52,7 +52,8 @@ pub struct Transaction {
     pub meter_start_wh: Option<Decimal>,
     /// Energy register at stop, Wh.
     pub meter_stop_wh: Option<Decimal>,
-    /// Latest energy register reading seen, Wh.
+    /// Latest energy register reading, Wh, as of the last write of this record (a sample-only
+    /// message stores its samples without rewriting the record; the samples are the truth).
     pub meter_last_wh: Option<Decimal>,
     /// 1.6 stop reason / 2.0.1 stoppedReason.
     pub stop_reason: Option<String>,
@@ -66,9 +67,11 @@ pub struct Transaction {
     pub charging_state: Option<String>,
     /// 2.0.1 timeSpentCharging, seconds.
     pub time_spent_charging: Option<i64>,
-    /// Highest 2.0.1 seqNo applied.
+    /// Highest 2.0.1 seqNo applied, as of the last write of this record (every applied seqNo
+    /// is kept in the event keys, [`Store::events_seen`]).
     pub last_seq_no: Option<u32>,
-    /// Number of stored meter samples.
+    /// Number of stored meter samples, as of the last write of this record ([`Store::samples`]
+    /// has them all).
     pub samples: u64,
     /// When we created the record.
     pub created_at: DateTime<Utc>,

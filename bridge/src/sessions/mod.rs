@@ -131,10 +131,15 @@ impl Sessions {
 
     async fn commit(&self, peer: Option<String>) -> Result<()> {
         self.store.flush().await?;
+        self.wake(peer);
+        Ok(())
+    }
+
+    /// Wakes the pusher for `peer` (after a [`Store::commit`], which is already durable).
+    fn wake(&self, peer: Option<String>) {
         if let Some(p) = peer {
             self.push.wake([p]);
         }
-        Ok(())
     }
 
     /// The tariff that applies at a station now and its currency (EUR without a tariff).
@@ -391,22 +396,26 @@ impl Sessions {
         }
         let peer = self.receiver(rec.peer.as_deref(), ModuleId::Sessions);
         let now = Utc::now();
-        self.store.update(|tx| {
-            // Read again inside the transaction: a stop may have completed it meanwhile.
-            let Some(mut rec) = tx.record::<SessionRecord>(&rec.id)? else {
-                return Ok(());
-            };
-            if rec.status != SessionStatus::Active {
-                return Ok(());
-            }
-            rec.last_updated = now;
-            listing::put_session(tx, &rec)?;
-            if let Some(p) = &peer {
-                tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
-            }
-            Ok(())
-        })?;
-        self.commit(peer).await
+        let (id, target) = (rec.id.clone(), peer.clone());
+        self.store
+            .commit(move |tx| {
+                // Read again inside the transaction: a stop may have completed it meanwhile.
+                let Some(mut rec) = tx.record::<SessionRecord>(&id)? else {
+                    return Ok(());
+                };
+                if rec.status != SessionStatus::Active {
+                    return Ok(());
+                }
+                rec.last_updated = now;
+                listing::put_session(tx, &rec)?;
+                if let Some(p) = &target {
+                    tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+                }
+                Ok(())
+            })
+            .await?;
+        self.wake(peer);
+        Ok(())
     }
 
     /// Completes the Session of a stopped transaction and creates its CDR (unless 2.0.1 events
@@ -461,37 +470,48 @@ impl Sessions {
         };
         rec.status = SessionStatus::Completed;
         rec.last_updated = Utc::now();
-        let created = self.store.update(|tx| {
-            listing::put_session(tx, &rec)?;
-            if was_active && let Some(p) = &session_peer {
-                tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
-            }
-            if let Some(h) = &held
-                && tx.record::<StoredCdr>(&rec.id)?.is_none()
-                && tx.record::<HeldCdr>(&rec.id)?.is_none()
-            {
-                tx.put_record(h)?;
-                listing::closed(tx, &rec.id)?;
-                return Ok(true);
-            }
-            if let Some(cdr) = &cdr
-                && tx.record::<StoredCdr>(&rec.id)?.is_none()
-            {
-                listing::put_cdr(tx, cdr, &rec)?;
-                if let Some(p) = &cdr_peer {
-                    tx.push_outbox(push_for(
-                        &rec,
-                        p,
-                        Push::Cdr {
-                            id: rec.id.clone(),
-                            session: None,
-                        },
-                    ))?;
+        let (rec_w, sp, cp, held_w, cdr_w) = (
+            rec.clone(),
+            session_peer.clone(),
+            cdr_peer.clone(),
+            held.clone(),
+            cdr.clone(),
+        );
+        let created = self
+            .store
+            .commit(move |tx| {
+                let (rec, session_peer, cdr_peer, held, cdr) = (&rec_w, &sp, &cp, &held_w, &cdr_w);
+                listing::put_session(tx, &rec)?;
+                if was_active && let Some(p) = &session_peer {
+                    tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
                 }
-                return Ok(true);
-            }
-            Ok(false)
-        })?;
+                if let Some(h) = &held
+                    && tx.record::<StoredCdr>(&rec.id)?.is_none()
+                    && tx.record::<HeldCdr>(&rec.id)?.is_none()
+                {
+                    tx.put_record(h)?;
+                    listing::closed(tx, &rec.id)?;
+                    return Ok(true);
+                }
+                if let Some(cdr) = &cdr
+                    && tx.record::<StoredCdr>(&rec.id)?.is_none()
+                {
+                    listing::put_cdr(tx, cdr, &rec)?;
+                    if let Some(p) = &cdr_peer {
+                        tx.push_outbox(push_for(
+                            &rec,
+                            p,
+                            Push::Cdr {
+                                id: rec.id.clone(),
+                                session: None,
+                            },
+                        ))?;
+                    }
+                    return Ok(true);
+                }
+                Ok(false)
+            })
+            .await?;
         // Only the store transaction that created the CDR reports it (two racing stops render
         // it twice; one of them stores it).
         if let Some(cdr) = cdr.as_ref().filter(|_| created) {
@@ -505,7 +525,8 @@ impl Sessions {
                 "CDR held: its price cannot be computed; fix the tariff, then `ocpp-ocpi-bridge cdrs reprice {}`", rec.id);
             self.update_held_gauge();
         }
-        self.commit(session_peer.or(cdr_peer)).await
+        self.wake(session_peer.or(cdr_peer));
+        Ok(())
     }
 
     /// 2.0.1 seqNos below the highest seen that never arrived.

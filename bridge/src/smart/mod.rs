@@ -416,6 +416,10 @@ impl Smart {
 
     /// A transaction ended: its profile is gone with it.
     pub fn session_ended(&self, transaction_id: &str) {
+        // Most sessions never get a profile: a read spares them a store transaction.
+        if let Ok(None) = self.inner.store.record::<ProfileRecord>(transaction_id) {
+            return;
+        }
         let removed = self
             .inner
             .store

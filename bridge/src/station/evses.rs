@@ -116,13 +116,14 @@ impl StationService {
             return Ok(());
         }
         let receivers = self.location_receivers();
-        let queued = self.store.update(|tx| {
-            Self::refresh_evses(
-                tx, station, &location, &evse_ids, None, reachable, &receivers,
-            )
-        })?;
+        let (st, to) = (station.to_owned(), receivers.clone());
+        let queued = self
+            .store
+            .commit(move |tx| {
+                Self::refresh_evses(tx, &st, &location, &evse_ids, None, reachable, &to)
+            })
+            .await?;
         if queued {
-            self.store.flush().await?;
             self.push.wake(&receivers);
         }
         Ok(())
@@ -179,9 +180,19 @@ impl StationService {
         } else {
             vec![report.at.evse_id]
         };
+        let (st, rep, loc, ids, to) = (
+            station.clone(),
+            report.clone(),
+            location.clone(),
+            evse_ids.clone(),
+            receivers.clone(),
+        );
+        // A status the station will not send again: durable before the answer, together with
+        // the pushes it queued (group commit with other stations' messages).
         let (changed, queued) = self
             .store
-            .update(|tx| {
+            .commit(move |tx| {
+                let (station, report, location, evse_ids, receivers) = (&st, &rep, &loc, &ids, &to);
                 let previous =
                     tx.connector(station.as_str(), report.at.evse_id, report.at.connector_id)?;
                 // A status older than the stored one (a late, replayed notification) must not
@@ -214,12 +225,8 @@ impl StationService {
                 };
                 Ok((true, queued))
             })
+            .await
             .map_err(internal)?;
-        // A status the station will not send again: durable before the answer (group commit
-        // keeps this cheap), together with the pushes it queued.
-        if changed {
-            self.durable().await?;
-        }
         if queued {
             self.push.wake(&receivers);
         }

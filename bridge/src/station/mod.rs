@@ -2,8 +2,9 @@
 //!
 //! Invariants:
 //! - a transaction message (1.6 Start/StopTransaction, MeterValues with a transactionId, 2.0.1
-//!   TransactionEvent) is answered only after its effect is flushed to disk ([`state::Store::flush`],
-//!   group commit) — a station that got its answer may forget the message;
+//!   TransactionEvent) is answered only after its effect is flushed to disk
+//!   ([`state::Store::commit`]: group commit, many stations' messages in one sled transaction
+//!   and one flush) — a station that got its answer may forget the message;
 //! - retries change nothing: a retried 1.6 StartTransaction gets the same id, a 2.0.1 event is
 //!   applied once per (station, transactionId, seqNo), a retried sample is stored once;
 //! - a well-formed transaction message is never refused with a CALLERROR (the station would
@@ -38,7 +39,7 @@ use crate::reservations::Reservations;
 use crate::sessions::Sessions;
 use crate::smart::Smart;
 
-pub use transactions::apply_event;
+pub use transactions::{apply_event, must_rewrite};
 
 /// What the station service hands station events to.
 #[derive(Debug, Clone)]
@@ -143,10 +144,6 @@ impl StationService {
         self.authorizer.authorize(station, token, refs, false).await
     }
 
-    async fn durable(&self) -> Result<(), CallFault> {
-        self.store.flush().await.map_err(internal)
-    }
-
     /// Records that a station was heard from, in memory only (not durable by design).
     fn seen(&self, station: &StationId) {
         self.seen
@@ -179,29 +176,40 @@ impl StationService {
         Ok(n)
     }
 
-    fn touch(&self, station: &StationId, f: impl Fn(&mut state::Station)) -> Result<(), CallFault> {
+    /// Changes a station's record. Through the group commit: in a reconnect storm thousands of
+    /// stations connect and boot at once, and a sled transaction each would cost two log syncs
+    /// each.
+    async fn touch(
+        &self,
+        station: &StationId,
+        f: impl Fn(&mut state::Station) + Send + 'static,
+    ) -> Result<(), CallFault> {
         let now = Utc::now();
         self.seen.lock().expect("seen lock").remove(station);
+        let id = station.clone();
         self.store
-            .update(|tx| {
+            .commit(move |tx| {
                 let mut s = tx
-                    .station(station.as_str())?
-                    .unwrap_or_else(|| state::Station::new(station.as_str()));
+                    .station(id.as_str())?
+                    .unwrap_or_else(|| state::Station::new(id.as_str()));
                 s.last_seen = Some(now);
                 f(&mut s);
                 tx.put_station(&s)
             })
+            .await
             .map_err(internal)
     }
 
-    fn boot(
+    async fn boot(
         &self,
         station: &StationId,
         version: OcppVersion,
         boot: &ocpp::BootInfo,
     ) -> Result<StationResponse, CallFault> {
         let now = Utc::now();
-        self.touch(station, |s| {
+        let info = boot.clone();
+        self.touch(station, move |s| {
+            let boot = &info;
             s.ocpp_version = Some(version.label().to_owned());
             s.vendor = Some(boot.vendor.clone());
             s.model = Some(boot.model.clone());
@@ -213,7 +221,8 @@ impl StationService {
             s.imsi = boot.imsi.clone();
             s.boot_reason = boot.reason.clone();
             s.last_boot = Some(now);
-        })?;
+        })
+        .await?;
         tracing::info!(vendor = %boot.vendor, model = %boot.model, firmware = ?boot.firmware_version, "station booted");
         Ok(StationResponse::BootNotification {
             status: RegistrationStatus::Accepted,
@@ -301,11 +310,14 @@ impl ocpp::Csms for StationService {
             .expect("connections lock")
             .insert(station.clone(), handle.connection_id());
         let now = Utc::now();
-        if let Err(e) = self.touch(station, |s| {
-            s.online = true;
-            s.connected_at = Some(now);
-            s.ocpp_version = Some(version.label().to_owned());
-        }) {
+        if let Err(e) = self
+            .touch(station, move |s| {
+                s.online = true;
+                s.connected_at = Some(now);
+                s.ocpp_version = Some(version.label().to_owned());
+            })
+            .await
+        {
             tracing::error!(station = %station, error = %e, "recording the connection failed");
         }
         tracing::info!(station = %station, version = %version, "station connected");
@@ -341,10 +353,13 @@ impl ocpp::Csms for StationService {
             return;
         }
         let now = Utc::now();
-        if let Err(e) = self.touch(station, |s| {
-            s.online = false;
-            s.disconnected_at = Some(now);
-        }) {
+        if let Err(e) = self
+            .touch(station, move |s| {
+                s.online = false;
+                s.disconnected_at = Some(now);
+            })
+            .await
+        {
             tracing::error!(station = %station, error = %e, "recording the disconnection failed");
         }
         tracing::info!(station = %station, "station disconnected");
@@ -357,7 +372,7 @@ impl ocpp::Csms for StationService {
     ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
         match &request {
-            StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot),
+            StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot).await,
             StationRequest::Heartbeat => {
                 self.seen(station);
                 Ok(StationResponse::Heartbeat {
@@ -384,7 +399,9 @@ impl ocpp::Csms for StationService {
                 })
             }
             StationRequest::FirmwareStatus(report) => {
-                self.touch(station, |s| s.firmware_status = Some(report.status.clone()))?;
+                let status = report.status.clone();
+                self.touch(station, move |s| s.firmware_status = Some(status.clone()))
+                    .await?;
                 tracing::info!(status = %report.status, request = ?report.request_id, "firmware status");
                 Ok(StationResponse::Ack)
             }

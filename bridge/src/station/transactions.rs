@@ -57,11 +57,10 @@ impl StationService {
         self.reservations.on_transaction(station, t);
     }
 
-    /// Tells the session flow a transaction changed (progress or end).
-    async fn session_changed(&self, station: &StationId, ocpp_tx: &str) {
-        let Ok(Some(t)) = self.store.transaction_by_ocpp(station.as_str(), ocpp_tx) else {
-            return;
-        };
+    /// Tells the session flow a transaction changed (progress or end). `t` is the record as
+    /// the message's commit left it (no store read here: a read on a tokio worker waits while
+    /// the group commit holds sled's write lock).
+    async fn session_changed(&self, t: &Transaction) {
         let result = if t.status == TransactionStatus::Completed {
             self.smart.session_ended(&t.id);
             self.sessions.stopped(&t.id).await
@@ -108,7 +107,8 @@ impl StationService {
         }
     }
 
-    /// Stores samples and folds their energy readings into the transaction.
+    /// Stores samples and folds their energy readings into the transaction (in memory: whether
+    /// the record is written again is [`must_rewrite`]'s call).
     fn add_samples(
         tx: &state::Txn<'_>,
         rec: &mut Transaction,
@@ -144,22 +144,31 @@ impl StationService {
         };
         let decision = self.decide(station, &token, Some(req.connector_id)).await;
         let info = decision.info.clone();
-        let key = state::Start16Key {
-            station: station.as_str(),
-            connector_id: req.connector_id,
-            id_tag: &req.id_tag,
-            meter_start: req.meter_start_wh,
-            timestamp: req.timestamp,
-        };
         let at = ocpp::EvseRef::from_v16_connector(req.connector_id);
         let opening = self.prepare_session(station, req.reservation_id, &decision)?;
         // The transaction, its Session and the Session's push are one store transaction: a
         // crash leaves either nothing (the station retries and gets a new id) or all of it.
         // A retried start (same key) gets the same id and opens the Session if a store written
-        // by an older version lacks it.
+        // by an older version lacks it. Committed with other stations' messages (group commit)
+        // and durable when `commit` returns.
+        let (sessions, version, st, req_owned, open) = (
+            self.sessions.clone(),
+            ctx.version,
+            station.clone(),
+            req.clone(),
+            opening.clone(),
+        );
         let (id, created, t, opened) = self
             .store
-            .update(|tx| {
+            .commit(move |tx| {
+                let (station, req) = (&st, &req_owned);
+                let key = state::Start16Key {
+                    station: station.as_str(),
+                    connector_id: req.connector_id,
+                    id_tag: &req.id_tag,
+                    meter_start: req.meter_start_wh,
+                    timestamp: req.timestamp,
+                };
                 let (id, created, rec) = match tx.start16_id(&key)? {
                     Some(id) => match tx.transaction_by_ocpp(station.as_str(), &id.to_string())? {
                         Some(rec) => (id, false, rec),
@@ -170,7 +179,7 @@ impl StationService {
                         tx.remember_start16(&key, id)?;
                         let mut rec = Self::new_transaction(
                             station,
-                            ctx.version,
+                            version,
                             &id.to_string(),
                             at,
                             req.timestamp,
@@ -185,14 +194,14 @@ impl StationService {
                         (id, true, rec)
                     }
                 };
-                let opened = match &opening {
-                    Some(o) => self.sessions.open_in(tx, o, &rec)?,
+                let opened = match &open {
+                    Some(o) => sessions.open_in(tx, o, &rec)?,
                     None => None,
                 };
                 Ok((id, created, rec, opened))
             })
+            .await
             .map_err(internal)?;
-        self.durable().await?;
         if created {
             metrics::counter!("bridge_transactions_started_total").increment(1);
         }
@@ -232,9 +241,17 @@ impl StationService {
             meter_stop_wh: Some(Decimal::from(req.meter_stop_wh)),
             reason: reason.clone(),
         };
+        let (st, id, stop, req_owned, why) = (
+            station.clone(),
+            ocpp_id.clone(),
+            facts.clone(),
+            req.clone(),
+            reason.clone(),
+        );
         let outcome = self
             .store
-            .update(|tx| {
+            .commit(move |tx| {
+                let (station, ocpp_id, facts, req, reason) = (&st, &id, &stop, &req_owned, &why);
                 // A stop for a transaction id we never issued (started under another CSMS, a
                 // lost store, or a station's bug) is answered so the station clears its queue,
                 // but stores nothing: a completed record from it would be a CDR nobody
@@ -243,9 +260,10 @@ impl StationService {
                     return Ok(None);
                 };
                 // Stop facts are frozen by the first stop (the CDR is made from them).
-                let kind = stops::classify(&rec, &facts);
+                let kind = stops::classify(&rec, facts);
                 if kind != stops::StopKind::First {
-                    return Ok(Some((kind, stops::stored_facts(&rec))));
+                    let stored = stops::stored_facts(&rec);
+                    return Ok(Some((kind, stored, rec)));
                 }
                 Self::add_samples(tx, &mut rec, &samples)?;
                 rec.status = TransactionStatus::Completed;
@@ -256,18 +274,18 @@ impl StationService {
                 rec.offline |= req.timestamp < Utc::now() - chrono::Duration::minutes(5);
                 rec.updated_at = Utc::now();
                 tx.put_transaction(&rec)?;
-                Ok(Some((stops::StopKind::First, None)))
+                Ok(Some((stops::StopKind::First, None, rec)))
             })
+            .await
             .map_err(internal)?;
         match outcome {
             None => stops::unknown(&ocpp_id, &facts),
-            Some((kind, stored)) => {
-                self.durable().await?;
+            Some((kind, stored, t)) => {
                 stops::report(&ocpp_id, kind, &facts, stored.as_ref());
                 if kind == stops::StopKind::First {
                     tracing::info!(transaction = req.transaction_id, reason = %reason, "transaction stopped");
                 }
-                self.session_changed(station, &ocpp_id).await;
+                self.session_changed(&t).await;
             }
         }
         let id_tag_info = match &req.id_tag {
@@ -294,27 +312,33 @@ impl StationService {
         };
         let samples = meter::to_samples(&req.meter_values);
         let ocpp_id = tx_id.to_string();
+        let (st, id) = (ctx.station.clone(), ocpp_id.clone());
+        // The samples are the fact; the transaction record is written again only when they
+        // change what it says (a first or an end reading), not per message.
         let known = self
             .store
-            .update(|tx| {
-                let Some(mut rec) = tx.transaction_by_ocpp(ctx.station.as_str(), &ocpp_id)? else {
-                    return Ok(false);
+            .commit(move |tx| {
+                let Some(mut rec) = tx.transaction_by_ocpp(st.as_str(), &id)? else {
+                    return Ok(None);
                 };
+                let before = rec.clone();
                 Self::add_samples(tx, &mut rec, &samples)?;
-                rec.updated_at = Utc::now();
-                tx.put_transaction(&rec)?;
-                Ok(true)
+                if must_rewrite(&before, &rec) {
+                    rec.updated_at = Utc::now();
+                    tx.put_transaction(&rec)?;
+                }
+                Ok(Some(rec))
             })
+            .await
             .map_err(internal)?;
-        if !known {
+        if known.is_none() {
             tracing::warn!(
                 transaction = tx_id,
                 "meter values for an unknown transaction"
             );
         }
-        self.durable().await?;
-        if known {
-            self.session_changed(&ctx.station, &ocpp_id).await;
+        if let Some(t) = known {
+            self.session_changed(&t).await;
         }
         Ok(StationResponse::Ack)
     }
@@ -349,15 +373,24 @@ impl StationService {
             Some(d) => self.prepare_session(station, ev.reservation_id, d)?,
             None => None,
         };
+        let (sessions, version, st, event, open, stop_facts) = (
+            self.sessions.clone(),
+            ctx.version,
+            station.clone(),
+            ev.clone(),
+            opening.clone(),
+            facts.clone(),
+        );
         let (applied, stop, t, opened) = self
             .store
-            .update(|tx| {
+            .commit(move |tx| {
+                let (station, ev, facts) = (&st, &event, &stop_facts);
                 if !tx.first_time_event(station.as_str(), &ev.transaction_id, ev.seq_no)? {
                     // A repeated event changes nothing, but repairs a transaction that a store
                     // written by an older version left without its Session.
                     let rec = tx.transaction_by_ocpp(station.as_str(), &ev.transaction_id)?;
-                    let opened = match (&opening, &rec) {
-                        (Some(o), Some(rec)) => self.sessions.open_in(tx, o, rec)?,
+                    let opened = match (&open, &rec) {
+                        (Some(o), Some(rec)) => sessions.open_in(tx, o, rec)?,
                         _ => None,
                     };
                     return Ok((false, None, rec, opened));
@@ -366,19 +399,23 @@ impl StationService {
                     evse_id: 0,
                     connector_id: 0,
                 });
-                let mut rec = match tx.transaction_by_ocpp(station.as_str(), &ev.transaction_id)? {
-                    Some(rec) => rec,
-                    None => Self::new_transaction(
-                        station,
-                        ctx.version,
-                        &ev.transaction_id,
-                        at,
-                        ev.timestamp,
-                    ),
-                };
+                let (mut rec, before) =
+                    match tx.transaction_by_ocpp(station.as_str(), &ev.transaction_id)? {
+                        Some(rec) => (rec.clone(), Some(rec)),
+                        None => (
+                            Self::new_transaction(
+                                station,
+                                version,
+                                &ev.transaction_id,
+                                at,
+                                ev.timestamp,
+                            ),
+                            None,
+                        ),
+                    };
                 // Another Ended event (new seqNo) for a completed transaction: its stop facts
                 // are frozen, the event changes nothing.
-                let stop = ended.then(|| stops::classify(&rec, &facts));
+                let stop = ended.then(|| stops::classify(&rec, facts));
                 if let Some(kind) = stop
                     && kind != stops::StopKind::First
                 {
@@ -387,16 +424,20 @@ impl StationService {
                 }
                 apply_event(&mut rec, ev);
                 Self::add_samples(tx, &mut rec, &samples)?;
-                rec.updated_at = Utc::now();
-                tx.put_transaction(&rec)?;
-                let opened = match &opening {
-                    Some(o) => self.sessions.open_in(tx, o, &rec)?,
+                // A sample-only Updated event stores its samples and its seqNo; the record is
+                // written again only when the event changes what it says.
+                if before.as_ref().is_none_or(|b| must_rewrite(b, &rec)) {
+                    rec.updated_at = Utc::now();
+                    tx.put_transaction(&rec)?;
+                }
+                let opened = match &open {
+                    Some(o) => sessions.open_in(tx, o, &rec)?,
                     None => None,
                 };
                 Ok((true, stop.map(|k| (k, None)), Some(rec), opened))
             })
+            .await
             .map_err(internal)?;
-        self.durable().await?;
         if let Some((kind, stored)) = &stop {
             stops::report(&ev.transaction_id, *kind, &facts, stored.as_ref());
         }
@@ -411,8 +452,8 @@ impl StationService {
                 self.session_started(station, t, opened).await;
             }
         }
-        if applied {
-            self.session_changed(station, &ev.transaction_id).await;
+        if applied && let Some(t) = &t {
+            self.session_changed(t).await;
         }
         let id_token_info = match (&ev.id_token, &decision) {
             (Some(_), Some(d)) => Some(d.info.clone()),
@@ -420,6 +461,24 @@ impl StationService {
         };
         Ok(StationResponse::TransactionEvent { id_token_info })
     }
+}
+
+/// Whether a transaction record must be written again after a message: anything changed
+/// besides what every sample-only message moves (the sample count, the last reading, the last
+/// seqNo, `updated_at`). Those are read from the stored samples and events instead (the
+/// admin API does), so that MeterValues and sample-only 2.0.1 events write their samples and
+/// nothing else (issue 15: no per-message record rewrite). A completed transaction is always
+/// written: its `updated_at` times the wait for missing 2.0.1 events.
+pub fn must_rewrite(before: &Transaction, after: &Transaction) -> bool {
+    if before.status == TransactionStatus::Completed {
+        return true;
+    }
+    let mut a = after.clone();
+    a.samples = before.samples;
+    a.meter_last_wh = before.meter_last_wh;
+    a.last_seq_no = before.last_seq_no;
+    a.updated_at = before.updated_at;
+    a != *before
 }
 
 /// Folds one 2.0.1 TransactionEvent into a transaction record. Events may arrive out of order
