@@ -378,12 +378,12 @@ where
                 message = self.socket.next() => Event::Incoming(message),
                 result = run_handler(&mut self.handler) => Event::HandlerDone(result),
                 call = self.rx.calls.recv(), if self.calls_open && self.pending.is_none() => {
-                    Event::Outgoing(call)
+                    Event::Outgoing(call.map(|c| *c))
                 }
                 () = sleep_until_opt(call_deadline), if self.pending.is_some() => Event::CallTimedOut,
                 () = tick(&mut ping) => Event::PingTick,
                 () = sleep_until_opt(self.pong_deadline) => Event::PongOverdue,
-                request = self.rx.close.recv(), if self.close_open => Event::Close(request),
+                request = self.rx.close.recv(), if self.close_open => Event::Close(request.map(|r| *r)),
                 () = self.shutdown.cancelled() => Event::Shutdown,
             };
             if let Err(exit) = self.on_event(event).await {

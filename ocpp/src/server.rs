@@ -407,25 +407,50 @@ async fn accept_station<C: Csms>(
     pending: PendingGuard,
     tls: Option<TlsHandle>,
 ) -> bool {
+    // The handshakes and the connection are boxed: a task's future is as large as the largest
+    // state it can be in, and the TLS and websocket handshake states (kilobytes each) would
+    // otherwise stay allocated for the connection's whole life (the accept task was ~16 KiB
+    // per idle station).
     let deadline = tokio::time::Instant::now() + shared.settings.handshake_timeout;
     let Some(tls) = tls else {
-        return upgrade(tcp, Transport::default(), shared, pending, deadline).await;
+        return Box::pin(upgrade(
+            tcp,
+            Transport::default(),
+            shared,
+            pending,
+            deadline,
+        ))
+        .await;
     };
+    let Some((stream, transport)) = Box::pin(tls_handshake(tcp, tls, &shared, deadline)).await
+    else {
+        return false;
+    };
+    Box::pin(upgrade(stream, transport, shared, pending, deadline)).await
+}
+
+/// The TLS handshake of an accepted socket, within the handshake deadline.
+async fn tls_handshake<C: Csms>(
+    tcp: TcpStream,
+    tls: TlsHandle,
+    shared: &Shared<C>,
+    deadline: tokio::time::Instant,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Transport)> {
     let handshake = tls.acceptor().accept(tcp);
     let result = tokio::select! {
-        () = shared.shutdown.cancelled() => return false,
+        () = shared.shutdown.cancelled() => return None,
         result = tokio::time::timeout_at(deadline, handshake) => result,
     };
     let stream = match result {
         Err(_) => {
             info!("TLS handshake timed out");
             count_rejection("tls_handshake_timeout");
-            return false;
+            return None;
         }
         Ok(Err(e)) => {
             info!(error = %e, "TLS handshake failed");
             count_rejection("tls_handshake_failed");
-            return false;
+            return None;
         }
         Ok(Ok(stream)) => stream,
     };
@@ -433,7 +458,7 @@ async fn accept_station<C: Csms>(
         tls: true,
         client_cert_cn: crate::tls::peer_common_name(stream.get_ref().1),
     };
-    upgrade(stream, transport, shared, pending, deadline).await
+    Some((stream, transport))
 }
 
 /// The websocket handshake on an accepted (TLS or plain) stream, then the connection.
@@ -459,11 +484,11 @@ where
             verdict = Some(decided);
             answer
         };
-        let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        let handshake = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
             stream,
             callback,
             Some(settings.websocket_config()),
-        );
+        ));
         tokio::select! {
             () = shared.shutdown.cancelled() => return false,
             result = tokio::time::timeout_at(deadline, handshake) => result,
@@ -498,7 +523,7 @@ where
             station,
             version: Some(version),
         }) => {
-            connection::serve(ws, station, version, shared).await;
+            Box::pin(connection::serve(ws, station, version, shared)).await;
         }
         Some(Verdict::Accepted {
             station,

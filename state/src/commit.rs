@@ -1,10 +1,11 @@
 //! Group commit: the updates of many callers applied in one sled transaction, then one flush,
 //! on a dedicated writer thread ([`Store::commit`]).
 //!
-//! Why: every sled transaction seals and syncs the log twice (sled's `pin_log` writes its
-//! batch manifest through the IO buffer before and after the batch), so one transaction per
-//! station message costs two synchronous disk writes on a tokio worker before the flush even
-//! starts. The writer takes whatever is queued when it is free (up to [`MAX_BATCH`]), runs the
+//! Why: every sled transaction seals the log's IO buffer twice (sled's `pin_log` rolls it
+//! before and after writing its batch manifest), and each seal is a `pwrite` plus a
+//! `sync_file_range` on sled's IO threads. One transaction per station message was two log
+//! writes per message, run on a tokio worker; a store-only measurement went from ~8,600 to
+//! ~21,000 messages/s with batching (1,000 concurrent callers). The writer takes whatever is queued when it is free (up to [`MAX_BATCH`]), runs the
 //! closures in arrival order inside one transaction (each sees the writes of those before it,
 //! exactly as if they had run one after the other), flushes once and answers everyone. A
 //! closure that aborts is taken out and answered with its error (it wrote nothing: its
@@ -81,46 +82,33 @@ where
 /// Starts the writer thread. It holds the store weakly, so dropping the last [`crate::Store`]
 /// closes the queue and ends the thread without keeping the database open.
 pub(crate) fn spawn(rx: mpsc::Receiver<Box<dyn Job>>, store: Weak<Inner>) -> std::io::Result<()> {
-    let gather = std::time::Duration::from_micros(
-        std::env::var("STATE_COMMIT_GATHER_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    );
     std::thread::Builder::new()
         .name("state-commit".into())
         .spawn(move || {
-            let mut last = 0;
+            // No waiting for more work: under load the queue fills while the previous batch is
+            // flushed, and a gathering window measured no faster (closed-loop stations only
+            // waited longer).
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
-                let deadline = std::time::Instant::now() + gather;
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
                         Ok(job) => batch.push(job),
-                        Err(_) if last > 1 && !gather.is_zero() => {
-                            let left =
-                                deadline.saturating_duration_since(std::time::Instant::now());
-                            match rx.recv_timeout(left) {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
-                            }
-                        }
                         Err(_) => break,
                     }
                 }
-                last = batch.len();
                 let Some(inner) = store.upgrade() else {
                     let gone = Error::Rejected("the store is closed".into());
                     batch.into_iter().for_each(|j| j.finish(Err(gone.clone())));
                     return;
                 };
                 let committed = write_batch(&inner, batch);
-                if !committed.is_empty() {
-                    let flushed = inner.db.flush().map(|_| ()).map_err(Error::Sled);
-                    inner.flushes.fetch_add(1, Ordering::Relaxed);
-                    for job in committed {
-                        job.finish(flushed.clone());
-                    }
+                if committed.is_empty() {
+                    continue;
+                }
+                let flushed = inner.db.flush().map(|_| ()).map_err(Error::Sled);
+                inner.flushes.fetch_add(1, Ordering::Relaxed);
+                for job in committed {
+                    job.finish(flushed.clone());
                 }
             }
         })

@@ -371,8 +371,12 @@ impl ocpp::Csms for StationService {
         request: StationRequest,
     ) -> Result<StationResponse, CallFault> {
         let station = &ctx.station;
+        // The handlers are boxed: this future is allocated per request and sized by its
+        // largest arm, so a Heartbeat would otherwise pay for a TransactionEvent's state.
         match &request {
-            StationRequest::BootNotification(boot) => self.boot(station, ctx.version, boot).await,
+            StationRequest::BootNotification(boot) => {
+                Box::pin(self.boot(station, ctx.version, boot)).await
+            }
             StationRequest::Heartbeat => {
                 self.seen(station);
                 Ok(StationResponse::Heartbeat {
@@ -380,17 +384,17 @@ impl ocpp::Csms for StationService {
                 })
             }
             StationRequest::StatusNotification(report) => {
-                self.status(station, report).await?;
+                Box::pin(self.status(station, report)).await?;
                 Ok(StationResponse::Ack)
             }
             StationRequest::Authorize(token) => {
-                let decision = self.decide(station, token, None).await;
+                let decision = Box::pin(self.decide(station, token, None)).await;
                 Ok(StationResponse::Authorize(decision.info))
             }
-            StationRequest::StartTransaction(req) => self.start16(ctx, req).await,
-            StationRequest::StopTransaction(req) => self.stop16(ctx, req).await,
-            StationRequest::TransactionEvent(ev) => self.transaction_event(ctx, ev).await,
-            StationRequest::MeterValues(mv) => self.meter_values(ctx, mv).await,
+            StationRequest::StartTransaction(req) => Box::pin(self.start16(ctx, req)).await,
+            StationRequest::StopTransaction(req) => Box::pin(self.stop16(ctx, req)).await,
+            StationRequest::TransactionEvent(ev) => Box::pin(self.transaction_event(ctx, ev)).await,
+            StationRequest::MeterValues(mv) => Box::pin(self.meter_values(ctx, mv)).await,
             StationRequest::DataTransfer(dt) => {
                 tracing::info!(vendor = %dt.vendor_id, message = ?dt.message_id, "data transfer (no vendor extensions known)");
                 Ok(StationResponse::DataTransfer {
