@@ -481,9 +481,9 @@ impl Sessions {
             .store
             .commit(move |tx| {
                 let (rec, session_peer, cdr_peer, held, cdr) = (&rec_w, &sp, &cp, &held_w, &cdr_w);
-                listing::put_session(tx, &rec)?;
+                listing::put_session(tx, rec)?;
                 if was_active && let Some(p) = &session_peer {
-                    tx.push_outbox(push_for(&rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
+                    tx.push_outbox(push_for(rec, p, Push::SessionPatch { id: rec.id.clone() }))?;
                 }
                 if let Some(h) = &held
                     && tx.record::<StoredCdr>(&rec.id)?.is_none()
@@ -496,10 +496,10 @@ impl Sessions {
                 if let Some(cdr) = &cdr
                     && tx.record::<StoredCdr>(&rec.id)?.is_none()
                 {
-                    listing::put_cdr(tx, cdr, &rec)?;
+                    listing::put_cdr(tx, cdr, rec)?;
                     if let Some(p) = &cdr_peer {
                         tx.push_outbox(push_for(
-                            &rec,
+                            rec,
                             p,
                             Push::Cdr {
                                 id: rec.id.clone(),

@@ -216,10 +216,10 @@ impl StationService {
                         tx,
                         station.as_str(),
                         loc,
-                        &evse_ids,
+                        evse_ids,
                         Some(report.at),
                         true,
-                        &receivers,
+                        receivers,
                     )?,
                     None => false,
                 };

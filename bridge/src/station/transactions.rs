@@ -256,7 +256,7 @@ impl StationService {
                 // lost store, or a station's bug) is answered so the station clears its queue,
                 // but stores nothing: a completed record from it would be a CDR nobody
                 // authorized.
-                let Some(mut rec) = tx.transaction_by_ocpp(station.as_str(), &ocpp_id)? else {
+                let Some(mut rec) = tx.transaction_by_ocpp(station.as_str(), ocpp_id)? else {
                     return Ok(None);
                 };
                 // Stop facts are frozen by the first stop (the CDR is made from them).
