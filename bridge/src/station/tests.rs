@@ -260,6 +260,96 @@ async fn a_1_6_transaction_records_energy_and_a_retried_stop_changes_nothing() {
     assert_eq!((t.evse_id, t.connector_id), (1, 1));
 }
 
+/// One energy register reading with an optional reading context.
+fn energy(wh: &str, at: DateTime<Utc>, context: Option<&str>) -> ocpp::MeterValue {
+    ocpp::MeterValue {
+        timestamp: at,
+        sampled: vec![ocpp::SampledValue {
+            value: Some(wh.parse().unwrap()),
+            raw: wh.into(),
+            measurand: meter::ENERGY_REGISTER.into(),
+            unit: "Wh".into(),
+            multiplier: 0,
+            phase: None,
+            context: context.map(str::to_owned),
+            location: None,
+            format: None,
+            signed: None,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn periodic_meter_values_store_samples_without_rewriting_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let c = ctx(OcppVersion::V16);
+    let id = tx_id(s.request(&c, start(1, "TAG", 1000, ts(0))).await.unwrap());
+    let stored = || {
+        s.store
+            .transaction_by_ocpp("CS1", &id.to_string())
+            .unwrap()
+            .unwrap()
+    };
+    let before = stored();
+    let mv = |wh: &str, at, context| {
+        StationRequest::MeterValues(ocpp::MeterValuesReport {
+            at: ocpp::EvseRef::from_v16_connector(1),
+            transaction_id: Some(id),
+            meter_values: vec![energy(wh, at, context)],
+        })
+    };
+    for (i, wh) in ["1100", "1200", "1300"].iter().enumerate() {
+        s.request(&c, mv(wh, ts(60 * (i as i64 + 1)), Some("Sample.Periodic")))
+            .await
+            .unwrap();
+    }
+    // The samples are stored; the record is exactly as the start left it.
+    assert_eq!(s.store.samples(&before.id).unwrap().len(), 3);
+    assert_eq!(stored(), before);
+    // An end reading changes what the record says: it is written.
+    s.request(&c, mv("1400", ts(240), Some("Transaction.End")))
+        .await
+        .unwrap();
+    assert_eq!(stored().meter_stop_wh, Some(Decimal::from(1400)));
+}
+
+#[test]
+fn a_record_is_rewritten_only_when_a_message_changes_what_it_says() {
+    let now = ts(0);
+    let base = StationService::new_transaction(
+        &StationId("CS1".into()),
+        OcppVersion::V201,
+        "T1",
+        ocpp::EvseRef {
+            evse_id: 1,
+            connector_id: 1,
+        },
+        now,
+    );
+    let changed = |f: &dyn Fn(&mut state::Transaction)| {
+        let mut after = base.clone();
+        f(&mut after);
+        must_rewrite(&base, &after)
+    };
+    // What every sample-only message moves: not a reason to write.
+    assert!(!changed(&|t| t.samples += 3));
+    assert!(!changed(&|t| t.meter_last_wh = Some(Decimal::from(5))));
+    assert!(!changed(&|t| t.last_seq_no = Some(7)));
+    assert!(!changed(&|t| t.updated_at = ts(60)));
+    // What a message can change about the transaction: written.
+    assert!(changed(&|t| t.meter_start_wh = Some(Decimal::from(1))));
+    assert!(changed(&|t| t.meter_stop_wh = Some(Decimal::from(9))));
+    assert!(changed(&|t| t.charging_state = Some("SuspendedEV".into())));
+    assert!(changed(&|t| t.time_spent_charging = Some(60)));
+    assert!(changed(&|t| t.offline = true));
+    assert!(changed(&|t| t.status = TransactionStatus::Completed));
+    // A completed transaction is always written (its updated_at times the CDR's wait).
+    let mut done = base.clone();
+    done.status = TransactionStatus::Completed;
+    assert!(must_rewrite(&done, &done.clone()));
+}
+
 fn event(kind: ocpp::TransactionEventType, seq: u32, at: DateTime<Utc>) -> ocpp::TransactionEvent {
     ocpp::TransactionEvent {
         event_type: kind,

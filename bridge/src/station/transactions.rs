@@ -70,7 +70,7 @@ impl StationService {
         result.or_log("updating the OCPI session");
     }
 
-    fn new_transaction(
+    pub(super) fn new_transaction(
         station: &StationId,
         version: OcppVersion,
         ocpp_id: &str,
