@@ -134,7 +134,7 @@ impl Sessions {
         tracing::info!(cdr = %id, total_cost = %cdr.total_cost.excl_vat, peer = ?peer, "held CDR re-priced and released");
         self.backup.append(&cdr);
         self.update_held_gauge();
-        self.commit(peer).await?;
+        self.flush_and_wake(peer).await?;
         Ok(Ok(cdr))
     }
 
@@ -211,7 +211,7 @@ impl Sessions {
             new_total_cost = %new.total_cost.excl_vat, peer = ?peer, "CDR credited and re-issued");
         self.backup.append(&credit);
         self.backup.append(&new);
-        self.commit(peer).await?;
+        self.flush_and_wake(peer).await?;
         Ok(Ok((credit, new)))
     }
 }

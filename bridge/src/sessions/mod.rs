@@ -129,7 +129,8 @@ impl Sessions {
         outbox::receiver(&self.peers, peer, module)
     }
 
-    async fn commit(&self, peer: Option<String>) -> Result<()> {
+    /// Makes the writes of a [`Store::update`] durable and wakes the pusher for `peer`.
+    async fn flush_and_wake(&self, peer: Option<String>) -> Result<()> {
         self.store.flush().await?;
         self.wake(peer);
         Ok(())
@@ -219,7 +220,7 @@ impl Sessions {
             Ok(())
         })?;
         tracing::info!(session = %rec.id, station, reservation = ocpp_reservation_id, "OCPI reservation session opened");
-        self.commit(target).await
+        self.flush_and_wake(target).await
     }
 
     /// A reservation ended: completes its Session unless a transaction took it over.
@@ -252,7 +253,7 @@ impl Sessions {
             Ok(())
         })?;
         tracing::info!(session = %session_id, "reservation ended without charging; session COMPLETED");
-        self.commit(target).await
+        self.flush_and_wake(target).await
     }
 
     /// Reads what opening the Session of a transaction needs (the reservation Session it
@@ -370,11 +371,12 @@ impl Sessions {
         Ok(Some(rec))
     }
 
-    /// After the store transaction that ran [`Sessions::open_in`] committed: makes it durable
-    /// and wakes the receiver.
+    /// After the [`Store::commit`] that ran [`Sessions::open_in`] returned (so it is durable):
+    /// wakes the receiver.
     pub async fn opened(&self, rec: &SessionRecord, opening: &Opening) -> Result<()> {
         tracing::info!(session = %rec.id, status = ?rec.status, method = ?rec.auth_method, peer = ?rec.peer, "OCPI session opened");
-        self.commit(opening.target.clone()).await
+        self.wake(opening.target.clone());
+        Ok(())
     }
 
     /// Marks a Session updated (its `last_updated`, so that GETs with `date_from` find it) and

@@ -176,9 +176,9 @@ impl StationService {
         Ok(n)
     }
 
-    /// Changes a station's record. Through the group commit: in a reconnect storm thousands of
-    /// stations connect and boot at once, and a sled transaction each would cost two log syncs
-    /// each.
+    /// Changes a station's record, through the group commit: in a reconnect storm thousands of
+    /// stations connect and boot at once, and a sled transaction per change costs two log
+    /// writes.
     async fn touch(
         &self,
         station: &StationId,

@@ -465,10 +465,12 @@ impl StationService {
 
 /// Whether a transaction record must be written again after a message: anything changed
 /// besides what every sample-only message moves (the sample count, the last reading, the last
-/// seqNo, `updated_at`). Those are read from the stored samples and events instead (the
-/// admin API does), so that MeterValues and sample-only 2.0.1 events write their samples and
-/// nothing else (issue 15: no per-message record rewrite). A completed transaction is always
-/// written: its `updated_at` times the wait for missing 2.0.1 events.
+/// seqNo, `updated_at`), so that MeterValues and sample-only 2.0.1 events write their samples
+/// (and their seqNo key) and nothing else (issue 15: no per-message record rewrite). The admin
+/// API reads the sample count and the last reading from the stored samples; the record's
+/// `last_seq_no` is that of the last event that changed it, which is what [`apply_event`]
+/// compares against (every applied seqNo is kept in the event keys). A completed transaction
+/// is always written: its `updated_at` times the wait for missing 2.0.1 events.
 pub fn must_rewrite(before: &Transaction, after: &Transaction) -> bool {
     if before.status == TransactionStatus::Completed {
         return true;
