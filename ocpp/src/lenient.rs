@@ -92,6 +92,11 @@ pub(crate) fn json_kind(v: &Value) -> &'static str {
 /// looked up: a fraction or exponent (`"meterStart": 1.5`) is a type error, an out-of-range
 /// integer (`"connectorId": -1`) a property error.
 pub(crate) fn typed<T: DeserializeOwned>(payload: &Value) -> Result<T, CallFault> {
+    // Most payloads are valid: decode without tracking the path first (the tracking wraps every
+    // field), and only decode again with it to say where an invalid payload went wrong.
+    if let Ok(value) = T::deserialize(payload) {
+        return Ok(value);
+    }
     serde_path_to_error::deserialize(payload).map_err(|e| {
         let message = e.inner().to_string();
         let code = if message.starts_with("missing field") || message.starts_with("invalid length")
