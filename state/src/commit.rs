@@ -9,7 +9,8 @@
 //! closures in arrival order inside one transaction (each sees the writes of those before it,
 //! exactly as if they had run one after the other), flushes once and answers everyone. A
 //! closure that aborts is taken out and answered with its error (it wrote nothing: its
-//! transaction was rolled back); the others run again without it.
+//! transaction was rolled back); the others run again without it (after a few aborts in one
+//! batch, one transaction each, so that failures cannot make a batch quadratic).
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -22,6 +23,9 @@ use crate::{Error, Inner, TxError, Txn};
 
 /// Most closures in one sled transaction: bounds the work redone when one of them aborts.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Aborts in one batch after which its remaining updates run one transaction each.
+const MAX_ABORTS: usize = 4;
 
 /// One caller's update, type-erased for the writer's queue.
 pub(crate) trait Job: Send {
@@ -107,6 +111,9 @@ pub(crate) fn spawn(rx: mpsc::Receiver<Box<dyn Job>>, store: Weak<Inner>) -> std
                 }
                 let flushed = inner.db.flush().map(|_| ()).map_err(Error::Sled);
                 inner.flushes.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .batched
+                    .fetch_add(committed.len() as u64, Ordering::Relaxed);
                 for job in committed {
                     job.finish(flushed.clone());
                 }
@@ -117,9 +124,18 @@ pub(crate) fn spawn(rx: mpsc::Receiver<Box<dyn Job>>, store: Weak<Inner>) -> std
 
 /// Applies one batch in one sled transaction. Answers the updates that failed; returns the
 /// committed ones, to be answered once flushed.
-fn write_batch(inner: &Arc<Inner>, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+pub(crate) fn write_batch(inner: &Arc<Inner>, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
     let trees: &[sled::Tree] = &inner.trees;
+    let mut aborts = 0;
     while !batch.is_empty() {
+        if aborts > MAX_ABORTS && batch.len() > 1 {
+            // Many updates failing at once (a corrupt record they all read): one transaction
+            // each, so that each failure costs its own run rather than a rerun of the batch.
+            return batch
+                .into_iter()
+                .flat_map(|job| write_batch(inner, vec![job]))
+                .collect();
+        }
         let jobs = &batch;
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             trees.transaction(|view: &Vec<TransactionalTree>| {
@@ -145,6 +161,7 @@ fn write_batch(inner: &Arc<Inner>, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn 
             Ok(Err(TransactionError::Abort((i, e)))) => {
                 // Rolled back: the aborting closure wrote nothing. The rest run again.
                 batch.remove(i).finish(Err(e));
+                aborts += 1;
             }
             Ok(Err(TransactionError::Storage(e))) => {
                 let e = Error::Sled(e);
@@ -164,8 +181,5 @@ fn write_batch(inner: &Arc<Inner>, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn 
             }
         }
     }
-    inner
-        .batched
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
     batch
 }

@@ -719,3 +719,36 @@ async fn a_panicking_commit_is_an_error_and_the_writer_goes_on() {
         .collect();
     assert_eq!(names, vec!["Q".to_owned()]);
 }
+
+#[tokio::test]
+async fn a_batch_with_many_failing_updates_commits_the_others_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut answers = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        let (job, answer) = commit::job(move |tx| {
+            let id = tx.next_tx16_id()?;
+            if i % 2 == 1 {
+                return Err(reject(format!("odd {i}")));
+            }
+            Ok(id)
+        });
+        batch.push(job);
+        answers.push(answer);
+    }
+    // Ten aborts: past the first few, the rest run one transaction each.
+    let committed = commit::write_batch(&store.inner, batch);
+    assert_eq!(committed.len(), 10);
+    committed.into_iter().for_each(|j| j.finish(Ok(())));
+    let mut ids = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer.await.unwrap() {
+            Ok(id) => ids.push(id),
+            Err(e) => assert_eq!(e.to_string(), format!("rejected: odd {i}")),
+        }
+    }
+    // Each committed update ran once in the end: ten ids, none lost to a rolled-back run.
+    assert_eq!(ids.len(), 10);
+    assert_eq!(store.update(|tx| tx.next_tx16_id()).unwrap(), 11);
+}
