@@ -16,7 +16,7 @@ use bridge_tests::{Daemon, Hub, HubMode, OcppVersion, Station, TestConfig, event
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::ocpi_support::{PUSH_SOON, REGISTER_SOON, admin_peer, booted, ocpi_config};
+use crate::ocpi_support::{PUSH_SOON, REGISTER_SOON, booted, ocpi_config, registered_peer};
 
 /// The eMSP party owning the test tokens (the hub is a HUB, so it may speak for it).
 const CC: &str = "DE";
@@ -40,15 +40,7 @@ async fn start_with(config: TestConfig, prep: impl FnOnce(&Hub)) -> (Hub, Daemon
     let daemon = Daemon::start(&config.ocpi_peer(&hub.versions_url(), &hub.token_a())).await;
     hub.wait_registered(REGISTER_SOON).await;
     // The daemon's side of the registration is complete too (it has read the hub's answer).
-    eventually("the hub registered in /admin/peers", PUSH_SOON, || async {
-        let peer = admin_peer(&daemon, &hub.peer_id()).await;
-        if peer["status"] == "registered" {
-            Ok(())
-        } else {
-            Err(peer)
-        }
-    })
-    .await;
+    registered_peer(&daemon, &hub.peer_id()).await;
     // The hub learns the daemon's endpoints during the registration callback.
     eventually("daemon endpoints known to the hub", PUSH_SOON, || async {
         if hub

@@ -124,6 +124,20 @@ pub(crate) async fn admin_peer(daemon: &Daemon, id: &str) -> Value {
     .await
 }
 
+/// The `/admin/peers` entry with `id` once its status is `registered`, waiting (bounded): a
+/// hub's own record of the registration comes before the daemon has read the hub's answer.
+pub(crate) async fn registered_peer(daemon: &Daemon, id: &str) -> Value {
+    eventually(&format!("peer {id} registered"), PUSH_SOON, || async {
+        let peer = admin_peer(daemon, id).await;
+        if peer["status"] == "registered" {
+            Ok(peer)
+        } else {
+            Err(peer)
+        }
+    })
+    .await
+}
+
 /// The `/admin/outbox` `peers[]` entry of `peer` (or `Null`).
 pub(crate) async fn outbox_stats(daemon: &Daemon, peer: &str) -> Value {
     let ob = daemon.admin_get("/admin/outbox").await;

@@ -15,7 +15,7 @@ use bridge_tests::{
 use serde_json::json;
 
 use crate::SOON;
-use crate::ocpi_support::{REGISTER_SOON, TOKEN_A, admin_peer};
+use crate::ocpi_support::{REGISTER_SOON, TOKEN_A, registered_peer};
 
 /// A temp dir with a server CA and a server certificate for 127.0.0.1 in it.
 struct Pki {
@@ -314,8 +314,7 @@ async fn ocpi_over_https_in_both_registration_directions() {
         "{metrics}"
     );
     configured.wait_registered(REGISTER_SOON).await;
-    let peer = admin_peer(&daemon, &configured.peer_id()).await;
-    assert_eq!(peer["status"], "registered", "{peer}");
+    registered_peer(&daemon, &configured.peer_id()).await;
     assert!(
         configured
             .bridge_versions_url()
@@ -331,17 +330,7 @@ async fn ocpi_over_https_in_both_registration_directions() {
     .await;
     let versions = format!("https://{}/ocpi/versions", daemon.ocpi_addr());
     second.register_with(&versions, TOKEN_A).await;
-    let peer = admin_peer(&daemon, &second.party_key()).await;
-    eventually("second hub registered", SOON, || async {
-        let peer = admin_peer(&daemon, &second.party_key()).await;
-        if peer["status"] == "registered" {
-            Ok(())
-        } else {
-            Err(peer)
-        }
-    })
-    .await;
-    drop(peer);
+    registered_peer(&daemon, &second.party_key()).await;
 
     // Plain HTTP on the HTTPS listener gets no OCPI answer.
     let plain = reqwest::Client::builder()
@@ -387,8 +376,7 @@ async fn sighup_reloads_ocpi_ca_file_for_outbound_requests() {
     sighup(&daemon);
     log_contains(&daemon, "ocpi.ca_file reloaded").await;
     hub.wait_registered(REGISTER_SOON).await;
-    let peer = admin_peer(&daemon, &hub.peer_id()).await;
-    assert_eq!(peer["status"], "registered", "{peer}");
+    registered_peer(&daemon, &hub.peer_id()).await;
 }
 
 fn tls_config(dir: &Path, cert: &Path, key: &Path) -> PathBuf {

@@ -214,21 +214,7 @@ async fn a_1_6_transaction_records_energy_and_a_retried_stop_changes_nothing() {
     let s = service(dir.path());
     let c = ctx(OcppVersion::V16);
     let id = tx_id(s.request(&c, start(1, "TAG", 1000, ts(0))).await.unwrap());
-    let sample = |wh: &str, at| ocpp::MeterValue {
-        timestamp: at,
-        sampled: vec![ocpp::SampledValue {
-            value: Some(wh.parse().unwrap()),
-            raw: wh.into(),
-            measurand: meter::ENERGY_REGISTER.into(),
-            unit: "Wh".into(),
-            multiplier: 0,
-            phase: None,
-            context: None,
-            location: None,
-            format: None,
-            signed: None,
-        }],
-    };
+    let sample = |wh: &str, at| energy(wh, at, None);
     let mv = StationRequest::MeterValues(ocpp::MeterValuesReport {
         at: ocpp::EvseRef::from_v16_connector(1),
         transaction_id: Some(id),
@@ -526,21 +512,7 @@ async fn another_2_0_1_ended_event_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path());
     let c = ctx(OcppVersion::V201);
-    let end_reading = |wh: &str, at| ocpp::MeterValue {
-        timestamp: at,
-        sampled: vec![ocpp::SampledValue {
-            value: Some(wh.parse().unwrap()),
-            raw: wh.into(),
-            measurand: meter::ENERGY_REGISTER.into(),
-            unit: "Wh".into(),
-            multiplier: 0,
-            phase: None,
-            context: Some("Transaction.End".into()),
-            location: None,
-            format: None,
-            signed: None,
-        }],
-    };
+    let end_reading = |wh: &str, at| energy(wh, at, Some("Transaction.End"));
     let mut ended = event(Ended, 1, ts(300));
     ended.stopped_reason = Some("EVDisconnected".into());
     ended.meter_values = vec![end_reading("4000", ts(300))];
