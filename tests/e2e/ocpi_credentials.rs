@@ -270,6 +270,12 @@ async fn operator_rotation_puts_a_new_token_and_refuses_the_old_one() {
     let old_ours = hub.inbound_token().expect("our token at the hub");
     let versions_before = hub.versions_calls().len();
 
+    // The registration's own Location push is delivered first (with the old token), so that
+    // the Location push counted below is the one the rotation queued.
+    hub.wait_accepted("the registration's Location push", 1, PUSH_SOON, |p| {
+        p.is_location_put("LOC1")
+    })
+    .await;
     let url = admin_url(&daemon);
     let before = std::time::Instant::now();
     let (ok, out, err) = cli(&daemon, &["peers", "rotate", &peer_id, "--admin-url", &url]).await;

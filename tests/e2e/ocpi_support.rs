@@ -48,15 +48,7 @@ pub(crate) async fn daemon_with_hub(config: TestConfig) -> (Hub, Daemon) {
 /// lists the hub as registered and the hub knows the daemon's endpoints (to push tokens).
 pub(crate) async fn registered_with_hub(config: TestConfig) -> (Hub, Daemon) {
     let (hub, daemon) = daemon_with_hub(config).await;
-    eventually("the hub registered in /admin/peers", PUSH_SOON, || async {
-        let peer = admin_peer(&daemon, &hub.peer_id()).await;
-        if peer["status"] == "registered" {
-            Ok(())
-        } else {
-            Err(peer)
-        }
-    })
-    .await;
+    registered_peer(&daemon, &hub.peer_id()).await;
     eventually("daemon endpoints known to the hub", PUSH_SOON, || async {
         let eps = hub.bridge_endpoints();
         if eps.iter().any(|(id, _, _)| id == "tokens") {
