@@ -5,9 +5,12 @@
 //! - [`Store::update`]: one atomic multi-tree sled transaction through a typed [`Txn`] view, so
 //!   that a fact and everything derived from it (session, outbox entries) land together (the
 //!   closure may run more than once: keep it free of side effects);
-//! - [`Store::flush`]: group commit. A transaction message must be durable before the station
-//!   gets its answer, but an fsync per message would serialise all stations. Callers that need
-//!   durability await `flush()`; concurrent callers share one fsync.
+//! - [`Store::commit`]: group commit. A transaction message must be durable before the station
+//!   gets its answer, but a sled transaction and a flush per message would serialise all
+//!   stations. `commit` queues the update for the store's writer thread, which applies every
+//!   queued update in one sled transaction, flushes once and answers each ([`commit`]).
+//! - [`Store::flush`]: makes earlier [`Store::update`]s durable; concurrent callers share one
+//!   flush (for the less frequent writes that do not go through `commit`).
 //! - typed reads for the bridge, the OCPI side and the admin API.
 //!
 //! ## Layout (by concern)
@@ -126,7 +129,7 @@ struct Inner {
 /// What the group-commit writer did since the store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
-    /// Flushes (each makes one or more batches durable, a sled transaction each).
+    /// Flushes, one per batch (one sled transaction).
     pub flushes: u64,
     /// Updates committed.
     pub updates: u64,
