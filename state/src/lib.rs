@@ -8,7 +8,7 @@
 //! - [`Store::commit`]: group commit. A transaction message must be durable before the station
 //!   gets its answer, but a sled transaction and a flush per message would serialise all
 //!   stations. `commit` queues the update for the store's writer thread, which applies every
-//!   queued update in one sled transaction, flushes once and answers each ([`commit`]).
+//!   queued update in one sled transaction, flushes once and answers each (`commit.rs`).
 //! - [`Store::flush`]: makes earlier [`Store::update`]s durable; concurrent callers share one
 //!   flush (for the less frequent writes that do not go through `commit`).
 //! - typed reads for the bridge, the OCPI side and the admin API.
@@ -220,7 +220,7 @@ impl Store {
     /// Runs `f` as an atomic update, like [`Store::update`], and returns once it is durable:
     /// group commit. The updates of concurrent callers run in one sled transaction, in arrival
     /// order (each sees the writes of those before it), followed by one flush, on the store's
-    /// writer thread (see [`commit`]). An update that aborts writes nothing and gets its error;
+    /// writer thread (see `commit.rs`). An update that aborts writes nothing and gets its error;
     /// the others still commit. Like `update`, `f` may run more than once.
     pub async fn commit<R, F>(&self, f: F) -> Result<R, Error>
     where
