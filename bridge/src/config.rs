@@ -760,17 +760,6 @@ fn is_alpha(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
-fn valid_coordinate(s: &str, int_digits: usize) -> bool {
-    // OCPI: -?[0-9]{1,2|3}\.[0-9]{5,7}
-    let s = s.strip_prefix('-').unwrap_or(s);
-    let Some((int, frac)) = s.split_once('.') else {
-        return false;
-    };
-    (1..=int_digits).contains(&int.len())
-        && (5..=7).contains(&frac.len())
-        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
-}
-
 impl Settings {
     fn resolve_relative(&mut self, dir: &Path) {
         let resolve = |p: &mut PathBuf| {
@@ -942,13 +931,13 @@ impl Settings {
                     "must be 3 letters (ISO 3166-1 alpha-3)",
                 ));
             }
-            if !valid_coordinate(&l.latitude, 2) {
+            if !ocpi::types::coordinate_ok(&l.latitude, 2) {
                 return Err(ConfigError::new(
                     key("latitude"),
                     "must look like 52.090737 (5 to 7 decimals)",
                 ));
             }
-            if !valid_coordinate(&l.longitude, 3) {
+            if !ocpi::types::coordinate_ok(&l.longitude, 3) {
                 return Err(ConfigError::new(
                     key("longitude"),
                     "must look like 5.121420 (5 to 7 decimals)",

@@ -511,23 +511,9 @@ impl Client {
         result: &CommandResult,
         to: &Recipient,
     ) -> Result<Accepted, PushError> {
-        if !crate::types::is_http_url(response_url) {
-            return Err(PushError::InvalidUrl(format!(
-                "response_url is not an absolute http(s) URL: {response_url}"
-            )));
-        }
-        let routing = self.routing_to(peer, &ModuleId::Commands, to);
         let body = crate::codec::command_result(peer.ocpi_version(), result);
-        self.request(
-            Method::POST,
-            response_url,
-            &peer.token_out,
-            peer.encode_token,
-            Some(&body),
-            routing.as_ref(),
-            None,
-        )
-        .await
+        self.post_result(peer, &ModuleId::Commands, response_url, &body, to)
+            .await
     }
 
     /// POST of a ChargingProfiles result (ChargingProfileResult, ActiveChargingProfileResult or ClearProfileResult),
@@ -539,18 +525,32 @@ impl Client {
         result: &T,
         to: &Recipient,
     ) -> Result<Accepted, PushError> {
+        self.post_result(peer, &ModuleId::ChargingProfiles, response_url, result, to)
+            .await
+    }
+
+    /// POSTs an asynchronous result, bare, to the `response_url` the peer gave with its request
+    /// (any absolute http(s) URL), routed to `to` as a message of `module`.
+    async fn post_result<T: Serialize + ?Sized>(
+        &self,
+        peer: &Peer,
+        module: &ModuleId,
+        response_url: &str,
+        body: &T,
+        to: &Recipient,
+    ) -> Result<Accepted, PushError> {
         if !crate::types::is_http_url(response_url) {
             return Err(PushError::InvalidUrl(format!(
                 "response_url is not an absolute http(s) URL: {response_url}"
             )));
         }
-        let routing = self.routing_to(peer, &ModuleId::ChargingProfiles, to);
+        let routing = self.routing_to(peer, module, to);
         self.request(
             Method::POST,
             response_url,
             &peer.token_out,
             peer.encode_token,
-            Some(result),
+            Some(body),
             routing.as_ref(),
             None,
         )

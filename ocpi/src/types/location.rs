@@ -749,8 +749,9 @@ pub const CAPABILITIES_221: [&str; 13] = [
     "UNLOCK_CAPABLE",
 ];
 
-/// `-?[0-9]{1,int_digits}\.[0-9]{5,7}` (GeoLocation latitude / longitude).
-fn coordinate_ok(s: &str, int_digits: usize) -> bool {
+/// `-?[0-9]{1,int_digits}\.[0-9]{5,7}` (GeoLocation latitude / longitude): 2 integer digits
+/// for a latitude, 3 for a longitude.
+pub fn coordinate_ok(s: &str, int_digits: usize) -> bool {
     let s = s.strip_prefix('-').unwrap_or(s);
     let Some((int, frac)) = s.split_once('.') else {
         return false;
